@@ -1,0 +1,57 @@
+"""The ``pyschedvisu`` command line. Each sub-command lives in ``pyschedvisu.commands``."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from pyschedvisu import __version__
+
+app = typer.Typer(
+    name="pyschedvisu",
+    help="Rebuild the effective schedule of PET/CT and SPECT/CT scanners from PACS metadata and report it.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+#: Sub-command modules, in help order; each exposes ``register(app)``.
+COMMAND_MODULES = ["config", "synth", "pacs", "retrieve", "extract", "evaluate", "report", "run", "demo"]
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"pyschedvisu {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", help="Config file (TOML). Default: $PYSCHEDVISU_CONFIG, else built-in defaults.", envvar="PYSCHEDVISU_CONFIG"),
+    ] = None,
+    log_level: Annotated[str | None, typer.Option("--log-level", help="Override logging.level (DEBUG, INFO, WARNING, ERROR).")] = None,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")] = False,
+) -> None:
+    ctx.obj = {"config": config, "log_level": log_level}
+
+
+for _name in COMMAND_MODULES:
+    _modname = f"pyschedvisu.commands.{_name}"
+    if importlib.util.find_spec(_modname) is not None:
+        importlib.import_module(_modname).register(app)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

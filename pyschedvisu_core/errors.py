@@ -1,0 +1,95 @@
+"""Every exception pySchedVisu raises on purpose.
+
+Errors from pynetdicom, pydicom, polars or the SMTP library are translated at the
+boundary (``raise ... from exc``) so that callers only need this tree::
+
+    PySchedVisuError
+    ├── ConfigError                 bad or missing configuration (exit code 2)
+    ├── PseudonymKeyError           no key to pseudonymise patient ids
+    ├── PacsError                   anything that went wrong talking to a PACS
+    │   ├── PacsUnreachableError    TCP connect / association request failed
+    │   ├── AssociationRejectedError  the PACS refused our AE title or contexts
+    │   ├── PacsThrottledError      0xC336-like "busy / out of resources" status
+    │   ├── PacsTimeoutError        DIMSE / network timeout, aborted association
+    │   └── PacsOperationError      a DIMSE failure status that retrying won't fix
+    ├── RetrievalError              a day could not be retrieved after its retries
+    ├── HeaderError                 a DICOM header lacks what a rule needs (series quarantined)
+    ├── StoreError                  the on-disk series / study store is unreadable
+    ├── ExtractionError             series could not be turned into studies
+    ├── ReportError                 a page or the PDF / HTML could not be produced
+    └── DeliveryError               the e-mail could not be sent
+"""
+
+from __future__ import annotations
+
+
+class PySchedVisuError(Exception):
+    """Root of every error raised on purpose by pySchedVisu."""
+
+
+class ConfigError(PySchedVisuError):
+    """The configuration is invalid; ``problems`` holds one ``file: key: what`` line each."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+class PseudonymKeyError(PySchedVisuError):
+    """No secret key is available to pseudonymise patient identifiers."""
+
+
+class PacsError(PySchedVisuError):
+    """Something went wrong while talking to a PACS."""
+
+
+class PacsUnreachableError(PacsError):
+    """The PACS did not accept a TCP connection or an association request."""
+
+
+class AssociationRejectedError(PacsError):
+    """The PACS rejected the association (AE title unknown, no accepted context...)."""
+
+
+class PacsThrottledError(PacsError):
+    """The PACS answered with a 'busy / out of resources' status (e.g. 0xC336)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        self.status = status
+        super().__init__(message)
+
+
+class PacsTimeoutError(PacsError):
+    """A DIMSE or network timeout, or an association aborted mid-operation."""
+
+
+class PacsOperationError(PacsError):
+    """A DIMSE operation failed with a status that retrying will not fix."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        self.status = status
+        super().__init__(message)
+
+
+class RetrievalError(PySchedVisuError):
+    """A day could not be retrieved after all its retries."""
+
+
+class HeaderError(PySchedVisuError):
+    """A DICOM header lacks what a rule needs; the series is quarantined with this reason."""
+
+
+class StoreError(PySchedVisuError):
+    """The on-disk store is unreadable or inconsistent."""
+
+
+class ExtractionError(PySchedVisuError):
+    """Series could not be turned into studies."""
+
+
+class ReportError(PySchedVisuError):
+    """A report page, the PDF or the HTML could not be produced."""
+
+
+class DeliveryError(PySchedVisuError):
+    """The report could not be delivered by e-mail."""

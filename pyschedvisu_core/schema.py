@@ -1,0 +1,82 @@
+"""Column schemas shared by the stages (series store, study table, truth).
+
+Kept in one place so that retrieval, extraction, evaluation and the synthetic
+department agree on names and dtypes.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+DT = pl.Datetime("us")
+
+#: One row per kept acquisition series, as stored per day by retrieval.
+SERIES_SCHEMA: dict[str, pl.DataType] = {
+    "date": pl.Date(),
+    "patient_key": pl.String(),  # HMAC-SHA256 pseudonym, never the raw PatientID
+    "study_uid": pl.String(),
+    "series_uid": pl.String(),
+    "study_description": pl.String(),
+    "series_description": pl.String(),
+    "protocol_name": pl.String(),
+    "institution": pl.String(),  # normalised (lower case, no spaces)
+    "modality": pl.String(),
+    "n_instances": pl.Int32(),
+    "machine": pl.String(),  # ManufacturerModelName as found in the header
+    "start": DT,
+    "end": DT,
+}
+
+#: Series that should have been kept but lack a usable start, end or machine.
+FAILED_SCHEMA: dict[str, pl.DataType] = {**SERIES_SCHEMA, "reason": pl.String()}
+
+#: Series / studies left out on purpose by a rule (not failures).
+EXCLUDED_SCHEMA: dict[str, pl.DataType] = {
+    "date": pl.Date(),
+    "level": pl.String(),  # "study" or "series"
+    "study_uid": pl.String(),
+    "series_uid": pl.String(),  # null for study-level exclusions
+    "reason": pl.String(),
+}
+
+#: The study table produced by extraction (``<data_dir>/studies.parquet``).
+STUDY_SCHEMA: dict[str, pl.DataType] = {
+    "date": pl.Date(),
+    "machine": pl.String(),  # display machine (group without ``_NoCT``)
+    "machine_group": pl.String(),
+    "study_uid": pl.String(),
+    "take": pl.Int32(),
+    "study_key": pl.String(),  # study_uid + "_" + take
+    "description": pl.String(),  # label, or "OTHER"
+    "start": DT,
+    "end": DT,
+    "start_prep": DT,
+    "end_prep": DT,
+    "patient_key": pl.String(),
+    "modalities": pl.String(),  # sorted, comma-joined
+    "protocol_names": pl.String(),
+    "study_descriptions": pl.String(),
+    "n_series": pl.Int32(),
+    "fully_contained": pl.Boolean(),
+    "time_to_prev_s": pl.Float64(),
+    "time_to_next_s": pl.Float64(),
+    "time_to_prev_prep_s": pl.Float64(),
+    "time_to_next_prep_s": pl.Float64(),
+}
+
+#: What a perfect pipeline must report (written by the synthetic department).
+TRUTH_STUDY_SCHEMA: dict[str, pl.DataType] = {
+    "date": pl.Date(),
+    "machine": pl.String(),
+    "study_uid": pl.String(),
+    "take": pl.Int32(),
+    "description": pl.String(),
+    "start": DT,
+    "end": DT,
+    "patient_id": pl.String(),
+}
+
+
+def empty(schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    """An empty frame with ``schema``."""
+    return pl.DataFrame(schema=schema)

@@ -1,0 +1,37 @@
+"""Shared pytest set-up. Fixture plugins live in ``tests/fixtures/`` (one module per real part)."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import socket
+
+import pytest
+
+# Each plugin module is owned by the part it starts (synthetic department, demo PACS,
+# Orthanc, SMTP, Prefect server); only modules that exist are loaded.
+_PLUGINS = ["synth", "pacs", "orthanc", "smtp", "prefect_server"]
+pytest_plugins = [
+    f"tests.fixtures.{name}" for name in _PLUGINS if importlib.util.find_spec(f"tests.fixtures.{name}") is not None
+]
+
+
+def free_port() -> int:
+    """A TCP port that is free on 127.0.0.1 right now (bound by the OS, then released)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def port() -> int:
+    return free_port()
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """No test reads the developer's config or secrets by accident."""
+    for key in list(os.environ):
+        if key.startswith("PYSCHEDVISU_"):
+            monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("PYSCHEDVISU_PSEUDONYM_KEY", "test-key-not-secret")
