@@ -80,3 +80,55 @@ TRUTH_STUDY_SCHEMA: dict[str, pl.DataType] = {
 def empty(schema: dict[str, pl.DataType]) -> pl.DataFrame:
     """An empty frame with ``schema``."""
     return pl.DataFrame(schema=schema)
+
+
+#: Per-series truth of the synthetic department (``DIR/truth/series.parquet``).
+TRUTH_SERIES_SCHEMA: dict[str, pl.DataType] = {
+    "date": pl.Date(),
+    "study_uid": pl.String(),
+    "series_uid": pl.String(),
+    "modality": pl.String(),
+    "machine": pl.String(),  # ManufacturerModelName
+    "n_instances": pl.Int32(),
+    "start": DT,  # what a perfect retrieval stores (null unless status == "kept")
+    "end": DT,
+    "status": pl.String(),  # "kept" | "excluded" | "failed"
+    "reason": pl.String(),  # a Reason code for excluded / failed, else null
+}
+
+
+class Reason:
+    """Reason codes shared by retrieval, the store and the synthetic truth.
+
+    Stored reasons start with one of these codes; a ``": detail"`` may follow.
+    """
+
+    # study level, excluded on purpose
+    STUDY_DESCRIPTION = "study_description_excluded"  # e.g. EXTRINSEQUE
+    PATIENT_ID = "patient_id_rejected"  # PatientID does not match the pattern (not all digits)
+    NO_INSTITUTION = "no_institution"  # no series of the study carries an InstitutionName
+    INSTITUTION = "institution_not_accepted"  # images from another hospital
+    # series level, excluded on purpose
+    MODALITY = "modality_not_kept"
+    SERIES_DESCRIPTION = "series_description_excluded"  # reformats, fusions, captures...
+    PROTOCOL = "protocol_excluded"
+    NM_DERIVED = "nm_multi_instance"  # NM series with more than one instance
+    SECONDARY = "secondary_image_type"  # ImageType contains SECONDARY
+    # failed series (kept apart, with the reason)
+    NO_START = "no_start"  # no usable AcquisitionTime on the first instance
+    NO_END = "no_end"  # no usable end (last instance time, NM durations)
+    NO_MACHINE = "no_machine"  # no ManufacturerModelName
+    NOT_RETRIEVED = "not_retrieved"  # headers could not be fetched after the retries
+
+    EXCLUDED = (
+        STUDY_DESCRIPTION,
+        PATIENT_ID,
+        NO_INSTITUTION,
+        INSTITUTION,
+        MODALITY,
+        SERIES_DESCRIPTION,
+        PROTOCOL,
+        NM_DERIVED,
+        SECONDARY,
+    )
+    FAILED = (NO_START, NO_END, NO_MACHINE, NOT_RETRIEVED)
