@@ -1,0 +1,589 @@
+"""Retrieval rules (DOMAIN.md §2): which studies and series are kept, and series timing.
+
+The frame filters are vectorised polars; the header rules read pydicom Datasets without ever
+raising on a garbled value (the series is then *failed* with a reason saying which tag).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+import polars as pl
+from pydicom.datadict import dictionary_VR, tag_for_keyword
+from pydicom.dataelem import RawDataElement
+from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
+
+from pyschedvisu_core.dicomtime import combine, parse_da, parse_tm
+from pyschedvisu_core.schema import EXCLUDED_SCHEMA, Reason
+
+__all__ = [
+    "SeriesTiming",
+    "brain_fdg_minutes",
+    "filter_institutions",
+    "filter_series",
+    "filter_studies",
+    "instances_needed",
+    "minify_model",
+    "needs_file_headers",
+    "normalise_institution",
+    "series_timing",
+]
+
+# DICOM pads text with spaces or NUL.
+_PAD = " \x00"
+_MIXED = "mixed"
+#: Longest acquisition we believe (an NM duration beyond this is a garbled header).
+_MAX_DURATION = dt.timedelta(hours=12)
+
+
+# --------------------------------------------------------------------------- names
+
+
+def normalise_institution(name: str | None) -> str | None:
+    """InstitutionName as compared with the accepted list: lower case, no whitespace; "" -> None."""
+    if name is None:
+        return None
+    out = re.sub(r"[\s\x00]+", "", name).lower()
+    return out or None
+
+
+def minify_model(name: str) -> str:
+    """ManufacturerModelName as used in ``[machines]``: lower case, no spaces nor underscores."""
+    return re.sub(r"[\s\x00_]+", "", name).lower()
+
+
+# --------------------------------------------------------------------------- frame filters
+
+
+def _col(frame: pl.DataFrame, name: str, dtype: pl.DataType) -> pl.Expr:
+    """Column ``name`` cast to ``dtype`` (null when the frame lacks it, e.g. an empty frame)."""
+    if name in frame.columns:
+        return pl.col(name).cast(dtype, strict=False)
+    return pl.lit(None, dtype=dtype)
+
+
+def _python_mask(values: pl.Series, test: Callable[[str], bool]) -> pl.Series:
+    """Evaluate ``test`` once per distinct value (fallback for regexes polars cannot compile)."""
+    uniques = values.drop_nulls().unique().to_list()
+    hits = [v for v in uniques if test(v)]
+    return values.is_in(pl.Series(hits, dtype=pl.String)).fill_null(False)
+
+
+def _regex_mask(values: pl.Series, rust_pattern: str, test: Callable[[str], bool]) -> pl.Series:
+    """``values`` matching ``rust_pattern`` (nulls never match).
+
+    Patterns are validated by Python's ``re`` in the config; the few Python-only constructs
+    (look-arounds, back-references) are rejected by polars' regex engine, so fall back to ``re``
+    on the distinct values rather than fail the day.
+    """
+    try:
+        return values.str.contains(rust_pattern).fill_null(False)
+    except pl.exceptions.ComputeError:
+        return _python_mask(values, test)
+
+
+def _excluded(frame: pl.DataFrame, level: str) -> pl.DataFrame:
+    """Rows of ``frame`` (with a ``_reason`` column) in the EXCLUDED_SCHEMA shape."""
+    return frame.select(
+        _col(frame, "date", pl.Date()).alias("date"),
+        pl.lit(level, dtype=pl.String).alias("level"),
+        _col(frame, "study_uid", pl.String()).alias("study_uid"),
+        (
+            _col(frame, "series_uid", pl.String())
+            if level == "series"
+            else pl.lit(None, dtype=pl.String)
+        ).alias("series_uid"),
+        pl.col("_reason").alias("reason"),
+    ).cast(pl.Schema(EXCLUDED_SCHEMA))
+
+
+def _split(frame: pl.DataFrame, reason: pl.Series, level: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(rows whose reason is null, EXCLUDED rows for the others)."""
+    keep = reason.is_null()
+    kept = frame.filter(keep)
+    excluded = _excluded(frame.with_columns(reason.alias("_reason")).filter(~keep), level)
+    return kept, excluded
+
+
+def _stripped(frame: pl.DataFrame, name: str) -> pl.Series:
+    return frame.select(_col(frame, name, pl.String()).str.strip_chars(_PAD)).to_series()
+
+
+def filter_studies(
+    studies: pl.DataFrame, *, patient_id_pattern: str, description_exclude: list[str]
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Split STUDY-level C-FIND rows into (kept, excluded).
+
+    A PatientID must *fully* match ``patient_id_pattern`` (null never does) -> else
+    ``Reason.PATIENT_ID``; then a StudyDescription equal (after strip, case-insensitive) to one of
+    ``description_exclude`` -> ``Reason.STUDY_DESCRIPTION``. Kept rows keep all input columns.
+    """
+    pid = _stripped(studies, "patient_id")
+    compiled = re.compile(patient_id_pattern)
+    pid_ok = _regex_mask(pid, f"^(?:{patient_id_pattern})$", lambda v: bool(compiled.fullmatch(v)))
+
+    desc = _stripped(studies, "study_description").str.to_lowercase()
+    banned = pl.Series([d.strip(_PAD) for d in description_exclude], dtype=pl.String)
+    desc_bad = desc.is_in(banned.str.to_lowercase()).fill_null(False)
+
+    reason = (
+        pl.DataFrame({"ok": pid_ok, "bad": desc_bad})
+        .select(
+            pl.when(~pl.col("ok"))
+            .then(pl.lit(Reason.PATIENT_ID))
+            .when(pl.col("bad"))
+            .then(pl.lit(Reason.STUDY_DESCRIPTION))
+            .otherwise(pl.lit(None, dtype=pl.String))
+        )
+        .to_series()
+    )
+    return _split(studies, reason, "study")
+
+
+def _description_mask(desc: pl.Series, patterns: list[str]) -> pl.Series:
+    """Descriptions matching any pattern, case-insensitive, anchored at the start (``re.match``)."""
+    if not patterns:  # an empty alternation would match everything
+        return pl.Series([False] * len(desc), dtype=pl.Boolean)
+    rust = "(?i)^(?:" + "|".join(f"(?:{p})" for p in patterns) + ")"
+    compiled = [re.compile(p, re.IGNORECASE) for p in patterns]
+    return _regex_mask(desc, rust, lambda v: any(c.match(v) for c in compiled))
+
+
+def filter_series(
+    series: pl.DataFrame,
+    *,
+    description_exclude: list[str],
+    protocol_exclude: list[str],
+    modalities: list[str],
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Split SERIES-level C-FIND rows into (kept, excluded), DOMAIN §2.2.
+
+    First rule that applies gives the reason: modality not in ``modalities`` ->
+    ``MODALITY``; SeriesDescription matching a pattern (case-insensitive, anchored at its start)
+    -> ``SERIES_DESCRIPTION``; ProtocolName in ``protocol_exclude`` (exact) -> ``PROTOCOL``;
+    NM with more than one instance -> ``NM_DERIVED``. Values are compared without DICOM padding;
+    a null description / protocol never matches.
+    """
+    modality = _stripped(series, "modality")
+    desc = _stripped(series, "series_description")
+    protocol = _stripped(series, "protocol_name")
+    n_inst = series.select(_col(series, "n_instances", pl.Int64())).to_series()
+
+    flags = pl.DataFrame(
+        {
+            "mod_ok": modality.is_in(pl.Series(modalities, dtype=pl.String)).fill_null(False),
+            "desc": _description_mask(desc, description_exclude),
+            "proto": protocol.is_in(pl.Series(protocol_exclude, dtype=pl.String)).fill_null(False),
+            "nm_multi": ((modality == "NM") & (n_inst > 1)).fill_null(False),
+        }
+    )
+    reason = flags.select(
+        pl.when(~pl.col("mod_ok"))
+        .then(pl.lit(Reason.MODALITY))
+        .when(pl.col("desc"))
+        .then(pl.lit(Reason.SERIES_DESCRIPTION))
+        .when(pl.col("proto"))
+        .then(pl.lit(Reason.PROTOCOL))
+        .when(pl.col("nm_multi"))
+        .then(pl.lit(Reason.NM_DERIVED))
+        .otherwise(pl.lit(None, dtype=pl.String))
+    ).to_series()
+    return _split(series, reason, "series")
+
+
+def filter_institutions(
+    series: pl.DataFrame, *, accepted: list[str]
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Apply the institution rule per study; (kept series, excluded studies).
+
+    Per study, the distinct normalised InstitutionNames of its series decide: none ->
+    ``NO_INSTITUTION``; one -> kept if accepted; several -> ``"mixed"``, kept if ``"mixed"`` is
+    accepted and at least one of the names is. Others -> ``INSTITUTION``. Kept rows get
+    ``institution`` = the study's resolved name; excluded rows are one per study (series_uid null).
+    """
+    accepted_norm = sorted({n for a in accepted if (n := normalise_institution(a)) is not None})
+    mixed_ok = _MIXED in accepted_norm
+    raw = series.select(_col(series, "institution", pl.String())).to_series()
+    # Few distinct names per day: normalise those in Python so that the rule is exactly
+    # normalise_institution(), then map the column.
+    distinct = raw.drop_nulls().unique().to_list()
+    norm = raw.replace_strict(
+        distinct,
+        [normalise_institution(v) for v in distinct],
+        default=None,
+        return_dtype=pl.String,
+    )
+    work = series.with_columns(
+        _col(series, "study_uid", pl.String()).alias("_study"), norm.alias("_norm")
+    )
+    per_study = (
+        work.group_by("_study", maintain_order=True)
+        .agg(
+            _names=pl.col("_norm").drop_nulls().unique().sort(),
+            _date=_col(work, "date", pl.Date()).first(),
+        )
+        .with_columns(
+            _n=pl.col("_names").list.len(),
+            _any=pl.col("_names")
+            .list.eval(pl.element().is_in(pl.Series(accepted_norm, dtype=pl.String)))
+            .list.any(),
+        )
+        .with_columns(
+            _resolved=pl.when(pl.col("_n") == 1)
+            .then(pl.col("_names").list.first())
+            .when(pl.col("_n") > 1)
+            .then(pl.lit(_MIXED))
+            .otherwise(pl.lit(None, dtype=pl.String)),
+            _reason=pl.when(pl.col("_n") == 0)
+            .then(pl.lit(Reason.NO_INSTITUTION))
+            .when((pl.col("_n") > 1) & (not mixed_ok))
+            .then(pl.lit(Reason.INSTITUTION))
+            .when(~pl.col("_any"))
+            .then(pl.lit(Reason.INSTITUTION))
+            .otherwise(pl.lit(None, dtype=pl.String)),
+        )
+    )
+    rejected = per_study.filter(pl.col("_reason").is_not_null())
+    excluded = _excluded(
+        rejected.rename({"_study": "study_uid", "_date": "date"}).drop("_names"), "study"
+    )
+    kept = (
+        work.join(
+            per_study.filter(pl.col("_reason").is_null()).select("_study", "_resolved"),
+            on="_study",
+            how="inner",
+            nulls_equal=True,
+            maintain_order="left",
+        )
+        .with_columns(pl.col("_resolved").alias("institution"))
+        .drop("_study", "_norm", "_resolved")
+    )
+    # keep the caller's column order (institution may be appended when it was missing)
+    order = [*series.columns, *(c for c in kept.columns if c not in series.columns)]
+    return kept.select(order), excluded
+
+
+# --------------------------------------------------------------------------- which instances
+
+
+def instances_needed(modality: str, n_instances: int) -> list[int]:
+    """InstanceNumbers whose headers timing needs: CT/PT first and last, NM (and others) the first."""
+    if modality.strip(_PAD).upper() in ("CT", "PT") and n_instances > 1:
+        return [1, n_instances]
+    return [1]
+
+
+_BRAIN_FDG = re.compile(
+    r"(?=.*\bfdg\b)(?=.*\b(?:cerveau|brain)\b).*?(?<![0-9])([0-9]{1,3}) *min", re.ASCII
+)
+
+
+def brain_fdg_minutes(series_description: str | None) -> int | None:
+    """Minutes of a brain-FDG series described like ``FDG Cerveau 10min``; else None."""
+    if not series_description:
+        return None
+    text = re.sub(r"[_\-]+", " ", series_description.lower())
+    match = _BRAIN_FDG.match(text)
+    if match is None:
+        return None
+    minutes = int(match.group(1))
+    return minutes if 0 < minutes <= 120 else None
+
+
+# --------------------------------------------------------------------------- header access
+
+_TEXT_VRS = frozenset(
+    {"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI", "UT"}
+)
+_MISSING = object()
+
+
+def _value(ds: Dataset, keyword: str) -> object:
+    """Value of ``keyword`` in ``ds`` without triggering pydicom's validation.
+
+    Text elements still raw (as read from a file or a C-FIND/C-STORE stream) are returned as
+    bytes and parsed by us, so a garbled value neither warns nor raises. ``_MISSING`` when absent.
+    """
+    tag = tag_for_keyword(keyword)
+    if tag is None:
+        return _MISSING
+    try:
+        elem = ds.get_item(tag)
+        if elem is None:
+            return _MISSING
+        if isinstance(elem, RawDataElement) and dictionary_VR(tag) in _TEXT_VRS:
+            return elem.value if isinstance(elem.value, bytes) else None
+        if isinstance(elem, RawDataElement):
+            return ds[tag].value
+        return getattr(elem, "value", None)
+    except Exception:  # a broken element is as good as no element
+        return None
+
+
+def _decode(value: bytes) -> str:
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        return value.decode("latin-1")
+
+
+def _strings(value: object) -> list[str]:
+    """A (possibly multi-valued) text value as a list of stripped strings."""
+    if value is _MISSING or value is None:
+        return []
+    if isinstance(value, bytes):
+        value = _decode(value)
+    if isinstance(value, str):
+        parts = value.split("\\")
+    elif isinstance(value, list | tuple | MultiValue):
+        parts = [_decode(v) if isinstance(v, bytes) else str(v) for v in value]
+    else:
+        parts = [str(value)]
+    return [p.strip(_PAD) for p in parts if p.strip(_PAD)]
+
+
+def _text(ds: Dataset, keyword: str) -> str | None:
+    """Single-valued text, stripped; None when absent or empty."""
+    items = _strings(_value(ds, keyword))
+    return "\\".join(items) if items else None
+
+
+def _number(value: object) -> float | None:
+    """A finite, non-negative number from IS/DS/US/str/bytes values; else None."""
+    if value is _MISSING or value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int | float | Decimal):
+        num = float(value)
+    else:
+        items = _strings(value)
+        if len(items) != 1:
+            return None
+        try:
+            num = float(items[0])
+        except ValueError:
+            return None
+    if not math.isfinite(num) or num < 0:
+        return None
+    return num
+
+
+def _count(value: object) -> int | None:
+    """A non-negative integer count (NumberOfFrames...): integral numbers only."""
+    num = _number(value)
+    if num is None or num != int(num):
+        return None
+    return int(num)
+
+
+def _n_values(value: object) -> int:
+    """How many values a multi-valued element holds (RadialPosition)."""
+    if value is _MISSING or value is None:
+        return 0
+    if isinstance(value, bytes | str):
+        return len(_strings(value))
+    if isinstance(value, list | tuple | MultiValue):
+        return len(value)
+    return 1
+
+
+def _sequence(ds: Dataset, keyword: str) -> list[Dataset] | None:
+    """Items of a sequence; None when absent or unreadable."""
+    tag = tag_for_keyword(keyword)
+    if tag is None or tag not in ds:
+        return None
+    try:
+        value = ds[tag].value
+    except Exception:
+        return None
+    if value is None:
+        return None
+    try:
+        return [item for item in value if isinstance(item, Dataset)]
+    except TypeError:
+        return None
+
+
+# --------------------------------------------------------------------------- timing
+
+
+@dataclass(frozen=True)
+class SeriesTiming:
+    """What the instance headers say about a series.
+
+    ``excluded`` is a Reason code when the series is left out for good (SECONDARY images);
+    ``failed`` a Reason code (+ ``": detail"``) when start, end or machine is unusable. Fields
+    that could be read are filled even when ``failed`` is set.
+    """
+
+    start: dt.datetime | None
+    end: dt.datetime | None
+    machine: str | None
+    excluded: str | None = None
+    failed: str | None = None
+
+
+def _is_secondary(ds: Dataset) -> bool:
+    return any(v.upper() == "SECONDARY" for v in _strings(_value(ds, "ImageType")))
+
+
+def _instance_number(ds: Dataset) -> int | None:
+    return _count(_value(ds, "InstanceNumber"))
+
+
+def _ordered(headers: Sequence[Dataset]) -> list[Dataset]:
+    """Headers by InstanceNumber when all have one (C-MOVE delivers in any order)."""
+    numbers = [_instance_number(h) for h in headers]
+    if all(n is not None for n in numbers):
+        order = sorted(range(len(headers)), key=lambda i: numbers[i] or 0)
+        return [headers[i] for i in order]
+    return list(headers)
+
+
+def _acq_datetime(
+    ds: Dataset, day: dt.date, series_date: dt.date | None
+) -> tuple[dt.datetime | None, str]:
+    """AcquisitionTime on the best date available, or (None, why)."""
+    raw = _value(ds, "AcquisitionTime")
+    tm = parse_tm(raw)
+    if tm is None:
+        why = "AcquisitionTime missing" if not _strings(raw) else "AcquisitionTime unparseable"
+        return None, why
+    date = (
+        parse_da(_value(ds, "AcquisitionDate"))
+        or series_date
+        or parse_da(_value(ds, "SeriesDate"))
+        or day
+    )
+    return combine(date, tm), ""
+
+
+def _frame_ms(item: Dataset, fallback: Dataset | None = None) -> float | None:
+    ms = _number(_value(item, "ActualFrameDuration"))
+    if ms is None and fallback is not None:
+        ms = _number(_value(fallback, "ActualFrameDuration"))
+    return ms
+
+
+def _nm_duration(ds: Dataset) -> tuple[dt.timedelta | None, str]:
+    """NM acquisition duration (DOMAIN §2.3), or (None, why).
+
+    A present, non-empty sequence is authoritative: when it is garbled the series fails rather
+    than falling back to a less specific (and likely wrong) source.
+    """
+    phases = _sequence(ds, "PhaseInformationSequence")
+    if phases:
+        total = 0.0
+        for k, item in enumerate(phases, 1):
+            ms = _frame_ms(item)
+            frames = _count(_value(item, "NumberOfFramesInPhase"))
+            if ms is None:
+                return None, f"PhaseInformationSequence item {k}: ActualFrameDuration unusable"
+            if frames is None:
+                return None, f"PhaseInformationSequence item {k}: NumberOfFramesInPhase unusable"
+            total += ms * frames
+        return _checked(total, "PhaseInformationSequence")
+    rotations = _sequence(ds, "RotationInformationSequence")
+    if rotations:
+        total = 0.0
+        for k, item in enumerate(rotations, 1):
+            ms = _frame_ms(item, ds)
+            frames = _count(_value(item, "NumberOfFramesInRotation"))
+            if frames is None:
+                frames = _n_values(_value(item, "RadialPosition")) or None
+            if ms is None:
+                return None, f"RotationInformationSequence item {k}: ActualFrameDuration unusable"
+            if frames is None:
+                return None, (
+                    f"RotationInformationSequence item {k}: no NumberOfFramesInRotation"
+                    " nor RadialPosition"
+                )
+            total += ms * frames
+        return _checked(total, "RotationInformationSequence")
+    ms = _frame_ms(ds)
+    frames = _count(_value(ds, "NumberOfFrames"))
+    if ms is None or frames is None:
+        return None, "no duration: no Phase/RotationInformationSequence, " + (
+            "ActualFrameDuration unusable" if ms is None else "NumberOfFrames unusable"
+        )
+    return _checked(ms * frames, "ActualFrameDuration x NumberOfFrames")
+
+
+def _checked(total_ms: float, source: str) -> tuple[dt.timedelta | None, str]:
+    duration = dt.timedelta(milliseconds=total_ms)
+    if duration <= dt.timedelta(0) or duration > _MAX_DURATION:
+        return None, f"{source}: implausible duration {total_ms:g} ms"
+    return duration, ""
+
+
+def series_timing(
+    modality: str,
+    day: dt.date,
+    headers: Sequence[Dataset],
+    series_description: str | None = None,
+    series_date: dt.date | None = None,
+) -> SeriesTiming:
+    """Start, end and machine of one series from its instance headers (DOMAIN §2.3).
+
+    ``headers``: CT/PT the first and last instance (by InstanceNumber; the same one when N == 1),
+    NM the single instance. Never raises on header content.
+    """
+    if not headers:
+        return SeriesTiming(None, None, None, failed=f"{Reason.NOT_RETRIEVED}: no header")
+    if any(_is_secondary(h) for h in headers):
+        return SeriesTiming(None, None, None, excluded=Reason.SECONDARY)
+
+    ordered = _ordered(headers)
+    first, last = ordered[0], ordered[-1]
+    machine = next((m for h in ordered if (m := _text(h, "ManufacturerModelName"))), None)
+    description = series_description or _text(first, "SeriesDescription")
+    mod = modality.strip(_PAD).upper()
+
+    start, why_start = _acq_datetime(first, day, series_date)
+    end: dt.datetime | None = None
+    why_end = ""
+    if mod == "NM":
+        duration, why_end = _nm_duration(first)
+        if start is not None and duration is not None:
+            end = start + duration
+    else:
+        minutes = brain_fdg_minutes(description) if mod == "PT" else None
+        if minutes is not None:
+            # the last instance's AcquisitionTime is wrong on these series
+            end = start + dt.timedelta(minutes=minutes) if start is not None else None
+        else:
+            end, why_end = _acq_datetime(last, day, series_date)
+            if start is not None and end is not None and end < start:
+                start, end = end, start
+
+    failed: str | None = None
+    if start is None:
+        failed = f"{Reason.NO_START}: {why_start}"
+    elif end is None:
+        failed = f"{Reason.NO_END}: {why_end}"
+    elif machine is None:
+        failed = f"{Reason.NO_MACHINE}: ManufacturerModelName missing"
+    return SeriesTiming(start, end, machine, failed=failed)
+
+
+def needs_file_headers(modality: str, header: Dataset) -> bool:
+    """True when an IMAGE-level C-FIND response lacks what :func:`series_timing` needs.
+
+    The caller then fetches the instance headers (C-GET / C-MOVE). A value that is present but
+    garbled does not count: the file would carry the same value.
+    """
+    if not _strings(_value(header, "AcquisitionTime")):
+        return True
+    if _text(header, "ManufacturerModelName") is None:
+        return True
+    if _value(header, "ImageType") is _MISSING:  # not returned: SECONDARY unknown
+        return True
+    if modality.strip(_PAD).upper() == "NM":
+        duration, _ = _nm_duration(header)
+        return duration is None
+    return False
