@@ -1,0 +1,173 @@
+"""Report labels in French (default) and English, and the date formats of the report."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal
+
+Language = Literal["fr", "en"]
+
+_TEXTS: dict[str, dict[str, str]] = {
+    "fr": {
+        "report": "Rapport {period}",
+        "week": "Semaine {week}",
+        "weeks": "Semaines {first}-{last}",
+        "from_to": "du {start} au {end}",
+        "generated": "Généré le {when}",
+        "saved": "Rapport enregistré : {path}",
+        "date": "Date",
+        "days": "Jours",
+        "slots": "Plages",
+        "exams": "Exam.",
+        "gaps": "Trous",
+        "util": "Util.",
+        "total": "Total",
+        "mean": "Moyen",
+        "overall": "Utilisation globale : {util}",
+        "description": "DESCRIPTION",
+        "n": "N.EXA",
+        "moy": "MOY",
+        "min": "MIN",
+        "max": "MAX",
+        "gaps_row": "TROUS",
+        "other": "AUTRE",
+        "duration_axis": "Durée (min)",
+        "distribution": "Répartition horaire",
+        "schedule": "Agenda effectif",
+        "durations": "Durées des examens",
+        "hover": "{label}<br>{date}<br>{start} – {end} ({minutes} min)",
+        "hover_gap": "Trou<br>{date}<br>{start} – {end} ({minutes} min)",
+        "note_slots": "Plages : examens planifiables par jour ouvrable (configuration), comptées les jours avec des données.",
+        "note_gaps": "Trous : pauses d'au moins {gap} min entre deux examens consécutifs, préparation de {prep} min incluse avant et après chaque examen.",
+        "note_util": "Util. : examens réalisés / plages disponibles ; Moyen = moyenne par colonne avec données.",
+        "note_takes": "[1] / [2] : première prise / prises suivantes (reprises) d'un même examen ({labels}).",
+        "note_boxes": "Cadre : examen avec préparation ; bloc intérieur : acquisition ; hachures : examens avec reprise.",
+        "note_edges": "Au-delà de {days} jours ouvrables, seuls les contours des examens sont dessinés.",
+        "note_occupancy": "Période longue : chaque case (quelques jours × 10 min) prend la couleur de l'examen le plus fréquent.",
+        "navigation": "Navigation",
+        "page_of": "{machine} – {period}",
+        "no_data": "Pages sans données : {pages}",
+    },
+    "en": {
+        "report": "{period} report",
+        "week": "Week {week}",
+        "weeks": "Weeks {first}-{last}",
+        "from_to": "from {start} to {end}",
+        "generated": "Generated on {when}",
+        "saved": "Report saved in: {path}",
+        "date": "Date",
+        "days": "Days",
+        "slots": "Slots",
+        "exams": "Exams",
+        "gaps": "Gaps",
+        "util": "Util.",
+        "total": "Total",
+        "mean": "Mean",
+        "overall": "Overall utilisation: {util}",
+        "description": "DESCRIPTION",
+        "n": "N.EXA",
+        "moy": "MEAN",
+        "min": "MIN",
+        "max": "MAX",
+        "gaps_row": "GAPS",
+        "other": "OTHER",
+        "duration_axis": "Duration (min)",
+        "distribution": "Time of day",
+        "schedule": "Effective schedule",
+        "durations": "Study durations",
+        "hover": "{label}<br>{date}<br>{start} – {end} ({minutes} min)",
+        "hover_gap": "Gap<br>{date}<br>{start} – {end} ({minutes} min)",
+        "note_slots": "Slots: studies that can be planned per business day (configuration), counted on days with data.",
+        "note_gaps": "Gaps: idle time of at least {gap} min between consecutive studies, with {prep} min of preparation before and after each study.",
+        "note_util": "Util.: studies done / slots available; Mean = mean of the columns with data.",
+        "note_takes": "[1] / [2]: first take / later takes (retakes) of the same study ({labels}).",
+        "note_boxes": "Frame: study with preparation; inner block: acquisition; hatched: studies with retakes.",
+        "note_edges": "Beyond {days} business days only the outlines of the studies are drawn.",
+        "note_occupancy": "Long period: each cell (a few days × 10 min) takes the colour of the most frequent study.",
+        "navigation": "Navigation",
+        "page_of": "{machine} – {period}",
+        "no_data": "Pages without data: {pages}",
+    },
+}
+
+_WEEKDAYS = {
+    "fr": ["Lu", "Ma", "Me", "Je", "Ve", "Sa", "Di"],
+    "en": ["Mo", "Tu", "We", "Th", "Fr", "Sa", "Su"],
+}
+_MONTHS = {
+    "fr": [
+        "janv.",
+        "févr.",
+        "mars",
+        "avr.",
+        "mai",
+        "juin",
+        "juil.",
+        "août",
+        "sept.",
+        "oct.",
+        "nov.",
+        "déc.",
+    ],
+    "en": ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"],
+}
+_WEEK_PREFIX = {"fr": "S", "en": "W"}
+
+
+def _lang(lang: str) -> str:
+    return lang if lang in _TEXTS else "fr"
+
+
+def text(key: str, lang: str = "fr", **values: object) -> str:
+    """The label ``key`` in ``lang``, with ``values`` filled in."""
+    template = _TEXTS[_lang(lang)][key]
+    return template.format(**values) if values else template
+
+
+def description_label(description: str, lang: str = "fr") -> str:
+    """Printed name of a description label: ``OTHER`` becomes ``AUTRE`` in French."""
+    if description == "OTHER":
+        return text("other", lang)
+    if description.startswith("OTHER "):  # "OTHER [1]"
+        return text("other", lang) + description[len("OTHER") :]
+    return description
+
+
+def fmt_date(day: dt.date) -> str:
+    """``dd/mm/yyyy``, the date format of the report in both languages."""
+    return day.strftime("%d/%m/%Y")
+
+
+def fmt_datetime(when: dt.datetime) -> str:
+    """``dd/mm/yyyy HH:MM``."""
+    return when.strftime("%d/%m/%Y %H:%M")
+
+
+def weekday_abbrev(day: dt.date, lang: str = "fr") -> str:
+    """Two-letter weekday name."""
+    return _WEEKDAYS[_lang(lang)][day.weekday()]
+
+
+def month_abbrev(day: dt.date, lang: str = "fr") -> str:
+    """Short month name, e.g. ``nov.``."""
+    return _MONTHS[_lang(lang)][day.month - 1]
+
+
+def week_abbrev(week: int, lang: str = "fr") -> str:
+    """``S47`` (fr) / ``W47`` (en)."""
+    return f"{_WEEK_PREFIX[_lang(lang)]}{week}"
+
+
+def fmt_mmss(seconds: float | None) -> str:
+    """``mm:ss`` (minutes may exceed 59); ``-`` for a missing value."""
+    if seconds is None or seconds != seconds:  # None or NaN
+        return "-"
+    total = round(seconds)
+    return f"{total // 60:02d}:{total % 60:02d}"
+
+
+def fmt_percent(value: float | None) -> str:
+    """``87 %`` (fr spacing kept in both languages for a stable table width); ``-`` if missing."""
+    if value is None or value != value:
+        return "-"
+    return f"{value:.0f} %"

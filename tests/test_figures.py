@@ -1,0 +1,285 @@
+"""Figure level: one page built from the small known week (and longer synthetic periods)."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import math
+from typing import Any
+
+import plotly.graph_objects as go
+import pytest
+
+from pyschedvisu_core import figures as F
+from pyschedvisu_core.calendar import business_days
+from tests.report_data import END, MON, SECRET_PATIENT, frame, known_week, study
+
+ORDER = ("FDG STAND.", "FDG CORPS", "RB82 COEUR", "OS 3 PHASE")
+COLORS = ("orange", "gold", "red", "pink", "lightgreen")
+
+
+def spec(start: dt.date = MON, end: dt.date = END, **kw: Any) -> F.PageSpec:
+    base = F.PageSpec(
+        machine="PET GE",
+        period_label="hebdomadaire",
+        start=start,
+        end=end,
+        days=tuple(business_days(start, end)),
+        description_order=ORDER,
+        colors=COLORS,
+        slots_per_weekday=(15, 15, 15, 15, 15),
+        gap_minutes=30,
+        prep_minutes=10,
+        retake_descriptions=("OS 3 PHASE",),
+    )
+    return dataclasses.replace(base, **kw)
+
+
+def traces(fig: go.Figure, meta: str) -> list[Any]:
+    return [t for t in fig.data if getattr(t, "meta", None) == meta]
+
+
+def n_paths(trace: Any, points_per_path: int) -> int:
+    xs = F.decode_array(trace.x)
+    assert len(xs) % points_per_path == 0
+    assert all(math.isnan(v) for v in xs[points_per_path - 1 :: points_per_path])
+    return len(xs) // points_per_path
+
+
+def annotation(fig: go.Figure, name: str) -> str:
+    return next(a.text for a in fig.layout.annotations if a.name == name)
+
+
+@pytest.fixture(scope="module")
+def week_fig() -> go.Figure:
+    return F.page_figure(known_week(), spec())
+
+
+def test_one_outer_and_one_acquisition_box_per_study(week_fig: go.Figure) -> None:
+    boxes = traces(week_fig, "boxes")
+    acq = traces(week_fig, "acquisition")
+    assert sum(n_paths(t, 6) for t in boxes) == 8
+    assert sum(n_paths(t, 6) for t in acq) == 8
+    assert all(t.fill == "toself" for t in boxes + acq)
+    # one trace per label, named in French (OTHER printed AUTRE), OTHER's colour last
+    names = [t.name for t in boxes]
+    assert names == [
+        "FDG STAND.",
+        "FDG CORPS",
+        "RB82 COEUR",
+        "OS 3 PHASE [1]",
+        "OS 3 PHASE [2]",
+        "AUTRE",
+    ]
+    assert boxes[-1].line.color == COLORS[-1]
+    assert boxes[3].line.color == boxes[4].line.color == "pink"
+
+
+def test_consecutive_boxes_alternate_left_and_right(week_fig: go.Figure) -> None:
+    hover = traces(week_fig, F.HOVER_META)[-1]
+    xs = F.decode_array(hover.x)[:6]  # Monday's studies, in start order
+    shifts = [round(x - 0.0, 2) for x in xs]
+    assert shifts == [-0.08, 0.08, -0.08, 0.08, -0.08, 0.08]
+
+
+def test_retake_hatching_first_take_one_way_later_takes_the_other(week_fig: go.Figure) -> None:
+    (first,) = traces(week_fig, "hatch-first")
+    (later,) = traces(week_fig, "hatch-later")
+    fy, ly = F.decode_array(first.y), F.decode_array(later.y)
+    assert len(fy) >= 9 and len(ly) >= 9  # several lines per box
+    assert all(fy[i] < fy[i + 1] for i in range(0, len(fy), 3))  # "\": y grows downwards
+    assert all(ly[i] > ly[i + 1] for i in range(0, len(ly), 3))  # "/"
+    # clipped to the acquisition boxes: take 1 08:00-08:20, take 2 09:30-09:50
+    assert (
+        min(v for v in fy if v == v) >= 8.0 - 1e-5
+        and max(v for v in fy if v == v) <= 8 + 20 / 60 + 1e-5
+    )
+    assert (
+        min(v for v in ly if v == v) >= 9.5 - 1e-5
+        and max(v for v in ly if v == v) <= 9 + 50 / 60 + 1e-5
+    )
+
+
+def test_dashed_gap_lines_one_per_gap(week_fig: go.Figure) -> None:
+    (gaps,) = traces(week_fig, "gaps")
+    assert gaps.line.dash == "dash"
+    assert n_paths(gaps, 3) == 2
+    ys = F.decode_array(gaps.y)
+    assert [round(v, 3) for v in (ys[0], ys[1], ys[3], ys[4])] == [9.333, 10.333, 8.5, 9.333]
+
+
+def test_count_table_cells(week_fig: go.Figure) -> None:
+    cells = F.table_cells(week_fig, "count-table")
+    header, rest = cells[:8], cells[8:]
+    assert header == [
+        "Date",
+        "Lu 18/11",
+        "Ma 19/11",
+        "Me 20/11",
+        "Je 21/11",
+        "Ve 22/11",
+        "Total",
+        "Moyen",
+    ]
+    assert rest[:8] == ["Plages", "15", "15", "0", "0", "0", "30", "15.0"]
+    assert rest[8:16] == ["Exam.", "6", "2", "0", "0", "0", "8", "4.0"]
+    assert rest[16:24] == ["Trous", "1", "1", "0", "0", "0", "2", "1.0"]
+    assert rest[24:] == ["Util. (%)", "40 %", "13 %", "-", "-", "-", "27 %", "27 %"]
+    assert "27 %" in annotation(week_fig, "overall")
+
+
+def test_duration_table_cells(week_fig: go.Figure) -> None:
+    cells = F.table_cells(week_fig, "duration-table")
+    rows = [cells[i : i + 5] for i in range(5, len(cells), 5)]  # the swatch column is blank
+    assert cells[:5] == ["DESCRIPTION", "N.EXA", "MOY", "MIN", "MAX"]
+    assert rows == [
+        ["FDG STAND.", "3", "35:00", "30:00", "45:00"],
+        ["FDG CORPS", "1", "30:00", "30:00", "30:00"],
+        ["RB82 COEUR", "1", "30:00", "30:00", "30:00"],
+        ["OS 3 PHASE [1]", "1", "20:00", "20:00", "20:00"],
+        ["OS 3 PHASE [2]", "1", "20:00", "20:00", "20:00"],
+        ["AUTRE", "1", "120:00", "120:00", "120:00"],
+        ["TROUS", "2", "55:00", "50:00", "60:00"],
+    ]
+
+
+def test_violins_one_per_label_with_their_means(week_fig: go.Figure) -> None:
+    violins = traces(week_fig, "violin")
+    assert [v.name for v in violins] == [
+        "FDG STAND.",
+        "FDG CORPS",
+        "RB82 COEUR",
+        "OS 3 PHASE [1]",
+        "OS 3 PHASE [2]",
+        "AUTRE",
+    ]
+    (means,) = traces(week_fig, "means")
+    assert [round(y, 2) for y in means.y if y is not None][::2] == [
+        35.0,
+        30.0,
+        30.0,
+        20.0,
+        20.0,
+        120.0,
+    ]
+    assert next(iter(week_fig.layout.xaxis2.ticktext)) == "FDG STAND."
+
+
+def test_header_week_dates_machine(week_fig: go.Figure) -> None:
+    assert annotation(week_fig, "title") == "<b>Rapport hebdomadaire</b>"
+    assert annotation(week_fig, "subtitle") == "Semaine 47 — du 18/11/2019 au 22/11/2019"
+    assert annotation(week_fig, "machine") == "<b>PET GE</b>"
+
+
+def test_y_axis_from_8_to_18_widened_to_the_data() -> None:
+    f = F.page_figure(known_week(), spec())
+    assert list(f.layout.yaxis.range) == [18, 7]  # downwards; 07:50 padded start widens the top
+    late = frame([study(MON, "17:30", "19:10", "OTHER", "late")])
+    g = F.page_figure(late, spec())
+    assert list(g.layout.yaxis.range) == [20, 8]
+
+
+def test_study_past_midnight_does_not_wrap_to_the_top() -> None:
+    one = frame([study(MON, "23:00", "23:50", "OTHER", "n")])
+    night = one.with_columns(
+        end=one["end"] + dt.timedelta(hours=1), end_prep=one["end_prep"] + dt.timedelta(hours=1)
+    )
+    g = F.page_figure(night, spec())
+    assert g.layout.yaxis.range[0] == 25
+
+
+@pytest.mark.parametrize(
+    ("weeks", "ticks"),
+    [(1, 5), (2, 10), (3, 3), (4, 4), (12, 3), (24, 6)],
+)
+def test_ticks_thin_out_with_the_period_length(weeks: int, ticks: int) -> None:
+    start = END - dt.timedelta(days=4 + 7 * (weeks - 1))
+    days = business_days(start, END)
+    vals, texts, _ = F.tick_marks(days, F.day_positions(days))
+    assert len(vals) == len(texts) == ticks
+
+
+def test_yearly_ticks_for_ten_years() -> None:
+    days = business_days(dt.date(2016, 1, 1), dt.date(2025, 11, 21))
+    _, texts, bounds = F.tick_marks(days, F.day_positions(days, 0.0))
+    assert texts == [str(y) for y in range(2016, 2026)]
+    assert len(bounds) == 9
+
+
+def test_friday_spacer_between_weeks() -> None:
+    days = business_days(dt.date(2019, 11, 11), END)
+    pos = F.day_positions(days)
+    assert pos[4] - pos[3] == 1.0 and pos[5] - pos[4] == 2.0
+
+
+def synthetic(start: dt.date, end: dt.date) -> Any:
+    rows = []
+    for k, day in enumerate(business_days(start, end)):
+        for j, (a, b) in enumerate([("08:00", "08:40"), ("09:00", "09:30"), ("11:00", "11:45")]):
+            rows.append(study(day, a, b, ORDER[(k + j) % 3], f"{day}-{j}"))
+    return frame(rows)
+
+
+def test_long_periods_edges_only_no_gap_lines_and_a_distribution() -> None:
+    start = dt.date(2019, 6, 10)  # 24 weeks
+    f = F.page_figure(synthetic(start, END), spec(start=start, period_label="semestriel"))
+    boxes = traces(f, "boxes")
+    assert boxes and all(t.fill is None for t in boxes)
+    assert not traces(f, "acquisition")
+    assert traces(f, "gaps")  # 24 weeks is still "under ~6 months"
+    assert len(traces(f, "distribution")) == 3
+    assert f.layout.xaxis.domain == (0.0, 0.8)
+
+
+def test_over_half_a_year_no_gap_lines() -> None:
+    start = dt.date(2019, 1, 1)
+    f = F.page_figure(synthetic(start, END), spec(start=start, period_label="annuel"))
+    assert not traces(f, "gaps")
+
+
+def test_years_drawn_as_an_occupancy_map() -> None:
+    start = dt.date(2016, 1, 1)
+    f = F.page_figure(synthetic(start, END), spec(start=start, period_label="longue durée"))
+    (heat,) = traces(f, "occupancy")
+    assert len(heat.x) == F.OCCUPANCY_COLUMNS
+    values = {v for row in heat.z for v in row if v is not None}
+    assert values == {0.0, 1.0, 2.0}
+    assert [t.name for t in traces(f, "legend")] == list(ORDER[:3])
+    assert "2016 - 2019" in annotation(f, "subtitle")
+
+
+def test_english_labels() -> None:
+    f = F.page_figure(known_week(), spec(language="en", period_label="weekly"))
+    assert annotation(f, "title") == "<b>Weekly report</b>"
+    assert "Week 47" in annotation(f, "subtitle")
+    cells = F.table_cells(f, "duration-table")
+    assert "GAPS" in cells and "OTHER" in cells and "MEAN" in cells
+    assert "Mo 18/11" in F.table_cells(f, "count-table")
+
+
+def test_hover_shows_label_times_and_duration_never_the_patient(week_fig: go.Figure) -> None:
+    (hover,) = [t for t in traces(week_fig, F.HOVER_META) if "AUTRE" in "".join(t.hovertext)]
+    assert "AUTRE<br>18/11/2019<br>11:00 – 13:00 (120 min)" in hover.hovertext
+    text = week_fig.to_json()
+    assert SECRET_PATIENT not in text and "u1_1" not in text
+
+
+def test_stamp_and_printable() -> None:
+    fig = json.loads(F.page_figure(known_week(), spec()).to_json())
+    out = F.printable(
+        F.stamp(
+            fig, generated="Généré le X", footer="saved at Y", extra_notes=["2 jours manquants"]
+        )
+    )
+    anns = {a["name"]: a["text"] for a in out["layout"]["annotations"]}
+    assert anns["generated"] == "Généré le X" and anns["footer"] == "saved at Y"
+    assert anns["notes"].endswith("<b>⚠ 2 jours manquants</b>")
+    assert not [t for t in out["data"] if t.get("meta") == F.HOVER_META]
+    assert len(out["data"]) == len(fig["data"]) - 2  # the study and gap hover traces
+
+
+def test_typed_arrays_round_trip() -> None:
+    arr = F.typed_array([1.5, None, 3.25])
+    back = F.decode_array(arr)
+    assert back[0] == 1.5 and math.isnan(back[1]) and back[2] == 3.25

@@ -1,0 +1,282 @@
+"""Report numbers as frames: labels, colours, gaps, counts, durations, time of day."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+
+import polars as pl
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from polars.testing import assert_frame_equal
+
+from pyschedvisu_core import schedule as sch
+from tests.report_data import MON, TUE, frame, known_week, study
+
+WEEK = [MON + dt.timedelta(days=i) for i in range(5)]
+RETAKES = ("OS 3 PHASE",)
+
+
+def at(day: dt.date, hhmm: str) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time.fromisoformat(hhmm))
+
+
+def test_gaps_of_the_known_week() -> None:
+    got = sch.find_gaps(known_week(), 30)
+    want = pl.DataFrame(
+        {
+            "date": [MON, TUE],
+            "start": [at(MON, "09:20"), at(TUE, "08:30")],
+            "end": [at(MON, "10:20"), at(TUE, "09:20")],
+            "duration_s": [3600.0, 3000.0],
+        },
+        schema={
+            "date": pl.Date(),
+            "start": pl.Datetime("us"),
+            "end": pl.Datetime("us"),
+            "duration_s": pl.Float64(),
+        },
+    )
+    assert_frame_equal(got, want)
+
+
+def test_gap_not_counted_where_a_long_overlapping_study_is_still_running() -> None:
+    # B lies inside A; the stretch between B's end and C's start is not idle (A runs).
+    f = frame(
+        [
+            study(MON, "08:00", "12:00", "OTHER", "a"),
+            study(MON, "08:30", "09:00", "OTHER", "b"),
+            study(MON, "12:05", "12:30", "OTHER", "c"),
+        ]
+    )
+    assert sch.find_gaps(f, 30).height == 0
+
+
+def test_overlapping_study_ending_inside_a_candidate_gap_shortens_it() -> None:
+    # A (08:00-10:00) outlasts B (08:30-09:00): idle time only from A's padded end.
+    f = frame(
+        [
+            study(MON, "08:00", "10:00", "OTHER", "a"),
+            study(MON, "08:30", "09:00", "OTHER", "b"),
+            study(MON, "11:00", "11:30", "OTHER", "c"),
+        ]
+    )
+    got = sch.find_gaps(f, 30)
+    assert got["start"].to_list() == [at(MON, "10:10")]
+    assert got["duration_s"].to_list() == [40 * 60.0]
+
+
+def test_threshold_is_inclusive() -> None:
+    f = frame(
+        [study(MON, "08:00", "08:30", "OTHER", "a"), study(MON, "09:20", "09:40", "OTHER", "b")]
+    )
+    assert sch.find_gaps(f, 30).height == 1  # 08:40 -> 09:10 = exactly 30 min
+    assert sch.find_gaps(f, 31).height == 0
+
+
+def test_labels_split_by_take_and_retaken_flag() -> None:
+    lab = sch.with_labels(known_week(), RETAKES)
+    assert lab.filter(pl.col("study_uid") == "u7")["label"].to_list() == [
+        "OS 3 PHASE [1]",
+        "OS 3 PHASE [2]",
+    ]
+    assert lab.filter(pl.col("retaken"))["study_uid"].unique().to_list() == ["u7"]
+    assert lab.filter(pl.col("study_uid") == "u6")["duration_s"].item() == 45 * 60
+
+
+def test_label_order_and_colours_other_last() -> None:
+    order = ["FDG STAND.", "FDG CORPS", "RB82 COEUR", "OS 3 PHASE"]
+    present = ["OTHER", "OS 3 PHASE [2]", "FDG STAND.", "OS 3 PHASE [1]", "NEW LABEL"]
+    assert sch.label_order(order, present, RETAKES) == [
+        "FDG STAND.",
+        "OS 3 PHASE [1]",
+        "OS 3 PHASE [2]",
+        "NEW LABEL",
+        "OTHER",
+    ]
+    colors = ["c0", "c1", "c2", "last"]
+    assert [
+        sch.color_of(x, order, colors)
+        for x in ["FDG STAND.", "FDG CORPS", "RB82 COEUR", "OS 3 PHASE [2]", "OTHER"]
+    ] == [
+        "c0",
+        "c1",
+        "c2",
+        "c0",
+        "last",  # 4th label wraps around, never takes OTHER's colour
+    ]
+
+
+def test_count_table_per_day_with_total_and_mean() -> None:
+    studies = known_week()
+    gaps = sch.find_gaps(studies, 30)
+    daily = sch.daily_counts(studies, gaps, WEEK, [15, 15, 15, 15, 15])
+    table = sch.count_table(daily, sch.day_bins(WEEK, "day"))
+    assert table["label"].to_list() == [
+        "Lu 18/11",
+        "Ma 19/11",
+        "Me 20/11",
+        "Je 21/11",
+        "Ve 22/11",
+        "total",
+        "mean",
+    ]
+    rows = {r["label"]: r for r in table.iter_rows(named=True)}
+    assert (rows["Lu 18/11"]["slots"], rows["Lu 18/11"]["exams"], rows["Lu 18/11"]["gaps"]) == (
+        15,
+        6,
+        1,
+    )
+    assert rows["Lu 18/11"]["util"] == pytest.approx(40.0)
+    assert rows["Me 20/11"]["slots"] == 0 and rows["Me 20/11"]["util"] is None
+    assert (rows["total"]["slots"], rows["total"]["exams"], rows["total"]["gaps"]) == (30, 8, 2)
+    assert rows["total"]["util"] == pytest.approx(100 * 8 / 30)
+    assert (rows["mean"]["exams"], rows["mean"]["gaps"]) == (4.0, 1.0)
+    assert rows["mean"]["util"] == pytest.approx((40 + 100 * 2 / 15) / 2)
+
+
+def test_weekly_bins_count_days_with_data() -> None:
+    days = [MON - dt.timedelta(days=7) + dt.timedelta(days=i) for i in range(12) if (i % 7) < 5]
+    studies = known_week()
+    daily = sch.daily_counts(studies, sch.find_gaps(studies, 30), days, [7, 7, 7, 7, 7])
+    table = sch.count_table(daily, sch.day_bins(days, "week"))
+    assert table["label"].to_list() == ["S46", "S47", "total", "mean"]
+    assert table["days"].to_list() == [0, 2, 2, 2]
+    assert table["slots"].to_list()[:2] == [0, 14]
+
+
+def test_month_bins_label_with_year_only_when_the_period_spans_years() -> None:
+    one = sch.day_bins([dt.date(2019, 1, 7), dt.date(2019, 2, 4)], "month")
+    two = sch.day_bins([dt.date(2018, 12, 3), dt.date(2019, 1, 7)], "month")
+    assert one["bin_label"].to_list() == ["janv.", "févr."]
+    assert two["bin_label"].to_list() == ["12/18", "01/19"]
+
+
+def test_four_week_bins_are_counted_back_from_the_end() -> None:
+    days = [dt.date(2019, 9, 2) + dt.timedelta(days=i) for i in range(0, 12 * 7) if i % 7 < 5]
+    bins = sch.day_bins(days, "4weeks")
+    assert bins["bin_label"].unique(maintain_order=True).to_list() == ["S36-39", "S40-43", "S44-47"]
+
+
+def test_duration_table_with_split_and_gap_row() -> None:
+    lab = sch.with_labels(known_week(), RETAKES)
+    labels = sch.label_order(
+        ["FDG STAND.", "FDG CORPS", "RB82 COEUR", "OS 3 PHASE"],
+        lab["label"].unique().to_list(),
+        RETAKES,
+    )
+    got = sch.duration_table(lab, sch.find_gaps(known_week(), 30), labels)
+    want = pl.DataFrame(
+        {
+            "label": [
+                "FDG STAND.",
+                "FDG CORPS",
+                "RB82 COEUR",
+                "OS 3 PHASE [1]",
+                "OS 3 PHASE [2]",
+                "OTHER",
+                "GAPS",
+            ],
+            "n": [3, 1, 1, 1, 1, 1, 2],
+            "mean_s": [2100.0, 1800.0, 1800.0, 1200.0, 1200.0, 7200.0, 3300.0],
+            "min_s": [1800.0, 1800.0, 1800.0, 1200.0, 1200.0, 7200.0, 3000.0],
+            "max_s": [2700.0, 1800.0, 1800.0, 1200.0, 1200.0, 7200.0, 3600.0],
+        },
+        schema={
+            "label": pl.String(),
+            "n": pl.Int64(),
+            "mean_s": pl.Float64(),
+            "min_s": pl.Float64(),
+            "max_s": pl.Float64(),
+        },
+    )
+    assert_frame_equal(got, want)
+
+
+def test_time_of_day_distribution_peaks_at_one_where_studies_run() -> None:
+    lab = sch.with_labels(known_week(), RETAKES)
+    dist = sch.time_of_day_distribution(lab, ["FDG STAND."], 180, 900)
+    assert dist["share"].max() == pytest.approx(1.0)
+    assert dist.filter(pl.col("hour").is_between(8.1, 8.3))["share"].min() > 0.5
+    assert dist.filter(pl.col("hour").is_between(9.5, 10.2))["share"].max() == 0.0
+
+
+def test_duration_density_is_normalised_and_spans_the_data() -> None:
+    lab = sch.with_labels(known_week(), RETAKES)
+    dens = sch.duration_density(lab, ["FDG STAND.", "OTHER"], points=16)
+    part = dens.filter(pl.col("label") == "FDG STAND.")
+    assert part.height == 16 and part["density"].max() == pytest.approx(1.0)
+    assert (part["minutes"].min(), part["minutes"].max()) == (30.0, 45.0)
+    assert dens.filter(pl.col("label") == "OTHER")["minutes"].to_list() == [120.0]
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("3m", 180), ("15m", 900), ("1h30m", 5400), ("90s", 90)]
+)
+def test_parse_duration(text: str, seconds: int) -> None:
+    assert sch.parse_duration(text) == seconds
+
+
+def test_parse_duration_rejects_garbage() -> None:
+    with pytest.raises(ValueError, match="duration"):
+        sch.parse_duration("3 minutes")
+
+
+intervals = st.lists(
+    st.tuples(st.integers(7 * 60, 19 * 60), st.integers(1, 180)), min_size=1, max_size=25
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(spans=intervals, threshold=st.integers(1, 90))
+def test_gaps_are_exactly_the_idle_stretches_between_merged_studies(
+    spans: list[tuple[int, int]], threshold: int
+) -> None:
+    rows = [
+        study(
+            MON,
+            f"{a // 60:02d}:{a % 60:02d}",
+            f"{min(a + d, 1439) // 60:02d}:{min(a + d, 1439) % 60:02d}",
+            "OTHER",
+            f"u{i}",
+            prep=0,
+        )
+        for i, (a, d) in enumerate(spans)
+    ]
+    got = sch.find_gaps(frame(rows), threshold)
+    # Brute force: merge the intervals, gaps are the holes >= threshold between them.
+    merged: list[list[int]] = []
+    for a, b in sorted((a, min(a + d, 1439)) for a, d in spans):
+        if merged and a <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], b)
+        else:
+            merged.append([a, b])
+    want = [(x[1], y[0]) for x, y in itertools.pairwise(merged) if y[0] - x[1] >= threshold]
+    minutes = [
+        (int(s.hour * 60 + s.minute), int(e.hour * 60 + e.minute))
+        for s, e in got.select("start", "end").iter_rows()
+    ]
+    assert minutes == want
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    per_day=st.lists(st.integers(0, 12), min_size=5, max_size=5),
+    slots=st.lists(st.integers(0, 20), min_size=5, max_size=5),
+)
+def test_count_table_total_is_the_sum_of_its_bins(per_day: list[int], slots: list[int]) -> None:
+    rows = [
+        study(day, f"{8 + k:02d}:00", f"{8 + k:02d}:30", "OTHER", f"{day}-{k}")
+        for day, n in zip(WEEK, per_day, strict=True)
+        for k in range(n)
+    ]
+    studies = frame(rows) if rows else frame([study(MON, "08:00", "08:30", "OTHER", "x")]).clear()
+    daily = sch.daily_counts(studies, sch.find_gaps(studies, 30), WEEK, slots)
+    table = sch.count_table(daily, sch.day_bins(WEEK, "day"))
+    bins = table.filter(pl.col("row") == "bin")
+    total = table.filter(pl.col("row") == "total").row(0, named=True)
+    assert total["exams"] == sum(per_day) == bins["exams"].sum()
+    assert total["slots"] == sum(s for s, n in zip(slots, per_day, strict=True) if n > 0)
+    if total["slots"]:
+        assert total["util"] == pytest.approx(100 * sum(per_day) / total["slots"])
