@@ -20,7 +20,17 @@ app = typer.Typer(
 )
 
 #: Sub-command modules, in help order; each exposes ``register(app)``.
-COMMAND_MODULES = ["config", "synth", "pacs", "retrieve", "extract", "evaluate", "report", "run", "demo"]
+COMMAND_MODULES = [
+    "config",
+    "synth",
+    "pacs",
+    "retrieve",
+    "extract",
+    "evaluate",
+    "report",
+    "run",
+    "demo",
+]
 
 
 def _version(value: bool) -> None:
@@ -34,10 +44,20 @@ def _root(
     ctx: typer.Context,
     config: Annotated[
         Path | None,
-        typer.Option("--config", "-c", help="Config file (TOML). Default: $PYSCHEDVISU_CONFIG, else built-in defaults.", envvar="PYSCHEDVISU_CONFIG"),
+        typer.Option(
+            "--config",
+            "-c",
+            help="Config file (TOML). Default: $PYSCHEDVISU_CONFIG, else built-in defaults.",
+            envvar="PYSCHEDVISU_CONFIG",
+        ),
     ] = None,
-    log_level: Annotated[str | None, typer.Option("--log-level", help="Override logging.level (DEBUG, INFO, WARNING, ERROR).")] = None,
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")] = False,
+    log_level: Annotated[
+        str | None,
+        typer.Option("--log-level", help="Override logging.level (DEBUG, INFO, WARNING, ERROR)."),
+    ] = None,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
 ) -> None:
     ctx.obj = {"config": config, "log_level": log_level}
 

@@ -46,55 +46,127 @@ class PacsSettings(Section):
 
     host: str = Field("127.0.0.1", description="Host name or IP address of the PACS.")
     port: int = Field(11112, ge=1, le=65535, description="DICOM port of the PACS.")
-    called_ae: str = Field("DEMOPACS", max_length=16, description="AE title of the PACS (called AE).")
-    calling_ae: str = Field("PYSCHEDVISU", max_length=16, description="Our AE title (calling AE); must be registered at the PACS.")
-    move_ae: str = Field("", max_length=16, description="AE title the PACS sends C-MOVE results to; empty = calling_ae.")
-    move_port: int = Field(11113, ge=0, le=65535, description="Port of our own Storage SCP that receives C-MOVE results (must be registered at the PACS and open in the firewall). 0 = any free port (demo/tests only).")
+    called_ae: str = Field(
+        "DEMOPACS", max_length=16, description="AE title of the PACS (called AE)."
+    )
+    calling_ae: str = Field(
+        "PYSCHEDVISU",
+        max_length=16,
+        description="Our AE title (calling AE); must be registered at the PACS.",
+    )
+    move_ae: str = Field(
+        "",
+        max_length=16,
+        description="AE title the PACS sends C-MOVE results to; empty = calling_ae.",
+    )
+    move_port: int = Field(
+        11113,
+        ge=0,
+        le=65535,
+        description="Port of our own Storage SCP that receives C-MOVE results (must be registered at the PACS and open in the firewall). 0 = any free port (demo/tests only).",
+    )
     move_bind: str = Field("0.0.0.0", description="Address our Storage SCP listens on for C-MOVE.")
     retrieval: Literal["auto", "image-find", "c-get", "c-move"] = Field(
         "auto",
         description="How instance timing is obtained: 'auto' probes the PACS once and picks the lightest it allows; 'image-find' = IMAGE-level C-FIND (no file moves); 'c-get'; 'c-move' to our Storage SCP.",
     )
-    connect_timeout_s: float = Field(10.0, gt=0, description="TCP connect / association request timeout (s).")
+    connect_timeout_s: float = Field(
+        10.0, gt=0, description="TCP connect / association request timeout (s)."
+    )
     acse_timeout_s: float = Field(30.0, gt=0, description="Association negotiation timeout (s).")
-    dimse_timeout_s: float = Field(120.0, gt=0, description="Timeout waiting for one DIMSE response (s).")
-    network_timeout_s: float = Field(60.0, gt=0, description="Idle network timeout of an association (s).")
-    move_timeout_s: float = Field(600.0, gt=0, description="Longest wait for one C-MOVE / C-GET to finish (s).")
-    max_concurrent: int = Field(2, ge=1, le=64, description="Associations open at the same time towards the PACS.")
-    max_ops_per_s: float = Field(20.0, gt=0, description="Ceiling of DIMSE requests per second sent to the PACS (all workers together).")
-    op_retries: int = Field(4, ge=0, le=20, description="Retries of one DIMSE operation on throttling (0xC336, 0xA7xx), timeouts or aborts.")
-    backoff_base_s: float = Field(0.5, ge=0, description="First retry delay (s); doubles each retry.")
+    dimse_timeout_s: float = Field(
+        120.0, gt=0, description="Timeout waiting for one DIMSE response (s)."
+    )
+    network_timeout_s: float = Field(
+        60.0, gt=0, description="Idle network timeout of an association (s)."
+    )
+    move_timeout_s: float = Field(
+        600.0, gt=0, description="Longest wait for one C-MOVE / C-GET to finish (s)."
+    )
+    max_concurrent: int = Field(
+        2, ge=1, le=64, description="Associations open at the same time towards the PACS."
+    )
+    max_ops_per_s: float = Field(
+        20.0,
+        gt=0,
+        description="Ceiling of DIMSE requests per second sent to the PACS (all workers together).",
+    )
+    op_retries: int = Field(
+        4,
+        ge=0,
+        le=20,
+        description="Retries of one DIMSE operation on throttling (0xC336, 0xA7xx), timeouts or aborts.",
+    )
+    backoff_base_s: float = Field(
+        0.5, ge=0, description="First retry delay (s); doubles each retry."
+    )
     backoff_max_s: float = Field(30.0, ge=0, description="Longest retry delay (s).")
-    backoff_jitter_s: float = Field(0.5, ge=0, description="Random extra delay added to each retry (s), so workers do not retry in step.")
-    series_per_batch: int = Field(50, ge=1, description="Series whose instance headers are requested per batch.")
-    probe_cache: bool = Field(True, description="Remember the probed retrieval method per PACS in data_dir (re-probed when host/port/AE change).")
+    backoff_jitter_s: float = Field(
+        0.5,
+        ge=0,
+        description="Random extra delay added to each retry (s), so workers do not retry in step.",
+    )
+    series_per_batch: int = Field(
+        50, ge=1, description="Series whose instance headers are requested per batch."
+    )
+    probe_cache: bool = Field(
+        True,
+        description="Remember the probed retrieval method per PACS in data_dir (re-probed when host/port/AE change).",
+    )
 
 
 class PathsSettings(Section):
     """Where data and reports live."""
 
-    data_dir: Path = Field(Path("var/data"), description="Series store (one Parquet per day), study table, manifests.")
-    output_dir: Path = Field(Path("var/reports"), description="Reports: <output_dir>/<YYYY>/pyschedvisu_report_<end>_<generated>.pdf/.html.")
+    data_dir: Path = Field(
+        Path("var/data"), description="Series store (one Parquet per day), study table, manifests."
+    )
+    output_dir: Path = Field(
+        Path("var/reports"),
+        description="Reports: <output_dir>/<YYYY>/pyschedvisu_report_<end>_<generated>.pdf/.html.",
+    )
     log_dir: Path = Field(Path("var/logs"), description="Log files, one dated folder per run.")
 
 
 class LoggingSettings(Section):
-    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level. Patient data never appear at INFO or above.")
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="Log level. Patient data never appear at INFO or above."
+    )
 
 
 class PrivacySettings(Section):
     """Pseudonymisation of patient ids (HMAC-SHA256) before anything is stored or logged."""
 
-    key_env: str = Field("PYSCHEDVISU_PSEUDONYM_KEY", description="Environment variable holding the HMAC key.")
-    key_secret_block: str = Field("", description="Prefect Secret block holding the key, used when the env variable is not set.")
-    allow_demo_key: bool = Field(False, description="Use a fixed, public key when no key is configured. Only for the demo department.")
+    key_env: str = Field(
+        "PYSCHEDVISU_PSEUDONYM_KEY", description="Environment variable holding the HMAC key."
+    )
+    key_secret_block: str = Field(
+        "",
+        description="Prefect Secret block holding the key, used when the env variable is not set.",
+    )
+    allow_demo_key: bool = Field(
+        False,
+        description="Use a fixed, public key when no key is configured. Only for the demo department.",
+    )
 
 
 class CalendarSettings(Section):
-    country: str = Field("CH", description="Country of the public holidays (holidays package code).")
-    subdiv: str = Field("VD", description="Subdivision (canton / state) of the public holidays; empty = national only.")
-    extra_closed_days: list[str] = Field(["12-24", "12-26", "12-31"], description="Other closed days every year, as MM-DD.")
-    report_cutoff_hour: int = Field(22, ge=0, le=23, description="Before this hour today is not complete: the automatic end date uses yesterday.")
+    country: str = Field(
+        "CH", description="Country of the public holidays (holidays package code)."
+    )
+    subdiv: str = Field(
+        "VD",
+        description="Subdivision (canton / state) of the public holidays; empty = national only.",
+    )
+    extra_closed_days: list[str] = Field(
+        ["12-24", "12-26", "12-31"], description="Other closed days every year, as MM-DD."
+    )
+    report_cutoff_hour: int = Field(
+        22,
+        ge=0,
+        le=23,
+        description="Before this hour today is not complete: the automatic end date uses yesterday.",
+    )
 
     @field_validator("extra_closed_days")
     @classmethod
@@ -112,15 +184,42 @@ class CalendarSettings(Section):
 class RetrieveSettings(Section):
     """Which studies and series are kept (DOMAIN §2)."""
 
-    study_modalities: list[str] = Field(["PT", "NM"], description="ModalitiesInStudy asked at STUDY level.")
-    series_modalities: list[str] = Field(["NM", "PT", "CT"], description="Modalities of the series kept.")
-    patient_id_pattern: str = Field(r"^\d+$", description="Studies whose PatientID does not match (full match) are dropped (test/phantom patients).")
-    study_description_exclude: list[str] = Field(list(ref.STUDY_DESCRIPTION_EXCLUDE), description="StudyDescriptions dropped (exact, case-insensitive): images imported from outside.")
-    series_description_exclude: list[str] = Field(list(ref.SERIES_DESCRIPTION_EXCLUDE), description="Regexes (case-insensitive, anchored at the start) of derived SeriesDescriptions to drop.")
-    series_protocol_exclude: list[str] = Field(list(ref.SERIES_PROTOCOL_EXCLUDE), description="ProtocolNames dropped (exact).")
-    accepted_institutions: list[str] = Field(list(ref.ACCEPTED_INSTITUTIONS), description="Normalised InstitutionNames accepted ('mixed' = several names, one of them accepted).")
-    retries_per_day: int = Field(3, ge=0, le=10, description="Passes over the failed series of a day before they are kept as failed.")
-    final_after_hours: float = Field(24.0, ge=0, description="A day is final (cached for good) only this long after it ends; before that it is fetched again.")
+    study_modalities: list[str] = Field(
+        ["PT", "NM"], description="ModalitiesInStudy asked at STUDY level."
+    )
+    series_modalities: list[str] = Field(
+        ["NM", "PT", "CT"], description="Modalities of the series kept."
+    )
+    patient_id_pattern: str = Field(
+        r"^\d+$",
+        description="Studies whose PatientID does not match (full match) are dropped (test/phantom patients).",
+    )
+    study_description_exclude: list[str] = Field(
+        list(ref.STUDY_DESCRIPTION_EXCLUDE),
+        description="StudyDescriptions dropped (exact, case-insensitive): images imported from outside.",
+    )
+    series_description_exclude: list[str] = Field(
+        list(ref.SERIES_DESCRIPTION_EXCLUDE),
+        description="Regexes (case-insensitive, anchored at the start) of derived SeriesDescriptions to drop.",
+    )
+    series_protocol_exclude: list[str] = Field(
+        list(ref.SERIES_PROTOCOL_EXCLUDE), description="ProtocolNames dropped (exact)."
+    )
+    accepted_institutions: list[str] = Field(
+        list(ref.ACCEPTED_INSTITUTIONS),
+        description="Normalised InstitutionNames accepted ('mixed' = several names, one of them accepted).",
+    )
+    retries_per_day: int = Field(
+        3,
+        ge=0,
+        le=10,
+        description="Passes over the failed series of a day before they are kept as failed.",
+    )
+    final_after_hours: float = Field(
+        24.0,
+        ge=0,
+        description="A day is final (cached for good) only this long after it ends; before that it is fetched again.",
+    )
 
     @field_validator("patient_id_pattern")
     @classmethod
@@ -137,31 +236,63 @@ class RetrieveSettings(Section):
 
 
 class ExtractSettings(Section):
-    retake_split_s: int = Field(3540, ge=0, description="A pause longer than this between two series of one study starts a new take.")
+    retake_split_s: int = Field(
+        3540,
+        ge=0,
+        description="A pause longer than this between two series of one study starts a new take.",
+    )
 
 
 class MachineDraw(Section):
-    slots_per_weekday: list[int] = Field(description="Planned studies per weekday, Mon..Fri.", min_length=5, max_length=5)
-    gap_minutes: int = Field(60, ge=1, description="Idle time between two studies that counts as a gap.")
-    prep_minutes: int = Field(10, ge=0, description="Preparation time padded before and after each study.")
+    slots_per_weekday: list[int] = Field(
+        description="Planned studies per weekday, Mon..Fri.", min_length=5, max_length=5
+    )
+    gap_minutes: int = Field(
+        60, ge=1, description="Idle time between two studies that counts as a gap."
+    )
+    prep_minutes: int = Field(
+        10, ge=0, description="Preparation time padded before and after each study."
+    )
 
 
 class DrawSettings(Section):
-    colors: list[str] = Field(list(ref.COLORS), min_length=2, description="Colours of the labels, in each machine's label order; OTHER takes the last.")
-    day_start_hour: int = Field(8, ge=0, le=23, description="Top of the schedule (widened to the earliest start).")
-    day_end_hour: int = Field(18, ge=1, le=24, description="Bottom of the schedule (widened to the latest end).")
-    retake_descriptions: list[str] = Field(list(ref.RETAKE_DESCRIPTIONS), description="Labels whose first take [1] and later takes [2] are shown apart.")
-    distribution_sample: str = Field("3m", description="Sampling step of the time-of-day distribution (polars duration).")
-    distribution_smooth: str = Field("15m", description="Smoothing window of the time-of-day distribution.")
+    colors: list[str] = Field(
+        list(ref.COLORS),
+        min_length=2,
+        description="Colours of the labels, in each machine's label order; OTHER takes the last.",
+    )
+    day_start_hour: int = Field(
+        8, ge=0, le=23, description="Top of the schedule (widened to the earliest start)."
+    )
+    day_end_hour: int = Field(
+        18, ge=1, le=24, description="Bottom of the schedule (widened to the latest end)."
+    )
+    retake_descriptions: list[str] = Field(
+        list(ref.RETAKE_DESCRIPTIONS),
+        description="Labels whose first take [1] and later takes [2] are shown apart.",
+    )
+    distribution_sample: str = Field(
+        "3m", description="Sampling step of the time-of-day distribution (polars duration)."
+    )
+    distribution_smooth: str = Field(
+        "15m", description="Smoothing window of the time-of-day distribution."
+    )
     machine: dict[str, MachineDraw] = Field(
-        default_factory=lambda: {k: MachineDraw.model_validate(v) for k, v in ref.MACHINE_DRAW.items()},
+        default_factory=lambda: {
+            k: MachineDraw.model_validate(v) for k, v in ref.MACHINE_DRAW.items()
+        },
         description="Per display machine (minified name): slots, gap threshold, preparation minutes.",
     )
 
 
 class PeriodDef(Section):
-    weeks: int | None = Field(None, ge=1, description="Length in weeks, ending on the report end date (a Friday).")
-    anchor: Literal["year", "first_year"] | None = Field(None, description="Start at Jan 1 of the end date's year ('year') or of report.year_start ('first_year').")
+    weeks: int | None = Field(
+        None, ge=1, description="Length in weeks, ending on the report end date (a Friday)."
+    )
+    anchor: Literal["year", "first_year"] | None = Field(
+        None,
+        description="Start at Jan 1 of the end date's year ('year') or of report.year_start ('first_year').",
+    )
     label_fr: str = ""
     label_en: str = ""
 
@@ -173,14 +304,29 @@ class PeriodDef(Section):
 
 
 class ReportSettings(Section):
-    periods: list[str] = Field(list(ref.PERIODS), description="Periods included, in page order (names from report.period_defs).")
-    year_start: int = Field(2016, ge=1990, le=2100, description="First year of data (default range start, long-term period).")
+    periods: list[str] = Field(
+        list(ref.PERIODS),
+        description="Periods included, in page order (names from report.period_defs).",
+    )
+    year_start: int = Field(
+        2016,
+        ge=1990,
+        le=2100,
+        description="First year of data (default range start, long-term period).",
+    )
     language: Literal["fr", "en"] = Field("fr", description="Language of the report.")
     title: str = Field("pySchedVisu", description="Report title (PDF metadata).")
-    logos: list[Path] = Field(default_factory=list, description="Optional logo images (PNG/JPEG) shown in each page header.")
-    machine_pictures: dict[str, Path] = Field(default_factory=dict, description="Optional picture per display machine (minified name).")
+    logos: list[Path] = Field(
+        default_factory=list,
+        description="Optional logo images (PNG/JPEG) shown in each page header.",
+    )
+    machine_pictures: dict[str, Path] = Field(
+        default_factory=dict, description="Optional picture per display machine (minified name)."
+    )
     period_defs: dict[str, PeriodDef] = Field(
-        default_factory=lambda: {k: PeriodDef.model_validate(v) for k, v in ref.PERIOD_DEFS.items()},
+        default_factory=lambda: {
+            k: PeriodDef.model_validate(v) for k, v in ref.PERIOD_DEFS.items()
+        },
         description="Named periods: by length in weeks or from a calendar anchor.",
     )
     html: bool = Field(True, description="Also write the interactive HTML report.")
@@ -189,7 +335,9 @@ class ReportSettings(Section):
     def _known_periods(self) -> ReportSettings:
         unknown = [p for p in self.periods if p not in self.period_defs]
         if unknown:
-            raise ValueError(f"unknown period(s) {unknown}; define them in [report.period_defs] or use {sorted(self.period_defs)}")
+            raise ValueError(
+                f"unknown period(s) {unknown}; define them in [report.period_defs] or use {sorted(self.period_defs)}"
+            )
         return self
 
 
@@ -201,16 +349,29 @@ class EmailSettings(Section):
     smtp_host: str = Field("127.0.0.1", description="SMTP server.")
     smtp_port: int = Field(25, ge=1, le=65535, description="SMTP port.")
     security: Literal["none", "starttls", "ssl"] = Field("none", description="Transport security.")
-    username_env: str = Field("PYSCHEDVISU_SMTP_USERNAME", description="Env variable holding the SMTP user (empty/unset = no login).")
-    password_env: str = Field("PYSCHEDVISU_SMTP_PASSWORD", description="Env variable holding the SMTP password.")
-    password_secret_block: str = Field("", description="Prefect Secret block holding the SMTP password (used when the env variable is unset).")
+    username_env: str = Field(
+        "PYSCHEDVISU_SMTP_USERNAME",
+        description="Env variable holding the SMTP user (empty/unset = no login).",
+    )
+    password_env: str = Field(
+        "PYSCHEDVISU_SMTP_PASSWORD", description="Env variable holding the SMTP password."
+    )
+    password_secret_block: str = Field(
+        "",
+        description="Prefect Secret block holding the SMTP password (used when the env variable is unset).",
+    )
     sender_name: str = Field("pySchedVisu", description="Sender display name.")
     sender_address: str = Field("pyschedvisu@localhost", description="Sender address.")
-    recipients: list[str] = Field(default_factory=list, description="Recipients (a list, or one comma-separated string).")
-    subject: str = Field("Rapport pySchedVisu du {end_date}", description="Subject; placeholders {end_date}, {report_name}.")
+    recipients: list[str] = Field(
+        default_factory=list, description="Recipients (a list, or one comma-separated string)."
+    )
+    subject: str = Field(
+        "Rapport pySchedVisu du {end_date}",
+        description="Subject; placeholders {end_date}, {report_name}.",
+    )
     body_html: str = Field(
         "<p>Bonjour,</p><p>Le rapport pySchedVisu est en pièce jointe et enregistré ici : "
-        "<a href=\"file:///{report_path}\">{report_name}</a> (dossier {report_dir}).</p>"
+        '<a href="file:///{report_path}">{report_name}</a> (dossier {report_dir}).</p>'
         "<p>Version interactive : {html_path}</p>",
         description="HTML body; placeholders {report_path}, {report_dir}, {report_name}, {html_path}, {end_date}.",
     )
@@ -247,7 +408,9 @@ class Settings(BaseSettings):
         description="Machine group -> minified model names that must ALL appear in one study. '<name>_NoCT' = same scanner without CT.",
     )
     descriptions: dict[str, dict[str, list[str]]] = Field(
-        default_factory=lambda: {k: {lk: list(lv) for lk, lv in v.items()} for k, v in ref.DESCRIPTIONS.items()},
+        default_factory=lambda: {
+            k: {lk: list(lv) for lk, lv in v.items()} for k, v in ref.DESCRIPTIONS.items()
+        },
         description="Per display machine (minified name): label -> regexes that must match the minified StudyDescription fully; first label wins, else OTHER.",
     )
     draw: DrawSettings = Field(default_factory=DrawSettings)
@@ -268,7 +431,9 @@ class Settings(BaseSettings):
 
     @field_validator("descriptions")
     @classmethod
-    def _description_regexes(cls, value: dict[str, dict[str, list[str]]]) -> dict[str, dict[str, list[str]]]:
+    def _description_regexes(
+        cls, value: dict[str, dict[str, list[str]]]
+    ) -> dict[str, dict[str, list[str]]]:
         for table in value.values():
             for patterns in table.values():
                 for p in patterns:
@@ -281,9 +446,13 @@ class Settings(BaseSettings):
         names = self.machine_names()
         for key in self.display_machines():
             if key not in self.descriptions:
-                problems.append(f"descriptions.{key}: machine {names[key]!r} has no label table: add [descriptions.{key}] with label = [patterns]")
+                problems.append(
+                    f"descriptions.{key}: machine {names[key]!r} has no label table: add [descriptions.{key}] with label = [patterns]"
+                )
             if key not in self.draw.machine:
-                problems.append(f"draw.machine.{key}: machine {names[key]!r} has no drawing settings: add [draw.machine.{key}] with slots_per_weekday, gap_minutes, prep_minutes")
+                problems.append(
+                    f"draw.machine.{key}: machine {names[key]!r} has no drawing settings: add [draw.machine.{key}] with slots_per_weekday, gap_minutes, prep_minutes"
+                )
         if problems:
             raise ValueError(" ;; ".join(problems))
         return self
@@ -312,7 +481,9 @@ class Settings(BaseSettings):
     def business_days(self, start: Any, end: Any) -> list[Any]:
         from pyschedvisu_core.calendar import business_days
 
-        return business_days(start, end, self.calendar.country, self.calendar.subdiv or None, self.extra_closed())
+        return business_days(
+            start, end, self.calendar.country, self.calendar.subdiv or None, self.extra_closed()
+        )
 
     def fingerprint(self, *sections: str) -> str:
         """Stable hash of the given sections (all when none): cache keys and manifests."""
@@ -356,7 +527,11 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
         try:
             data = tomllib.loads(file.read_text(encoding="utf-8"))
         except FileNotFoundError as exc:
-            raise ConfigError([f"{label}: file not found (set --config or {CONFIG_ENV}, or run `pyschedvisu config init`)"]) from exc
+            raise ConfigError(
+                [
+                    f"{label}: file not found (set --config or {CONFIG_ENV}, or run `pyschedvisu config init`)"
+                ]
+            ) from exc
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError([f"{label}: not valid TOML: {exc}"]) from exc
     for key, value in overrides.items():
@@ -418,7 +593,11 @@ def _emit_model(model: BaseModel, header: str, lines: list[str]) -> None:
     nested: list[tuple[str, Any, str | None]] = []
     for name, field in type(model).model_fields.items():
         value = getattr(model, name)
-        if isinstance(value, BaseModel) or (isinstance(value, dict) and value and isinstance(next(iter(value.values())), BaseModel | dict)):
+        if isinstance(value, BaseModel) or (
+            isinstance(value, dict)
+            and value
+            and isinstance(next(iter(value.values())), BaseModel | dict)
+        ):
             nested.append((name, value, field.description))
             continue
         if value is None:

@@ -27,7 +27,23 @@ import polars as pl
 from pyschedvisu_core import schema
 from pyschedvisu_core.errors import StoreError
 
-KINDS = {"series": schema.SERIES_SCHEMA, "failed": schema.FAILED_SCHEMA, "excluded": schema.EXCLUDED_SCHEMA}
+
+def _read_umask() -> int:
+    # Read once at import: os.umask is process-wide, so toggling it later would race threads.
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+#: mkstemp creates 0600 files; stores and reports are shared, so files follow the umask instead.
+FILE_MODE = 0o666 & ~_read_umask()
+
+
+KINDS = {
+    "series": schema.SERIES_SCHEMA,
+    "failed": schema.FAILED_SCHEMA,
+    "excluded": schema.EXCLUDED_SCHEMA,
+}
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -39,6 +55,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -52,6 +69,7 @@ def atomic_write_parquet(path: Path, frame: pl.DataFrame) -> None:
     os.close(fd)
     try:
         frame.write_parquet(tmp, compression="zstd", statistics=True)
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -89,9 +107,13 @@ class SeriesStore:
         except FileNotFoundError:
             return None
         except (OSError, ValueError) as exc:
-            raise StoreError(f"{path}: unreadable manifest ({exc}); delete it to retrieve the day again") from exc
+            raise StoreError(
+                f"{path}: unreadable manifest ({exc}); delete it to retrieve the day again"
+            ) from exc
 
-    def has_day(self, day: dt.date, fingerprint: str | None = None, *, final_only: bool = True) -> bool:
+    def has_day(
+        self, day: dt.date, fingerprint: str | None = None, *, final_only: bool = True
+    ) -> bool:
         """True when ``day`` is stored (with this retrieval fingerprint, and final if asked)."""
         man = self.manifest(day)
         if man is None:
@@ -122,14 +144,23 @@ class SeriesStore:
         man = {
             "day": day.isoformat(),
             "written_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            "counts": {"series": series.height, "failed": failed.height, "excluded": excluded.height},
+            "counts": {
+                "series": series.height,
+                "failed": failed.height,
+                "excluded": excluded.height,
+            },
             **manifest,
         }
-        atomic_write_bytes(self.path(day, "manifest"), json.dumps(man, indent=2, sort_keys=True, default=str).encode())
+        atomic_write_bytes(
+            self.path(day, "manifest"),
+            json.dumps(man, indent=2, sort_keys=True, default=str).encode(),
+        )
 
     def load(self, kind: str = "series", days: Iterable[dt.date] | None = None) -> pl.DataFrame:
         """Concatenate ``kind`` frames of the stored ``days`` (all stored days when None)."""
-        wanted = self.days() if days is None else [d for d in days if self.path(d, "manifest").exists()]
+        wanted = (
+            self.days() if days is None else [d for d in days if self.path(d, "manifest").exists()]
+        )
         paths = [self.path(d, kind) for d in wanted]
         paths = [p for p in paths if p.exists()]
         if not paths:

@@ -12,7 +12,9 @@ import pytest
 # Orthanc, SMTP, Prefect server); only modules that exist are loaded.
 _PLUGINS = ["synth", "pacs", "orthanc", "smtp", "prefect_server"]
 pytest_plugins = [
-    f"tests.fixtures.{name}" for name in _PLUGINS if importlib.util.find_spec(f"tests.fixtures.{name}") is not None
+    f"tests.fixtures.{name}"
+    for name in _PLUGINS
+    if importlib.util.find_spec(f"tests.fixtures.{name}") is not None
 ]
 
 
@@ -29,7 +31,9 @@ def port() -> int:
 
 
 @pytest.fixture(autouse=True)
-def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+def _isolated_env(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     """No test reads the developer's config or secrets by accident."""
     for key in list(os.environ):
         if key.startswith("PYSCHEDVISU_"):

@@ -12,7 +12,13 @@ from pyschedvisu_core.calendar import auto_report_end, business_days, friday_of_
 def test_vaud_holidays_and_extra_closed_days_are_skipped() -> None:
     days = business_days(dt.date(2019, 12, 20), dt.date(2020, 1, 3))
     # Dec 24/26/31 are closed by the department, Dec 25 and Jan 1-2 are Vaud holidays.
-    assert days == [dt.date(2019, 12, 20), dt.date(2019, 12, 23), dt.date(2019, 12, 27), dt.date(2019, 12, 30), dt.date(2020, 1, 3)]
+    assert days == [
+        dt.date(2019, 12, 20),
+        dt.date(2019, 12, 23),
+        dt.date(2019, 12, 27),
+        dt.date(2019, 12, 30),
+        dt.date(2020, 1, 3),
+    ]
 
 
 def test_lundi_du_jeune_federal_is_a_vaud_holiday() -> None:
@@ -24,11 +30,23 @@ def test_lundi_du_jeune_federal_is_a_vaud_holiday() -> None:
 @pytest.mark.parametrize(
     ("now", "expected"),
     [
-        (dt.datetime(2026, 11, 28, 1, 0), dt.date(2026, 11, 27)),  # Saturday 01:00 run -> that week's Friday
-        (dt.datetime(2026, 11, 27, 21, 59), dt.date(2026, 11, 20)),  # Friday before 22:00 -> Thursday -> previous Friday
-        (dt.datetime(2026, 11, 27, 22, 0), dt.date(2026, 11, 27)),  # Friday after 22:00 -> this Friday
+        (
+            dt.datetime(2026, 11, 28, 1, 0),
+            dt.date(2026, 11, 27),
+        ),  # Saturday 01:00 run -> that week's Friday
+        (
+            dt.datetime(2026, 11, 27, 21, 59),
+            dt.date(2026, 11, 20),
+        ),  # Friday before 22:00 -> Thursday -> previous Friday
+        (
+            dt.datetime(2026, 11, 27, 22, 0),
+            dt.date(2026, 11, 27),
+        ),  # Friday after 22:00 -> this Friday
         (dt.datetime(2026, 11, 25, 12, 0), dt.date(2026, 11, 20)),  # Wednesday -> previous Friday
-        (dt.datetime(2026, 11, 30, 8, 0), dt.date(2026, 11, 27)),  # Monday morning -> Sunday -> that Friday
+        (
+            dt.datetime(2026, 11, 30, 8, 0),
+            dt.date(2026, 11, 27),
+        ),  # Monday morning -> Sunday -> that Friday
     ],
 )
 def test_auto_report_end(now: dt.datetime, expected: dt.date) -> None:

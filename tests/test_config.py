@@ -55,8 +55,14 @@ def test_config_file_from_env_variable(tmp_path: Path, monkeypatch: pytest.Monke
     [
         ("[pacs]\nprot = 1\n", "pacs.prot: unknown key"),
         ('[pacs]\nport = "x"\n', "pacs.port: Input should be a valid integer"),
-        ('[retrieve]\nseries_description_exclude = ["(("]\n', "retrieve.series_description_exclude: invalid regex '(('"),
-        ('[machines]\n"New Cam" = ["newcam"]\n', "descriptions.newcam: machine 'New Cam' has no label table"),
+        (
+            '[retrieve]\nseries_description_exclude = ["(("]\n',
+            "retrieve.series_description_exclude: invalid regex '(('",
+        ),
+        (
+            '[machines]\n"New Cam" = ["newcam"]\n',
+            "descriptions.newcam: machine 'New Cam' has no label table",
+        ),
         ('[descriptions.petge]\n"X" = ["a[b"]\n', "descriptions: invalid regex 'a[b'"),
         ('[report]\nperiods = ["hebdo"]\n', "report: unknown period(s) ['hebdo']"),
         ("[pacs\n", "not valid TOML"),
@@ -67,7 +73,9 @@ def test_bad_config_names_the_key_and_exits_2(tmp_path: Path, body: str, expecte
     cfg.write_text(body)
     with pytest.raises(ConfigError) as err:
         load_settings(cfg)
-    assert any(line.startswith(f"{cfg}: ") and expected in line for line in err.value.problems), err.value.problems
+    assert any(line.startswith(f"{cfg}: ") and expected in line for line in err.value.problems), (
+        err.value.problems
+    )
     result = runner.invoke(app, ["config", "validate", str(cfg)])
     assert result.exit_code == 2
     assert expected in result.output

@@ -14,7 +14,9 @@ BIN = Path(sys.executable).parent
 
 @pytest.mark.slow
 def test_ruff_is_clean() -> None:
-    out = subprocess.run([str(BIN / "ruff"), "check", "."], cwd=ROOT, capture_output=True, text=True, check=False)
+    out = subprocess.run(
+        [str(BIN / "ruff"), "check", "."], cwd=ROOT, capture_output=True, text=True, check=False
+    )
     assert out.returncode == 0, out.stdout + out.stderr
 
 
@@ -27,7 +29,16 @@ def test_mypy_strict_on_the_core_is_clean() -> None:
 def test_the_core_never_imports_prefect_or_does_network_io() -> None:
     import ast
 
-    forbidden = {"prefect", "pynetdicom", "smtplib", "socket", "urllib", "httpx", "pyschedvisu", "kaleido"}
+    forbidden = {
+        "prefect",
+        "pynetdicom",
+        "smtplib",
+        "socket",
+        "urllib",
+        "httpx",
+        "pyschedvisu",
+        "kaleido",
+    }
     for path in (ROOT / "pyschedvisu_core").rglob("*.py"):
         tree = ast.parse(path.read_text(encoding="utf-8"))
         for node in ast.walk(tree):
@@ -37,4 +48,6 @@ def test_the_core_never_imports_prefect_or_does_network_io() -> None:
             elif isinstance(node, ast.ImportFrom) and node.module:
                 names = [node.module]
             for name in names:
-                assert name.split(".")[0] not in forbidden, f"{path.name} imports {name}: the core must stay pure"
+                assert name.split(".")[0] not in forbidden, (
+                    f"{path.name} imports {name}: the core must stay pure"
+                )

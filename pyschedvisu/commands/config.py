@@ -16,7 +16,9 @@ config_app = typer.Typer(help="Write, show and check the configuration file.", n
 
 @config_app.command("init")
 def init(
-    path: Annotated[Path, typer.Argument(help="Where to write the commented default config.")] = Path("pyschedvisu.toml"),
+    path: Annotated[
+        Path, typer.Argument(help="Where to write the commented default config.")
+    ] = Path("pyschedvisu.toml"),
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
 ) -> None:
     """Write a fully commented default configuration (the reference department)."""
@@ -39,7 +41,9 @@ def show(ctx: typer.Context) -> None:
 @config_app.command("validate")
 def validate(
     ctx: typer.Context,
-    path: Annotated[Path | None, typer.Argument(help="File to check (default: the --config file).")] = None,
+    path: Annotated[
+        Path | None, typer.Argument(help="File to check (default: the --config file).")
+    ] = None,
 ) -> None:
     """Check a configuration file; exit 2 with one line per problem."""
     target = path or (ctx.find_root().obj or {}).get("config")
