@@ -1,0 +1,58 @@
+"""``pyschedvisu synth``: generate the synthetic department (DICOM files + ground truth)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from pyschedvisu.commands._common import settings_from
+
+
+def _date(value: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError as exc:
+        raise typer.BadParameter(f"{value!r} is not a YYYY-MM-DD date") from exc
+
+
+def synth(
+    ctx: typer.Context,
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Output folder (dicom/, truth/, synth.json).")
+    ],
+    start: Annotated[str, typer.Option("--start", help="First day, YYYY-MM-DD.")],
+    end: Annotated[str, typer.Option("--end", help="Last day, YYYY-MM-DD (included).")],
+    seed: Annotated[
+        int, typer.Option("--seed", help="Random seed: same seed and days, same files.")
+    ] = 0,
+    force: Annotated[
+        bool, typer.Option("--force", help="Regenerate days that are already complete.")
+    ] = False,
+    workers: Annotated[
+        int | None,
+        typer.Option("--workers", min=1, help="Worker processes (default: one per CPU)."),
+    ] = None,
+) -> None:
+    """Generate a synthetic nuclear-medicine department with its ground truth."""
+    from pyschedvisu.synth import generate
+
+    first, last = _date(start), _date(end)
+    if last < first:
+        raise typer.BadParameter("--end is before --start")
+    settings = settings_from(ctx)
+    summary = generate(out, first, last, seed, settings, force=force, workers=workers)
+    typer.echo(
+        f"{out}: {summary.days} business days ({summary.generated_days} generated, "
+        f"{summary.days - summary.generated_days} already there) in {summary.seconds:.1f} s: "
+        f"{summary.studies} studies, {summary.series} series, {summary.instances} instances, "
+        f"{summary.excluded} excluded and {summary.failed} failed series; "
+        f"{summary.truth_studies} studies in the truth"
+    )
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``synth`` to the CLI."""
+    app.command("synth")(synth)

@@ -1,0 +1,264 @@
+"""Generate the synthetic department: DICOM files, truth and a summary, day by day.
+
+Layout of ``out``::
+
+    dicom/<YYYYMMDD>/<study_uid>/<series_uid>/<n>.dcm    the files a PACS serves
+    truth/studies.parquet      TRUTH_STUDY_SCHEMA: what a perfect pipeline reports
+    truth/series.parquet       TRUTH_SERIES_SCHEMA: every series written, kept/excluded/failed
+    truth/excluded.parquet     EXCLUDED_SCHEMA: study- and series-level exclusions
+    truth/kept_series.parquet  SERIES_SCHEMA with patient_id (raw) instead of patient_key
+    truth/cases.parquet        where each special case is (date, study_uid, series_uid, case)
+    truth/days/<YYYYMMDD>/     the same per day, plus day.json (written last = day complete)
+    synth.json                 parameters and counts
+
+A day depends only on (seed, day, config), so ranges can be extended: complete days with the
+same seed, version and config are skipped unless ``force``. The combined truth files cover
+every complete day under ``out``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import os
+import shutil
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import asdict, dataclass
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from pyschedvisu.config import Settings
+from pyschedvisu.store import atomic_write_bytes, atomic_write_parquet
+from pyschedvisu.synth.plan import plan_day
+from pyschedvisu.synth.truth import CASES_SCHEMA, KEPT_SERIES_SCHEMA, Rules, day_truth
+from pyschedvisu.synth.writer import write_day
+from pyschedvisu_core import schema
+
+log = logging.getLogger("pyschedvisu.synth")
+
+#: Bump when the generated content changes for a given seed and day.
+VERSION = "1"
+
+TRUTH_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
+    "studies": schema.TRUTH_STUDY_SCHEMA,
+    "series": schema.TRUTH_SERIES_SCHEMA,
+    "excluded": schema.EXCLUDED_SCHEMA,
+    "kept_series": KEPT_SERIES_SCHEMA,
+    "cases": CASES_SCHEMA,
+}
+
+
+@dataclass(frozen=True)
+class SynthSummary:
+    """Counts over the requested days (generated now or already there)."""
+
+    days: int
+    studies: int  # DICOM studies written
+    series: int
+    instances: int
+    excluded: int  # series excluded on purpose (incl. those of excluded studies)
+    failed: int  # series a perfect retrieval keeps apart as failed
+    truth_studies: int = 0  # rows of truth/studies.parquet for these days
+    generated_days: int = 0  # days written by this call (the rest were complete already)
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class Dept:
+    """Plain config values a day depends on (picklable for the worker processes)."""
+
+    machine_keys: list[str]
+    slots: dict[str, list[int]]
+    rules: Rules
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Dept:
+        return cls(
+            machine_keys=settings.display_machines(),
+            slots={k: list(v.slots_per_weekday) for k, v in settings.draw.machine.items()},
+            rules=Rules(
+                machines={k: list(v) for k, v in settings.machines.items()},
+                descriptions={
+                    k: {lk: list(lv) for lk, lv in v.items()}
+                    for k, v in settings.descriptions.items()
+                },
+                retake_split_s=settings.extract.retake_split_s,
+            ),
+        )
+
+    def fingerprint(self) -> str:
+        data = json.dumps(asdict(self), sort_keys=True)
+        return hashlib.sha256(f"{VERSION}|{data}".encode()).hexdigest()[:16]
+
+
+def _day_dir(out: Path, day: dt.date) -> Path:
+    return out / "truth" / "days" / day.strftime("%Y%m%d")
+
+
+def _marker(out: Path, day: dt.date) -> dict[str, Any] | None:
+    try:
+        return json.loads((_day_dir(out, day) / "day.json").read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+    except (OSError, ValueError):
+        return None
+
+
+def _complete(out: Path, day: dt.date, seed: int, fp: str) -> bool:
+    man = _marker(out, day)
+    return bool(
+        man
+        and man.get("seed") == seed
+        and man.get("config") == fp
+        and (out / "dicom" / day.strftime("%Y%m%d")).is_dir()
+    )
+
+
+def generate_day(out: Path, day: dt.date, seed: int, dept: Dept) -> dict[str, Any]:
+    """Plan, write and record one day; returns its marker (with counts)."""
+    name = day.strftime("%Y%m%d")
+    (_day_dir(out, day) / "day.json").unlink(missing_ok=True)
+    plan = plan_day(day, seed, dept.slots, dept.machine_keys)
+    dicom = out / "dicom"
+    for stale in dicom.glob(f".*-{name}-*"):  # left by an interrupted run
+        shutil.rmtree(stale, ignore_errors=True)
+    tmp = dicom / f".tmp-{name}-{os.getpid()}"
+    tmp.mkdir(parents=True)
+    # the day appears under its name in one rename: a reader never sees half a day
+    instances = write_day(plan, tmp)
+    final = dicom / name
+    if final.exists():
+        trash = dicom / f".old-{name}-{os.getpid()}"
+        final.rename(trash)
+        shutil.rmtree(trash)
+    tmp.rename(final)
+    frames = day_truth(plan, dept.rules)
+    for kind, frame in frames.items():
+        atomic_write_parquet(_day_dir(out, day) / f"{kind}.parquet", frame)
+    status = frames["series"]["status"]
+    marker = {
+        "day": day.isoformat(),
+        "seed": seed,
+        "version": VERSION,
+        "config": dept.fingerprint(),
+        "counts": {
+            "studies": len(plan.studies),
+            "series": frames["series"].height,
+            "instances": instances,
+            "excluded": int((status == "excluded").sum()),
+            "failed": int((status == "failed").sum()),
+            "truth_studies": frames["studies"].height,
+        },
+    }
+    atomic_write_bytes(
+        _day_dir(out, day) / "day.json", json.dumps(marker, indent=2, sort_keys=True).encode()
+    )
+    return marker
+
+
+def _can_spawn() -> bool:
+    """Spawned workers re-import ``__main__``: impossible for ``python -`` or a REPL file."""
+    main = getattr(sys.modules.get("__main__"), "__file__", None)
+    return main is None or Path(main).is_file()
+
+
+def _run_day(args: tuple[Path, dt.date, int, Dept]) -> dict[str, Any]:
+    return generate_day(*args)
+
+
+def combine_truth(out: Path) -> dict[str, int]:
+    """Rewrite ``truth/*.parquet`` from every complete day under ``out``; returns row counts."""
+    days = sorted(p.parent for p in (out / "truth" / "days").glob("*/day.json"))
+    counts = {}
+    for kind, target in TRUTH_SCHEMAS.items():
+        paths = [d / f"{kind}.parquet" for d in days]
+        frame = pl.concat([pl.read_parquet(p) for p in paths]) if paths else schema.empty(target)
+        atomic_write_parquet(out / "truth" / f"{kind}.parquet", frame.select(list(target)))
+        counts[kind] = frame.height
+    return counts
+
+
+def generate(
+    out: Path,
+    start: dt.date,
+    end: dt.date,
+    seed: int = 0,
+    settings: Settings | None = None,
+    *,
+    force: bool = False,
+    workers: int | None = None,
+) -> SynthSummary:
+    """Generate the department for the business days from ``start`` to ``end`` into ``out``.
+
+    Deterministic: the same seed, days and config give byte-identical files and truth.
+    ``workers`` processes write days in parallel (default: one per CPU; 1 = in-process); a
+    script calling this needs the usual ``if __name__ == "__main__":`` guard.
+    """
+    import time
+
+    began = time.perf_counter()
+    settings = settings or Settings()
+    out = Path(out)
+    dept = Dept.from_settings(settings)
+    fp = dept.fingerprint()
+    days = settings.business_days(start, end)
+    todo = [d for d in days if force or not _complete(out, d, seed, fp)]
+    (out / "dicom").mkdir(parents=True, exist_ok=True)
+    n_workers = min(workers or os.cpu_count() or 1, len(todo))
+    jobs = [(out, d, seed, dept) for d in todo]
+    if n_workers > 1 and _can_spawn():
+        # spawn: forking a process that runs threads (polars, Prefect, pytest) may deadlock
+        try:
+            with ProcessPoolExecutor(n_workers, mp_context=get_context("spawn")) as pool:
+                list(pool.map(_run_day, jobs))
+        except BrokenProcessPool as exc:
+            log.warning("worker processes failed (%s): generating in this process", exc)
+            jobs = [j for j in jobs if not _complete(out, j[1], seed, fp)]
+        else:
+            jobs = []
+    for job in jobs:
+        _run_day(job)
+    combine_truth(out)
+    totals = {
+        "studies": 0,
+        "series": 0,
+        "instances": 0,
+        "excluded": 0,
+        "failed": 0,
+        "truth_studies": 0,
+    }
+    for d in days:
+        man = _marker(out, d) or {}
+        for k in totals:
+            totals[k] += int(man.get("counts", {}).get(k, 0))
+    summary = SynthSummary(
+        days=len(days),
+        generated_days=len(todo),
+        seconds=round(time.perf_counter() - began, 3),
+        **totals,
+    )
+    info = {
+        "generator": "pyschedvisu.synth",
+        "version": VERSION,
+        "seed": seed,
+        "start": start.isoformat(),
+        "end": end.isoformat(),
+        "config": fp,
+        "days": [d.isoformat() for d in days],
+        "counts": {
+            k: v for k, v in asdict(summary).items() if k not in ("seconds", "generated_days")
+        },
+    }
+    atomic_write_bytes(out / "synth.json", json.dumps(info, indent=2, sort_keys=True).encode())
+    log.info(
+        "synthetic department: %d days (%d generated) in %.1f s",
+        len(days),
+        len(todo),
+        summary.seconds,
+    )
+    return summary

@@ -1,0 +1,223 @@
+"""The truth of a planned day: what a perfect pipeline must store and report.
+
+Derived from the plan (what was scheduled and written), with the rules of DOMAIN §2-3 applied
+to it directly — no pipeline code is run. Frames use the shared schemas.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import re
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+
+from pyschedvisu.config import display_machine, minify_machine
+from pyschedvisu.synth.plan import DayPlan, Series, Study
+from pyschedvisu_core import schema
+
+VENT_PERF = "VENT PERF."
+OTHER = "OTHER"
+
+#: Kept series as retrieval stores them, with the raw PatientID instead of the pseudonym.
+KEPT_SERIES_SCHEMA: dict[str, pl.DataType] = {
+    ("patient_id" if k == "patient_key" else k): v for k, v in schema.SERIES_SCHEMA.items()
+}
+#: Where each special case is (study- or series-level) — for tests and for people.
+CASES_SCHEMA: dict[str, pl.DataType] = {
+    "date": pl.Date(),
+    "study_uid": pl.String(),
+    "series_uid": pl.String(),
+    "case": pl.String(),
+}
+
+
+@dataclass(frozen=True)
+class Rules:
+    """The config values the truth depends on (plain values, picklable)."""
+
+    machines: dict[str, list[str]]  # machine group -> minified model names
+    descriptions: dict[str, dict[str, list[str]]]  # display key -> label -> patterns
+    retake_split_s: int
+
+
+def minify_description(text: str) -> str:
+    """DOMAIN §3.5: lower case, without spaces and ``_ - ^ ( ) + : . '``."""
+    return re.sub(r"[\s_\-^()+:.']", "", text.lower())
+
+
+def label_of(description: str, patterns: dict[str, list[str]]) -> str:
+    """First label one of whose patterns matches the whole minified description, else OTHER."""
+    mini = minify_description(description)
+    for label, pats in patterns.items():
+        if any(re.fullmatch(p, mini) for p in pats):
+            return label
+    return OTHER
+
+
+def normalise_institution(name: str) -> str:
+    """DOMAIN §2.2: lower case, every space removed."""
+    return re.sub(r"\s+", "", name.lower())
+
+
+def series_status(study: Study, s: Series) -> tuple[str, str | None]:
+    """(status, reason) of a series; a study-level exclusion applies to all its series."""
+    if study.reason:
+        return "excluded", study.reason
+    return s.status, s.reason
+
+
+def _group(rules: Rules, models: set[str]) -> str | None:
+    key = ",".join(sorted(models))
+    for group, wanted in rules.machines.items():
+        if ",".join(sorted(wanted)) == key:
+            return group
+    return None
+
+
+def day_truth(plan: DayPlan, rules: Rules) -> dict[str, pl.DataFrame]:
+    """studies, series, excluded, kept_series and cases frames of one day."""
+    day = plan.day
+    series_rows: list[dict[str, Any]] = []
+    kept_rows: list[dict[str, Any]] = []
+    excluded_rows: list[dict[str, Any]] = []
+    case_rows: list[dict[str, Any]] = []
+    # study uid -> (display machine, kept spans); only studies that map to a machine group
+    reportable: dict[str, tuple[str, list[tuple[dt.datetime, dt.datetime]]]] = {}
+    for study in plan.studies:
+        case_rows += [
+            {"date": day, "study_uid": study.uid, "series_uid": None, "case": c}
+            for c in study.cases
+        ]
+        if study.reason:
+            excluded_rows.append(
+                {
+                    "date": day,
+                    "level": "study",
+                    "study_uid": study.uid,
+                    "series_uid": None,
+                    "reason": study.reason,
+                }
+            )
+        kept: list[Series] = []
+        names = {normalise_institution(s.institution) for s in study.series if s.institution}
+        for s in study.series:
+            case_rows += [
+                {"date": day, "study_uid": study.uid, "series_uid": s.uid, "case": c}
+                for c in s.cases
+            ]
+            status, reason = series_status(study, s)
+            start, end = s.span() if status == "kept" else (None, None)
+            series_rows.append(
+                {
+                    "date": day,
+                    "study_uid": study.uid,
+                    "series_uid": s.uid,
+                    "modality": s.modality,
+                    "machine": s.model,
+                    "n_instances": s.n_instances,
+                    "start": start,
+                    "end": end,
+                    "status": status,
+                    "reason": reason,
+                }
+            )
+            if status == "excluded" and not study.reason:
+                excluded_rows.append(
+                    {
+                        "date": day,
+                        "level": "series",
+                        "study_uid": study.uid,
+                        "series_uid": s.uid,
+                        "reason": reason,
+                    }
+                )
+            if status == "kept":
+                kept.append(s)
+                kept_rows.append(
+                    {
+                        "date": day,
+                        "patient_id": study.patient_id,
+                        "study_uid": study.uid,
+                        "series_uid": s.uid,
+                        "study_description": study.description,
+                        "series_description": s.description,
+                        "protocol_name": s.protocol,
+                        "institution": "mixed"
+                        if len(names) > 1
+                        else normalise_institution(s.institution or ""),
+                        "modality": s.modality,
+                        "n_instances": s.n_instances,
+                        "machine": s.model,
+                        "start": start,
+                        "end": end,
+                    }
+                )
+        if not kept:
+            continue  # every series excluded or failed: no study
+        group = _group(rules, {minify_machine(s.model or "") for s in kept})
+        if group is None:
+            continue  # "mixed cases": left out of reports
+        spans = sorted({s.span() for s in kept})  # same start/end in one study = duplicate series
+        reportable[study.uid] = (display_machine(group), spans)
+
+    # series starts per display machine, to find another patient scanned in between
+    starts: dict[str, list[tuple[dt.datetime, str]]] = defaultdict(list)
+    for uid, (machine, spans) in reportable.items():
+        starts[machine] += [(a, uid) for a, _ in spans]
+
+    by_uid = {s.uid: s for s in plan.studies}
+    rows: list[dict[str, Any]] = []
+    for uid, (machine, spans) in reportable.items():
+        study = by_uid[uid]
+        take, begin, finish = 1, spans[0][0], spans[0][1]
+        takes: list[tuple[int, dt.datetime, dt.datetime]] = []
+        for (_, prev_end), (start, end) in itertools.pairwise(spans):
+            pause = (start - prev_end).total_seconds()
+            between = any(prev_end <= a < start for a, other in starts[machine] if other != uid)
+            if pause > rules.retake_split_s or between:
+                takes.append((take, begin, finish))
+                take, begin, finish = take + 1, start, end
+            else:
+                finish = max(finish, end)
+        takes.append((take, begin, finish))
+        label = label_of(study.description, rules.descriptions.get(minify_machine(machine), {}))
+        rows += [
+            {
+                "date": day,
+                "machine": machine,
+                "study_uid": uid,
+                "take": n,
+                "description": label,
+                "start": a,
+                "end": b,
+                "patient_id": study.patient_id,
+            }
+            for n, a, b in takes
+        ]
+
+    # ventilation + perfusion of one patient on one machine: one study
+    merged: dict[tuple[str, str], dict[str, Any]] = {}
+    out: list[dict[str, Any]] = []
+    for row in sorted(rows, key=lambda r: (r["start"], r["study_uid"], r["take"])):
+        if row["description"] != VENT_PERF:
+            out.append(row)
+            continue
+        key = (row["patient_id"], row["machine"])
+        if key in merged:
+            first = merged[key]
+            first["end"] = max(first["end"], row["end"])
+        else:
+            merged[key] = row
+            out.append(row)
+    out.sort(key=lambda r: (r["machine"], r["start"], r["study_uid"], r["take"]))
+    return {
+        "studies": pl.DataFrame(out, schema=schema.TRUTH_STUDY_SCHEMA),
+        "series": pl.DataFrame(series_rows, schema=schema.TRUTH_SERIES_SCHEMA),
+        "excluded": pl.DataFrame(excluded_rows, schema=schema.EXCLUDED_SCHEMA),
+        "kept_series": pl.DataFrame(kept_rows, schema=KEPT_SERIES_SCHEMA),
+        "cases": pl.DataFrame(case_rows, schema=CASES_SCHEMA),
+    }
