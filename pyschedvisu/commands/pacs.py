@@ -1,0 +1,171 @@
+"""``pyschedvisu pacs serve`` (the demo PACS) and ``pyschedvisu pacs check`` (when present)."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import signal
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from pyschedvisu.commands._common import settings_from
+from pyschedvisu_core.errors import PacsError, StoreError
+
+pacs_app = typer.Typer(
+    help="The demo PACS, and checks of the configured PACS.", no_args_is_help=True
+)
+
+
+def parse_move_dest(value: str) -> tuple[str, tuple[str, int]]:
+    """``AE=HOST:PORT`` -> ``("AE", ("HOST", PORT))``; raises typer.BadParameter."""
+    ae, sep, addr = value.partition("=")
+    host, sep2, port = addr.rpartition(":")
+    if not (sep and sep2 and ae.strip() and host.strip() and port.isdigit()):
+        raise typer.BadParameter(
+            f"{value!r}: expected AE=HOST:PORT, e.g. PYSCHEDVISU=127.0.0.1:11113"
+        )
+    if len(ae.strip()) > 16 or not 0 < int(port) < 65536:
+        raise typer.BadParameter(
+            f"{value!r}: AE title of 1-16 characters and a port 1-65535 expected"
+        )
+    return ae.strip(), (host.strip(), int(port))
+
+
+@pacs_app.command("serve")
+def serve(
+    ctx: typer.Context,
+    data: Annotated[
+        Path,
+        typer.Option(
+            "--data", help="Data dir whose dicom/** is served (e.g. `pyschedvisu synth --out`)."
+        ),
+    ],
+    port: Annotated[
+        int | None,
+        typer.Option("--port", help="DICOM port (default: pacs.port).", min=0, max=65535),
+    ] = None,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    ae: Annotated[
+        str | None,
+        typer.Option("--ae", help="AE title of the demo PACS (default: pacs.called_ae)."),
+    ] = None,
+    hospital: Annotated[
+        bool,
+        typer.Option(
+            "--hospital",
+            help="Act like the 2019 hospital PACS: no C-GET, minimal IMAGE level, throttled.",
+        ),
+    ] = False,
+    refuse_get: Annotated[
+        bool, typer.Option("--refuse-get", help="Do not support C-GET (contexts rejected).")
+    ] = False,
+    minimal_image_level: Annotated[
+        bool,
+        typer.Option(
+            "--minimal-image-level", help="IMAGE-level C-FIND returns only UIDs and InstanceNumber."
+        ),
+    ] = False,
+    max_in_flight: Annotated[
+        int | None,
+        typer.Option(
+            "--max-in-flight", min=1, help="Answer 0xC336 beyond K concurrent operations."
+        ),
+    ] = None,
+    max_ops_per_s: Annotated[
+        float | None,
+        typer.Option(
+            "--max-ops-per-s", min=0.01, help="Answer 0xC336 beyond R operations per second."
+        ),
+    ] = None,
+    move_dest: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--move-dest",
+            help="C-MOVE destination AE=HOST:PORT (repeatable). Default: pacs.calling_ae at 127.0.0.1:pacs.move_port.",
+        ),
+    ] = None,
+    allow_ae: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-ae", help="Only accept associations from these calling AE titles (repeatable)."
+        ),
+    ] = None,
+) -> None:
+    """Serve DIR/dicom/** over DICOM (C-ECHO, C-FIND, C-GET, C-MOVE) until Ctrl-C."""
+    from pyschedvisu.pacs import Behaviour, DemoPacs
+
+    settings = settings_from(ctx)
+    dests: dict[str, tuple[str, int]] = {}
+    if move_dest:
+        dests = dict(parse_move_dest(v) for v in move_dest)
+    else:
+        dest_ae = settings.pacs.move_ae or settings.pacs.calling_ae
+        if settings.pacs.move_port:
+            dests[dest_ae] = ("127.0.0.1", settings.pacs.move_port)
+    if hospital:
+        behaviour = Behaviour.hospital()
+        if max_in_flight is not None:
+            behaviour.max_in_flight = max_in_flight
+        if max_ops_per_s is not None:
+            behaviour.max_ops_per_s = max_ops_per_s
+    else:
+        behaviour = Behaviour(
+            refuse_get=refuse_get,
+            image_level_minimal=minimal_image_level,
+            max_in_flight=max_in_flight,
+            max_ops_per_s=max_ops_per_s,
+        )
+    behaviour.refuse_get |= refuse_get
+    behaviour.image_level_minimal |= minimal_image_level
+    if allow_ae:
+        behaviour.allowed_calling_aes = {a.strip() for a in allow_ae}
+    try:
+        pacs = DemoPacs(
+            data,
+            ae_title=ae or settings.pacs.called_ae,
+            host=host,
+            port=settings.pacs.port if port is None else port,
+            behaviour=behaviour,
+            move_destinations=dests,
+        )
+        bound = pacs.start()
+    except (PacsError, StoreError) as exc:
+        typer.echo(f"pacs serve: {exc}", err=True)
+        raise typer.Exit(code=1) from None
+    stop = threading.Event()
+    # Both signals just stop the loop (SIGINT may be ignored when started in the background).
+    previous = {
+        sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)
+    }
+    moves = ", ".join(f"{k}={h}:{p}" for k, (h, p) in dests.items()) or "none"
+    typer.echo(
+        f"demo PACS {pacs.ae_title} on {host}:{bound}: {len(pacs.index)} instances; "
+        f"C-GET {'refused' if behaviour.refuse_get else 'allowed'}; "
+        f"IMAGE level {'minimal' if behaviour.image_level_minimal else 'full'}; "
+        f"max in flight {behaviour.max_in_flight or '-'}; max ops/s {behaviour.max_ops_per_s or '-'}; "
+        f"C-MOVE destinations: {moves}. Ctrl-C to stop."
+    )
+    try:
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        pacs.stop()
+        s = pacs.stats
+        typer.echo(
+            f"stopped: {s.associations} associations, {s.find} C-FIND, {s.get} C-GET, {s.move} C-MOVE, {s.throttled} throttled"
+        )
+
+
+if importlib.util.find_spec("pyschedvisu.commands.pacs_check") is not None:
+    pacs_app.command("check")(importlib.import_module("pyschedvisu.commands.pacs_check").check)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(pacs_app, name="pacs")

@@ -1,0 +1,496 @@
+"""In-memory index of the DICOM files of a data directory, and C-FIND over it.
+
+Every file under ``DIR/dicom/**`` is read once (header only) into a polars frame, one row
+per instance, cached in ``DIR/dicom/.index.v1.parquet``; on the next load only files whose
+size or mtime changed are read again. Queries filter that frame; attributes that are not
+indexed are read from the header of the matching instance (like Orthanc with
+``StorageAccessOnFind = Always``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pydicom
+from pydicom.datadict import dictionary_VR, tag_for_keyword
+from pydicom.dataelem import DataElement
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+
+from pyschedvisu.pacs.matching import compile_query, is_universal
+from pyschedvisu_core.errors import PacsOperationError, StoreError
+
+log = logging.getLogger(__name__)
+
+INDEX_FILE = ".index.v1.parquet"
+
+LEVELS = ("PATIENT", "STUDY", "SERIES", "IMAGE")
+_RANK = {lv: i for i, lv in enumerate(LEVELS)}
+
+#: Indexed attributes, by the level they belong to.
+LEVEL_KEYWORDS: dict[str, tuple[str, ...]] = {
+    "PATIENT": ("PatientID", "PatientName", "PatientBirthDate", "PatientSex"),
+    "STUDY": (
+        "StudyInstanceUID",
+        "StudyDate",
+        "StudyTime",
+        "AccessionNumber",
+        "StudyID",
+        "StudyDescription",
+        "ReferringPhysicianName",
+    ),
+    "SERIES": (
+        "SeriesInstanceUID",
+        "Modality",
+        "SeriesNumber",
+        "SeriesDate",
+        "SeriesTime",
+        "SeriesDescription",
+        "ProtocolName",
+        "InstitutionName",
+        "BodyPartExamined",
+        "Manufacturer",
+        "ManufacturerModelName",
+        "StationName",
+    ),
+    "IMAGE": (
+        "SOPInstanceUID",
+        "SOPClassUID",
+        "InstanceNumber",
+        "AcquisitionDate",
+        "AcquisitionTime",
+        "ContentDate",
+        "ContentTime",
+        "ImageType",
+        "NumberOfFrames",
+        "SpecificCharacterSet",
+    ),
+}
+KEYWORD_LEVEL = {kw: lv for lv, kws in LEVEL_KEYWORDS.items() for kw in kws}
+INDEXED = tuple(KEYWORD_LEVEL)
+FILE_COLUMNS = ("path", "size", "mtime_ns", "TransferSyntaxUID")
+
+#: Attributes computed from the hierarchy, and the lowest level they describe.
+COMPUTED_LEVEL = {
+    "NumberOfPatientRelatedStudies": "PATIENT",
+    "NumberOfPatientRelatedSeries": "PATIENT",
+    "NumberOfPatientRelatedInstances": "PATIENT",
+    "ModalitiesInStudy": "STUDY",
+    "SOPClassesInStudy": "STUDY",
+    "NumberOfStudyRelatedSeries": "STUDY",
+    "NumberOfStudyRelatedInstances": "STUDY",
+    "NumberOfSeriesRelatedInstances": "SERIES",
+}
+
+UNIQUE_KEY = {
+    "PATIENT": "PatientID",
+    "STUDY": "StudyInstanceUID",
+    "SERIES": "SeriesInstanceUID",
+    "IMAGE": "SOPInstanceUID",
+}
+
+#: What a PACS that keeps IMAGE-level queries light returns (the hospital PACS).
+MINIMAL_IMAGE_KEYS = frozenset(
+    {"SOPInstanceUID", "SOPClassUID", "InstanceNumber", "StudyInstanceUID", "SeriesInstanceUID"}
+)
+
+_SKIP_TAGS = {0x00080052, 0x00080005, 0x00080054}  # QR level, charset, RetrieveAETitle
+_TAG_KEYWORD: dict[int, str] = {int(tag_for_keyword(k) or 0): k for k in INDEXED}
+_SPECIFIC_TAGS: list[int] = list(_TAG_KEYWORD)
+
+
+def value_str(elem: DataElement | None) -> str | None:
+    """String form of an element value (multi-values joined by a backslash); None if empty."""
+    if elem is None or elem.VR == "SQ" or elem.value is None:
+        return None
+    v = elem.value
+    if isinstance(v, bytes | bytearray):
+        return None
+    if isinstance(v, list | tuple | pydicom.multival.MultiValue):
+        s = "\\".join(str(x) for x in v)
+    else:
+        s = str(v)
+    s = s.strip()
+    return s or None
+
+
+def _read_row(path: Path, rel: str, st: os.stat_result) -> dict[str, Any] | None:
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=_SPECIFIC_TAGS)
+    except (InvalidDicomError, OSError, EOFError, ValueError) as exc:
+        log.debug("skipping %s: not readable DICOM (%s)", rel, exc)
+        return None
+    row: dict[str, Any] = dict.fromkeys(INDEXED)
+    # By tag, not keyword: keyword lookups dominate the indexing time otherwise.
+    for tag in _TAG_KEYWORD.keys() & set(ds.keys()):
+        row[_TAG_KEYWORD[tag]] = value_str(ds[tag])
+    if not (row["SOPInstanceUID"] and row["StudyInstanceUID"] and row["SeriesInstanceUID"]):
+        log.warning("skipping %s: no SOP/Study/Series Instance UID", rel)
+        return None
+    meta = getattr(ds, "file_meta", None)
+    ts = meta.get("TransferSyntaxUID") if meta is not None else None
+    row.update(path=rel, size=st.st_size, mtime_ns=st.st_mtime_ns, TransferSyntaxUID=ts and str(ts))
+    return row
+
+
+def _schema() -> dict[str, pl.DataType]:
+    sch: dict[str, pl.DataType] = {kw: pl.String() for kw in INDEXED}
+    sch.update(
+        path=pl.String(), size=pl.Int64(), mtime_ns=pl.Int64(), TransferSyntaxUID=pl.String()
+    )
+    return sch
+
+
+def _sorted(frame: pl.DataFrame) -> pl.DataFrame:
+    """Instances in a stable, natural order: the first row of an entity represents it."""
+    return frame.sort(
+        [
+            pl.col("PatientID"),
+            pl.col("StudyDate"),
+            pl.col("StudyTime"),
+            pl.col("StudyInstanceUID"),
+            pl.col("SeriesNumber").cast(pl.Int64, strict=False),
+            pl.col("SeriesInstanceUID"),
+            pl.col("InstanceNumber").cast(pl.Int64, strict=False),
+            pl.col("path"),
+        ],
+        nulls_last=True,
+    )
+
+
+@dataclass(frozen=True)
+class _Stats:
+    study: dict[str, dict[str, str]]
+    series: dict[str, dict[str, str]]
+    patient: dict[str, dict[str, str]]
+
+
+class PacsIndex:
+    """Instances of ``DIR/dicom/**`` with their patient/study/series/instance attributes."""
+
+    def __init__(self, root: Path, frame: pl.DataFrame, header_cache: int = 4096) -> None:
+        self.root = root
+        self.frame = _sorted(frame.unique(subset=["SOPInstanceUID"], keep="first"))
+        self._stats = self._compute_stats(self.frame)
+        self._headers: OrderedDict[str, Dataset] = OrderedDict()
+        self._headers_max = header_cache
+        self._lock = threading.Lock()
+
+    # -- loading ------------------------------------------------------------------------
+    @classmethod
+    def load(cls, data_dir: str | Path, *, write_cache: bool = True) -> PacsIndex:
+        """Index ``data_dir/dicom`` (or ``data_dir`` itself if it has no ``dicom`` folder).
+
+        Reuses the on-disk cache for files whose size and mtime did not change.
+        """
+        base = Path(data_dir)
+        root = base / "dicom" if (base / "dicom").is_dir() else base
+        if not root.is_dir():
+            raise StoreError(f"{root}: no such DICOM directory")
+        cache_path = root / INDEX_FILE
+        cached: dict[str, dict[str, Any]] = {}
+        if cache_path.exists():
+            try:
+                old = pl.read_parquet(cache_path)
+                if set(old.columns) == set(_schema()):
+                    cached = {r["path"]: r for r in old.iter_rows(named=True)}
+            except (OSError, pl.exceptions.PolarsError) as exc:
+                log.warning("%s: unreadable index cache, rebuilding (%s)", cache_path, exc)
+        rows: list[dict[str, Any]] = []
+        n_read = 0
+        seen: set[str] = set()
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            for name in sorted(filenames):
+                if name.startswith("."):
+                    continue
+                full = Path(dirpath) / name
+                rel = full.relative_to(root).as_posix()
+                seen.add(rel)
+                try:
+                    st = full.stat()
+                except OSError:
+                    continue
+                old_row = cached.get(rel)
+                if (
+                    old_row
+                    and old_row["size"] == st.st_size
+                    and old_row["mtime_ns"] == st.st_mtime_ns
+                ):
+                    rows.append(old_row)
+                    continue
+                n_read += 1
+                row = _read_row(full, rel, st)
+                if row is not None:
+                    rows.append(row)
+        frame = pl.DataFrame(rows, schema=_schema()) if rows else pl.DataFrame(schema=_schema())
+        changed = n_read > 0 or set(cached) - seen or not cache_path.exists()
+        if write_cache and changed:
+            from pyschedvisu.store import atomic_write_parquet
+
+            try:
+                atomic_write_parquet(cache_path, frame)
+            except OSError as exc:
+                log.warning("%s: cannot write the index cache (%s)", cache_path, exc)
+        log.info("indexed %d instances under %s (%d files read)", frame.height, root, n_read)
+        return cls(root, frame)
+
+    def __len__(self) -> int:
+        return self.frame.height
+
+    @staticmethod
+    def _compute_stats(frame: pl.DataFrame) -> _Stats:
+        study: dict[str, dict[str, str]] = {}
+        for r in (
+            frame.group_by("StudyInstanceUID")
+            .agg(
+                pl.col("SeriesInstanceUID").n_unique().alias("ns"),
+                pl.len().alias("ni"),
+                pl.col("Modality").drop_nulls().unique().sort().str.join("\\").alias("mods"),
+                pl.col("SOPClassUID").drop_nulls().unique().sort().str.join("\\").alias("sops"),
+            )
+            .iter_rows(named=True)
+        ):
+            study[r["StudyInstanceUID"]] = {
+                "NumberOfStudyRelatedSeries": str(r["ns"]),
+                "NumberOfStudyRelatedInstances": str(r["ni"]),
+                "ModalitiesInStudy": r["mods"],
+                "SOPClassesInStudy": r["sops"],
+            }
+        series = {
+            r[0]: {"NumberOfSeriesRelatedInstances": str(r[1])}
+            for r in frame.group_by("SeriesInstanceUID").agg(pl.len()).iter_rows()
+        }
+        patient: dict[str, dict[str, str]] = {}
+        for r in (
+            frame.filter(pl.col("PatientID").is_not_null())
+            .group_by("PatientID")
+            .agg(
+                pl.col("StudyInstanceUID").n_unique().alias("nst"),
+                pl.col("SeriesInstanceUID").n_unique().alias("nse"),
+                pl.len().alias("ni"),
+            )
+            .iter_rows(named=True)
+        ):
+            patient[r["PatientID"]] = {
+                "NumberOfPatientRelatedStudies": str(r["nst"]),
+                "NumberOfPatientRelatedSeries": str(r["nse"]),
+                "NumberOfPatientRelatedInstances": str(r["ni"]),
+            }
+        return _Stats(study, series, patient)
+
+    # -- files --------------------------------------------------------------------------
+    def file(self, rel: str) -> Path:
+        """Absolute path of an indexed file."""
+        return self.root / rel
+
+    def header(self, rel: str) -> Dataset:
+        """Header (no pixel data) of an indexed file, kept in a small LRU cache."""
+        with self._lock:
+            ds = self._headers.get(rel)
+            if ds is not None:
+                self._headers.move_to_end(rel)
+                return ds
+        ds = pydicom.dcmread(self.file(rel), stop_before_pixels=True)
+        with self._lock:
+            self._headers[rel] = ds
+            while len(self._headers) > self._headers_max:
+                self._headers.popitem(last=False)
+        return ds
+
+    def dataset(self, rel: str) -> Dataset:
+        """The whole instance (with pixel data), for a C-STORE sub-operation."""
+        return pydicom.dcmread(self.file(rel))
+
+    # -- queries ------------------------------------------------------------------------
+    def match(self, identifier: Dataset, level: str) -> pl.DataFrame:
+        """Representative instance rows (one per matching entity at ``level``).
+
+        Attributes at or above ``level`` filter every instance (so upper-level attributes work
+        as filters at lower levels, like Orthanc and dcm4chee); ModalitiesInStudy matches a
+        study if any of its modalities matches; other attributes are matched against the
+        entity's first instance (indexed value, else its header).
+        """
+        level = _check_level(level)
+        rows = self.frame
+        post: list[tuple[str, DataElement]] = []
+        for elem in identifier:
+            if _skipped(elem) or elem.VR == "SQ":
+                continue
+            kw = elem.keyword
+            query = value_str(elem)
+            if is_universal(query):
+                continue
+            if kw == "ModalitiesInStudy":
+                if level == "PATIENT":
+                    continue
+                pred = compile_query(query, "CS")
+                mods = self.frame.select("StudyInstanceUID", "Modality").unique()
+                ok_mods = {m for m in mods["Modality"].unique().to_list() if pred and pred(m)}
+                studies = mods.filter(pl.col("Modality").is_in(list(ok_mods)))["StudyInstanceUID"]
+                rows = rows.filter(pl.col("StudyInstanceUID").is_in(studies.unique().to_list()))
+            elif kw in COMPUTED_LEVEL:
+                post.append((kw, elem))
+            elif kw in KEYWORD_LEVEL and _RANK[KEYWORD_LEVEL[kw]] <= _RANK[level]:
+                rows = _filter_column(rows, kw, query, elem.VR)
+            else:
+                post.append((kw, elem))
+        key = UNIQUE_KEY[level]
+        reps = rows.filter(pl.col(key).is_not_null()).unique(
+            subset=[key], keep="first", maintain_order=True
+        )
+        if post and reps.height:
+            keep = [
+                all(_post_ok(self._value(r, kw, level), elem) for kw, elem in post)
+                for r in reps.iter_rows(named=True)
+            ]
+            reps = reps.filter(pl.Series(keep, dtype=pl.Boolean))
+        return reps
+
+    def instances(self, identifier: Dataset, level: str) -> pl.DataFrame:
+        """Every instance under the entities matched at ``level`` (what C-GET / C-MOVE send)."""
+        level = _check_level(level)
+        reps = self.match(identifier, level)
+        key = UNIQUE_KEY[level]
+        return self.frame.filter(pl.col(key).is_in(reps[key].to_list()))
+
+    def responses(
+        self,
+        reps: pl.DataFrame,
+        identifier: Dataset,
+        level: str,
+        *,
+        minimal: bool = False,
+        retrieve_ae: str | None = None,
+    ) -> Iterable[Dataset]:
+        """C-FIND response identifiers: only the requested keys, plus QueryRetrieveLevel,
+        SpecificCharacterSet and (PS3.4 C.4.1.1.3.2, as Orthanc and dcm4chee do) the
+        RetrieveAETitle. ``minimal`` IMAGE level keeps only :data:`MINIMAL_IMAGE_KEYS`."""
+        level = _check_level(level)
+        wanted = [e for e in identifier if not _skipped(e)]
+        for r in reps.iter_rows(named=True):
+            ds = Dataset()
+            ds.SpecificCharacterSet = "ISO_IR 192"
+            ds.QueryRetrieveLevel = level
+            if retrieve_ae:
+                ds.RetrieveAETitle = retrieve_ae
+            for elem in wanted:
+                kw = elem.keyword
+                if minimal and level == "IMAGE" and kw not in MINIMAL_IMAGE_KEYS:
+                    continue
+                out = self._element(r, elem, level)
+                if out is not None:
+                    ds[elem.tag] = out
+            yield ds
+
+    # -- internals ----------------------------------------------------------------------
+    def _computed(self, row: dict[str, Any], kw: str, level: str) -> str | None:
+        lvl = COMPUTED_LEVEL[kw]
+        if lvl == "STUDY":
+            return self._stats.study.get(row["StudyInstanceUID"], {}).get(kw)
+        if lvl == "SERIES":
+            if level in ("PATIENT", "STUDY"):
+                return None
+            return self._stats.series.get(row["SeriesInstanceUID"], {}).get(kw)
+        return self._stats.patient.get(row["PatientID"] or "", {}).get(kw)
+
+    def _value(self, row: dict[str, Any], kw: str, level: str) -> str | None:
+        if kw in COMPUTED_LEVEL:
+            return self._computed(row, kw, level)
+        if kw in KEYWORD_LEVEL:
+            v = row[kw]
+            return str(v) if v is not None else None
+        return value_str(self._header_elem(row, kw))
+
+    def _header_elem(self, row: dict[str, Any], kw: str | int) -> DataElement | None:
+        try:
+            hdr = self.header(row["path"])
+        except (OSError, InvalidDicomError) as exc:
+            log.warning("%s: unreadable header (%s)", row["path"], exc)
+            return None
+        return hdr[kw] if kw in hdr else None  # noqa: SIM401 (get() by keyword returns the value)
+
+    def _element(self, row: dict[str, Any], elem: DataElement, level: str) -> DataElement | None:
+        """The answer element for requested ``elem``: empty when the value is unknown; None
+        (left out) for a sequence the instance does not have, as Orthanc does."""
+        kw = elem.keyword
+        if kw in COMPUTED_LEVEL or kw in KEYWORD_LEVEL:
+            value = self._value(row, kw, level)
+            vr = _vr(elem)
+            return DataElement(elem.tag, vr, value if value is not None else None)
+        found = self._header_elem(row, kw if kw else int(elem.tag))
+        if found is not None:
+            return DataElement(elem.tag, found.VR, _copy_value(found))
+        return None if elem.VR == "SQ" else DataElement(elem.tag, elem.VR, None)
+
+
+def _copy_value(elem: DataElement) -> Any:
+    if elem.VR == "SQ":
+        import copy
+
+        return copy.deepcopy(elem.value)
+    return elem.value
+
+
+def _vr(elem: DataElement) -> str:
+    try:
+        vr = dictionary_VR(elem.tag)
+    except KeyError:
+        return str(elem.VR)
+    return vr if " or " not in vr else str(elem.VR)
+
+
+def _skipped(elem: DataElement) -> bool:
+    tag = int(elem.tag)
+    return tag in _SKIP_TAGS or elem.tag.group < 0x0008 or elem.tag.element == 0
+
+
+def _check_level(level: str) -> str:
+    lv = (level or "").strip().upper()
+    if lv == "INSTANCE":  # some SCUs write INSTANCE
+        lv = "IMAGE"
+    if lv not in _RANK:
+        raise PacsOperationError(f"unknown QueryRetrieveLevel {level!r}", status=0xA900)
+    return lv
+
+
+def _filter_column(rows: pl.DataFrame, kw: str, query: str | None, vr: str) -> pl.DataFrame:
+    """Keep rows whose ``kw`` matches ``query`` (the predicate runs on distinct values)."""
+    pred = compile_query(query, _vr_of(kw, vr))
+    if pred is None:
+        return rows
+    values = rows[kw].unique().to_list()
+    ok = [v for v in values if v is not None and pred(v)]
+    return rows.filter(pl.col(kw).is_in(ok))
+
+
+def _vr_of(kw: str, fallback: str) -> str:
+    tag = tag_for_keyword(kw)
+    if tag is None:
+        return fallback
+    vr = dictionary_VR(tag)
+    return vr if " or " not in vr else fallback
+
+
+def _post_ok(value: str | None, elem: DataElement) -> bool:
+    pred = compile_query(value_str(elem), _vr_of(elem.keyword, str(elem.VR)))
+    return True if pred is None else pred(value)
+
+
+__all__ = [
+    "COMPUTED_LEVEL",
+    "INDEXED",
+    "LEVELS",
+    "MINIMAL_IMAGE_KEYS",
+    "UNIQUE_KEY",
+    "PacsIndex",
+    "value_str",
+]

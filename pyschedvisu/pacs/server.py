@@ -1,0 +1,608 @@
+"""The demo PACS: a pynetdicom Query/Retrieve SCP over the files of a data directory.
+
+It answers C-ECHO, C-FIND (Patient Root and Study Root, PATIENT/STUDY/SERIES/IMAGE),
+C-GET (C-STORE on the same association) and C-MOVE (C-STORE on a new association to a
+registered destination). :class:`Behaviour` switches make it act like the hospital PACS of
+DOMAIN.md §2.4 (C-GET refused, IMAGE level without timing tags, 0xC336 when pushed too hard)
+and inject faults; it is read at every association / operation, so it can change while the
+server runs. Every association is served in its own thread by pynetdicom: the counters and
+the throttle are protected by one lock.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import socketserver
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import polars as pl
+import pynetdicom
+import pynetdicom.association
+from pydicom.dataset import Dataset
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pynetdicom import AE, build_context, evt
+from pynetdicom.dimse_primitives import C_FIND, C_GET, C_MOVE
+from pynetdicom.dsutils import decode
+from pynetdicom.presentation import PresentationContext, StoragePresentationContexts
+from pynetdicom.service_class import QueryRetrieveServiceClass
+from pynetdicom.sop_class import (
+    PatientRootQueryRetrieveInformationModelFind,
+    PatientRootQueryRetrieveInformationModelGet,
+    PatientRootQueryRetrieveInformationModelMove,
+    StudyRootQueryRetrieveInformationModelFind,
+    StudyRootQueryRetrieveInformationModelGet,
+    StudyRootQueryRetrieveInformationModelMove,
+    Verification,
+)
+from pynetdicom.transport import ThreadedAssociationServer
+
+from pyschedvisu.pacs.index import UNIQUE_KEY, PacsIndex, value_str
+from pyschedvisu.pacs.matching import compile_query, is_universal
+from pyschedvisu_core.errors import PacsError, PacsOperationError
+
+log = logging.getLogger(__name__)
+
+#: What the hospital PACS answered when it had too much to do (DOMAIN.md §2.4).
+STATUS_THROTTLED = 0xC336
+STATUS_BAD_IDENTIFIER = 0xA900  # Identifier does not match SOP Class
+STATUS_MOVE_DEST_UNKNOWN = 0xA801
+
+FIND_UIDS = {
+    str(PatientRootQueryRetrieveInformationModelFind): "PATIENT",
+    str(StudyRootQueryRetrieveInformationModelFind): "STUDY",
+}
+GET_UIDS = {
+    str(PatientRootQueryRetrieveInformationModelGet): "PATIENT",
+    str(StudyRootQueryRetrieveInformationModelGet): "STUDY",
+}
+MOVE_UIDS = {
+    str(PatientRootQueryRetrieveInformationModelMove): "PATIENT",
+    str(StudyRootQueryRetrieveInformationModelMove): "STUDY",
+}
+_UNCOMPRESSED = [str(ExplicitVRLittleEndian), str(ImplicitVRLittleEndian)]
+
+
+@dataclass
+class Behaviour:
+    """How the demo PACS behaves; change it at run time for fault injection.
+
+    - ``refuse_get``: C-GET SOP classes are not supported (their presentation contexts are
+      rejected at association), as at the hospital.
+    - ``image_level_minimal``: IMAGE-level C-FIND returns only SOPInstanceUID, SOPClassUID,
+      InstanceNumber, StudyInstanceUID, SeriesInstanceUID (no timing tags).
+    - ``max_in_flight`` / ``max_ops_per_s``: a C-FIND/C-GET/C-MOVE beyond K concurrent
+      operations or R operations per second answers failure ``0xC336``.
+    - ``fail_dates``: any query or retrieve about one of these StudyDates aborts the
+      association (an unreachable PACS mid-run).
+    - ``reject_calling_aes`` / ``allowed_calling_aes``: associations from these / from any
+      other AE title are rejected ("calling AE title not recognised").
+    """
+
+    refuse_get: bool = False
+    image_level_minimal: bool = False
+    max_in_flight: int | None = None
+    max_ops_per_s: float | None = None
+    fail_dates: set[dt.date] = field(default_factory=set)
+    reject_calling_aes: set[str] = field(default_factory=set)
+    allowed_calling_aes: set[str] | None = None
+
+    @classmethod
+    def hospital(
+        cls, *, max_in_flight: int | None = 2, max_ops_per_s: float | None = 10.0, **kwargs: Any
+    ) -> Behaviour:
+        """The hospital PACS of 2019: no C-GET, minimal IMAGE level, throttled."""
+        return cls(
+            refuse_get=True,
+            image_level_minimal=True,
+            max_in_flight=max_in_flight,
+            max_ops_per_s=max_ops_per_s,
+            **kwargs,
+        )
+
+
+@dataclass
+class OpRecord:
+    """One DIMSE operation served (or refused)."""
+
+    kind: str  # echo | find | get | move
+    level: str | None
+    calling_ae: str
+    status: int | None  # None: ran; STATUS_THROTTLED; or the failure status
+    started: float  # time.monotonic()
+    matches: int = 0  # C-FIND answers or C-STORE sub-operations
+
+
+@dataclass
+class PacsStats:
+    """Counters of the demo PACS. Read them directly; every update holds ``lock``."""
+
+    associations: int = 0
+    rejected: int = 0
+    aborted: int = 0
+    echo: int = 0
+    find: int = 0
+    get: int = 0
+    move: int = 0
+    store_sent: int = 0
+    bytes_sent: int = 0
+    throttled: int = 0
+    max_in_flight_seen: int = 0
+    ops: list[OpRecord] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, **increments: int) -> None:
+        with self.lock:
+            for name, n in increments.items():
+                setattr(self, name, getattr(self, name) + n)
+
+    def as_dict(self) -> dict[str, Any]:
+        """A consistent copy of the counters (``ops`` as a list of dicts)."""
+        with self.lock:
+            out = {k: v for k, v in self.__dict__.items() if k not in ("lock", "ops")}
+            out["ops"] = [asdict(o) for o in self.ops]
+        return out
+
+
+class _Throttle:
+    """Concurrent-operation and rate ceilings, checked when an operation starts."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.in_flight = 0
+        self.starts: deque[float] = deque()
+
+    def enter(self, behaviour: Behaviour) -> bool:
+        now = time.monotonic()
+        with self.lock:
+            k = behaviour.max_in_flight
+            if k is not None and self.in_flight >= k:
+                return False
+            rate = behaviour.max_ops_per_s
+            if rate is not None and rate > 0:
+                # Sliding window: at least one second, long enough to hold one operation.
+                window = max(1.0, 1.0 / rate)
+                allowed = max(1, int(rate * window))
+                while self.starts and self.starts[0] <= now - window:
+                    self.starts.popleft()
+                if len(self.starts) >= allowed:
+                    return False
+            self.starts.append(now)
+            self.in_flight += 1
+            return True
+
+    def leave(self) -> None:
+        with self.lock:
+            self.in_flight -= 1
+
+
+class _GatedQueryRetrieve(QueryRetrieveServiceClass):
+    """Query/Retrieve SCP that answers 0xC336 before any work when the demo PACS is busy.
+
+    pynetdicom has no public hook to answer a C-MOVE with a failure status before it opens the
+    association to the destination, so the demo PACS's AE routes Q/R requests through this
+    subclass; associations of any other AE get the stock behaviour.
+    """
+
+    def SCP(self, req: Any, context: PresentationContext) -> None:
+        pacs: DemoPacs | None = getattr(self.assoc.ae, "_pyschedvisu_demo_pacs", None)
+        if pacs is None or not isinstance(req, C_FIND | C_GET | C_MOVE):
+            super().SCP(req, context)
+            return
+        kind = "find" if isinstance(req, C_FIND) else "get" if isinstance(req, C_GET) else "move"
+        pacs.stats.add(**{kind: 1})
+        if kind != "find":
+            # A bad retrieve identifier must fail before pynetdicom opens the C-MOVE
+            # association; C-FIND answers its own errors from the handler.
+            bad = pacs._check_retrieve(req, context)
+            if bad is not None:
+                pacs._record(kind, None, self.assoc, bad)
+                self._refuse(req, context, bad)
+                return
+        if not pacs._throttle.enter(pacs.behaviour):
+            pacs._record(kind, None, self.assoc, STATUS_THROTTLED, throttled=1)
+            self._refuse(req, context, STATUS_THROTTLED)
+            return
+        with pacs.stats.lock:
+            pacs.stats.max_in_flight_seen = max(
+                pacs.stats.max_in_flight_seen, pacs._throttle.in_flight
+            )
+        try:
+            super().SCP(req, context)
+        finally:
+            pacs._throttle.leave()
+
+    def _refuse(self, req: Any, context: PresentationContext, status: int) -> None:
+        """Send the final response with a failure ``status`` and no sub-operation."""
+        rsp: Any = type(req)()
+        rsp.MessageIDBeingRespondedTo = req.MessageID
+        rsp.AffectedSOPClassUID = req.AffectedSOPClassUID
+        rsp.Status = status
+        if not isinstance(req, C_FIND):
+            rsp.NumberOfCompletedSuboperations = 0
+            rsp.NumberOfWarningSuboperations = 0
+            rsp.NumberOfFailedSuboperations = 0
+        self.dimse.send_msg(rsp, int(context.context_id or 0))
+
+
+def _install_gate() -> None:
+    """Route Q/R requests of the demo PACS through :class:`_GatedQueryRetrieve` (idempotent)."""
+    current = pynetdicom.association.uid_to_service_class
+    if getattr(current, "_pyschedvisu_gate", False):
+        return
+
+    def uid_to_service_class(uid: str) -> Any:
+        cls = current(uid)
+        return _GatedQueryRetrieve if cls is QueryRetrieveServiceClass else cls
+
+    uid_to_service_class._pyschedvisu_gate = True  # type: ignore[attr-defined]
+    pynetdicom.association.uid_to_service_class = uid_to_service_class
+
+
+def _level(ident: Dataset, model: str) -> str:
+    """The QueryRetrieveLevel of ``ident``, checked against the information ``model``."""
+    level = str(ident.get("QueryRetrieveLevel", "")).strip().upper()
+    if level == "PATIENT" and model == "STUDY":
+        raise PacsOperationError("PATIENT level in Study Root", status=STATUS_BAD_IDENTIFIER)
+    if level not in ("PATIENT", "STUDY", "SERIES", "IMAGE", "INSTANCE"):
+        raise PacsOperationError(f"bad QueryRetrieveLevel {level!r}", status=STATUS_BAD_IDENTIFIER)
+    return "IMAGE" if level == "INSTANCE" else level
+
+
+def _calling_ae(assoc: Any) -> str:
+    try:
+        return str(assoc.requestor.ae_title or assoc.requestor.primitive.calling_ae_title).strip()
+    except AttributeError:
+        return ""
+
+
+class DemoPacs:
+    """A Q/R SCP over ``data_dir/dicom/**`` on ``host:port`` (``port=0``: a free one).
+
+    ``move_destinations`` maps AE titles to ``(host, port)`` for C-MOVE; it may be changed
+    while the server runs, and so may :attr:`behaviour`.
+    """
+
+    def __init__(
+        self,
+        data_dir: str | Path,
+        *,
+        ae_title: str = "DEMOPACS",
+        host: str = "127.0.0.1",
+        port: int = 0,
+        behaviour: Behaviour | None = None,
+        move_destinations: dict[str, tuple[str, int]] | None = None,
+        index: PacsIndex | None = None,
+    ) -> None:
+        self.data_dir = Path(data_dir)
+        self.ae_title = ae_title
+        self.host = host
+        self.port = port
+        self.behaviour = behaviour if behaviour is not None else Behaviour()
+        self.move_destinations: dict[str, tuple[str, int]] = dict(move_destinations or {})
+        self.index = index if index is not None else PacsIndex.load(self.data_dir)
+        self.stats = PacsStats()
+        self._throttle = _Throttle()
+        self._server: Any = None
+        self._ae: AE | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- life cycle ---------------------------------------------------------------------
+    def start(self) -> int:
+        """Start serving in background threads; return the bound port."""
+        if self._server is not None:
+            return self.port
+        _install_gate()
+        # pynetdicom would log whole identifiers (PatientID...) at INFO: never for us.
+        pynetdicom._config.LOG_REQUEST_IDENTIFIERS = False
+        pynetdicom._config.LOG_RESPONSE_IDENTIFIERS = False
+        ae = AE(ae_title=self.ae_title)
+        ae.maximum_associations = 64
+        ae.network_timeout = 60
+        ae.dimse_timeout = 60
+        ae._pyschedvisu_demo_pacs = self  # type: ignore[attr-defined]
+        ae.add_supported_context(Verification)
+        for uid in (*FIND_UIDS, *GET_UIDS, *MOVE_UIDS):
+            ae.add_supported_context(uid)
+        # C-GET sends C-STORE on the same association: accept the requestor's SCP role.
+        syntaxes = self._transfer_syntaxes()
+        sop_classes = {str(cx.abstract_syntax) for cx in StoragePresentationContexts}
+        sop_classes |= set(self.index.frame["SOPClassUID"].drop_nulls().unique().to_list())
+        for uid in sorted(sop_classes):
+            ae.add_supported_context(uid, syntaxes, scu_role=False, scp_role=True)
+        handlers = [
+            (evt.EVT_REQUESTED, self._on_requested),
+            (evt.EVT_ESTABLISHED, self._on_established),
+            (evt.EVT_ABORTED, self._on_aborted),
+            (evt.EVT_C_ECHO, self._on_echo),
+            (evt.EVT_C_FIND, self._on_find),
+            (evt.EVT_C_GET, self._on_get),
+            (evt.EVT_C_MOVE, self._on_move),
+            (evt.EVT_C_STORE, self._on_store),
+        ]
+        try:
+            # AE.start_server(block=False) equivalent, but polling every 50 ms instead of
+            # 500 ms, so that stop() returns at once (tests start and stop many servers).
+            server = ae.make_server(
+                (self.host, self.port),
+                evt_handlers=handlers,
+                server_class=ThreadedAssociationServer,
+            )
+        except OSError as exc:
+            raise PacsError(f"demo PACS cannot listen on {self.host}:{self.port}: {exc}") from exc
+        thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"DemoPacs@{self.ae_title}",
+            daemon=True,
+        )
+        thread.start()
+        self._ae, self._server, self._thread = ae, server, thread
+        self.port = int(server.server_address[1])
+        log.info(
+            "demo PACS %s listening on %s:%d (%d instances)",
+            self.ae_title,
+            self.host,
+            self.port,
+            len(self.index),
+        )
+        return self.port
+
+    def stop(self) -> None:
+        """Stop listening and abort the associations still open."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        for assoc in list(server.active_associations):
+            assoc.abort()
+        # socketserver's own shutdown: pynetdicom's expects a server made by start_server.
+        socketserver.BaseServer.shutdown(server)
+        server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        if self._ae is not None:
+            self._ae.shutdown()
+
+    def __enter__(self) -> DemoPacs:
+        self.start()
+        return self
+
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
+
+    def reset_stats(self) -> None:
+        """Zero every counter."""
+        with self.stats.lock:
+            fresh = PacsStats()
+            for name in fresh.__dict__:
+                if name != "lock":
+                    setattr(self.stats, name, getattr(fresh, name))
+
+    def reindex(self) -> None:
+        """Pick up files added or changed under ``data_dir`` since the start."""
+        self.index = PacsIndex.load(self.data_dir)
+
+    # -- helpers ------------------------------------------------------------------------
+    def _transfer_syntaxes(self) -> list[str]:
+        found = self.index.frame["TransferSyntaxUID"].drop_nulls().unique().sort().to_list()
+        out = list(_UNCOMPRESSED)
+        out += [ts for ts in found if ts not in out]
+        return out
+
+    def _record(
+        self,
+        kind: str,
+        level: str | None,
+        assoc: Any,
+        status: int | None,
+        matches: int = 0,
+        **inc: int,
+    ) -> None:
+        rec = OpRecord(kind, level, _calling_ae(assoc), status, time.monotonic(), matches)
+        with self.stats.lock:
+            self.stats.ops.append(rec)
+            for name, n in inc.items():
+                setattr(self.stats, name, getattr(self.stats, name) + n)
+
+    def _touches_fail_dates(self, identifier: Dataset, rows: pl.DataFrame) -> bool:
+        fail = {d.strftime("%Y%m%d") for d in self.behaviour.fail_dates}
+        if not fail:
+            return False
+        q = value_str(identifier["StudyDate"]) if "StudyDate" in identifier else None
+        pred = compile_query(q, "DA")
+        if pred is not None and any(pred(d) for d in fail):
+            return True
+        return bool(set(rows["StudyDate"].drop_nulls().to_list()) & fail)
+
+    def _abort(self, event: Any, kind: str, level: str | None) -> None:
+        log.info("demo PACS: fault injection, aborting a %s about a failing date", kind)
+        self._record(kind, level, event.assoc, None)
+        event.assoc.abort()
+
+    # -- association events -------------------------------------------------------------
+    def _on_requested(self, event: Any) -> None:
+        assoc = event.assoc
+        calling = str(assoc.requestor.primitive.calling_ae_title).strip()
+        b = self.behaviour
+        if calling in b.reject_calling_aes or (
+            b.allowed_calling_aes is not None and calling not in b.allowed_calling_aes
+        ):
+            log.info("demo PACS: rejecting calling AE %s", calling)
+            self.stats.add(rejected=1)
+            assoc.acse.send_reject(0x01, 0x01, 0x03)  # permanent, user, calling AE unknown
+            assoc.kill()
+            return
+        if b.refuse_get:
+            # A PACS that does not support C-GET rejects its presentation contexts.
+            assoc.acceptor.supported_contexts = [
+                cx
+                for cx in assoc.acceptor.supported_contexts
+                if str(cx.abstract_syntax) not in GET_UIDS
+            ]
+
+    def _on_established(self, event: Any) -> None:
+        self.stats.add(associations=1)
+
+    def _on_aborted(self, event: Any) -> None:
+        self.stats.add(aborted=1)
+
+    def _on_echo(self, event: Any) -> int:
+        self._record("echo", None, event.assoc, None, echo=1)
+        return 0x0000
+
+    def _on_store(self, event: Any) -> int:
+        return 0xA700  # read-only: "Refused: out of resources"
+
+    # -- Q/R ----------------------------------------------------------------------------
+    def _identifier(self, event: Any, model: str) -> tuple[Dataset, str]:
+        try:
+            ident: Dataset = event.identifier
+        except Exception as exc:  # any decoding problem is a bad identifier
+            raise PacsOperationError(f"undecodable identifier: {exc}", status=0xC000) from exc
+        return ident, _level(ident, model)
+
+    def _on_find(self, event: Any) -> Iterator[tuple[int, Dataset | None]]:
+        # A plain function (not a generator): an abort here is seen by pynetdicom at once.
+        model = FIND_UIDS.get(str(event.request.AffectedSOPClassUID), "STUDY")
+        try:
+            ident, level = self._identifier(event, model)
+            reps = self.index.match(ident, level)
+        except PacsOperationError as exc:
+            self._record("find", None, event.assoc, exc.status)
+            return iter([(exc.status or 0xC000, None)])
+        if self._touches_fail_dates(ident, reps):
+            self._abort(event, "find", level)
+            return iter(())
+        self._record("find", level, event.assoc, None, matches=reps.height)
+        minimal = self.behaviour.image_level_minimal
+
+        def answers() -> Iterator[tuple[int, Dataset | None]]:
+            for ds in self.index.responses(
+                reps, ident, level, minimal=minimal, retrieve_ae=self.ae_title
+            ):
+                if event.is_cancelled:
+                    yield 0xFE00, None
+                    return
+                yield 0xFF00, ds
+
+        return answers()
+
+    def _check_retrieve(self, req: Any, context: PresentationContext) -> int | None:
+        """Failure status of a C-GET / C-MOVE identifier, or None when it is usable.
+
+        A retrieve names what it wants (PS3.4 C.4.2.2.1): never "everything".
+        """
+        model = {**GET_UIDS, **MOVE_UIDS}.get(str(req.AffectedSOPClassUID), "STUDY")
+        ts = context.transfer_syntax[0]
+        try:
+            ident = decode(req.Identifier, ts.is_implicit_VR, ts.is_little_endian, ts.is_deflated)
+            level = _level(ident, model)
+        except PacsOperationError as exc:
+            return exc.status
+        except Exception:  # any decoding problem is a bad identifier
+            return 0xC000
+        key = UNIQUE_KEY[level]
+        if is_universal(value_str(ident[key]) if key in ident else None):
+            return STATUS_BAD_IDENTIFIER
+        return None
+
+    def _instances(self, event: Any, kind: str, uids: dict[str, str]) -> tuple[pl.DataFrame, str]:
+        model = uids.get(str(event.request.AffectedSOPClassUID), "STUDY")
+        ident, level = self._identifier(event, model)
+        return self.index.instances(ident, level), level
+
+    def _stores(self, event: Any, rows: pl.DataFrame) -> Iterator[tuple[int, Dataset | None]]:
+        for rel, size in rows.select("path", "size").iter_rows():
+            if event.is_cancelled:
+                yield 0xFE00, None
+                return
+            try:
+                ds = self.index.dataset(rel)
+            except OSError as exc:
+                log.warning("demo PACS: cannot read %s (%s)", rel, exc)
+                yield 0xA702, None  # unable to perform sub-operations
+                return
+            self.stats.add(store_sent=1, bytes_sent=int(size))
+            yield 0xFF00, ds
+
+    def _on_get(self, event: Any) -> Iterator[Any]:
+        try:
+            rows, level = self._instances(event, "get", GET_UIDS)
+        except PacsOperationError as exc:
+            self._record("get", None, event.assoc, exc.status)
+            return iter([1, (exc.status or 0xC000, None)])
+        if self._touches_fail_dates(event.identifier, rows):
+            self._abort(event, "get", level)
+            return iter(())
+        self._record("get", level, event.assoc, None, matches=rows.height)
+
+        def results() -> Iterator[Any]:
+            yield rows.height
+            yield from self._stores(event, rows)
+
+        return results()
+
+    def _on_move(self, event: Any) -> Iterator[Any]:
+        dest_ae = event.move_destination
+        dest_ae = (
+            dest_ae.decode("ascii", "replace") if isinstance(dest_ae, bytes) else str(dest_ae)
+        ).strip()
+        try:
+            rows, level = self._instances(event, "move", MOVE_UIDS)
+        except PacsOperationError as exc:
+            # Checked before by _GatedQueryRetrieve; pynetdicom can only fail a C-MOVE here
+            # through its destination, so this is a defensive fallback.
+            self._record("move", None, event.assoc, exc.status)
+            return iter([(None, None)])
+        if self._touches_fail_dates(event.identifier, rows):
+            self._abort(event, "move", level)
+            return iter(())
+        dest = self.move_destinations.get(dest_ae)
+        if dest is None:
+            log.info("demo PACS: unknown move destination %s", dest_ae)
+            self._record("move", level, event.assoc, STATUS_MOVE_DEST_UNKNOWN)
+            return iter([(None, None)])
+        self._record("move", level, event.assoc, None, matches=rows.height)
+        contexts = self._store_contexts(rows)
+
+        def results() -> Iterator[Any]:
+            yield dest[0], dest[1], {"contexts": contexts}
+            yield rows.height
+            yield from self._stores(event, rows)
+
+        return results()
+
+    def _store_contexts(self, rows: pl.DataFrame) -> list[PresentationContext]:
+        """Presentation contexts for the C-STORE association of a C-MOVE (≤ 128)."""
+        pairs = rows.select("SOPClassUID", "TransferSyntaxUID").unique().sort("SOPClassUID")
+        by_class: dict[str, list[str]] = {}
+        for sop, ts in pairs.iter_rows():
+            if sop is None:
+                continue
+            lst = by_class.setdefault(sop, list(_UNCOMPRESSED))
+            if ts and ts not in lst:
+                lst.insert(0, ts)
+        return [build_context(sop, ts) for sop, ts in list(by_class.items())[:128]]
+
+
+__all__ = [
+    "STATUS_MOVE_DEST_UNKNOWN",
+    "STATUS_THROTTLED",
+    "Behaviour",
+    "DemoPacs",
+    "OpRecord",
+    "PacsStats",
+]
