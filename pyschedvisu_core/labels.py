@@ -1,0 +1,82 @@
+"""Study labels: minified StudyDescription matched fully against each machine's ordered patterns.
+
+DOMAIN §3.5. A series' StudyDescription is minified (lower case; spaces and ``_ - ^ ( ) + : . '``
+removed) and matched with ``re.fullmatch`` semantics against the label patterns of its display
+machine, in config order: the first label that matches wins, else ``OTHER``. The label of a study
+is the most frequent non-``OTHER`` label among its series (ties: config label order).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import polars as pl
+
+from pyschedvisu_core.errors import ExtractionError
+
+OTHER = "OTHER"
+
+#: Characters removed from a StudyDescription before matching (plus every whitespace).
+_DESCRIPTION_NOISE = r"[\s_\-^()+:.']"
+#: Characters removed from a model name or a display machine name (config ``minify_machine``).
+_MODEL_NOISE = r"[\s_]"
+
+
+def minify_description(expr: pl.Expr) -> pl.Expr:
+    """``"PET-CT FDG (Tronc)"`` -> ``"petctfdgtronc"``."""
+    return expr.str.to_lowercase().str.replace_all(_DESCRIPTION_NOISE, "")
+
+
+def minify_model(expr: pl.Expr) -> pl.Expr:
+    """``"Biograph64_Vision 600"`` -> ``"biograph64vision600"``; also display machine keys."""
+    return expr.str.to_lowercase().str.replace_all(_MODEL_NOISE, "")
+
+
+def fullmatch_regex(patterns: Sequence[str]) -> str:
+    """One regex that matches a whole string iff one of ``patterns`` does (``re.fullmatch``)."""
+    # \A and \z (not ^ and $) so that a trailing newline never matches, exactly as fullmatch.
+    return r"\A(?:" + "|".join(f"(?:{p})" for p in patterns) + r")\z"
+
+
+def label_order(labels: Mapping[str, Mapping[str, Sequence[str]]]) -> pl.DataFrame:
+    """``machine_key, label, label_rank``: the config order of each machine's labels."""
+    rows = [(m, label, rank) for m, table in labels.items() for rank, label in enumerate(table)]
+    return pl.DataFrame(
+        rows,
+        schema={"machine_key": pl.String(), "label": pl.String(), "label_rank": pl.Int32()},
+        orient="row",
+    )
+
+
+def label_expr(
+    machine_key: pl.Expr,
+    minified: pl.Expr,
+    labels: Mapping[str, Mapping[str, Sequence[str]]],
+) -> pl.Expr:
+    """The label of each row: first label of its machine whose patterns fully match, else OTHER.
+
+    Raises :class:`ExtractionError` when a pattern is not understood by the polars regex engine.
+    """
+    # coalesce keeps the first non-null branch: config order, hence "first label wins".
+    branches: list[pl.Expr] = []
+    for machine, table in labels.items():
+        for label, patterns in table.items():
+            if not patterns:
+                continue
+            regex = fullmatch_regex(patterns)
+            _check_regex(regex, machine, label)
+            cond = (machine_key == machine) & minified.str.contains(regex)
+            branches.append(pl.when(cond).then(pl.lit(label)))
+    return pl.coalesce([*branches, pl.lit(OTHER)])
+
+
+def _check_regex(regex: str, machine: str, label: str) -> None:
+    # Config patterns are validated with Python's `re`; polars uses Rust's regex crate, which
+    # lacks look-arounds and back-references. Fail with a clear message rather than deep in a query.
+    try:
+        pl.select(pl.lit("").str.contains(regex))
+    except pl.exceptions.PolarsError as exc:
+        raise ExtractionError(
+            f"descriptions.{machine}.{label!r}: pattern not supported by the regex engine "
+            f"(no look-arounds or back-references): {exc}"
+        ) from exc
