@@ -9,11 +9,13 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
+import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
 import polars as pl
+from pydicom.charset import python_encoding
 from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
@@ -40,16 +42,27 @@ _PAD = " \x00"
 _MIXED = "mixed"
 #: Longest acquisition we believe (an NM duration beyond this is a garbled header).
 _MAX_DURATION = dt.timedelta(hours=12)
+#: Largest count (frames, instances) we believe: a signed 32-bit int, as DICOM IS allows.
+_MAX_COUNT = 2**31 - 1
 
 
 # --------------------------------------------------------------------------- names
 
 
+def _unaccented(text: str) -> str:
+    """``text`` without accents: NFKD, then combining marks dropped ("Médecine" -> "Medecine")."""
+    return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+
+
 def normalise_institution(name: str | None) -> str | None:
-    """InstitutionName as compared with the accepted list: lower case, no whitespace; "" -> None."""
+    """InstitutionName as compared with the accepted list; "" -> None.
+
+    Lower case, accents stripped, every whitespace (and NUL padding) removed: the same hospital
+    is written "Médecine Nucléaire CHUV" or "Medecine  Nucleaire CHUV" depending on the scanner.
+    """
     if name is None:
         return None
-    out = re.sub(r"[\s\x00]+", "", name).lower()
+    out = re.sub(r"[\s\x00]+", "", _unaccented(name)).lower()
     return out or None
 
 
@@ -279,17 +292,27 @@ def instances_needed(modality: str, n_instances: int) -> list[int]:
     return [1]
 
 
-_BRAIN_FDG = re.compile(
-    r"(?=.*\bfdg\b)(?=.*\b(?:cerveau|brain)\b).*?(?<![0-9])([0-9]{1,3}) *min", re.ASCII
+# No word boundaries: technicians write "FDGCerveau10min" as well as "FDG cerveau 10 mn".
+_BRAIN_FDG_TRACER = re.compile(r"fdg")
+_BRAIN_FDG_ORGAN = re.compile(r"cerveau|cerebral|brain")
+# The first number (not part of a longer or decimal one) followed by a minute unit.
+_BRAIN_FDG_MINUTES = re.compile(
+    r"(?<![0-9.,])([0-9]{1,3})[\s_\-]*(?:min|mn|'|\u2019|\u2032)", re.ASCII
 )
 
 
 def brain_fdg_minutes(series_description: str | None) -> int | None:
-    """Minutes of a brain-FDG series described like ``FDG Cerveau 10min``; else None."""
+    """Minutes of a brain-FDG series described like ``FDG Cerveau 10min``; else None.
+
+    Case and accents are ignored; needs ``fdg``, one of ``cerveau|cerebral|brain`` and 1..120
+    followed by ``min``, ``mn`` or ``'`` ("FDG Cérébral 10min", "Cerveau FDG 15'").
+    """
     if not series_description:
         return None
-    text = re.sub(r"[_\-]+", " ", series_description.lower())
-    match = _BRAIN_FDG.match(text)
+    text = _unaccented(series_description).lower()
+    if not (_BRAIN_FDG_TRACER.search(text) and _BRAIN_FDG_ORGAN.search(text)):
+        return None
+    match = _BRAIN_FDG_MINUTES.search(text)
     if match is None:
         return None
     minutes = int(match.group(1))
@@ -326,23 +349,40 @@ def _value(ds: Dataset, keyword: str) -> object:
         return None
 
 
-def _decode(value: bytes) -> str:
-    try:
-        return value.decode("utf-8")
-    except UnicodeDecodeError:
-        return value.decode("latin-1")
+def _codec(ds: Dataset) -> str | None:
+    """Python codec of the dataset's SpecificCharacterSet; None when absent or not understood.
+
+    Only a single-valued charset is honoured: ISO 2022 code extensions (several values) switch
+    codecs inside a value, which the UTF-8 / latin-1 fallback handles well enough for names.
+    """
+    terms = _strings(_value(ds, "SpecificCharacterSet"))
+    if len(terms) != 1:
+        return None
+    return python_encoding.get(terms[0].upper())
 
 
-def _strings(value: object) -> list[str]:
+def _decode(value: bytes, codec: str | None = None) -> str:
+    """Text of raw bytes: the declared codec; else (absent or wrong) UTF-8, then latin-1."""
+    for name in (codec, "utf-8"):
+        if name is None:
+            continue
+        try:
+            return value.decode(name)
+        except (UnicodeDecodeError, LookupError):
+            pass
+    return value.decode("latin-1")  # decodes any byte
+
+
+def _strings(value: object, codec: str | None = None) -> list[str]:
     """A (possibly multi-valued) text value as a list of stripped strings."""
     if value is _MISSING or value is None:
         return []
     if isinstance(value, bytes):
-        value = _decode(value)
+        value = _decode(value, codec)
     if isinstance(value, str):
         parts = value.split("\\")
     elif isinstance(value, list | tuple | MultiValue):
-        parts = [_decode(v) if isinstance(v, bytes) else str(v) for v in value]
+        parts = [_decode(v, codec) if isinstance(v, bytes) else str(v) for v in value]
     else:
         parts = [str(value)]
     return [p.strip(_PAD) for p in parts if p.strip(_PAD)]
@@ -350,7 +390,7 @@ def _strings(value: object) -> list[str]:
 
 def _text(ds: Dataset, keyword: str) -> str | None:
     """Single-valued text, stripped; None when absent or empty."""
-    items = _strings(_value(ds, keyword))
+    items = _strings(_value(ds, keyword), _codec(ds))
     return "\\".join(items) if items else None
 
 
@@ -358,25 +398,25 @@ def _number(value: object) -> float | None:
     """A finite, non-negative number from IS/DS/US/str/bytes values; else None."""
     if value is _MISSING or value is None or isinstance(value, bool):
         return None
-    if isinstance(value, int | float | Decimal):
-        num = float(value)
-    else:
-        items = _strings(value)
-        if len(items) != 1:
-            return None
-        try:
+    try:
+        if isinstance(value, int | float | Decimal):
+            num = float(value)
+        else:
+            items = _strings(value)
+            if len(items) != 1:
+                return None
             num = float(items[0])
-        except ValueError:
-            return None
+    except (ValueError, ArithmeticError):  # "abc", an int beyond float range (OverflowError)
+        return None
     if not math.isfinite(num) or num < 0:
         return None
     return num
 
 
 def _count(value: object) -> int | None:
-    """A non-negative integer count (NumberOfFrames...): integral numbers only."""
+    """A count (NumberOfFrames, InstanceNumber...): integral, 0..2**31-1; else None."""
     num = _number(value)
-    if num is None or num != int(num):
+    if num is None or num > _MAX_COUNT or not num.is_integer():
         return None
     return int(num)
 
@@ -480,7 +520,7 @@ def _nm_duration(ds: Dataset) -> tuple[dt.timedelta | None, str]:
     if phases:
         total = 0.0
         for k, item in enumerate(phases, 1):
-            ms = _frame_ms(item)
+            ms = _frame_ms(item, ds)  # an item without its own duration uses the top level
             frames = _count(_value(item, "NumberOfFramesInPhase"))
             if ms is None:
                 return None, f"PhaseInformationSequence item {k}: ActualFrameDuration unusable"
@@ -515,10 +555,22 @@ def _nm_duration(ds: Dataset) -> tuple[dt.timedelta | None, str]:
 
 
 def _checked(total_ms: float, source: str) -> tuple[dt.timedelta | None, str]:
-    duration = dt.timedelta(milliseconds=total_ms)
-    if duration <= dt.timedelta(0) or duration > _MAX_DURATION:
+    """The duration when plausible: 0 (end = start) up to 12 h; negative, longer or not finite
+    is a garbled header. Checked on the float first: a huge value overflows ``timedelta``."""
+    max_ms = _MAX_DURATION / dt.timedelta(milliseconds=1)
+    if not math.isfinite(total_ms) or not 0 <= total_ms <= max_ms:
         return None, f"{source}: implausible duration {total_ms:g} ms"
-    return duration, ""
+    return dt.timedelta(milliseconds=total_ms), ""
+
+
+def _plus(start: dt.datetime | None, delta: dt.timedelta) -> dt.datetime | None:
+    """``start + delta``; None when absent or past year 9999 (a garbled AcquisitionDate)."""
+    if start is None:
+        return None
+    try:
+        return start + delta
+    except OverflowError:
+        return None
 
 
 def series_timing(
@@ -550,12 +602,14 @@ def series_timing(
     if mod == "NM":
         duration, why_end = _nm_duration(first)
         if start is not None and duration is not None:
-            end = start + duration
+            end = _plus(start, duration)
+            why_end = why_end or "start + duration beyond the calendar"
     else:
         minutes = brain_fdg_minutes(description) if mod == "PT" else None
         if minutes is not None:
             # the last instance's AcquisitionTime is wrong on these series
-            end = start + dt.timedelta(minutes=minutes) if start is not None else None
+            end = _plus(start, dt.timedelta(minutes=minutes))
+            why_end = "start + description minutes beyond the calendar"
         else:
             end, why_end = _acq_datetime(last, day, series_date)
             if start is not None and end is not None and end < start:
@@ -581,7 +635,7 @@ def needs_file_headers(modality: str, header: Dataset) -> bool:
         return True
     if _text(header, "ManufacturerModelName") is None:
         return True
-    if _value(header, "ImageType") is _MISSING:  # not returned: SECONDARY unknown
+    if not _strings(_value(header, "ImageType")):  # absent or empty: SECONDARY unknown
         return True
     if modality.strip(_PAD).upper() == "NM":
         duration, _ = _nm_duration(header)

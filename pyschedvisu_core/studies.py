@@ -38,7 +38,7 @@ minified, sorted, comma-joined model names) and are meant to be kept apart from 
 Choices where DOMAIN §3 leaves room (good sense, documented): duplicate studies (§3.9) are
 dropped *before* padding and neighbour times, so a copy never looks "contained"; a padded span
 is never cut inside its own acquisition span (when raw spans overlap the padding there is
-dropped); the interleave window of a take split is ``[end of previous series, start)``.
+dropped); the interleave window of a take split is ``[latest end so far, start)``.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ MIXED = "mixed cases"
 VENT_PERF = "VENT PERF."
 NO_CT_SUFFIX = "_NoCT"
 #: Bumped whenever a rule changes, so stored study tables are recomputed.
-RULES_VERSION = 1
+RULES_VERSION = 2  # 2: takes measured from the latest end so far, not the previous series' end
 
 _SERIES_COLUMNS = [
     "date",
@@ -229,9 +229,13 @@ def _count_starts_before(
 def assign_takes(series: pl.LazyFrame, retake_split_s: int) -> pl.LazyFrame:
     """DOMAIN §3.3: drop duplicate series, then number the takes of each study UID.
 
-    A new take starts at series i when ``start_i - end_{i-1} > retake_split_s`` or when a series
-    of another study on the same lane starts in ``[end_{i-1}, start_i)`` (another patient was
-    scanned in between). Adds ``take`` (Int32); ``study_key`` is made per study later.
+    With ``reach_i = max(end_1 .. end_{i-1})`` (series of the study by start), a new take starts
+    at series i when ``start_i - reach_i > retake_split_s`` or when a series of another study on
+    the same lane starts in ``[reach_i, start_i)`` (another patient was scanned in between).
+    The latest end so far, not the previous series' end: a long series overlapping later short
+    ones keeps the scanner busy, so neither a gap nor room for another patient opened there.
+    Without overlaps both are the same. Adds ``take`` (Int32); ``study_key`` is made per study
+    later.
     """
     # The takes are found on a narrow frame: sorting the full rows (many strings) costs 5x more.
     full = series.with_row_index("_row")
@@ -246,12 +250,16 @@ def assign_takes(series: pl.LazyFrame, retake_split_s: int) -> pl.LazyFrame:
         .filter(~is_dup)
         .with_row_index("_pos")
     )
-    # Rows are sorted by study then start: the previous row is the previous series of the study.
+    # Rows are sorted by study then start: the running max of `end` up to the previous row is
+    # the latest end of the study's earlier series.
     first = _first_of_group(["_sid"])
     with_prev = dedup.with_columns(
         first.alias("_first"),
-        pl.when(~first).then(pl.col("end").shift(1)).alias("_end_prev"),
-    ).with_columns(pl.coalesce("_end_prev", "start").alias("_from"))
+        pl.when(~first).then(pl.col("end").cum_max().over("_sid").shift(1)).alias("_end_prev"),
+    ).with_columns(
+        # An overlap (reach past start) leaves an empty window, never an inverted one.
+        pl.min_horizontal(pl.coalesce("_end_prev", "start"), "start").alias("_from")
+    )
     own = _count_starts_before(
         with_prev, ["_sid"], {"_own_to": "start", "_own_from": "_from"}, presorted=True
     )

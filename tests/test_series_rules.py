@@ -62,6 +62,9 @@ def excluded(rows: list[tuple[str, str | None, str]], level: str) -> pl.DataFram
         ("  PET  CT   CHUV ", "petctchuv"),
         ("Nuclear Medecine,CHUV", "nuclearmedecine,chuv"),
         ("CHUV\x00", "chuv"),
+        ("Médecine Nucléaire CHUV Lausanne", "medecinenucleairechuvlausanne"),
+        ("Me\u0301decine\tNucle\u0301aire", "medecinenucleaire"),  # already decomposed
+        ("HÔPITAL  de\u00a0Morges", "hopitaldemorges"),  # no-break space is whitespace
         ("", None),
         ("   ", None),
         (None, None),
@@ -101,6 +104,16 @@ def test_minify_model_of_every_reference_model_is_in_a_machine_group() -> None:
         ("fdg_cerveau_15min", 15),
         ("FDG-Cerveau-20 min", 20),
         ("PET 18F-FDG Brain 12min", 12),
+        ("FDG cerveau 10mn", 10),
+        ("Cerveau FDG 15'", 15),
+        ("FDGCerveau10min", 10),
+        ("FDG Cérébral 10min", 10),
+        ("PET FDG brain 10 min", 10),
+        ("FDG CEREBRAL 120 MIN", 120),
+        ("FDG Cerveau 121min", None),
+        ("FDG Cerveau 2.5min", None),
+        ("FDG Cerveau 1000min", None),
+        ("FDG Cerveau 10", None),
         ("FDG Corps entier", None),
         ("FDG Cerveau", None),
         ("FET Cerveau 10min", None),
@@ -463,6 +476,30 @@ def test_filter_institutions_accepted_list_is_normalised() -> None:
     assert kept["institution"].to_list() == ["petctchuv"]
 
 
+def test_filter_institutions_accented_name_matches_unaccented_accepted_form() -> None:
+    """Regression: "Médecine Nucléaire" was not the accepted "medecinenucleaire..." form."""
+    series = inst_frame(
+        [
+            ("a", "1", "Médecine Nucléaire CHUV Lausanne"),
+            ("a", "2", "Medecine Nucleaire CHUV Lausanne"),  # same once unaccented: not mixed
+            ("b", "3", "PET CT CHUV"),
+        ]
+    )
+    kept, out = filter_institutions(
+        series,
+        accepted=["medecinenucleairechuvlausanne", "Pét CT Chuv"],  # list normalised too
+    )
+    expected = inst_frame(
+        [
+            ("a", "1", "medecinenucleairechuvlausanne"),
+            ("a", "2", "medecinenucleairechuvlausanne"),
+            ("b", "3", "petctchuv"),
+        ]
+    )
+    assert_frame_equal(kept, expected)
+    assert out.height == 0
+
+
 def test_filter_institutions_empty_frame() -> None:
     kept, out = filter_institutions(inst_frame([]), accepted=ACCEPTED)
     assert kept.height == 0
@@ -739,7 +776,10 @@ def test_timing_nm_frames(duration: object) -> None:
         ),
         ({"ActualFrameDuration": b"-5", "NumberOfFrames": b"10"}, "ActualFrameDuration unusable"),
         ({"ActualFrameDuration": b"1000", "NumberOfFrames": b"2.5"}, "NumberOfFrames unusable"),
-        ({"ActualFrameDuration": b"1000", "NumberOfFrames": b"0"}, "implausible duration"),
+        (
+            {"ActualFrameDuration": b"1e300", "NumberOfFrames": b"1000000"},
+            "implausible duration",
+        ),
         ({"ActualFrameDuration": b"100000000", "NumberOfFrames": b"1000"}, "implausible duration"),
         (
             {"PhaseInformationSequence": DicomSequence([item(ActualFrameDuration=b"??")])},
@@ -762,6 +802,92 @@ def test_timing_nm_without_usable_duration_fails(extra: dict[str, object], detai
     assert timing.failed is not None
     assert timing.failed.startswith(Reason.NO_END + ": ")
     assert detail in timing.failed
+
+
+def test_timing_nm_phase_without_frame_duration_uses_top_level() -> None:
+    """Regression: a phase item lacking ActualFrameDuration failed instead of using the top level,
+    as the rotation branch does."""
+    ds = nm(
+        ActualFrameDuration=b"2000",
+        PhaseInformationSequence=DicomSequence(
+            [
+                item(NumberOfFramesInPhase=30),  # top level: 30 x 2 s
+                item(ActualFrameDuration=500, NumberOfFramesInPhase=120),  # its own: 120 x 0.5 s
+            ]
+        ),
+    )
+    assert series_timing("NM", DAY, [ds]) == SeriesTiming(
+        at(10, 0), at(10, 2), "Tandem_Discovery_670"
+    )
+    assert needs_file_headers("NM", ds) is False
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"ActualFrameDuration": b"1000", "NumberOfFrames": b"0"},
+        {"ActualFrameDuration": b"0", "NumberOfFrames": b"10"},
+        {"PhaseInformationSequence": DicomSequence([item(ActualFrameDuration=0,
+                                                         NumberOfFramesInPhase=5)])},
+        {"RotationInformationSequence": DicomSequence([item(ActualFrameDuration=100,
+                                                            NumberOfFramesInRotation=0)])},
+    ],
+)  # fmt: skip
+def test_timing_nm_zero_duration_is_valid_end_equals_start(extra: dict[str, object]) -> None:
+    """Regression: a computed duration of exactly 0 was rejected as implausible."""
+    ds = nm(**extra)
+    assert series_timing("NM", DAY, [ds]) == SeriesTiming(
+        at(10, 0), at(10, 0), "Tandem_Discovery_670"
+    )
+    assert needs_file_headers("NM", ds) is False
+
+
+def test_timing_nm_just_over_twelve_hours_is_unusable() -> None:
+    ok = nm(ActualFrameDuration=b"1000", NumberOfFrames=b"43200")  # exactly 12 h
+    assert series_timing("NM", DAY, [ok]).end == at(22, 0)
+    over = nm(ActualFrameDuration=b"1000", NumberOfFrames=b"43201")
+    timing = series_timing("NM", DAY, [over])
+    assert timing.end is None
+    assert timing.failed is not None and "implausible duration" in timing.failed
+
+
+@pytest.mark.parametrize(
+    ("extra", "detail"),
+    [
+        # IS beyond a signed 32-bit count
+        ({"ActualFrameDuration": b"1", "NumberOfFrames": b"2147483648"}, "NumberOfFrames unusable"),
+        (
+            {"ActualFrameDuration": b"1", "NumberOfFrames": b"99999999999"},
+            "NumberOfFrames unusable",
+        ),
+        ({"ActualFrameDuration": b"1", "NumberOfFrames": 10**400}, "NumberOfFrames unusable"),
+        ({"ActualFrameDuration": 10**400, "NumberOfFrames": b"1"}, "ActualFrameDuration unusable"),
+        ({"ActualFrameDuration": b"1", "NumberOfFrames": b"1e10"}, "NumberOfFrames unusable"),
+        ({"ActualFrameDuration": b"nan", "NumberOfFrames": b"1"}, "ActualFrameDuration unusable"),
+        ({"ActualFrameDuration": b"inf", "NumberOfFrames": b"1"}, "ActualFrameDuration unusable"),
+        # finite factors whose product overflows timedelta
+        ({"ActualFrameDuration": b"1e300", "NumberOfFrames": b"2147483647"}, "implausible"),
+    ],
+)
+def test_timing_is_ds_overflow_and_counts_beyond_int32_are_unknown(
+    extra: dict[str, object], detail: str
+) -> None:
+    """Regression: int()/float()/timedelta() on huge IS/DS values raised OverflowError."""
+    timing = series_timing("NM", DAY, [nm(**extra)])
+    assert timing.end is None
+    assert timing.failed is not None and detail in timing.failed
+
+
+def test_timing_end_past_year_9999_fails_instead_of_raising() -> None:
+    ds = nm(ActualFrameDuration=b"60000", NumberOfFrames=b"120")
+    ds.AcquisitionDate = "99991231"
+    ds.AcquisitionTime = "235900"
+    timing = series_timing("NM", DAY, [ds])
+    assert timing.end is None
+    assert timing.failed == f"{Reason.NO_END}: start + duration beyond the calendar"
+    pt = header(1, "235900", date="99991231")
+    fdg = series_timing("PT", DAY, [pt], series_description="FDG Cerveau 10min")
+    assert fdg.failed is not None and fdg.failed.startswith(Reason.NO_END)
 
 
 def test_timing_nm_empty_sequence_falls_back_to_frames() -> None:
@@ -837,6 +963,61 @@ def test_needs_file_headers() -> None:
         )
     )
     assert needs_file_headers("NM", phases) is False
+
+
+def test_needs_file_headers_when_image_type_is_empty() -> None:
+    """Regression: an ImageType returned EMPTY at IMAGE level was taken as "not SECONDARY"."""
+    raw_empty = header(1)
+    put_raw(raw_empty, "ImageType", b"")
+    assert needs_file_headers("CT", raw_empty) is True
+    only_padding = header(1)
+    put_raw(only_padding, "ImageType", b"\\ ")
+    assert needs_file_headers("CT", only_padding) is True
+    none_value = header(1)
+    none_value.ImageType = None
+    assert needs_file_headers("PT", none_value) is True
+
+
+def test_needs_file_headers_when_model_or_time_is_empty() -> None:
+    empty_model = header(1, model=None)
+    put_raw(empty_model, "ManufacturerModelName", b"  ")
+    assert needs_file_headers("CT", empty_model) is True
+    none_model = header(1, model=None)
+    none_model.ManufacturerModelName = None
+    assert needs_file_headers("CT", none_model) is True
+    assert needs_file_headers("CT", header(1, b" \x00")) is True
+    none_time = header(1, None)
+    none_time.AcquisitionTime = None
+    assert needs_file_headers("PT", none_time) is True
+
+
+def test_header_text_decoding_declared_charset_else_utf8_then_latin1() -> None:
+    """Text of raw headers: SpecificCharacterSet when given, else UTF-8, else latin-1."""
+    desc = "FDG Cérébral 10min"
+    for charset, encoded in [
+        (None, desc.encode("utf-8")),
+        (None, desc.encode("latin-1")),  # not valid UTF-8: latin-1
+        (b"ISO_IR 100", desc.encode("latin-1")),
+        (b"ISO_IR 192", desc.encode("utf-8")),
+    ]:
+        ds = header(1, "083000", model=None, SeriesDescription=encoded)
+        put_raw(
+            ds,
+            "ManufacturerModelName",
+            "Modèle Ü".encode("utf-8" if charset != b"ISO_IR 100" else "latin-1"),
+        )
+        if charset is not None:
+            put_raw(ds, "SpecificCharacterSet", charset)
+        timing = series_timing("PT", DAY, [ds, header(2, "090000")])
+        assert timing == SeriesTiming(at(8, 30), at(8, 40), "Modèle Ü"), charset
+    # a declared latin-1 is honoured even where the bytes happen to be valid UTF-8
+    ds = header(1, "083000", model=None)
+    put_raw(ds, "ManufacturerModelName", "é".encode())
+    put_raw(ds, "SpecificCharacterSet", b"ISO_IR 100")
+    assert series_timing("CT", DAY, [ds]).machine == "é".encode().decode("latin-1")
+    # an unknown charset falls back to UTF-8 then latin-1
+    put_raw(ds, "SpecificCharacterSet", b"NOT A CHARSET")
+    assert series_timing("CT", DAY, [ds]).machine == "é"
 
 
 def _all_headers_pass(headers: Sequence[Dataset]) -> bool:

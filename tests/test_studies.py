@@ -239,6 +239,107 @@ def test_interleave_window_is_half_open_end_prev_included_start_excluded() -> No
     assert (keys["s3"], keys["s4"]) == ("C_1", "C_2")
 
 
+TAKES_SCHEMA = {"series_uid": pl.String(), "take": pl.Int32(), "study_key": pl.String()}
+
+
+def test_long_series_overlapping_later_short_ones_is_no_gap_for_a_new_take() -> None:
+    """Regression: the gap was measured from the previous series' end (``end.shift(1)``), so a
+    long series overlapping later short ones made a false split."""
+    frame = series(
+        # a 3 h dynamic acquisition with short series acquired during it
+        {"study_uid": "A", "machine": PT, "start": t(8), "end": t(11)},
+        {"study_uid": "A", "machine": PT, "start": t(8, 5), "end": t(8, 10)},
+        # 100 min after the short series' end but still inside the long one: same take
+        {"study_uid": "A", "machine": PT, "start": t(9, 50), "end": t(10)},
+        # another patient inside the long series' span but after the short one's end: no split
+        {"study_uid": "B", "machine": PT, "start": t(9, 0), "end": t(9, 5)},
+        # 2 h after the latest end (11:00): a real new take
+        {"study_uid": "A", "machine": PT, "start": t(13, 0, 1), "end": t(13, 10)},
+    )
+    expected = pl.DataFrame(
+        {
+            "series_uid": ["s0", "s1", "s2", "s3", "s4"],
+            "take": [1, 1, 1, 1, 2],
+            "study_key": ["A_1", "A_1", "A_1", "B_1", "A_2"],
+        },
+        schema=TAKES_SCHEMA,
+    )
+    assert_frame_equal(takes(frame), expected)
+
+
+def test_interleave_window_starts_at_the_latest_end_so_far() -> None:
+    """Another patient starting after the latest end of the study's earlier series splits."""
+    frame = series(
+        {"study_uid": "A", "machine": PT, "start": t(8), "end": t(9)},
+        {"study_uid": "A", "machine": PT, "start": t(8, 10), "end": t(8, 20)},
+        {"study_uid": "B", "machine": PT, "start": t(9), "end": t(9, 10)},  # at the reach: split
+        {"study_uid": "A", "machine": PT, "start": t(9, 30), "end": t(9, 40)},
+    )
+    expected = pl.DataFrame(
+        {
+            "series_uid": ["s0", "s1", "s2", "s3"],
+            "take": [1, 1, 1, 2],
+            "study_key": ["A_1", "A_1", "B_1", "A_2"],
+        },
+        schema=TAKES_SCHEMA,
+    )
+    assert_frame_equal(takes(frame), expected)
+
+
+def _takes_from_previous_end(frame: pl.DataFrame, split: int = 3540) -> dict[str, int]:
+    """The old rule (measured from the previous series' end), as an oracle for overlap-free days."""
+    out: dict[str, int] = {}
+    rows = frame.sort("start").to_dicts()
+    for r in rows:
+        if r["series_uid"] in out:
+            continue
+        own = [x for x in rows if x["study_uid"] == r["study_uid"] and x["date"] == r["date"]]
+        take, prev = 1, None
+        for x in own:
+            if prev is not None:
+                others = any(
+                    o["study_uid"] != x["study_uid"]
+                    and o["machine"] == x["machine"]
+                    and o["date"] == x["date"]
+                    and prev["end"] <= o["start"] < x["start"]
+                    for o in rows
+                )
+                gap = (x["start"] - prev["end"]).total_seconds()
+                take += int(gap > split or others)
+            out[x["series_uid"]] = take
+            prev = x
+    return out
+
+
+@st.composite
+def non_overlapping_frames(draw: st.DrawFn) -> pl.DataFrame:
+    """One machine, one day, series never overlapping one another (any study)."""
+    n = draw(st.integers(1, 12))
+    cursor = dt.datetime.combine(D, dt.time(7))
+    rows = []
+    for i in range(n):
+        cursor += dt.timedelta(seconds=draw(st.integers(0, 7200)))
+        end = cursor + dt.timedelta(seconds=draw(st.integers(0, 3600)))
+        rows.append(
+            {
+                "study_uid": f"u{draw(st.integers(0, 3))}",
+                "machine": PT,
+                "start": cursor,
+                "end": end,
+                "series_uid": f"s{i:02d}",
+            }
+        )
+        cursor = end + dt.timedelta(seconds=1)
+    return series(*rows)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(non_overlapping_frames())
+def test_takes_without_overlaps_are_those_of_the_previous_end_rule(frame: pl.DataFrame) -> None:
+    got = dict(takes(frame).select("series_uid", "take").iter_rows())
+    assert got == _takes_from_previous_end(frame)
+
+
 def test_duplicate_series_count_once() -> None:
     frame = series(
         {"study_uid": "A", "machine": PT, "start": t(8), "end": t(8, 30)},
