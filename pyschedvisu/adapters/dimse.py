@@ -1,0 +1,695 @@
+"""The pynetdicom implementation of :class:`pyschedvisu_core.pacs.PacsClient`.
+
+Kind to the PACS (DOMAIN §2.4): a small pool of reused associations (at most
+``max_concurrent`` open), one global pace for every DIMSE request (``max_ops_per_s``),
+and retries with exponential backoff + jitter on "busy" statuses (0xC336, 0xA7xx),
+timeouts and aborted associations (a fresh association is made). Headers only: C-STORE'd
+datasets (C-GET on the same association, C-MOVE to our own Storage SCP) are parsed in
+memory up to the pixel data and never written to disk.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import socket
+import sys
+import threading
+import time
+import zlib
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from io import BytesIO
+from typing import Any, TypeVar
+
+from pydicom.dataset import Dataset
+from pydicom.filereader import read_dataset
+from pydicom.tag import BaseTag
+from pydicom.uid import (
+    JPEG2000,
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    JPEG2000Lossless,
+    JPEGBaseline8Bit,
+    JPEGExtended12Bit,
+    JPEGLosslessSV1,
+    JPEGLSLossless,
+    RLELossless,
+)
+from pynetdicom import AE, _config, build_role, evt
+from pynetdicom.association import Association
+from pynetdicom.sop_class import (
+    CTImageStorage,
+    EnhancedCTImageStorage,
+    EnhancedPETImageStorage,
+    LegacyConvertedEnhancedCTImageStorage,
+    LegacyConvertedEnhancedPETImageStorage,
+    MultiFrameGrayscaleByteSecondaryCaptureImageStorage,
+    MultiFrameGrayscaleWordSecondaryCaptureImageStorage,
+    MultiFrameTrueColorSecondaryCaptureImageStorage,
+    NuclearMedicineImageStorage,
+    PatientRootQueryRetrieveInformationModelFind,
+    PatientRootQueryRetrieveInformationModelGet,
+    PatientRootQueryRetrieveInformationModelMove,
+    PositronEmissionTomographyImageStorage,
+    SecondaryCaptureImageStorage,
+    StudyRootQueryRetrieveInformationModelFind,
+    StudyRootQueryRetrieveInformationModelGet,
+    StudyRootQueryRetrieveInformationModelMove,
+    Verification,
+)
+
+from pyschedvisu_core import pacs as core
+from pyschedvisu_core.errors import (
+    AssociationRejectedError,
+    PacsError,
+    PacsOperationError,
+    PacsThrottledError,
+    PacsTimeoutError,
+    PacsUnreachableError,
+)
+
+log = logging.getLogger("pyschedvisu.pacs")
+
+# pynetdicom logs whole identifiers (PatientID...) at INFO by default: never.
+_config.LOG_REQUEST_IDENTIFIERS = False
+_config.LOG_RESPONSE_IDENTIFIERS = False
+_config.LOG_HANDLER_LEVEL = "none"
+
+T = TypeVar("T")
+
+#: Storage SOP classes we accept headers of (C-GET role selection, C-MOVE Storage SCP).
+STORAGE_CLASSES = (
+    CTImageStorage,
+    EnhancedCTImageStorage,
+    LegacyConvertedEnhancedCTImageStorage,
+    PositronEmissionTomographyImageStorage,
+    EnhancedPETImageStorage,
+    LegacyConvertedEnhancedPETImageStorage,
+    NuclearMedicineImageStorage,
+    SecondaryCaptureImageStorage,
+    MultiFrameGrayscaleByteSecondaryCaptureImageStorage,
+    MultiFrameGrayscaleWordSecondaryCaptureImageStorage,
+    MultiFrameTrueColorSecondaryCaptureImageStorage,
+)
+#: Pixel data are never decoded, so compressed transfers are as good as plain ones
+#: (and spare the PACS a transcoding).
+TRANSFER_SYNTAXES = [
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    JPEGBaseline8Bit,
+    JPEGExtended12Bit,
+    JPEGLosslessSV1,
+    JPEGLSLossless,
+    JPEG2000Lossless,
+    JPEG2000,
+    RLELossless,
+]
+FIND_MODELS = {
+    "study": StudyRootQueryRetrieveInformationModelFind,
+    "patient": PatientRootQueryRetrieveInformationModelFind,
+}
+PENDING = frozenset({0xFF00, 0xFF01})
+#: "Busy / out of resources": worth a paced retry (the hospital PACS answered 0xC336).
+THROTTLE_STATUSES = frozenset({0xC336, *range(0xA700, 0xA800)})
+MOVE_DESTINATION_UNKNOWN = 0xA801
+SWITCH_INTERVAL_S = 0.001
+
+
+def _status_code(status: Dataset | None) -> int | None:
+    if status is None or "Status" not in status:
+        return None
+    return int(status.Status)
+
+
+def _status_error(op: str, code: int, status: Dataset | None = None) -> PacsError:
+    comment = ""
+    if status is not None and "ErrorComment" in status:
+        comment = f" ({status.ErrorComment})"
+    if code in THROTTLE_STATUSES:
+        return PacsThrottledError(f"{op}: PACS busy, status 0x{code:04X}{comment}", status=code)
+    return PacsOperationError(f"{op}: failed with status 0x{code:04X}{comment}", status=code)
+
+
+def nodelay(assoc: Any) -> None:
+    """Disable Nagle on an association's socket.
+
+    pynetdicom sends the command and the dataset of a message as two PDUs; with Nagle
+    the second waits for the peer's delayed ACK (~40 ms per message on Linux).
+    """
+    try:
+        assoc.dul.socket.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except (AttributeError, OSError) as exc:
+        log.debug("TCP_NODELAY not set: %s", exc)
+
+
+def _at_pixels(tag: BaseTag, vr: str | None, length: int) -> bool:
+    # Group 7FE0 holds (Float/Double) Pixel Data: nothing the rules need lies beyond.
+    return int(tag) >= 0x7FE00000
+
+
+def decode_header(raw: bytes, transfer_syntax: Any) -> Dataset:
+    """Parse a C-STORE'd dataset in memory, stopping before the pixel data."""
+    if getattr(transfer_syntax, "is_deflated", False):
+        raw = zlib.decompress(raw, -zlib.MAX_WBITS)
+    return read_dataset(
+        BytesIO(raw),
+        bool(transfer_syntax.is_implicit_VR),
+        bool(transfer_syntax.is_little_endian),
+        stop_when=_at_pixels,
+    )
+
+
+@dataclass(frozen=True)
+class DimseConfig:
+    """Plain connection settings (a copy of ``settings.pacs``)."""
+
+    host: str = "127.0.0.1"
+    port: int = 11112
+    called_ae: str = "ANY-SCP"
+    calling_ae: str = "PYSCHEDVISU"
+    move_ae: str = ""
+    move_port: int = 0
+    move_bind: str = "127.0.0.1"
+    connect_timeout_s: float = 10.0
+    acse_timeout_s: float = 30.0
+    dimse_timeout_s: float = 120.0
+    network_timeout_s: float = 60.0
+    move_timeout_s: float = 600.0
+    max_concurrent: int = 2
+    max_ops_per_s: float = 20.0
+    op_retries: int = 4
+    backoff_base_s: float = 0.5
+    backoff_max_s: float = 30.0
+    backoff_jitter_s: float = 0.5
+
+    @classmethod
+    def from_settings(cls, pacs: Any) -> DimseConfig:
+        """From a ``PacsSettings`` section."""
+        names = cls.__dataclass_fields__
+        return cls(**{k: getattr(pacs, k) for k in names if hasattr(pacs, k)})
+
+    @property
+    def label(self) -> str:
+        return f"{self.called_ae}@{self.host}:{self.port}"
+
+
+class RateLimiter:
+    """Spaces requests at least ``1/rate`` s apart, across threads (no bursts)."""
+
+    def __init__(self, rate: float) -> None:
+        self.interval = 1.0 / rate if rate > 0 else 0.0
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    def wait(self, stop: threading.Event) -> None:
+        if self.interval <= 0:
+            return
+        with self._lock:
+            now = time.monotonic()
+            at = max(now, self._next)
+            self._next = at + self.interval
+        if at > now:
+            stop.wait(at - now)
+
+
+@dataclass
+class _Collector:
+    series_uid: str
+    wanted: set[str] | None  # None = every instance of the series
+    got: dict[str, Dataset] = field(default_factory=dict)
+
+    def missing(self) -> set[str]:
+        return set() if self.wanted is None else self.wanted - set(self.got)
+
+
+class DimseClient:
+    """A pynetdicom client to one PACS; thread-safe, shared by the workers of a run."""
+
+    def __init__(self, config: DimseConfig, *, rng: random.Random | None = None) -> None:
+        self.config = config
+        self._counters = core.OpCounters()
+        self._count_lock = threading.Lock()
+        self._lock = threading.Lock()
+        self._idle: list[Association] = []
+        self._open = 0
+        self._slots = threading.BoundedSemaphore(config.max_concurrent)
+        self._limiter = RateLimiter(config.max_ops_per_s)
+        self._stop = threading.Event()
+        self._rng = rng or random.Random()
+        self._collectors: dict[str, list[_Collector]] = {}
+        self._server: Any = None
+        self.move_port_bound: int | None = None
+        #: Set False by the retrieval when the PACS refuses IMAGE-level queries per study.
+        self.per_study_image_find = True
+        self._ae = self._make_ae()
+        # pynetdicom runs two polling threads per association; with the default 5 ms GIL
+        # switch interval every PDU waits for them (x4 slower C-FIND with many answers).
+        if sys.getswitchinterval() > SWITCH_INTERVAL_S:
+            sys.setswitchinterval(SWITCH_INTERVAL_S)
+        self._roles = [build_role(uid, scp_role=True) for uid in STORAGE_CLASSES]
+
+    # -- set-up ------------------------------------------------------------------------
+    def _make_ae(self) -> AE:
+        c = self.config
+        ae = AE(ae_title=c.calling_ae)
+        ae.connection_timeout = c.connect_timeout_s
+        ae.acse_timeout = c.acse_timeout_s
+        ae.dimse_timeout = c.dimse_timeout_s
+        ae.network_timeout = c.network_timeout_s
+        ae.add_requested_context(Verification)
+        for model in (
+            StudyRootQueryRetrieveInformationModelFind,
+            PatientRootQueryRetrieveInformationModelFind,
+            StudyRootQueryRetrieveInformationModelGet,
+            StudyRootQueryRetrieveInformationModelMove,
+            PatientRootQueryRetrieveInformationModelGet,
+            PatientRootQueryRetrieveInformationModelMove,
+        ):
+            ae.add_requested_context(model)
+        for uid in STORAGE_CLASSES:
+            ae.add_requested_context(uid, TRANSFER_SYNTAXES)
+        return ae
+
+    @property
+    def counters(self) -> core.OpCounters:
+        return self._counters
+
+    def _count(self, name: str, n: int = 1) -> None:
+        with self._count_lock:
+            setattr(self._counters, name, getattr(self._counters, name) + n)
+
+    # -- events ------------------------------------------------------------------------
+    def _on_data(self, event: Any) -> None:
+        self._count("bytes_received", len(event.data))
+
+    def _on_inbound(self, event: Any) -> None:
+        self._count("inbound_associations")
+        nodelay(event.assoc)
+
+    def _on_acse(self, event: Any, holder: dict[str, Any]) -> None:
+        holder["primitive"] = event.primitive
+
+    def _on_store(self, event: Any) -> int:
+        try:
+            raw = event.request.DataSet
+            data = raw.getvalue() if hasattr(raw, "getvalue") else bytes(raw)
+            ds = decode_header(data, event.context.transfer_syntax)
+            series_uid = core.text_value(ds, "SeriesInstanceUID") or ""
+            sop = core.text_value(ds, "SOPInstanceUID") or str(event.request.AffectedSOPInstanceUID)
+        except Exception as exc:  # a broken dataset must not kill the association
+            log.debug("C-STORE: unreadable dataset (%s)", exc)
+            return 0xC210
+        self._count("instances_received")
+        with self._lock:
+            targets = list(self._collectors.get(series_uid, ()))
+        for col in targets:
+            if col.wanted is None or sop in col.wanted:
+                col.got[sop] = ds
+        if not targets:
+            log.debug("C-STORE: instance of series %s nobody waits for", series_uid)
+        return 0x0000
+
+    # -- associations ------------------------------------------------------------------
+    def _associate(self) -> Association:
+        c = self.config
+        holder: dict[str, Any] = {}
+        handlers: list[Any] = [
+            (evt.EVT_C_STORE, self._on_store),
+            (evt.EVT_DATA_RECV, self._on_data),
+            (evt.EVT_ACSE_RECV, self._on_acse, [holder]),
+        ]
+        try:
+            assoc = self._ae.associate(
+                c.host,
+                c.port,
+                ae_title=c.called_ae,
+                ext_neg=list(self._roles),
+                evt_handlers=handlers,
+            )
+        except (OSError, RuntimeError, ValueError) as exc:
+            raise PacsUnreachableError(f"{c.label}: cannot connect ({exc})") from exc
+        self._count("associations")
+        if assoc.is_established:
+            nodelay(assoc)
+            log.debug("association %d to %s established", self._counters.associations, c.label)
+            return assoc
+        if assoc.is_rejected:
+            prim = holder.get("primitive")
+            result = getattr(prim, "result", None)
+            why = getattr(prim, "reason_str", "") or "no reason given"
+            if result == 0x02:
+                raise PacsThrottledError(f"{c.label}: association rejected for now ({why})")
+            raise AssociationRejectedError(
+                f"{c.label}: the PACS rejected our association (calling AE {c.calling_ae!r}, "
+                f"called AE {c.called_ae!r}): {why}. Check that our AE title is registered at the PACS."
+            )
+        raise PacsUnreachableError(
+            f"{c.label}: no association (connection refused, timed out or aborted): "
+            "check host, port and firewall"
+        )
+
+    @contextmanager
+    def _lease(self) -> Iterator[Association]:
+        """An established association from the pool (at most ``max_concurrent`` at once)."""
+        self._slots.acquire()
+        assoc: Association | None = None
+        keep = False
+        try:
+            with self._lock:
+                while self._idle and assoc is None:
+                    cand = self._idle.pop()
+                    if cand.is_established:
+                        assoc = cand
+                    else:  # released or aborted by the PACS while idle
+                        self._open -= 1
+                        self._count("aborted")
+            if assoc is None:
+                assoc = self._associate()
+                with self._lock:
+                    self._open += 1
+            try:
+                yield assoc
+                keep = True
+            except PacsTimeoutError:
+                raise
+            except PacsError:
+                keep = True  # the association itself is fine
+                raise
+        finally:
+            if assoc is not None:
+                if keep and assoc.is_established and not self._stop.is_set():
+                    with self._lock:
+                        self._idle.append(assoc)
+                else:
+                    if assoc.is_established:
+                        assoc.abort()
+                    with self._lock:
+                        self._open -= 1
+            self._slots.release()
+
+    def _call(self, what: str, fn: Callable[[Association], T], *, retries: int | None = None) -> T:
+        """Run one DIMSE operation with pacing and retries."""
+        c = self.config
+        limit = c.op_retries if retries is None else retries
+        attempt = 0
+        while True:
+            if self._stop.is_set():
+                raise PacsTimeoutError(f"{c.label}: client closed")
+            self._limiter.wait(self._stop)
+            t0 = time.monotonic()
+            try:
+                with self._lease() as assoc:
+                    result = fn(assoc)
+                log.debug("%s: ok in %.3f s", what, time.monotonic() - t0)
+                return result
+            except (PacsThrottledError, PacsTimeoutError, PacsUnreachableError) as exc:
+                if isinstance(exc, PacsThrottledError):
+                    self._count("throttled")
+                elif isinstance(exc, PacsTimeoutError):
+                    self._count("timeouts")
+                if attempt >= limit:
+                    log.debug("%s: giving up after %d retries: %s", what, attempt, exc)
+                    raise
+                delay = min(c.backoff_max_s, c.backoff_base_s * 2**attempt)
+                delay += self._rng.uniform(0, c.backoff_jitter_s)
+                attempt += 1
+                self._count("retries")
+                log.debug("%s: %s; retry %d/%d in %.2f s", what, exc, attempt, limit, delay)
+                self._stop.wait(delay)
+
+    # -- operations --------------------------------------------------------------------
+    def echo(self) -> None:
+        """C-ECHO (no retry on unreachable: answers fast)."""
+
+        def op(assoc: Association) -> None:
+            self._count("echo")
+            try:
+                status = assoc.send_c_echo()
+            except (ValueError, RuntimeError) as exc:
+                raise PacsOperationError(
+                    f"{self.config.label}: C-ECHO not accepted ({exc})"
+                ) from exc
+            code = _status_code(status)
+            if code is None:
+                raise PacsTimeoutError(f"{self.config.label}: no C-ECHO response")
+            if code != 0:
+                raise _status_error("C-ECHO", code, status)
+
+        self._call("C-ECHO", op, retries=0)
+
+    def find(self, level: core.Level, query: Dataset, root: core.Root = "study") -> list[Dataset]:
+        """C-FIND: every pending identifier until the final status."""
+        model = FIND_MODELS[root]
+        label = self.config.label
+
+        def op(assoc: Association) -> list[Dataset]:
+            out: list[Dataset] = []
+            self._count("find")
+            try:
+                responses = assoc.send_c_find(query, model)
+                for status, ident in responses:
+                    code = _status_code(status)
+                    if code is None:
+                        raise PacsTimeoutError(
+                            f"{label}: C-FIND {level}: no response (timeout or abort)"
+                        )
+                    if code in PENDING:
+                        self._count("responses")
+                        if ident is not None:
+                            out.append(ident)
+                        continue
+                    if code == 0:
+                        return out
+                    raise _status_error(f"C-FIND {level}", code, status)
+            except (ValueError, RuntimeError) as exc:
+                if not assoc.is_established:
+                    raise PacsTimeoutError(
+                        f"{label}: C-FIND {level}: association lost ({exc})"
+                    ) from exc
+                raise PacsOperationError(f"{label}: C-FIND {level} not accepted ({exc})") from exc
+            raise PacsTimeoutError(f"{label}: C-FIND {level}: no final status")
+
+        return self._call(f"C-FIND {level}", op)
+
+    def fetch_headers(
+        self,
+        study_uid: str,
+        series_uid: str,
+        sop_instance_uids: Sequence[str] | None,
+        method: core.Method,
+    ) -> list[Dataset]:
+        """Headers of the listed instances (None = whole series) by C-GET or C-MOVE."""
+        if method == "c-get":
+            return self._retrieve("get", study_uid, series_uid, sop_instance_uids)
+        if method == "c-move":
+            self._ensure_scp()
+            return self._retrieve("move", study_uid, series_uid, sop_instance_uids)
+        raise ValueError(f"fetch_headers cannot use {method!r}")
+
+    def _retrieve(
+        self, kind: str, study_uid: str, series_uid: str, sop_uids: Sequence[str] | None
+    ) -> list[Dataset]:
+        ident = core.retrieve_identifier(study_uid, series_uid, sop_uids)
+        name = f"C-{kind.upper()}"
+        label = self.config.label
+        move_ae = self.config.move_ae or self.config.calling_ae
+
+        def op(assoc: Association) -> list[Dataset]:
+            col = _Collector(series_uid, set(sop_uids) if sop_uids else None)
+            with self._lock:
+                self._collectors.setdefault(series_uid, []).append(col)
+            old_timeout = assoc.dimse_timeout
+            assoc.dimse_timeout = max(self.config.dimse_timeout_s, self.config.move_timeout_s)
+            try:
+                self._count(kind)
+                try:
+                    if kind == "get":
+                        responses = assoc.send_c_get(
+                            ident, StudyRootQueryRetrieveInformationModelGet
+                        )
+                    else:
+                        responses = assoc.send_c_move(
+                            ident, move_ae, StudyRootQueryRetrieveInformationModelMove
+                        )
+                    final: int | None = None
+                    last: Dataset | None = None
+                    for status, _ in responses:
+                        code = _status_code(status)
+                        if code is None:
+                            raise PacsTimeoutError(
+                                f"{label}: {name}: no response (timeout or abort)"
+                            )
+                        last = status
+                        if code in PENDING:
+                            continue
+                        final = code
+                        break
+                except (ValueError, RuntimeError) as exc:
+                    if not assoc.is_established:
+                        raise PacsTimeoutError(
+                            f"{label}: {name}: association lost ({exc})"
+                        ) from exc
+                    raise PacsOperationError(
+                        f"{label}: {name} not accepted by the PACS ({exc})"
+                    ) from exc
+                if final is None:
+                    raise PacsTimeoutError(f"{label}: {name}: no final status")
+                if final == MOVE_DESTINATION_UNKNOWN:
+                    raise PacsOperationError(
+                        f"{label}: C-MOVE destination {move_ae!r} unknown to the PACS: register it "
+                        f"with this host and port {self.move_port_bound or self.config.move_port}",
+                        status=final,
+                    )
+                if final in THROTTLE_STATUSES:
+                    raise _status_error(name, final, last)
+                if final != 0 and not (0xB000 <= final <= 0xBFFF):
+                    raise _status_error(name, final, last)
+                missing = col.missing()
+                if missing:
+                    raise PacsOperationError(
+                        f"{label}: {name} ended with status 0x{final:04X} but {len(missing)} "
+                        f"instance(s) of series {series_uid} did not arrive",
+                        status=final,
+                    )
+                return list(col.got.values())
+            finally:
+                assoc.dimse_timeout = old_timeout
+                with self._lock:
+                    lst = self._collectors.get(series_uid, [])
+                    if col in lst:
+                        lst.remove(col)
+                    if not lst:
+                        self._collectors.pop(series_uid, None)
+
+        return self._call(f"{name} {series_uid}", op)
+
+    def _ensure_scp(self) -> None:
+        """Start our Storage SCP for C-MOVE results, once per client."""
+        with self._lock:
+            if self._server is not None:
+                return
+            c = self.config
+            ae = AE(ae_title=c.move_ae or c.calling_ae)
+            ae.network_timeout = c.network_timeout_s
+            ae.acse_timeout = c.acse_timeout_s
+            ae.dimse_timeout = c.dimse_timeout_s
+            ae.maximum_associations = max(4, 2 * c.max_concurrent)
+            ae.add_supported_context(Verification)
+            for uid in STORAGE_CLASSES:
+                ae.add_supported_context(uid, TRANSFER_SYNTAXES)
+            handlers: list[Any] = [
+                (evt.EVT_C_STORE, self._on_store),
+                (evt.EVT_DATA_RECV, self._on_data),
+                (evt.EVT_CONN_OPEN, self._on_inbound),
+            ]
+            try:
+                server = ae.start_server(
+                    (c.move_bind, c.move_port), block=False, evt_handlers=handlers
+                )
+            except OSError as exc:
+                raise PacsOperationError(
+                    f"cannot listen on {c.move_bind}:{c.move_port} for C-MOVE results ({exc}): "
+                    "is another program using pacs.move_port?"
+                ) from exc
+            self._server = server
+            self.move_port_bound = int(server.server_address[1])
+            log.debug(
+                "Storage SCP for C-MOVE listening on %s:%d", c.move_bind, self.move_port_bound
+            )
+
+    # -- probe -------------------------------------------------------------------------
+    def probe(
+        self, sample: tuple[str, str] | None = None, *, thorough: bool = False
+    ) -> core.Capabilities:
+        """C-ECHO, then test IMAGE-level timing, C-GET and C-MOVE on ``sample`` (study, series).
+
+        When IMAGE-level C-FIND answers the timing tags, C-GET / C-MOVE are not tried (no
+        instance moves at all) unless ``thorough``: they are then only fallbacks, tried in
+        order when a series needs them, and both are reported as usable.
+        """
+        self.echo()
+        if sample is None:
+            return core.Capabilities(echo=True, notes=("no sample series to test retrieval with",))
+        study_uid, series_uid = sample
+        notes: list[str] = []
+        responses = self.find("IMAGE", core.image_query(study_uid, series_uid, timing=True))
+        timing = any(core.has_timing(r) for r in responses)
+        notes.append(
+            "IMAGE-level C-FIND returns AcquisitionTime"
+            if timing
+            else "IMAGE-level C-FIND does not return AcquisitionTime"
+        )
+        uids = [u for u in (core.sop_uid(r) for r in responses) if u]
+        ok: dict[str, bool] = {"c-get": False, "c-move": False}
+        if timing and not thorough:
+            notes.append("C-GET / C-MOVE not tested: only fallbacks here")
+            return core.Capabilities(
+                echo=True, image_find_timing=True, c_get=True, c_move=True, notes=tuple(notes)
+            )
+        if not uids:
+            notes.append("no instance found in the sample series: C-GET / C-MOVE not tested")
+        for method in ("c-get", "c-move"):
+            if not uids:
+                break
+            if method == "c-move" and not self.config.move_port:
+                # an ephemeral port cannot be registered at the PACS
+                notes.append("C-MOVE not tested (pacs.move_port = 0)")
+                continue
+            try:
+                got = self.fetch_headers(study_uid, series_uid, uids[:1], method)  # type: ignore[arg-type]
+                ok[method] = len(got) == 1
+                notes.append(
+                    f"{method.upper()} works"
+                    if ok[method]
+                    else f"{method.upper()} delivered nothing"
+                )
+            except PacsError as exc:
+                notes.append(f"{method.upper()} refused: {exc}")
+        return core.Capabilities(
+            echo=True,
+            image_find_timing=timing,
+            c_get=ok["c-get"],
+            c_move=ok["c-move"],
+            notes=tuple(notes),
+        )
+
+    # -- end ---------------------------------------------------------------------------
+    def close(self) -> None:
+        """Release pooled associations and stop the Storage SCP."""
+        self._stop.set()
+        with self._lock:
+            idle, self._idle = self._idle, []
+            server, self._server = self._server, None
+        for assoc in idle:
+            try:
+                if assoc.is_established:
+                    assoc.release()
+            except Exception as exc:  # closing must not fail the run
+                log.debug("release failed: %s", exc)
+        if server is not None:
+            server.shutdown()
+        c = self._counters
+        log.info(
+            "PACS %s: %d association(s), %d DIMSE ops, %d retries (%d busy, %d timeouts), "
+            "%d instances / %.1f MB received",
+            self.config.label,
+            c.associations,
+            c.dimse_ops,
+            c.retries,
+            c.throttled,
+            c.timeouts,
+            c.instances_received,
+            c.bytes_received / 1e6,
+        )
+
+    def __enter__(self) -> DimseClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

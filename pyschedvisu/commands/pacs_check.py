@@ -1,0 +1,84 @@
+"""``pyschedvisu pacs check``: can we talk to the configured PACS, and how can timing be read?"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from typing import Annotated
+
+import typer
+
+from pyschedvisu.commands._common import settings_from
+from pyschedvisu_core.errors import AssociationRejectedError, PacsError, PacsUnreachableError
+
+
+def check(
+    ctx: typer.Context,
+    day: Annotated[
+        str | None,
+        typer.Option(
+            "--day",
+            help="Day (YYYY-MM-DD) whose studies are used to test retrieval (default: the last 30 days).",
+        ),
+    ] = None,
+) -> None:
+    """C-ECHO the PACS, then test IMAGE-level timing attributes, C-GET and C-MOVE; exit 1 if unusable."""
+    from pyschedvisu.retrieval import find_sample, make_client, pacs_key, remember_capabilities
+
+    settings = settings_from(ctx)
+    p = settings.pacs
+    label = f"{p.called_ae}@{p.host}:{p.port} (we are {p.calling_ae})"
+    if day:
+        try:
+            start = end = dt.date.fromisoformat(day)
+        except ValueError:
+            raise typer.BadParameter(f"{day!r} is not a date YYYY-MM-DD") from None
+    else:
+        end = dt.date.today()
+        start = end - dt.timedelta(days=30)
+    client = make_client(settings)
+    try:
+        t0 = time.monotonic()
+        try:
+            client.echo()
+        except (PacsUnreachableError, AssociationRejectedError) as exc:
+            typer.echo(f"PACS {label}: NOT usable: {exc}", err=True)
+            raise typer.Exit(code=1) from None
+        except PacsError as exc:
+            typer.echo(f"PACS {label}: C-ECHO failed: {exc}", err=True)
+            raise typer.Exit(code=1) from None
+        typer.echo(f"C-ECHO {label}: ok ({(time.monotonic() - t0) * 1000:.0f} ms)")
+        try:
+            sample = find_sample(client, start, end, settings.retrieve.study_modalities)
+        except PacsError as exc:
+            typer.echo(f"C-FIND failed: {exc}", err=True)
+            raise typer.Exit(code=1) from None
+        if sample is None:
+            typer.echo(
+                f"no PT/NM study between {start} and {end}: retrieval methods not tested (use --day)"
+            )
+            return
+        caps = client.probe(sample, thorough=True)
+        yes = {True: "yes", False: "no"}
+        typer.echo(f"IMAGE-level C-FIND returns timing attributes: {yes[caps.image_find_timing]}")
+        typer.echo(f"C-GET of instances: {yes[caps.c_get]}")
+        typer.echo(f"C-MOVE to {p.move_ae or p.calling_ae}, port {p.move_port}: {yes[caps.c_move]}")
+        for note in caps.notes:
+            typer.echo(f"  - {note}")
+        methods = caps.methods()
+        if not methods:
+            typer.echo(
+                "no way to read instance timing from this PACS: check move_ae / move_port registration",
+                err=True,
+            )
+            raise typer.Exit(code=1)
+        remember_capabilities(settings, caps)
+        chosen = methods[0] if p.retrieval == "auto" else p.retrieval
+        typer.echo(
+            f"retrieval = {p.retrieval!r}: uses {chosen} (remembered for {pacs_key(settings)})"
+        )
+    except PacsError as exc:
+        typer.echo(f"PACS {label}: {exc}", err=True)
+        raise typer.Exit(code=1) from None
+    finally:
+        client.close()

@@ -1,0 +1,140 @@
+"""``pyschedvisu retrieve --start D --end D [--force]``: business days from the PACS into the store."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from pyschedvisu.commands._common import settings_from
+from pyschedvisu_core.errors import (
+    AssociationRejectedError,
+    PacsUnreachableError,
+    PseudonymKeyError,
+    PySchedVisuError,
+)
+
+EXIT_FAILED = 1
+EXIT_CONFIG = 2
+
+
+def _date(value: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a date YYYY-MM-DD") from None
+
+
+def run_retrieve(settings: Any, start: dt.date, end: dt.date, force: bool, console: Console) -> int:
+    """Retrieve every business day of ``start``..``end``; print progress and a summary; exit code."""
+    from pyschedvisu.retrieval import make_client, retrieve_day
+    from pyschedvisu.store import SeriesStore
+
+    days = settings.business_days(start, end)
+    if not days:
+        console.print(f"no business day between {start} and {end}")
+        return 0
+    store = SeriesStore(settings.paths.data_dir)
+    rows: list[dict[str, Any]] = []
+    failures: dict[dt.date, str] = {}
+    client = make_client(settings)
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
+    try:
+        with progress:
+            days_task = progress.add_task("days", total=len(days))
+            series_task = progress.add_task("series", total=None)
+
+            def on_series(done: int, total: int) -> None:
+                progress.update(series_task, completed=done, total=total or None)
+
+            for i, day in enumerate(days):
+                progress.update(days_task, description=f"days ({day})")
+                progress.reset(series_task, total=None)
+                try:
+                    result = retrieve_day(
+                        day, settings, client, store, force=force, progress=on_series
+                    )
+                    rows.append(result.summary())
+                except (PacsUnreachableError, AssociationRejectedError) as exc:
+                    # every following day would fail the same way: stop here
+                    failures[day] = str(exc)
+                    for later in days[i + 1 :]:
+                        failures[later] = "not attempted (PACS unreachable or refusing us)"
+                    break
+                except PseudonymKeyError:
+                    raise
+                except PySchedVisuError as exc:
+                    failures[day] = str(exc)
+                progress.advance(days_task)
+    finally:
+        client.close()
+
+    table = Table(title=f"Retrieval {days[0]} .. {days[-1]}")
+    for col in ("day", "studies", "series kept", "excluded", "failed", "seconds", "method", "note"):
+        table.add_column(col, justify="right" if col not in ("day", "method", "note") else "left")
+    by_day = {r["day"]: r for r in rows}
+    for day in days:
+        r = by_day.get(day.isoformat())
+        if r is None:
+            table.add_row(day.isoformat(), "", "", "", "", "", "", "[red]FAILED[/red]")
+            continue
+        note = "from store" if r["from_cache"] else ("" if r["final"] else "not final yet")
+        table.add_row(
+            r["day"],
+            str(r["studies"]),
+            str(r["series"]),
+            str(r["excluded"]),
+            str(r["failed"]),
+            f"{r['seconds']:.1f}",
+            r["method"],
+            note,
+        )
+    console.print(table)
+    if failures:
+        for day, why in sorted(failures.items()):
+            console.print(f"[red]day {day} failed[/red]: {why}", soft_wrap=True)
+        console.print(
+            f"{len(failures)} of {len(days)} day(s) not retrieved; run again to retry them"
+        )
+        return EXIT_FAILED
+    return 0
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("retrieve")
+    def retrieve(
+        ctx: typer.Context,
+        start: Annotated[str, typer.Option("--start", help="First day (YYYY-MM-DD).")],
+        end: Annotated[
+            str | None, typer.Option("--end", help="Last day, included (default: --start).")
+        ] = None,
+        force: Annotated[
+            bool, typer.Option("--force", help="Fetch again days already in the store.")
+        ] = False,
+    ) -> None:
+        """Retrieve business days from the PACS into the series store (days already final are skipped)."""
+        first = _date(start)
+        last = _date(end) if end else first
+        if last < first:
+            raise typer.BadParameter("--end is before --start")
+        settings = settings_from(ctx)
+        console = Console()
+        if not console.is_terminal:
+            console = Console(width=120)  # logs / pipes: never wrap the table rows
+        try:
+            code = run_retrieve(settings, first, last, force, console)
+        except PseudonymKeyError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(code=EXIT_CONFIG) from None
+        raise typer.Exit(code=code)

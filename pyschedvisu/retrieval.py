@@ -1,0 +1,874 @@
+"""One day of PACS metadata into the series store (DOMAIN §2), the lightest way the PACS allows.
+
+``retrieve_day`` asks the studies of the day (STUDY C-FIND per modality), their series
+(SERIES C-FIND per study), applies the study / series / institution rules of
+:mod:`pyschedvisu_core.series`, times every kept series from instance headers (IMAGE-level
+C-FIND when the PACS returns the timing tags, else C-GET, else C-MOVE of only the needed
+instances), retries what failed, pseudonymises patient ids and writes the day atomically.
+A day that cannot be completed raises :class:`RetrievalError` and writes nothing.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import datetime as dt
+import hashlib
+import json
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from pydicom.dataset import Dataset
+
+from pyschedvisu.config import Settings
+from pyschedvisu.privacy import load_key, pseudonymise
+from pyschedvisu.store import SeriesStore, atomic_write_bytes
+from pyschedvisu_core import pacs as core
+from pyschedvisu_core import schema
+from pyschedvisu_core.dicomtime import parse_da, parse_tm
+from pyschedvisu_core.errors import (
+    AssociationRejectedError,
+    PacsError,
+    PacsOperationError,
+    PacsUnreachableError,
+    RetrievalError,
+    StoreError,
+)
+from pyschedvisu_core.schema import Reason
+from pyschedvisu_core.series import (
+    filter_institutions,
+    filter_series,
+    filter_studies,
+    instances_needed,
+    needs_file_headers,
+    series_timing,
+)
+
+log = logging.getLogger("pyschedvisu.retrieval")
+
+#: Bump when what is stored for a day changes meaning: stored days are then fetched again.
+STORE_VERSION = 1
+CAPABILITIES_FILE = "pacs_capabilities.json"
+
+ProgressFn = Callable[[int, int], None]
+
+
+# --------------------------------------------------------------------------- config helpers
+
+
+def retrieval_fingerprint(settings: Settings) -> str:
+    """Hash of what changes a stored day: the rules and which PACS (not timeouts, not pacing)."""
+    data = {
+        "version": STORE_VERSION,
+        "retrieve": settings.retrieve.model_dump(
+            mode="json", exclude={"retries_per_day", "final_after_hours"}
+        ),
+        "pacs": {k: getattr(settings.pacs, k) for k in ("host", "port", "called_ae")},
+    }
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def is_final(day: dt.date, final_after_hours: float, now: dt.datetime | None = None) -> bool:
+    """True once ``day`` ended more than ``final_after_hours`` ago (local time)."""
+    now = now or dt.datetime.now()
+    day_end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time())
+    return now >= day_end + dt.timedelta(hours=final_after_hours)
+
+
+def pacs_key(settings: Settings) -> str:
+    """Key of a PACS in the capabilities cache: what it accepts depends on all of these."""
+    p = settings.pacs
+    return (
+        f"{p.host}:{p.port}/{p.called_ae}/{p.calling_ae}/{p.move_ae or p.calling_ae}:{p.move_port}"
+    )
+
+
+# --------------------------------------------------------------------------- clients
+
+_clients: dict[Any, Any] = {}
+_clients_lock = threading.Lock()
+
+
+def make_client(settings: Settings) -> Any:
+    """A new pynetdicom client for ``settings.pacs`` (caller closes it)."""
+    from pyschedvisu.adapters.dimse import DimseClient, DimseConfig
+
+    return DimseClient(DimseConfig.from_settings(settings.pacs))
+
+
+def shared_client(settings: Settings) -> Any:
+    """One client per PACS config per process (associations reused across days and tasks)."""
+    from pyschedvisu.adapters.dimse import DimseConfig
+
+    key = DimseConfig.from_settings(settings.pacs)
+    with _clients_lock:
+        client = _clients.get(key)
+        if client is None:
+            client = make_client(settings)
+            _clients[key] = client
+        return client
+
+
+@atexit.register
+def close_clients() -> None:
+    """Close every shared client (associations released, Storage SCP stopped)."""
+    with _clients_lock:
+        clients = list(_clients.values())
+        _clients.clear()
+    for client in clients:
+        client.close()
+
+
+# --------------------------------------------------------------------------- capabilities
+
+_caps_memo: dict[str, core.Capabilities] = {}
+_caps_lock = threading.Lock()
+
+
+def _caps_path(settings: Settings) -> Path:
+    return Path(settings.paths.data_dir) / CAPABILITIES_FILE
+
+
+def cached_capabilities(settings: Settings) -> core.Capabilities | None:
+    """Probe result remembered for this PACS (memory, then ``<data_dir>/pacs_capabilities.json``)."""
+    key = pacs_key(settings)
+    with _caps_lock:
+        if key in _caps_memo:
+            return _caps_memo[key]
+    if not settings.pacs.probe_cache:
+        return None
+    try:
+        data = json.loads(_caps_path(settings).read_text(encoding="utf-8"))
+        entry = data[key]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    caps = core.Capabilities.from_json(entry)
+    with _caps_lock:
+        _caps_memo[key] = caps
+    return caps
+
+
+def remember_capabilities(settings: Settings, caps: core.Capabilities) -> None:
+    """Keep a probe result in memory and (if ``pacs.probe_cache``) in the data dir."""
+    key = pacs_key(settings)
+    with _caps_lock:
+        _caps_memo[key] = caps
+        if not settings.pacs.probe_cache:
+            return
+        path = _caps_path(settings)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(data, dict):
+                data = {}
+        except (OSError, ValueError):
+            data = {}
+        entry = caps.to_json()
+        entry["probed_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        data[key] = entry
+        atomic_write_bytes(path, json.dumps(data, indent=2, sort_keys=True).encode())
+
+
+def forget_capabilities() -> None:
+    """Drop the in-memory probe results (tests, ``pacs check``)."""
+    with _caps_lock:
+        _caps_memo.clear()
+
+
+def resolve_method(
+    settings: Settings, client: Any, sample: tuple[str, str] | None
+) -> tuple[core.Method, list[core.Method], core.Capabilities | None]:
+    """(primary method, fallback file methods, capabilities) for this PACS.
+
+    The configured method wins; ``auto`` probes once per PACS (remembered) and takes the
+    lightest allowed: IMAGE-level C-FIND > C-GET > C-MOVE.
+    """
+    configured = settings.pacs.retrieval
+    caps = cached_capabilities(settings)
+    if configured != "auto":
+        return configured, core.fallback_methods(configured, caps), caps
+    if caps is None:
+        caps = client.probe(sample)
+        log.info("PACS %s probed: %s", pacs_key(settings), "; ".join(caps.notes))
+        if sample is not None:
+            remember_capabilities(settings, caps)
+    methods = caps.methods()
+    if not methods:
+        if sample is None:
+            # Nothing to test with: the heaviest, most widely allowed method is the safe bet.
+            return "c-move", [], None
+        raise RetrievalError(
+            f"PACS {pacs_key(settings)} allows no way to read instance timing "
+            f"({'; '.join(caps.notes)}). Set pacs.retrieval and check pacs.move_ae / move_port."
+        )
+    return methods[0], core.fallback_methods(methods[0], caps), caps
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass
+class DayResult:
+    """What one day's retrieval produced (also what the store holds for it)."""
+
+    day: dt.date
+    series: pl.DataFrame
+    failed: pl.DataFrame
+    excluded: pl.DataFrame
+    method: str
+    final: bool
+    seconds: float
+    from_cache: bool = False
+    studies_found: int = 0
+    ops: dict[str, int] = field(default_factory=dict)
+    passes: int = 0
+
+    @property
+    def studies(self) -> int:
+        """Studies with at least one kept or failed series."""
+        uids = set(self.series.get_column("study_uid").to_list())
+        uids |= set(self.failed.get_column("study_uid").to_list())
+        return len(uids)
+
+    def reasons(self) -> dict[str, int]:
+        """Count per reason code (excluded and failed; details after ':' dropped)."""
+        codes = [
+            str(r).split(":", 1)[0]
+            for r in [
+                *self.excluded.get_column("reason").to_list(),
+                *self.failed.get_column("reason").to_list(),
+            ]
+            if r
+        ]
+        return dict(sorted(Counter(codes).items()))
+
+    def summary(self) -> dict[str, Any]:
+        """Plain summary (the Prefect task result, the CLI table row)."""
+        return {
+            "day": self.day.isoformat(),
+            "studies": self.studies,
+            "series": self.series.height,
+            "excluded": self.excluded.height,
+            "failed": self.failed.height,
+            "seconds": round(self.seconds, 3),
+            "method": self.method,
+            "final": self.final,
+            "reasons": self.reasons(),
+            "from_cache": self.from_cache,
+            "dimse_ops": int(self.ops.get("dimse_ops", 0)),
+        }
+
+
+def _from_store(store: SeriesStore, day: dt.date, manifest: dict[str, Any]) -> DayResult:
+    return DayResult(
+        day=day,
+        series=store.load("series", [day]),
+        failed=store.load("failed", [day]),
+        excluded=store.load("excluded", [day]),
+        method=str(manifest.get("method", "")),
+        final=bool(manifest.get("final", True)),
+        seconds=0.0,
+        from_cache=True,
+        studies_found=int(manifest.get("studies_found", 0)),
+        ops={"dimse_ops": 0},
+    )
+
+
+# --------------------------------------------------------------------------- parsing answers
+
+
+def _text(ds: Dataset, keyword: str) -> str | None:
+    return core.text_value(ds, keyword)
+
+
+def _int(ds: Dataset, keyword: str) -> int | None:
+    text = _text(ds, keyword)
+    try:
+        return int(float(text)) if text is not None else None
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True)
+class SeriesJob:
+    """One kept series to time."""
+
+    study_uid: str
+    series_uid: str
+    modality: str
+    n_instances: int | None
+    description: str | None
+    series_date: dt.date | None
+
+
+@dataclass
+class Outcome:
+    job: SeriesJob
+    headers: list[Dataset] | None = None
+    error: PacsError | None = None
+    method: str = ""
+
+
+# --------------------------------------------------------------------------- the day
+
+
+class _Day:
+    """State of one day's retrieval (keeps ``retrieve_day`` readable)."""
+
+    def __init__(
+        self, day: dt.date, settings: Settings, client: Any, progress: ProgressFn | None
+    ) -> None:
+        self.day = day
+        self.settings = settings
+        self.client = client
+        self.progress = progress
+        self.method: core.Method = "image-find"
+        self.fallbacks: list[core.Method] = []
+        self.methods_used: Counter[str] = Counter()
+        self.disabled: set[str] = set()
+        self._images: dict[tuple[str, bool], dict[str, list[Dataset]] | None] = {}
+        self._image_locks: dict[tuple[str, bool], threading.Lock] = {}
+        self._lock = threading.Lock()
+        self.per_study = getattr(client, "per_study_image_find", True)
+
+    def picked_answers(
+        self, job: SeriesJob, needed: Sequence[int], *, timing: bool
+    ) -> list[Dataset]:
+        """IMAGE-level answers of the instances ``needed`` (first, last) of one series.
+
+        One query per study for the first instances, one per series for the last: a few
+        answers a series. Whatever does not fit (numbering not from 1 to N, a PACS refusing
+        study-wide IMAGE queries) falls back to one query for all instances of the series.
+        """
+        if self.per_study:
+            key = (job.study_uid, timing)
+            with self._lock:
+                lock = self._image_locks.setdefault(key, threading.Lock())
+            with lock:  # the series of one study share one query
+                if key not in self._images:
+                    self._images[key] = self._study_firsts(job.study_uid, timing)
+                grouped = self._images[key]
+            first = (grouped or {}).get(job.series_uid)
+            if first and not timing:
+                # minimal keys are cheap: the study query answered every instance
+                return core.pick_instances(first, needed)
+            if first:
+                if len(needed) == 1:
+                    return core.pick_instances(first, needed)
+                last_q = core.image_query(
+                    job.study_uid, job.series_uid, timing=timing, instance=needed[-1]
+                )
+                last = self.client.find("IMAGE", last_q)
+                if last:
+                    return core.pick_instances([*first, *last], needed)
+        query = core.image_query(job.study_uid, job.series_uid, timing=timing)
+        return core.pick_instances(self.client.find("IMAGE", query), needed)
+
+    def _study_firsts(self, study_uid: str, timing: bool) -> dict[str, list[Dataset]] | None:
+        try:
+            # timing keys: instance 1 of each series only (the last ones come series by series);
+            # minimal keys: every instance, one query for the whole study
+            query = core.study_image_query(study_uid, timing=timing, instance=1 if timing else None)
+            answers = self.client.find("IMAGE", query)
+        except PacsOperationError as exc:
+            # a strictly hierarchical PACS: series by series from now on (this client)
+            log.info("IMAGE-level query per study refused (%s): querying per series", exc)
+            self.per_study = False
+            with contextlib.suppress(AttributeError):  # clients without the switch
+                self.client.per_study_image_find = False
+            return None
+        return core.group_by_series(answers) or None
+
+    def studies(self) -> pl.DataFrame:
+        rows: dict[str, dict[str, Any]] = {}
+        for modality in self.settings.retrieve.study_modalities:
+            for ds in self.client.find("STUDY", core.study_query(self.day, modality)):
+                uid = _text(ds, "StudyInstanceUID")
+                if uid is None or uid in rows:
+                    continue
+                rows[uid] = {
+                    "date": self.day,
+                    "study_uid": uid,
+                    "patient_id": _text(ds, "PatientID"),
+                    "study_description": _text(ds, "StudyDescription"),
+                    "study_time": _text(ds, "StudyTime"),
+                }
+        return pl.DataFrame(
+            list(rows.values()),
+            schema={
+                "date": pl.Date(),
+                "study_uid": pl.String(),
+                "patient_id": pl.String(),
+                "study_description": pl.String(),
+                "study_time": pl.String(),
+            },
+        )
+
+    def series_of(
+        self, study_uid: str, patient_id: str | None, study_description: str | None
+    ) -> list[dict[str, Any]]:
+        out = []
+        for ds in self.client.find("SERIES", core.series_query(self.day, study_uid, patient_id)):
+            uid = _text(ds, "SeriesInstanceUID")
+            if uid is None:
+                continue
+            out.append(
+                {
+                    "date": self.day,
+                    "study_uid": study_uid,
+                    "series_uid": uid,
+                    "modality": (_text(ds, "Modality") or "").upper() or None,
+                    "series_description": _text(ds, "SeriesDescription"),
+                    "protocol_name": _text(ds, "ProtocolName"),
+                    "institution": _text(ds, "InstitutionName"),
+                    "n_instances": _int(ds, "NumberOfSeriesRelatedInstances"),
+                    "series_date": parse_da(_text(ds, "SeriesDate")),
+                    "series_time": parse_tm(_text(ds, "SeriesTime")),
+                    "study_description": study_description,
+                }
+            )
+        return out
+
+    # -- timing ------------------------------------------------------------------------
+    def fetch(
+        self, job: SeriesJob, sop_uids: Sequence[str] | None, methods: Sequence[core.Method]
+    ) -> list[Dataset]:
+        """Headers by the first file method that the PACS accepts."""
+        last: PacsOperationError | None = None
+        for method in methods:
+            if method in self.disabled and len(methods) > 1:
+                continue
+            try:
+                headers = self.client.fetch_headers(job.study_uid, job.series_uid, sop_uids, method)
+                self.methods_used[method] += 1
+                return list(headers)
+            except PacsOperationError as exc:
+                last = exc
+                log.debug("series %s: %s failed (%s)", job.series_uid, method, exc)
+                if not self.methods_used.get(method) and exc.status in (None, 0xA801):
+                    # never worked this day (refused context, unknown destination): stop trying it
+                    self.disabled.add(method)
+        if last is not None:
+            raise last
+        raise PacsOperationError(
+            f"series {job.series_uid}: no method to fetch instance headers with"
+        )
+
+    def headers(self, job: SeriesJob) -> list[Dataset]:
+        """The instance headers ``series_timing`` needs, the lightest way allowed."""
+        needed = instances_needed(job.modality, job.n_instances or 1)
+        if self.method == "image-find":
+            picks = self.picked_answers(job, needed, timing=True)
+            if picks and self.fallbacks and any(needs_file_headers(job.modality, p) for p in picks):
+                uids = [u for u in (core.sop_uid(p) for p in picks) if u]
+                if uids:
+                    got = self.fetch(job, uids, self.fallbacks)
+                    if got:
+                        return core.pick_instances(got, needed)
+            self.methods_used["image-find"] += 1
+            return picks
+        methods = [self.method, *self.fallbacks]
+        if job.n_instances is not None and 0 < job.n_instances <= len(needed):
+            # every instance is needed anyway: no IMAGE-level query at all
+            got = self.fetch(job, None, methods)
+        else:
+            picks = self.picked_answers(job, needed, timing=False)
+            uids = [u for u in (core.sop_uid(p) for p in picks) if u]
+            if not uids:
+                return []
+            got = self.fetch(job, uids, methods)
+        return core.pick_instances(got, needed)
+
+    def file_methods(self) -> list[core.Method]:
+        """The methods that move instance headers, in the order to try them."""
+        first: list[core.Method] = [] if self.method == "image-find" else [self.method]
+        return [*first, *self.fallbacks]
+
+    def file_headers(self, job: SeriesJob) -> list[Dataset]:
+        """The first instance's file header (whatever the primary method)."""
+        methods = self.file_methods()
+        if job.n_instances == 1:
+            return self.fetch(job, None, methods)
+        picks = self.picked_answers(job, [1], timing=False)
+        uids = [u for u in (core.sop_uid(p) for p in picks) if u]
+        return self.fetch(job, uids, methods) if uids else []
+
+    def run_one(self, job: SeriesJob) -> Outcome:
+        try:
+            return Outcome(job, headers=self.headers(job))
+        except PacsError as exc:
+            return Outcome(job, error=exc)
+
+
+def _job(row: dict[str, Any]) -> SeriesJob:
+    return SeriesJob(
+        study_uid=row["study_uid"],
+        series_uid=row["series_uid"],
+        modality=row["modality"] or "",
+        n_instances=row["n_instances"],
+        description=row["series_description"],
+        series_date=row["series_date"],
+    )
+
+
+def _verify_institutions(
+    state: _Day,
+    series: pl.DataFrame,
+    rejected: pl.DataFrame,
+    jobs: dict[str, SeriesJob],
+    workers: int,
+) -> pl.DataFrame:
+    """``series`` with InstitutionName read from the files for the studies the rule rejected.
+
+    Some PACS (Orthanc) index InstitutionName per *study*: every series then answers with
+    the name of the first instance received, so a study mixing CHUV and another hospital
+    looks foreign. The instance headers carry the real per-series names. Rejections are
+    rare (a few studies a day), so checking them costs little.
+    """
+    studies = set(rejected.get_column("study_uid").to_list())
+    todo = [j for j in jobs.values() if j.study_uid in studies]
+    names: dict[str, str | None] = {}
+
+    def one(job: SeriesJob) -> None:
+        try:
+            headers = state.file_headers(job)
+        except PacsError as exc:
+            log.debug("series %s: institution not checked (%s)", job.series_uid, exc)
+            return
+        found = [n for n in (core.text_value(h, "InstitutionName") for h in headers) if n]
+        names[job.series_uid] = found[0] if found else None
+
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="institution") as pool:
+        list(pool.map(one, todo))
+    if not names:
+        return series
+    fixed = pl.DataFrame(
+        {"series_uid": list(names), "_inst": list(names.values())},
+        schema={"series_uid": pl.String(), "_inst": pl.String()},
+    )
+    log.debug(
+        "%s: InstitutionName read from %d file(s) of %d rejected studies",
+        state.day,
+        len(names),
+        len(studies),
+    )
+    return (
+        series.join(fixed, on="series_uid", how="left")
+        .with_columns(
+            pl.when(pl.col("series_uid").is_in(list(names)))
+            .then(pl.col("_inst"))
+            .otherwise(pl.col("institution"))
+            .alias("institution")
+        )
+        .drop("_inst")
+    )
+
+
+def retrieve_day(
+    day: dt.date,
+    settings: Settings,
+    client: Any = None,
+    store: SeriesStore | None = None,
+    *,
+    force: bool = False,
+    progress: ProgressFn | None = None,
+    now: dt.datetime | None = None,
+) -> DayResult:
+    """Retrieve ``day`` into the store (or read it back when already final there).
+
+    Raises :class:`RetrievalError` when the day cannot be completed (nothing written),
+    :class:`PseudonymKeyError` without a pseudonymisation key, and lets
+    :class:`PacsUnreachableError` / :class:`AssociationRejectedError` through so callers
+    can stop instead of failing every following day the same way.
+    """
+    store = store or SeriesStore(settings.paths.data_dir)
+    fingerprint = retrieval_fingerprint(settings)
+    if not force:
+        try:
+            manifest = store.manifest(day)
+        except StoreError as exc:
+            log.warning("%s: %s; retrieving it again", day, exc)
+            manifest = None
+        if manifest is not None and store.has_day(day, fingerprint, final_only=True):
+            log.debug("%s: final in the store, no network", day)
+            return _from_store(store, day, manifest)
+
+    key = load_key(settings.privacy)  # before any patient id is seen
+    own = client is None
+    client = client or make_client(settings)
+    t0 = time.monotonic()
+    before = client.counters.snapshot()
+    final = is_final(day, settings.retrieve.final_after_hours, now)
+    try:
+        result = _retrieve(day, settings, client, key, progress)
+    except (PacsUnreachableError, AssociationRejectedError):
+        raise
+    except PacsError as exc:
+        raise RetrievalError(f"{day}: {exc}") from exc
+    finally:
+        if own:
+            client.close()
+    series, failed, excluded, method, studies_found, passes = result
+    ops = client.counters.minus(before).as_dict()
+    seconds = time.monotonic() - t0
+    res = DayResult(
+        day, series, failed, excluded, method, final, seconds, False, studies_found, ops, passes
+    )
+    manifest = {
+        "fingerprint": fingerprint,
+        "store_version": STORE_VERSION,
+        "method": method,
+        "final": final,
+        "pacs": pacs_key(settings),
+        "studies_found": studies_found,
+        "studies": res.studies,
+        "reasons": res.reasons(),
+        "seconds": round(seconds, 3),
+        "passes": passes,
+        "ops": ops,
+    }
+    store.write_day(day, series, failed, excluded, manifest)
+    log.info(
+        "%s: %d studies, %d series kept, %d excluded, %d failed in %.1f s (%s, %d DIMSE ops)",
+        day,
+        res.studies,
+        series.height,
+        excluded.height,
+        failed.height,
+        seconds,
+        method,
+        ops["dimse_ops"],
+    )
+    return res
+
+
+def _retrieve(
+    day: dt.date, settings: Settings, client: Any, key: bytes, progress: ProgressFn | None
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, str, int, int]:
+    r = settings.retrieve
+    state = _Day(day, settings, client, progress)
+    workers = max(1, settings.pacs.max_concurrent)
+
+    # 1. studies
+    studies = state.studies()
+    studies_found = studies.height
+    kept_st, excl_st = filter_studies(
+        studies,
+        patient_id_pattern=r.patient_id_pattern,
+        description_exclude=r.study_description_exclude,
+    )
+    patient_ids = dict(
+        zip(
+            kept_st.get_column("study_uid").to_list(),
+            kept_st.get_column("patient_id").to_list(),
+            strict=True,
+        )
+    )
+    patient_keys = {uid: pseudonymise(pid, key) for uid, pid in patient_ids.items()}
+
+    # 2. series, one query per study
+    rows: list[dict[str, Any]] = []
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="series-find") as pool:
+        futures = [
+            pool.submit(state.series_of, uid, patient_ids[uid], desc)
+            for uid, desc in zip(
+                kept_st.get_column("study_uid").to_list(),
+                kept_st.get_column("study_description").to_list(),
+                strict=True,
+            )
+        ]
+        for fut in futures:
+            rows.extend(fut.result())
+    del patient_ids
+    series = pl.DataFrame(
+        rows,
+        schema={
+            "date": pl.Date(),
+            "study_uid": pl.String(),
+            "series_uid": pl.String(),
+            "modality": pl.String(),
+            "series_description": pl.String(),
+            "protocol_name": pl.String(),
+            "institution": pl.String(),
+            "n_instances": pl.Int32(),
+            "series_date": pl.Date(),
+            "series_time": pl.Time(),
+            "study_description": pl.String(),
+        },
+    ).unique("series_uid", keep="first", maintain_order=True)
+    # SeriesDate missing: the AcquisitionDate of the headers decides (series_timing); a series
+    # dated another day belongs to that day.
+    other_day = series.filter(pl.col("series_date").is_not_null() & (pl.col("series_date") != day))
+    if other_day.height:
+        log.debug("%s: %d series dated another day left out", day, other_day.height)
+    series = series.filter(pl.col("series_date").is_null() | (pl.col("series_date") == day))
+    kept_se, excl_se = filter_series(
+        series,
+        description_exclude=r.series_description_exclude,
+        protocol_exclude=r.series_protocol_exclude,
+        modalities=r.series_modalities,
+    )
+    all_jobs = {job.series_uid: job for job in (_job(row) for row in kept_se.iter_rows(named=True))}
+
+    # 3. method (probed once per PACS, on a real series of the day)
+    method = "none"
+    if all_jobs:
+        sample_job = next(
+            (j for j in all_jobs.values() if j.modality in ("CT", "PT")),
+            next(iter(all_jobs.values())),
+        )
+        state.method, state.fallbacks, _ = resolve_method(
+            settings, client, (sample_job.study_uid, sample_job.series_uid)
+        )
+        method = state.method
+
+    # institution rule; a study it rejects is checked on the files first (see _verify_institutions)
+    kept, excl_inst = filter_institutions(kept_se, accepted=r.accepted_institutions)
+    if excl_inst.height and state.file_methods():
+        kept_se = _verify_institutions(state, kept_se, excl_inst, all_jobs, workers)
+        kept, excl_inst = filter_institutions(kept_se, accepted=r.accepted_institutions)
+    kept_se = kept
+    jobs = [all_jobs[uid] for uid in kept_se.get_column("series_uid").to_list()]
+    by_uid = {row["series_uid"]: row for row in kept_se.iter_rows(named=True)}
+
+    # 4. timing headers, in batches, bounded concurrency, retried passes
+    outcomes: dict[str, Outcome] = {}
+    pending = jobs
+    passes = 0
+    done = 0
+    total = len(jobs)
+    if progress:
+        progress(0, total)
+    batch = max(1, settings.pacs.series_per_batch)
+    for attempt in range(1 + r.retries_per_day):
+        if not pending:
+            break
+        passes += 1
+        errors: list[SeriesJob] = []
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="series-time") as pool:
+            for i in range(0, len(pending), batch):
+                for out in pool.map(state.run_one, pending[i : i + batch]):
+                    outcomes[out.job.series_uid] = out
+                    if out.error is not None:
+                        errors.append(out.job)
+                    elif progress:
+                        done += 1
+                        progress(done, total)
+        if errors:
+            log.info(
+                "%s: pass %d: %d series to retry (%s)",
+                day,
+                attempt + 1,
+                len(errors),
+                outcomes[errors[0].series_uid].error,
+            )
+        pending = errors
+
+    transient = [
+        o
+        for o in outcomes.values()
+        if o.error is not None and not isinstance(o.error, PacsOperationError)
+    ]
+    if transient:
+        raise RetrievalError(
+            f"{day}: {len(transient)} series could not be retrieved after {passes} passes "
+            f"(first: {transient[0].error})"
+        )
+
+    # 5. frames
+    kept_rows: list[dict[str, Any]] = []
+    failed_rows: list[dict[str, Any]] = []
+    secondary: list[dict[str, Any]] = []
+    for job in jobs:
+        out = outcomes[job.series_uid]
+        row = by_uid[job.series_uid]
+        base = {
+            "date": day,
+            "patient_key": patient_keys.get(job.study_uid),
+            "study_uid": job.study_uid,
+            "series_uid": job.series_uid,
+            "study_description": row["study_description"],
+            "series_description": row["series_description"],
+            "protocol_name": row["protocol_name"],
+            "institution": row["institution"],
+            "modality": job.modality,
+            "n_instances": job.n_instances,
+        }
+        if out.error is not None:
+            failed_rows.append(
+                {
+                    **base,
+                    "machine": None,
+                    "start": None,
+                    "end": None,
+                    "reason": f"{Reason.NOT_RETRIEVED}: {out.error}",
+                }
+            )
+            continue
+        timing = series_timing(
+            job.modality, day, out.headers or [], job.description, job.series_date
+        )
+        if timing.excluded:
+            secondary.append(
+                {
+                    "date": day,
+                    "level": "series",
+                    "study_uid": job.study_uid,
+                    "series_uid": job.series_uid,
+                    "reason": timing.excluded,
+                }
+            )
+            continue
+        rec = {**base, "machine": timing.machine, "start": timing.start, "end": timing.end}
+        if timing.failed:
+            failed_rows.append({**rec, "reason": timing.failed})
+        else:
+            kept_rows.append(rec)
+
+    kept = pl.DataFrame(kept_rows, schema=schema.SERIES_SCHEMA)
+    failed = pl.DataFrame(failed_rows, schema=schema.FAILED_SCHEMA)
+    excluded = pl.concat(
+        [
+            excl_st.cast(schema.EXCLUDED_SCHEMA),  # type: ignore[arg-type]
+            excl_se.cast(schema.EXCLUDED_SCHEMA),  # type: ignore[arg-type]
+            excl_inst.cast(schema.EXCLUDED_SCHEMA),  # type: ignore[arg-type]
+            pl.DataFrame(secondary, schema=schema.EXCLUDED_SCHEMA),
+        ]
+    )
+    if state.methods_used:
+        method = "+".join(m for m in core.METHODS if state.methods_used.get(m))
+    return kept, failed, excluded, method, studies_found, passes
+
+
+def find_sample(
+    client: Any, start: dt.date, end: dt.date, modalities: Sequence[str] = ("PT", "NM")
+) -> tuple[str, str] | None:
+    """A (study, series) of ``start``..``end`` to probe the PACS with, CT/PT preferred."""
+    span = core.da(start) if start == end else f"{core.da(start)}-{core.da(end)}"
+    for modality in modalities:
+        query = core.study_query(start, modality)
+        query.StudyDate = span
+        for study in client.find("STUDY", query):
+            study_uid = _text(study, "StudyInstanceUID")
+            if not study_uid:
+                continue
+            series_q = core.series_query(start, study_uid, None)
+            series_q.StudyDate = ""
+            series = client.find("SERIES", series_q)
+            ranked = sorted(
+                (s for s in series if _text(s, "SeriesInstanceUID")),
+                key=lambda s: (
+                    _text(s, "Modality") not in ("CT", "PT"),
+                    -(_int(s, "NumberOfSeriesRelatedInstances") or 0),
+                ),
+            )
+            if ranked:
+                return study_uid, str(_text(ranked[0], "SeriesInstanceUID"))
+    return None

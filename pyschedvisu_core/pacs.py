@@ -1,0 +1,368 @@
+"""The small client protocol the retrieval talks to, and the queries it sends.
+
+Like an HTTP transport, a :class:`PacsClient` hides how DICOM messages travel
+(pynetdicom in :mod:`pyschedvisu.adapters.dimse`, anything else in tests). Query
+identifiers are built here, as pure data, so that every adapter asks the same thing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from pydicom.datadict import tag_for_keyword
+from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence as DicomSequence
+
+Level = Literal["PATIENT", "STUDY", "SERIES", "IMAGE"]
+Root = Literal["study", "patient"]
+Method = Literal["image-find", "c-get", "c-move"]
+
+#: Lightest first: IMAGE-level C-FIND moves no file at all, C-GET needs no port on our side.
+METHODS: tuple[Method, ...] = ("image-find", "c-get", "c-move")
+
+#: Attributes an IMAGE-level C-FIND asks for to time a series (DOMAIN §2.3).
+TIMING_KEYWORDS: tuple[str, ...] = (
+    "SOPInstanceUID",
+    "InstanceNumber",
+    "AcquisitionDate",
+    "AcquisitionTime",
+    "ManufacturerModelName",
+    "ImageType",
+    "ActualFrameDuration",
+    "NumberOfFrames",
+)
+#: NM sequences asked for at IMAGE level (empty sequence = "return it").
+TIMING_SEQUENCES: tuple[str, ...] = ("PhaseInformationSequence", "RotationInformationSequence")
+
+STUDY_KEYWORDS: tuple[str, ...] = (
+    "StudyInstanceUID",
+    "StudyTime",
+    "PatientID",
+    "StudyDescription",
+    "InstitutionName",
+    "ModalitiesInStudy",
+)
+SERIES_KEYWORDS: tuple[str, ...] = (
+    "SeriesInstanceUID",
+    "SeriesDate",
+    "SeriesTime",
+    "SeriesDescription",
+    "ProtocolName",
+    "InstitutionName",
+    "NumberOfSeriesRelatedInstances",
+    "StudyDescription",
+    "Modality",
+)
+
+
+def da(day: dt.date) -> str:
+    """A date as a DICOM DA value."""
+    return day.strftime("%Y%m%d")
+
+
+def _identifier(level: Level, filters: dict[str, Any], keys: Iterable[str]) -> Dataset:
+    ds = Dataset()
+    ds.QueryRetrieveLevel = level
+    for keyword in keys:
+        setattr(ds, keyword, "")
+    for keyword, value in filters.items():
+        setattr(ds, keyword, value)
+    return ds
+
+
+def study_query(day: dt.date, modality: str) -> Dataset:
+    """STUDY-level C-FIND identifier: studies of ``day`` with ``modality`` in the study."""
+    return _identifier(
+        "STUDY", {"StudyDate": da(day), "ModalitiesInStudy": modality}, STUDY_KEYWORDS
+    )
+
+
+def series_query(day: dt.date, study_uid: str, patient_id: str | None) -> Dataset:
+    """SERIES-level identifier for one study.
+
+    No SeriesDate / Modality filter on purpose: some series lack SeriesDate (their
+    AcquisitionDate counts), and other modalities must be seen to be excluded with a reason.
+    """
+    filters: dict[str, Any] = {"StudyDate": da(day), "StudyInstanceUID": study_uid}
+    if patient_id:
+        filters["PatientID"] = patient_id
+    return _identifier("SERIES", filters, SERIES_KEYWORDS)
+
+
+def image_query(
+    study_uid: str, series_uid: str, *, timing: bool, instance: int | None = None
+) -> Dataset:
+    """IMAGE-level identifier for one series (empty ``series_uid``: the whole study).
+
+    Minimal keys, or the timing attributes; ``instance`` matches one InstanceNumber only
+    (first / last instance: two answers a series instead of all of them).
+    """
+    keys = TIMING_KEYWORDS if timing else ("SOPInstanceUID", "InstanceNumber")
+    filters: dict[str, Any] = {"StudyInstanceUID": study_uid, "SeriesInstanceUID": series_uid}
+    if instance is not None:
+        filters["InstanceNumber"] = str(instance)
+    ds = _identifier("IMAGE", filters, keys)
+    if timing:
+        for keyword in TIMING_SEQUENCES:
+            setattr(ds, keyword, DicomSequence([]))
+    return ds
+
+
+def study_image_query(study_uid: str, *, timing: bool, instance: int | None = 1) -> Dataset:
+    """IMAGE-level identifier for instance ``instance`` of every series of one study.
+
+    One query per study instead of one per series: fewer operations for the PACS. A
+    strictly hierarchical PACS may refuse it; the caller then asks series by series.
+    """
+    return image_query(study_uid, "", timing=timing, instance=instance)
+
+
+def group_by_series(answers: Sequence[Dataset]) -> dict[str, list[Dataset]]:
+    """IMAGE-level answers grouped by their SeriesInstanceUID (answers without one dropped)."""
+    out: dict[str, list[Dataset]] = {}
+    for ds in answers:
+        uid = text_value(ds, "SeriesInstanceUID")
+        if uid:
+            out.setdefault(uid, []).append(ds)
+    return out
+
+
+def retrieve_identifier(
+    study_uid: str, series_uid: str, sop_instance_uids: Sequence[str] | None
+) -> Dataset:
+    """C-GET / C-MOVE identifier: listed instances of a series, or the whole series (None)."""
+    if not sop_instance_uids:
+        ds = _identifier("SERIES", {"StudyInstanceUID": study_uid}, ())
+        ds.SeriesInstanceUID = series_uid
+        return ds
+    ds = _identifier("IMAGE", {"StudyInstanceUID": study_uid, "SeriesInstanceUID": series_uid}, ())
+    uids = list(dict.fromkeys(sop_instance_uids))
+    ds.SOPInstanceUID = uids if len(uids) > 1 else uids[0]
+    return ds
+
+
+_CODECS = {"ISO_IR 192": "utf-8", "ISO_IR 100": "latin-1", "ISO_IR 6": "ascii"}
+
+
+def _codec(ds: Dataset) -> str:
+    try:
+        value = ds.get_item(0x00080005).value
+    except Exception:  # missing or garbled charset: latin-1 decodes anything
+        return "latin-1"
+    if isinstance(value, bytes | bytearray):
+        value = bytes(value).decode("ascii", "replace")
+    if not isinstance(value, str) and isinstance(value, Iterable):
+        value = "\\".join(str(v) for v in value)
+    last = str(value or "").split("\\")[-1].strip(" \x00")
+    return _CODECS.get(last, "latin-1")
+
+
+def text_value(ds: Dataset, keyword: str) -> str | None:
+    """A value of a response or header as text, read raw: garbage neither raises nor warns.
+
+    pydicom validates DA/TM/IS values when it converts them (a warning per bad value);
+    the rules parse them robustly themselves, so the raw bytes are taken as they are.
+    """
+    tag = tag_for_keyword(keyword)
+    if tag is None or tag not in ds:
+        return None
+    try:
+        value: Any = ds.get_item(tag).value
+    except Exception:  # a garbled element must not stop a day
+        return None
+    if value is None:
+        return None
+    if isinstance(value, bytes | bytearray):
+        value = bytes(value).decode(_codec(ds), "replace")
+    elif not isinstance(value, str) and isinstance(value, Iterable):
+        value = "\\".join(str(v) for v in value)
+    text = str(value).strip(" \x00")
+    return text or None
+
+
+def instance_number(ds: Dataset) -> int | None:
+    """InstanceNumber of a response or header, None when missing or garbled."""
+    text = text_value(ds, "InstanceNumber")
+    try:
+        return int(float(text)) if text is not None else None
+    except (ValueError, OverflowError):
+        return None
+
+
+def pick_instances(responses: Sequence[Dataset], wanted: Sequence[int]) -> list[Dataset]:
+    """The responses whose InstanceNumber is in ``wanted``, in that order.
+
+    A numbering that does not start at 1 or stops short of N (renumbered or partly
+    deleted series) falls back to the lowest / highest number found, so the first and
+    last acquired instances are still used.
+    """
+    if not responses:
+        return []
+    numbered = [(instance_number(r), r) for r in responses]
+    by_number: dict[int, Dataset] = {}
+    for number, resp in numbered:
+        if number is not None:
+            by_number.setdefault(number, resp)
+    if not by_number:
+        # No usable numbers: keep the PACS order (first and last answered).
+        picks = [responses[0], responses[-1]] if len(wanted) > 1 else [responses[0]]
+        return _dedupe(picks)
+    lowest, highest = min(by_number), max(by_number)
+    out: list[Dataset] = []
+    for i, number in enumerate(wanted):
+        if number in by_number:
+            out.append(by_number[number])
+        elif i == 0:
+            out.append(by_number[lowest])
+        else:
+            out.append(by_number[highest])
+    return _dedupe(out)
+
+
+def _dedupe(items: Sequence[Dataset]) -> list[Dataset]:
+    seen: set[int] = set()
+    out: list[Dataset] = []
+    for item in items:
+        if id(item) not in seen:
+            seen.add(id(item))
+            out.append(item)
+    return out
+
+
+def sop_uid(ds: Dataset) -> str | None:
+    """SOPInstanceUID of a response, None when missing."""
+    return text_value(ds, "SOPInstanceUID")
+
+
+def has_timing(ds: Dataset) -> bool:
+    """True when an IMAGE-level response carries an AcquisitionTime value (probe test)."""
+    return text_value(ds, "AcquisitionTime") is not None
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What one PACS accepts, found by a probe (or set by the configuration)."""
+
+    echo: bool = True
+    image_find_timing: bool = False
+    c_get: bool = False
+    c_move: bool = False
+    notes: tuple[str, ...] = ()
+
+    def methods(self) -> list[Method]:
+        """Usable methods, lightest first."""
+        ok = {"image-find": self.image_find_timing, "c-get": self.c_get, "c-move": self.c_move}
+        return [m for m in METHODS if ok[m]]
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain form for the capabilities cache file."""
+        out = asdict(self)
+        out["notes"] = list(self.notes)
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Capabilities:
+        """Inverse of :meth:`to_json`."""
+        return cls(
+            echo=bool(data.get("echo", True)),
+            image_find_timing=bool(data.get("image_find_timing", False)),
+            c_get=bool(data.get("c_get", False)),
+            c_move=bool(data.get("c_move", False)),
+            notes=tuple(str(n) for n in data.get("notes", ())),
+        )
+
+
+def fallback_methods(primary: Method, caps: Capabilities | None) -> list[Method]:
+    """File methods to try, in order, when ``primary`` does not give what a series needs.
+
+    IMAGE-level responses may lack what a series needs (NM sequences, a PACS that only
+    indexes main tags). Without probe results every heavier file method is tried.
+    """
+    files: list[Method] = ["c-get", "c-move"]
+    candidates = [m for m in files if m != primary]
+    if caps is None:
+        return candidates
+    return [m for m in candidates if m in caps.methods()]
+
+
+@dataclass
+class OpCounters:
+    """What a client did; adapters increment, callers read deltas with :meth:`minus`."""
+
+    associations: int = 0
+    inbound_associations: int = 0  # C-MOVE deliveries to our Storage SCP
+    echo: int = 0
+    find: int = 0
+    get: int = 0
+    move: int = 0
+    responses: int = 0
+    instances_received: int = 0
+    bytes_received: int = 0
+    retries: int = 0
+    throttled: int = 0
+    timeouts: int = 0
+    aborted: int = 0
+    extra: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def dimse_ops(self) -> int:
+        """DIMSE requests sent (C-ECHO, C-FIND, C-GET, C-MOVE), retries included."""
+        return self.echo + self.find + self.get + self.move
+
+    def snapshot(self) -> OpCounters:
+        """A copy."""
+        return OpCounters(**{**asdict(self), "extra": dict(self.extra)})
+
+    def minus(self, other: OpCounters) -> OpCounters:
+        """Counter deltas ``self - other``."""
+        a, b = asdict(self), asdict(other)
+        a.pop("extra")
+        b.pop("extra")
+        return OpCounters(**{k: a[k] - b[k] for k in a})
+
+    def as_dict(self) -> dict[str, int]:
+        """Plain counters, plus ``dimse_ops``."""
+        out = {k: v for k, v in asdict(self).items() if k != "extra"}
+        out["dimse_ops"] = self.dimse_ops
+        return out
+
+
+@runtime_checkable
+class PacsClient(Protocol):
+    """What the retrieval needs from a PACS. Every method raises ``PacsError`` subclasses."""
+
+    @property
+    def counters(self) -> OpCounters:
+        """Operations done so far (live object; use ``snapshot()``)."""
+        ...
+
+    def echo(self) -> None:
+        """C-ECHO; raises when the PACS is unreachable or rejects us."""
+        ...
+
+    def find(self, level: Level, query: Dataset, root: Root = "study") -> list[Dataset]:
+        """C-FIND at ``level``: every matching identifier."""
+        ...
+
+    def fetch_headers(
+        self,
+        study_uid: str,
+        series_uid: str,
+        sop_instance_uids: Sequence[str] | None,
+        method: Method,
+    ) -> list[Dataset]:
+        """Instance headers (no pixel data) of the listed instances (None = whole series)."""
+        ...
+
+    def probe(
+        self, sample: tuple[str, str] | None = None, *, thorough: bool = False
+    ) -> Capabilities:
+        """Find what the PACS accepts, using ``(study_uid, series_uid)`` as test data."""
+        ...
+
+    def close(self) -> None:
+        """Release associations and stop any Storage SCP."""
+        ...

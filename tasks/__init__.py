@@ -1,0 +1,1 @@
+"""Prefect tasks: thin wrappers over the shell (caching, retries, concurrency tags)."""

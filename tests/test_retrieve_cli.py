@@ -1,0 +1,135 @@
+"""`pyschedvisu retrieve` and `pyschedvisu pacs check` through the real CLI against the demo PACS."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from pyschedvisu.cli import app
+from pyschedvisu.pacs import Behaviour
+from pyschedvisu.retrieval import forget_capabilities
+from pyschedvisu.store import SeriesStore
+from tests.conftest import free_port
+
+
+@pytest.fixture(autouse=True)
+def _fresh_probe_memory() -> None:
+    forget_capabilities()
+
+
+@pytest.fixture
+def setup(demo_pacs: Any, tiny_pacs_dir: Path, tmp_path: Path) -> tuple[Any, Path, Path]:
+    move_port = free_port()
+    pacs = demo_pacs(tiny_pacs_dir, move_destinations={"PYSCHEDVISU": ("127.0.0.1", move_port)})
+    data = tmp_path / "data"
+    config = tmp_path / "pyschedvisu.toml"
+    config.write_text(
+        f"""
+[pacs]
+port = {pacs.port}
+called_ae = "{pacs.ae_title}"
+move_port = {move_port}
+move_bind = "127.0.0.1"
+max_ops_per_s = 200.0
+backoff_base_s = 0.02
+backoff_max_s = 0.1
+backoff_jitter_s = 0.01
+op_retries = 1
+
+[paths]
+data_dir = "{data.as_posix()}"
+
+[retrieve]
+retries_per_day = 1
+""",
+        encoding="utf-8",
+    )
+    return pacs, config, data
+
+
+def run(config: Path, *args: str) -> Any:
+    return CliRunner().invoke(app, ["--config", str(config), *args], catch_exceptions=False)
+
+
+def test_retrieve_range_prints_a_table_and_a_second_run_uses_the_store(
+    setup: tuple[Any, Path, Path],
+) -> None:
+    pacs, config, data = setup
+    # 2024-03-02/03 are a weekend: not asked
+    res = run(config, "retrieve", "--start", "2024-03-02", "--end", "2024-03-06")
+    assert res.exit_code == 0, res.output
+    row = next(line for line in res.output.splitlines() if "2024-03-04" in line)
+    # day, studies, series kept, excluded, failed
+    assert re.search(r"2024-03-04\D+2\D+3\D+0\D+0\b", row), row
+    assert SeriesStore(data).days() == [
+        dt.date(2024, 3, 4),
+        dt.date(2024, 3, 5),
+        dt.date(2024, 3, 6),
+    ]
+    finds = pacs.stats.find
+    res = run(config, "retrieve", "--start", "2024-03-04", "--end", "2024-03-06")
+    assert res.exit_code == 0
+    assert res.output.count("from store") == 3
+    assert pacs.stats.find == finds
+
+
+def test_failed_day_exits_1_and_is_named(setup: tuple[Any, Path, Path]) -> None:
+    pacs, config, data = setup
+    pacs.behaviour = Behaviour(fail_dates={dt.date(2024, 3, 5)})
+    res = run(config, "retrieve", "--start", "2024-03-04", "--end", "2024-03-06")
+    assert res.exit_code == 1
+    assert re.search(r"day 2024-03-05 failed", res.output)
+    assert SeriesStore(data).days() == [dt.date(2024, 3, 4), dt.date(2024, 3, 6)]
+
+
+def test_missing_key_exits_2(
+    setup: tuple[Any, Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, config, _ = setup
+    monkeypatch.delenv("PYSCHEDVISU_PSEUDONYM_KEY")
+    res = CliRunner().invoke(app, ["--config", str(config), "retrieve", "--start", "2024-03-04"])
+    assert res.exit_code == 2
+    assert "PYSCHEDVISU_PSEUDONYM_KEY" in res.output
+
+
+def test_unreachable_pacs_fails_fast(
+    setup: tuple[Any, Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, config, _ = setup
+    monkeypatch.setenv("PYSCHEDVISU_PACS__PORT", str(free_port()))
+    res = run(config, "retrieve", "--start", "2024-03-04", "--end", "2024-03-06")
+    assert res.exit_code == 1
+    assert "day 2024-03-04 failed" in res.output
+    assert "2024-03-06 failed: not attempted" in res.output
+
+
+def test_pacs_check_reports_each_method(setup: tuple[Any, Path, Path]) -> None:
+    pacs, config, data = setup
+    pacs.behaviour = Behaviour(refuse_get=True, image_level_minimal=True)
+    res = run(config, "pacs", "check", "--day", "2024-03-04")
+    assert res.exit_code == 0, res.output
+    assert "C-ECHO" in res.output and ": ok" in res.output
+    assert "timing attributes: no" in res.output
+    assert "C-GET of instances: no" in res.output
+    assert re.search(r"C-MOVE to PYSCHEDVISU, port \d+: yes", res.output)
+    assert "uses c-move" in res.output
+    assert (data / "pacs_capabilities.json").exists()
+
+
+def test_pacs_check_unreachable_or_rejected_is_one_line_and_exit_1(
+    setup: tuple[Any, Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pacs, config, _ = setup
+    pacs.behaviour = Behaviour(reject_calling_aes={"PYSCHEDVISU"})
+    res = run(config, "pacs", "check")
+    assert res.exit_code == 1
+    assert "NOT usable" in res.output and "rejected" in res.output
+    monkeypatch.setenv("PYSCHEDVISU_PACS__PORT", str(free_port()))
+    res = run(config, "pacs", "check")
+    assert res.exit_code == 1
+    assert "NOT usable" in res.output

@@ -1,0 +1,305 @@
+"""retrieve_day against the demo PACS (tiny department): every method, the store, re-runs, faults."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from pyschedvisu.config import Settings
+from pyschedvisu.pacs import Behaviour
+from pyschedvisu.privacy import pseudonymise
+from pyschedvisu.retrieval import (
+    forget_capabilities,
+    make_client,
+    retrieval_fingerprint,
+    retrieve_day,
+)
+from pyschedvisu.store import SeriesStore
+from pyschedvisu_core.errors import AssociationRejectedError, PseudonymKeyError, RetrievalError
+from pyschedvisu_core.schema import Reason
+from tests.conftest import free_port
+from tests.fixtures.pacs import uid
+
+DAY = dt.date(2024, 3, 4)
+KEY = b"test-key-not-secret"
+
+
+def settings_for(pacs: Any, data_dir: Path, move_port: int, **pacs_overrides: Any) -> Settings:
+    conf = {
+        "port": pacs.port,
+        "called_ae": pacs.ae_title,
+        "move_port": move_port,
+        "move_bind": "127.0.0.1",
+        "max_ops_per_s": 500.0,
+        "backoff_base_s": 0.02,
+        "backoff_max_s": 0.2,
+        "backoff_jitter_s": 0.02,
+        "op_retries": 3,
+        **pacs_overrides,
+    }
+    return Settings(pacs=conf, paths={"data_dir": str(data_dir)})
+
+
+@pytest.fixture(autouse=True)
+def _fresh_probe_memory() -> None:
+    forget_capabilities()
+
+
+@pytest.fixture
+def served(demo_pacs: Any, tiny_pacs_dir: Path, tmp_path: Path) -> Any:
+    """(pacs, settings factory) with our Storage SCP registered as C-MOVE destination."""
+    move_port = free_port()
+    pacs = demo_pacs(tiny_pacs_dir, move_destinations={"PYSCHEDVISU": ("127.0.0.1", move_port)})
+
+    def make(**overrides: Any) -> Settings:
+        return settings_for(pacs, tmp_path / "data", move_port, **overrides)
+
+    return pacs, make
+
+
+def expected_series() -> pl.DataFrame:
+    """The tiny department's 2024-03-04, worked out by hand from tests/fixtures/pacs.py."""
+    p1, p2 = pseudonymise("1001", KEY), pseudonymise("1002", KEY)
+    rows = [
+        (
+            p1,
+            "st1",
+            "se1",
+            "PET-CT FDG TRONC",
+            "Topogramme",
+            "CT",
+            1,
+            "Biograph64",
+            "08:16:00",
+            "08:16:00",
+        ),
+        (
+            p1,
+            "st1",
+            "se2",
+            "PET-CT FDG TRONC",
+            "PET WB",
+            "PT",
+            3,
+            "Biograph64_Vision 600",
+            "08:20:00",
+            "08:30:00",
+        ),
+        (
+            p2,
+            "st2",
+            "se3",
+            "OS 3 PHASES",
+            "Dynamic",
+            "NM",
+            1,
+            "Tandem_Discovery_670",
+            "14:01:00",
+            "14:03:00",
+        ),
+    ]
+    return pl.DataFrame(
+        [
+            {
+                "date": DAY,
+                "patient_key": pk,
+                "study_uid": uid(st),
+                "series_uid": uid(se),
+                "study_description": sd,
+                "series_description": desc,
+                "protocol_name": desc,
+                "institution": "chuv",
+                "modality": mod,
+                "n_instances": n,
+                "machine": model,
+                "start": dt.datetime.combine(DAY, dt.time.fromisoformat(a)),
+                "end": dt.datetime.combine(DAY, dt.time.fromisoformat(b)),
+            }
+            for pk, st, se, sd, desc, mod, n, model, a, b in rows
+        ],
+        schema=SeriesStore.__init__.__globals__["schema"].SERIES_SCHEMA,
+    )
+
+
+def stored(settings: Settings, day: dt.date = DAY) -> pl.DataFrame:
+    return SeriesStore(settings.paths.data_dir).load("series", [day]).sort("series_uid")
+
+
+@pytest.mark.parametrize(
+    ("retrieval", "behaviour", "expected_method"),
+    [
+        ("auto", Behaviour(), "image-find"),
+        ("image-find", Behaviour(), "image-find"),
+        ("c-get", Behaviour(), "c-get"),
+        ("c-move", Behaviour(), "c-move"),
+        ("auto", Behaviour(refuse_get=True, image_level_minimal=True), "c-move"),
+        ("auto", Behaviour(image_level_minimal=True), "c-get"),
+    ],
+)
+def test_every_method_stores_the_exact_series(
+    served: Any, retrieval: str, behaviour: Behaviour, expected_method: str
+) -> None:
+    pacs, make = served
+    pacs.behaviour = behaviour
+    settings = make(retrieval=retrieval)
+    result = retrieve_day(DAY, settings)
+    assert result.method == expected_method
+    assert_frame_equal(stored(settings), expected_series().sort("series_uid"))
+    assert result.failed.height == 0
+    manifest = SeriesStore(settings.paths.data_dir).manifest(DAY)
+    assert manifest is not None
+    assert manifest["fingerprint"] == retrieval_fingerprint(settings)
+    assert manifest["final"] is True
+    assert manifest["counts"] == {"series": 3, "failed": 0, "excluded": 0}
+    if expected_method == "image-find":
+        assert pacs.stats.get == 0 and pacs.stats.move == 0 and pacs.stats.store_sent == 0
+
+
+def test_second_run_does_no_network_work(served: Any) -> None:
+    pacs, make = served
+    settings = make()
+    first = retrieve_day(DAY, settings)
+    assert not first.from_cache
+    before = pacs.stats.as_dict()
+    assert before["find"] > 0
+    again = retrieve_day(DAY, settings)
+    after = pacs.stats.as_dict()
+    assert again.from_cache
+    for op in ("associations", "echo", "find", "get", "move"):
+        assert after[op] == before[op], op
+    assert_frame_equal(again.series.sort("series_uid"), first.series.sort("series_uid"))
+
+
+def test_force_and_fingerprint_change_fetch_again(served: Any) -> None:
+    pacs, make = served
+    settings = make()
+    retrieve_day(DAY, settings)
+    n = pacs.stats.find
+    retrieve_day(DAY, settings, force=True)
+    assert pacs.stats.find > n
+    n = pacs.stats.find
+    changed = make()
+    changed.retrieve.series_protocol_exclude = [*changed.retrieve.series_protocol_exclude, "PET WB"]
+    res = retrieve_day(DAY, changed)
+    assert pacs.stats.find > n
+    assert res.series.height == 2
+    assert res.excluded.filter(pl.col("series_uid") == uid("se2"))["reason"].to_list() == [
+        Reason.PROTOCOL
+    ]
+
+
+def test_day_not_final_is_fetched_again(served: Any) -> None:
+    pacs, make = served
+    settings = make()
+    just_after = dt.datetime.combine(DAY, dt.time(23, 0))
+    res = retrieve_day(DAY, settings, now=just_after)
+    assert res.final is False
+    n = pacs.stats.find
+    res2 = retrieve_day(DAY, settings, now=just_after + dt.timedelta(hours=2))
+    assert not res2.from_cache and pacs.stats.find > n
+    res3 = retrieve_day(
+        DAY, settings, now=dt.datetime.combine(DAY, dt.time()) + dt.timedelta(days=2)
+    )
+    assert res3.final is True
+    n = pacs.stats.find
+    assert retrieve_day(DAY, settings).from_cache and pacs.stats.find == n
+
+
+def test_study_rules_exclude_with_reasons(served: Any) -> None:
+    _, make = served
+    day = dt.date(2024, 3, 6)  # phantom patient "ABC" from another hospital
+    res = retrieve_day(day, make())
+    assert res.series.height == 0
+    assert res.excluded.select("level", "study_uid", "reason").rows() == [
+        ("study", uid("st4"), Reason.PATIENT_ID)
+    ]
+
+
+def test_failing_day_raises_and_writes_nothing(served: Any) -> None:
+    pacs, make = served
+    pacs.behaviour = Behaviour(fail_dates={DAY})
+    settings = make()
+    with pytest.raises(RetrievalError, match="2024-03-04"):
+        retrieve_day(DAY, settings)
+    assert SeriesStore(settings.paths.data_dir).manifest(DAY) is None
+    assert not list(Path(settings.paths.data_dir).glob("series/**/*.parquet"))
+    # the PACS answers again: the day is retrieved
+    pacs.behaviour = Behaviour()
+    assert retrieve_day(DAY, settings).series.height == 3
+
+
+def test_throttled_pacs_still_gives_the_whole_day(served: Any) -> None:
+    pacs, make = served
+    pacs.behaviour = Behaviour.hospital(max_in_flight=1, max_ops_per_s=30.0)
+    settings = make(max_concurrent=2, max_ops_per_s=100.0, op_retries=8)
+    res = retrieve_day(DAY, settings)
+    assert pacs.stats.throttled > 0, "the test must really hit the throttle"
+    assert res.method == "c-move"
+    assert_frame_equal(stored(settings), expected_series().sort("series_uid"))
+
+
+def test_paced_client_is_never_throttled(served: Any) -> None:
+    pacs, make = served
+    pacs.behaviour = Behaviour.hospital(max_in_flight=1, max_ops_per_s=10.0)
+    settings = make(max_concurrent=1, max_ops_per_s=8.0)
+    retrieve_day(DAY, settings)
+    assert pacs.stats.throttled == 0
+    assert stored(settings).height == 3
+
+
+def test_rejected_ae_is_not_a_day_failure(served: Any) -> None:
+    pacs, make = served
+    pacs.behaviour = Behaviour(reject_calling_aes={"PYSCHEDVISU"})
+    with pytest.raises(AssociationRejectedError, match="PYSCHEDVISU"):
+        retrieve_day(DAY, make())
+
+
+def test_missing_key_stops_before_any_request(served: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    pacs, make = served
+    monkeypatch.delenv("PYSCHEDVISU_PSEUDONYM_KEY")
+    with pytest.raises(PseudonymKeyError, match="PYSCHEDVISU_PSEUDONYM_KEY"):
+        retrieve_day(DAY, make())
+    assert pacs.stats.associations == 0
+
+
+def test_no_patient_id_in_store_or_logs(served: Any, caplog: pytest.LogCaptureFixture) -> None:
+    _, make = served
+    settings = make()
+    caplog.set_level(logging.DEBUG)
+    retrieve_day(DAY, settings)
+    blobs = b"".join(
+        p.read_bytes() for p in Path(settings.paths.data_dir).rglob("*") if p.is_file()
+    )
+    for pid in ("1001", "1002"):
+        assert pid.encode() not in blobs
+        assert pid not in caplog.text
+    assert "Test^Patient" not in caplog.text
+
+
+def test_shared_client_reuses_associations_across_days(served: Any) -> None:
+    pacs, make = served
+    settings = make(max_concurrent=2)
+    client = make_client(settings)
+    try:
+        for day in (DAY, dt.date(2024, 3, 5), dt.date(2024, 3, 6)):
+            retrieve_day(day, settings, client=client)
+    finally:
+        client.close()
+    assert client.counters.associations <= 2
+    assert pacs.stats.associations <= 2
+
+
+def test_image_level_asks_only_first_and_last_instances(served: Any) -> None:
+    pacs, make = served
+    settings = make(retrieval="image-find")
+    retrieve_day(DAY, settings)
+    image_finds = [op for op in pacs.stats.ops if op.kind == "find" and op.level == "IMAGE"]
+    # one query per study for the instances numbered 1, one for the last PT instance (se2: 3)
+    assert len(image_finds) == 3
+    assert sum(op.matches for op in image_finds) == 4  # i1, i2, i4 (last of se2), i5: not i3

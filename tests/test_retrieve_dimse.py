@@ -1,0 +1,292 @@
+"""The pynetdicom adapter against a tiny in-test SCP: operations, retries, pool, pacing, errors."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydicom.dataset import Dataset
+
+from pyschedvisu.adapters.dimse import DimseClient, DimseConfig, RateLimiter
+from pyschedvisu_core import pacs as core
+from pyschedvisu_core.errors import (
+    AssociationRejectedError,
+    PacsOperationError,
+    PacsThrottledError,
+    PacsUnreachableError,
+)
+from tests._mini_scp import MiniScp, tiny_day
+from tests.conftest import free_port
+
+DAY = dt.date(2024, 3, 4)
+
+
+@pytest.fixture
+def instances() -> list[Dataset]:
+    return tiny_day(DAY)
+
+
+@pytest.fixture
+def scp(instances: list[Dataset]) -> Iterator[MiniScp]:
+    server = MiniScp(instances, move_dest=None)
+    yield server
+    server.stop()
+
+
+def config(port: int, **kw: Any) -> DimseConfig:
+    base: dict[str, Any] = {
+        "port": port,
+        "called_ae": "MINISCP",
+        "max_ops_per_s": 1000.0,
+        "backoff_base_s": 0.01,
+        "backoff_max_s": 0.05,
+        "backoff_jitter_s": 0.01,
+        "op_retries": 3,
+        "move_bind": "127.0.0.1",
+    }
+    base.update(kw)
+    return DimseConfig(**base)
+
+
+@pytest.fixture
+def client(scp: MiniScp) -> Iterator[DimseClient]:
+    c = DimseClient(config(scp.port))
+    yield c
+    c.close()
+
+
+def ct_series(instances: list[Dataset]) -> tuple[str, str, list[str]]:
+    cts = [ds for ds in instances if ds.Modality == "CT"]
+    return cts[0].StudyInstanceUID, cts[0].SeriesInstanceUID, [ds.SOPInstanceUID for ds in cts]
+
+
+def test_find_at_each_level(client: DimseClient, instances: list[Dataset]) -> None:
+    studies = client.find("STUDY", core.study_query(DAY, "PT"))
+    assert {s.StudyInstanceUID for s in studies} == {ds.StudyInstanceUID for ds in instances}
+    study_uid, series_uid, sops = ct_series(instances)
+    series = client.find("SERIES", core.series_query(DAY, study_uid, "1001"))
+    assert sorted(s.Modality for s in series) == ["CT", "PT"]
+    assert {int(s.NumberOfSeriesRelatedInstances) for s in series} == {3, 4}
+    images = client.find("IMAGE", core.image_query(study_uid, series_uid, timing=True))
+    assert sorted(str(i.AcquisitionTime) for i in images) == ["080500", "080530", "080600"]
+    assert {i.SOPInstanceUID for i in images} == set(sops)
+    assert client.counters.find == 3
+    assert client.counters.associations == 1  # one association reused for every query
+
+
+def test_c_get_returns_only_the_asked_headers_without_pixels(
+    client: DimseClient, instances: list[Dataset], tmp_path: Path
+) -> None:
+    study_uid, series_uid, sops = ct_series(instances)
+    cwd_before = set(os.listdir("."))
+    headers = client.fetch_headers(study_uid, series_uid, [sops[0], sops[-1]], "c-get")
+    assert sorted(h.SOPInstanceUID for h in headers) == sorted([sops[0], sops[-1]])
+    assert all("PixelData" not in h for h in headers)
+    assert sorted(str(h.AcquisitionTime) for h in headers) == ["080500", "080600"]
+    assert client.counters.instances_received == 2
+    assert client.counters.bytes_received > 2 * 2048  # the pixel data did travel
+    assert set(os.listdir(".")) == cwd_before  # no DICOM file left behind
+
+
+def test_c_move_to_our_storage_scp(instances: list[Dataset]) -> None:
+    move_port = free_port()
+    server = MiniScp(instances, move_dest=("127.0.0.1", move_port))
+    c = DimseClient(config(server.port, move_port=move_port))
+    try:
+        study_uid, series_uid, sops = ct_series(instances)
+        headers = c.fetch_headers(study_uid, series_uid, None, "c-move")  # whole series
+        assert sorted(h.SOPInstanceUID for h in headers) == sorted(sops)
+        assert all("PixelData" not in h for h in headers)
+        assert c.counters.move == 1 and c.counters.inbound_associations == 1
+    finally:
+        c.close()
+        server.stop()
+
+
+def test_c_move_to_unknown_destination_is_an_operation_error(
+    client: DimseClient, instances: list[Dataset]
+) -> None:
+    study_uid, series_uid, sops = ct_series(instances)
+    with pytest.raises(PacsOperationError):
+        client.fetch_headers(study_uid, series_uid, sops[:1], "c-move")
+    assert client.counters.retries == 0  # not a thing retrying fixes
+
+
+def test_busy_status_is_retried_with_backoff(client: DimseClient, scp: MiniScp) -> None:
+    scp.faults = [0xC336, 0xA700]
+    t0 = time.monotonic()
+    studies = client.find("STUDY", core.study_query(DAY, "PT"))
+    assert len(studies) == 2
+    assert client.counters.retries == 2 and client.counters.throttled == 2
+    assert scp.counts["find"] == 3
+    assert time.monotonic() - t0 >= 0.01 + 0.02  # base, then doubled
+
+
+def test_busy_after_every_retry_raises_throttled(client: DimseClient, scp: MiniScp) -> None:
+    scp.faults = [0xC336] * 10
+    with pytest.raises(PacsThrottledError) as info:
+        client.find("STUDY", core.study_query(DAY, "PT"))
+    assert info.value.status == 0xC336
+    assert scp.counts["find"] == 4  # 1 + op_retries
+
+
+def test_busy_c_get_is_retried(client: DimseClient, scp: MiniScp, instances: list[Dataset]) -> None:
+    study_uid, series_uid, sops = ct_series(instances)
+    scp.faults = [0xC336]
+    headers = client.fetch_headers(study_uid, series_uid, sops[:1], "c-get")
+    assert len(headers) == 1 and client.counters.retries == 1
+
+
+def test_aborted_association_is_replaced(client: DimseClient, scp: MiniScp) -> None:
+    client.find("STUDY", core.study_query(DAY, "PT"))
+    scp.abort_next = 1
+    studies = client.find("STUDY", core.study_query(DAY, "PT"))
+    assert len(studies) == 2
+    assert client.counters.associations == 2
+    assert client.counters.retries == 1
+
+
+def test_unreachable_pacs_fails_fast_with_a_clear_error() -> None:
+    c = DimseClient(config(free_port(), op_retries=1, connect_timeout_s=2))
+    try:
+        with pytest.raises(PacsUnreachableError, match="check host, port and firewall"):
+            c.find("STUDY", core.study_query(DAY, "PT"))
+    finally:
+        c.close()
+
+
+def test_rejected_association(instances: list[Dataset]) -> None:
+    server = MiniScp(instances)
+    server.ae.require_calling_aet = ["SOMEONE"]
+    c = DimseClient(config(server.port))
+    try:
+        with pytest.raises(AssociationRejectedError, match="registered"):
+            c.echo()
+    finally:
+        c.close()
+        server.stop()
+
+
+def test_pool_never_opens_more_than_max_concurrent(instances: list[Dataset]) -> None:
+    server = MiniScp(instances)
+    c = DimseClient(config(server.port, max_concurrent=2))
+    open_now = 0
+    peak = 0
+    lock = threading.Lock()
+    original = c._associate
+
+    def counting() -> Any:
+        nonlocal open_now, peak
+        assoc = original()
+        with lock:
+            open_now += 1
+            peak = max(peak, open_now)
+        return assoc
+
+    c._associate = counting  # type: ignore[method-assign]
+    try:
+        threads = [
+            threading.Thread(
+                target=lambda: [c.find("STUDY", core.study_query(DAY, "PT")) for _ in range(3)]
+            )
+            for _ in range(6)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert c.counters.find == 18
+        assert c.counters.associations <= 2
+        assert server.counts["associations"] <= 2
+    finally:
+        c.close()
+        server.stop()
+
+
+def test_rate_limiter_spaces_requests_across_threads() -> None:
+    limiter = RateLimiter(50.0)
+    stop = threading.Event()
+    stamps: list[float] = []
+    lock = threading.Lock()
+
+    def work() -> None:
+        for _ in range(5):
+            limiter.wait(stop)
+            with lock:
+                stamps.append(time.monotonic())
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    stamps.sort()
+    assert len(stamps) == 20
+    # 20 requests at 50/s: at least 19 intervals of 20 ms
+    assert stamps[-1] - stamps[0] >= 19 * 0.02 * 0.95
+
+
+def test_probe_finds_what_the_pacs_allows(instances: list[Dataset]) -> None:
+    move_port = free_port()
+    server = MiniScp(
+        instances, timing_at_image=False, allow_get=False, move_dest=("127.0.0.1", move_port)
+    )
+    c = DimseClient(config(server.port, move_port=move_port))
+    try:
+        study_uid, series_uid, _ = ct_series(instances)
+        caps = c.probe((study_uid, series_uid))
+        assert (caps.image_find_timing, caps.c_get, caps.c_move) == (False, False, True)
+        assert caps.methods() == ["c-move"]
+    finally:
+        c.close()
+        server.stop()
+
+
+def test_probe_moves_no_file_when_image_level_has_timing(
+    client: DimseClient, scp: MiniScp, instances: list[Dataset]
+) -> None:
+    study_uid, series_uid, _ = ct_series(instances)
+    caps = client.probe((study_uid, series_uid))
+    assert caps.methods()[0] == "image-find"
+    assert scp.counts.get("get", 0) == 0 and scp.counts.get("move", 0) == 0
+    full = client.probe((study_uid, series_uid), thorough=True)
+    assert full.c_get is True
+
+
+def test_strictly_hierarchical_pacs_is_queried_series_by_series(
+    instances: list[Dataset], tmp_path: Path
+) -> None:
+    from pyschedvisu.config import Settings
+    from pyschedvisu.retrieval import forget_capabilities, make_client, retrieve_day
+
+    forget_capabilities()
+    server = MiniScp(instances, strict_image=True)
+    settings = Settings(
+        pacs={
+            "port": server.port,
+            "called_ae": "MINISCP",
+            "move_port": 0,
+            "move_bind": "127.0.0.1",
+            "max_ops_per_s": 500.0,
+        },
+        paths={"data_dir": str(tmp_path / "data")},
+        retrieve={"accepted_institutions": ["chuv"]},
+    )
+    client = make_client(settings)
+    try:
+        result = retrieve_day(DAY, settings, client=client)
+        assert result.series.height == 3 and result.failed.height == 0
+        assert client.per_study_image_find is False  # remembered for the next days
+        finds = client.counters.find
+        retrieve_day(DAY, settings, client=client, force=True)
+        # 2 STUDY + 2 SERIES + 3 IMAGE (one per series, no refused per-study attempt)
+        assert client.counters.find - finds == 7
+    finally:
+        client.close()
+        server.stop()
