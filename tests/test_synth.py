@@ -239,7 +239,10 @@ def test_every_series_in_the_truth_matches_its_files(synth_week: Path) -> None:
     }
     accepted = set(SETTINGS.retrieve.accepted_institutions)
     seen = 0
-    for day_dir in sorted((synth_week / "dicom").iterdir()):
+    # only the day folders: a PACS serving this folder may keep its index file beside them
+    for day_dir in sorted(
+        d for d in (synth_week / "dicom").iterdir() if d.is_dir() and d.name.isdigit()
+    ):
         files = series_from_files(day_dir)
         by_study: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for uid, f in files.items():
