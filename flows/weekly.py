@@ -1,0 +1,239 @@
+"""The weekly report flow: retrieve the needed days, extract, build pages, render, e-mail.
+
+A day that still fails after its retries does not stop the others: the report is still
+produced with a data-quality note naming the missing days, then the run ends Failed so
+the dashboard shows it. Retrying the run re-fetches only those days (the others are
+cached / stored) and re-renders.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from prefect import flow, get_run_logger, task, unmapped
+from prefect.cache_policies import NO_CACHE
+from prefect.futures import PrefectFuture
+from prefect.states import Failed, State
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from flows import plan
+from pyschedvisu.config import ReportSettings, Settings, load_settings
+from pyschedvisu_core.errors import StoreError
+
+#: Tasks in flight at once (days being retrieved, pages being built). The PACS itself is
+#: protected by the retrieval task's own limits (pacs.max_concurrent, max_ops_per_s).
+MAX_WORKERS = 4
+
+
+def _scheduled_time() -> dt.datetime:
+    from prefect.runtime import flow_run
+
+    value = flow_run.scheduled_start_time
+    # Prefect's DateTime is a datetime subclass; rebuild a plain aware stdlib datetime.
+    return dt.datetime.fromtimestamp(value.timestamp(), tz=dt.UTC)
+
+
+def _run_name() -> str:
+    from prefect.runtime import flow_run
+
+    end = flow_run.parameters.get("end")
+    return f"weekly-report-{end or 'auto-' + _scheduled_time().strftime('%Y%m%d')}"
+
+
+def settings_for(config_path: str | None, periods: list[str] | None = None) -> Settings:
+    """Settings of a run: the config file, with the run's ``periods`` if given (validated)."""
+    settings = load_settings(config_path)
+    if periods:
+        data = settings.report.model_dump()
+        data["periods"] = list(periods)
+        settings.report = ReportSettings.model_validate(data)
+    return settings
+
+
+def resolve_end(end: dt.date | None, settings: Settings) -> dt.date:
+    """``end`` or the automatic end date for the run's *scheduled* time (late runs report the right week)."""
+    if end is not None:
+        return end
+    return plan.report_end(_scheduled_time(), settings.calendar.report_cutoff_hour)
+
+
+def needed_days(settings: Settings, end: dt.date) -> list[dt.date]:
+    """Business days from Jan 1 of the first year the periods reach back to, up to ``end``."""
+    defs = settings.report.period_defs
+    pairs = [(defs[p].weeks, defs[p].anchor) for p in settings.report.periods]
+    return settings.business_days(
+        plan.first_needed_day(end, pairs, settings.report.year_start), end
+    )
+
+
+def _outcome(day: dt.date, future: PrefectFuture[Any]) -> plan.DayOutcome:
+    future.wait()
+    state = future.state
+    if state.is_completed():
+        return plan.DayOutcome(day, True, dict(state.result()))
+    err = state.result(raise_on_failure=False)
+    message = (
+        f"{type(err).__name__}: {err}"
+        if isinstance(err, BaseException)
+        else (state.message or state.name or "")
+    )
+    return plan.DayOutcome(day, False, error=message)
+
+
+@task(name="stored-days", cache_policy=NO_CACHE)
+def stored_days(settings: Settings, days: list[dt.date]) -> dict[dt.date, dict[str, Any]]:
+    """Summaries of the ``days`` already *final* in the store with today's retrieval rules.
+
+    The same test ``retrieve_day`` starts with, done once for all days: a weekly run over
+    years of history then starts a task only for the days that need the PACS (a task run
+    costs ~40 ms of orchestration even when it only reads the store).
+    """
+    from pyschedvisu.retrieval import retrieval_fingerprint
+    from pyschedvisu.store import SeriesStore
+
+    store = SeriesStore(settings.paths.data_dir)
+    fingerprint = retrieval_fingerprint(settings)
+    out: dict[dt.date, dict[str, Any]] = {}
+    for day in days:
+        try:
+            man = store.manifest(day)
+        except StoreError:
+            continue  # unreadable: retrieve_day will fetch it again
+        if not man or man.get("fingerprint") != fingerprint or not man.get("final"):
+            continue
+        counts = man.get("counts", {})
+        out[day] = {
+            "day": day.isoformat(),
+            "studies": man.get("studies"),
+            "series": counts.get("series"),
+            "excluded": counts.get("excluded"),
+            "failed": counts.get("failed"),
+            "seconds": 0.0,
+            "method": man.get("method", ""),
+            "final": True,
+            "reasons": man.get("reasons", {}),
+            "from_cache": True,
+            "dimse_ops": 0,
+        }
+    return out
+
+
+def retrieve_days(
+    settings: Settings, days: list[dt.date], force: bool = False
+) -> list[plan.DayOutcome]:
+    """Map ``retrieve_day`` over the ``days`` not final in the store; a failing day is recorded, never raised."""
+    from tasks.retrieve import retrieve_day
+
+    stored = {} if force else stored_days(settings, days)
+    todo = [d for d in days if d not in stored]
+    futures = (
+        retrieve_day.map(todo, settings=unmapped(settings), force=unmapped(force)) if todo else []
+    )
+    fetched = {day: _outcome(day, fut) for day, fut in zip(todo, futures, strict=True)}
+    return [fetched[d] if d in fetched else plan.DayOutcome(d, True, stored[d]) for d in days]
+
+
+def failed_state(kind: str, missing: list[dt.date], result: dict[str, Any]) -> State[Any]:
+    """The final state of a run with missing days: Failed, naming them (and the report, if any)."""
+    listed = ", ".join(d.isoformat() for d in missing)
+    written = (
+        f"; report written anyway: {result['pdf']} and {result['html']}"
+        if result.get("pdf")
+        else ""
+    )
+    return Failed(
+        message=f"{kind}: {len(missing)} day(s) could not be retrieved ({listed}){written}; retry this run once the PACS answers"
+    )
+
+
+@flow(
+    name="weekly-report",
+    flow_run_name=_run_name,
+    task_runner=ThreadPoolTaskRunner(max_workers=MAX_WORKERS),
+    validate_parameters=True,
+)
+def weekly_report(
+    end: dt.date | None = None,
+    periods: list[str] | None = None,
+    send_email: bool = True,
+    config_path: str | None = None,
+) -> Any:
+    """Weekly schedule report: retrieve, extract, one page per machine x period, render, e-mail.
+
+    Args:
+        end: Last day of the report (a Friday). Empty: the Friday of the week before the
+            run's scheduled time (Europe/Zurich), so a late or re-run reports the right week.
+        periods: Periods to include (e.g. hebdomadaire, mensuel, longueduree). Empty: the config's.
+        send_email: Send the report by e-mail (if enabled in the config).
+        config_path: TOML configuration file. Empty: $PYSCHEDVISU_CONFIG, else built-in defaults.
+    """
+    from tasks.extract import extract_studies
+    from tasks.notify import publish_artifacts, send_report
+    from tasks.report import build_page, render_report
+
+    logger = get_run_logger()
+    clock = plan.PhaseClock()
+    settings = settings_for(config_path, periods)
+    end = resolve_end(end, settings)
+    days = needed_days(settings, end)
+    logger.info(
+        "report ending %s: %d business day(s) needed from %s",
+        end,
+        len(days),
+        days[0] if days else "-",
+    )
+
+    with clock("retrieval"):
+        outcomes = retrieve_days(settings, days)
+    missing = plan.missing_days(outcomes)
+    fetched = sum(1 for o in outcomes if o.ok and not o.summary.get("from_cache", False))
+    logger.info(
+        "retrieval: %d day(s) fetched, %d from cache/store, %d failed",
+        fetched,
+        len(days) - fetched - len(missing),
+        len(missing),
+    )
+
+    with clock("extraction"):
+        studies_path = extract_studies(settings, days)
+
+    with clock("pages"):
+        page_futures = [
+            build_page.submit(settings, studies_path, machine, period, end)
+            for machine in settings.display_machines()
+            for period in settings.report.periods
+        ]
+        pages = [p for p in (f.result() for f in page_futures) if p is not None]
+    note = plan.missing_days_note(missing, settings.report.language)
+    notes = [note] if note else []
+    with clock("render"):
+        report = render_report(settings, pages, end, notes)
+    logger.info("report: %s (%s pages)", report.get("pdf"), report.get("pages"))
+
+    week_start = end - dt.timedelta(days=end.weekday())
+    week_days = [d for d in days if d >= week_start]
+    rows = plan.rows_worth_showing(plan.quality_rows(outcomes), week_start)
+    with clock("artifacts"):
+        publish_artifacts(settings, end, week_days, rows, missing, studies_path, report)
+
+    delivery: dict[str, Any] = {"sent": False, "reason": "send_email is false"}
+    if send_email:
+        with clock("email"):
+            delivery = send_report(settings, report, end, notes)
+    logger.info("phases (s): %s", clock.text())
+
+    result = {
+        "end": end.isoformat(),
+        "days": len(days),
+        "fetched": fetched,
+        "missing": [d.isoformat() for d in missing],
+        "pdf": report.get("pdf"),
+        "html": report.get("html"),
+        "pages": report.get("pages"),
+        "email": delivery,
+        "phases_s": clock.seconds,
+    }
+    if missing:
+        return failed_state("weekly report", missing, result)
+    return result

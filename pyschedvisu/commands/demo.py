@@ -1,0 +1,216 @@
+"""``pyschedvisu demo`` (what ``make demo`` runs): the whole product on a synthetic department.
+
+1. the synthetic department (default 26 weeks ending last Friday) in ``<dir>/department``,
+   generated once and extended incrementally;
+2. ``<dir>/pyschedvisu.toml`` written on the first run (data and reports under ``<dir>``,
+   the demo PACS port, the public demo pseudonymisation key, e-mail as a dry run);
+3. the demo PACS served in this process on that port (another free one if it is taken);
+4. the ``weekly_report`` flow in Prefect's local mode (temporary API, PREFECT_HOME in
+   ``<dir>/.prefect``, so it works from a clean clone), then the PDF and HTML paths.
+
+A second run finds every day in the store and the department already generated: it only
+re-extracts (nothing new) and re-renders.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import socket
+import time
+from pathlib import Path
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+import typer
+
+from pyschedvisu.config import Settings, load_settings
+from pyschedvisu_core.calendar import auto_report_end
+from pyschedvisu_core.errors import ConfigError, PySchedVisuError
+
+DEMO_SEED = 2019
+
+
+def demo_window(today: dt.datetime, weeks: int) -> tuple[dt.date, dt.date]:
+    """(Monday of the first week, last Friday) of a ``weeks``-week department ending last Friday."""
+    end = auto_report_end(today, 22)
+    start = end - dt.timedelta(days=4) - dt.timedelta(weeks=weeks - 1)
+    return start, end
+
+
+def _port_free(port: int) -> bool:
+    """True when the demo PACS can listen on ``port``.
+
+    SO_REUSEADDR as pynetdicom's server sets it: connections of a previous run left in
+    TIME_WAIT must not count as "taken" (that changed the port, hence the retrieval
+    fingerprint, and made a second run fetch every day again).
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def demo_toml(root: Path, port: int, year_start: int) -> str:
+    """The demo configuration: only what differs from the reference defaults."""
+    return f"""# pySchedVisu demo configuration, written by `pyschedvisu demo` (edit freely; delete to reset).
+# Everything else is the reference department (`pyschedvisu config init` shows every key).
+
+[pacs]
+host = "127.0.0.1"
+port = {port}
+called_ae = "DEMOPACS"
+calling_ae = "PYSCHEDVISU"
+move_port = 0          # any free port: the demo PACS runs in the same process
+retrieval = "auto"
+
+[paths]
+data_dir = "{(root / "data").as_posix()}"
+output_dir = "{(root / "reports").as_posix()}"
+log_dir = "{(root / "logs").as_posix()}"
+
+[privacy]
+allow_demo_key = true  # synthetic patients only; production sets PYSCHEDVISU_PSEUDONYM_KEY
+
+[report]
+year_start = {year_start}
+
+[email]
+enabled = true
+dry_run = true         # the e-mail is built and logged, not sent
+recipients = ["demo@localhost"]
+"""
+
+
+def write_config(root: Path, year_start: int, port: int | None = None) -> Path:
+    """Write ``<root>/pyschedvisu.toml`` atomically (a free PACS port unless given)."""
+    from pyschedvisu.store import atomic_write_bytes
+
+    path = root / "pyschedvisu.toml"
+    atomic_write_bytes(path, demo_toml(root, port or _free_port(), year_start).encode())
+    return path
+
+
+def _step(n: int, text: str) -> None:
+    typer.secho(f"[{n}/4] {text}", fg=typer.colors.CYAN, bold=True)
+
+
+def run_demo(
+    root: Path, weeks: int, seed: int = DEMO_SEED, now: dt.datetime | None = None
+) -> dict[str, Any]:
+    """The whole demo as of ``now`` (default: now in Zurich); returns the weekly flow's result.
+
+    Raises :class:`PySchedVisuError` when the run does not complete.
+    """
+    root = root.resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    # Prefect's local mode keeps its database here; set before Prefect reads its settings.
+    os.environ["PREFECT_HOME"] = str(root / ".prefect")
+    from pyschedvisu.commands.run import local_mode_env
+
+    local_mode_env()
+    now = now or dt.datetime.now(ZoneInfo("Europe/Zurich"))
+    start, end = demo_window(now, weeks)
+
+    _step(1, f"synthetic department {start} .. {end} in {root / 'department'}")
+    t0 = time.monotonic()
+    from pyschedvisu.synth import generate
+
+    generate(root / "department", start, end, seed)
+    typer.echo(f"      ready in {time.monotonic() - t0:.1f} s")
+
+    config = root / "pyschedvisu.toml"
+    if not config.exists():
+        write_config(root, start.year)
+        typer.echo(f"      wrote {config}")
+    settings: Settings = load_settings(config)
+    if not _port_free(settings.pacs.port):
+        # The port is part of the retrieval fingerprint: change it only when it is taken.
+        write_config(root, settings.report.year_start)
+        settings = load_settings(config)
+        typer.echo(
+            f"      port taken: demo PACS moved to {settings.pacs.port} (days will be fetched again)"
+        )
+    logging.getLogger("pyschedvisu").setLevel(settings.logging.level)
+
+    _step(2, f"demo PACS {settings.pacs.called_ae} on 127.0.0.1:{settings.pacs.port}")
+    from pyschedvisu.pacs import DemoPacs
+
+    pacs = DemoPacs(
+        root / "department",
+        ae_title=settings.pacs.called_ae,
+        host="127.0.0.1",
+        port=settings.pacs.port,
+    )
+    pacs.start()
+    try:
+        _step(3, "weekly_report flow (Prefect local mode)")
+        from prefect.settings import PREFECT_API_URL, PREFECT_HOME, temporary_settings
+
+        from flows.weekly import weekly_report
+
+        with temporary_settings(
+            updates={PREFECT_HOME: root / ".prefect"}, restore_defaults={PREFECT_API_URL}
+        ):
+            state = weekly_report(
+                end=end, send_email=True, config_path=str(config), return_state=True
+            )
+    finally:
+        pacs.stop()
+    if not state.is_completed():
+        raise PySchedVisuError(f"weekly_report ended {state.name}: {state.message}")
+    result = dict(state.result())
+    _step(4, "done")
+    return result
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("demo")
+    def demo(
+        directory: Annotated[Path, typer.Option("--dir", help="Where the demo lives.")] = Path(
+            "demo"
+        ),
+        end: Annotated[
+            str | None,
+            typer.Option(
+                "--end", help="Last day of the department (a Friday). Default: last Friday."
+            ),
+        ] = None,
+        weeks: Annotated[
+            int, typer.Option("--weeks", min=1, max=520, help="Length of the synthetic department.")
+        ] = 26,
+        seed: Annotated[
+            int, typer.Option("--seed", help="Seed of the synthetic department.")
+        ] = DEMO_SEED,
+    ) -> None:
+        """The whole product on the synthetic department: generate, serve, run the weekly flow."""
+        t0 = time.monotonic()
+        try:
+            now = None
+            if end is not None:
+                # The automatic rule applied on the Saturday after ``end`` gives back ``end``.
+                saturday = dt.date.fromisoformat(end) + dt.timedelta(days=1)
+                now = dt.datetime.combine(saturday, dt.time(12), ZoneInfo("Europe/Zurich"))
+            result = run_demo(directory, weeks, seed, now)
+        except ConfigError as err:
+            for line in err.problems:
+                typer.echo(line, err=True)
+            raise typer.Exit(code=2) from None
+        except PySchedVisuError as err:
+            typer.echo(f"demo failed: {err}", err=True)
+            raise typer.Exit(code=1) from None
+        typer.echo(f"PDF:  {result.get('pdf')}")
+        typer.echo(f"HTML: {result.get('html')}")
+        typer.echo(
+            f"({time.monotonic() - t0:.0f} s; run again: everything already retrieved is reused)"
+        )
