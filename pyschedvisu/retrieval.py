@@ -57,6 +57,8 @@ log = logging.getLogger("pyschedvisu.retrieval")
 #: Bump when what is stored for a day changes meaning: stored days are then fetched again.
 STORE_VERSION = 1
 CAPABILITIES_FILE = "pacs_capabilities.json"
+#: SOPInstanceUIDs per UID-list query (a UI value is at most 64 KiB in explicit VR).
+UID_LIST_MAX = 100
 
 ProgressFn = Callable[[int, int], None]
 
@@ -296,6 +298,11 @@ def _int(ds: Dataset, keyword: str) -> int | None:
         return None
 
 
+def _count(n: int | None) -> int | None:
+    """An instance count; a PACS answering 0 (or garbage) did not count: None."""
+    return n if n is not None and 0 < n <= core.MAX_INSTANCE_NUMBER else None
+
+
 @dataclass(frozen=True)
 class SeriesJob:
     """One kept series to time."""
@@ -333,50 +340,58 @@ class _Day:
         self.fallbacks: list[core.Method] = []
         self.methods_used: Counter[str] = Counter()
         self.disabled: set[str] = set()
-        self._images: dict[tuple[str, bool], dict[str, list[Dataset]] | None] = {}
-        self._image_locks: dict[tuple[str, bool], threading.Lock] = {}
+        self._images: dict[str, dict[str, list[Dataset]] | None] = {}
+        self._series_answers: dict[str, list[Dataset]] = {}
+        self._timing: dict[str, dict[str, Dataset]] = {}
+        self._image_locks: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
         self.per_study = getattr(client, "per_study_image_find", True)
+        self.uid_lists = getattr(client, "uid_list_image_find", True)
+        #: kept series per study (set before timing: one UID-list query covers them all)
+        self.jobs_by_study: dict[str, list[SeriesJob]] = {}
 
-    def picked_answers(
-        self, job: SeriesJob, needed: Sequence[int], *, timing: bool
-    ) -> list[Dataset]:
-        """IMAGE-level answers of the instances ``needed`` (first, last) of one series.
+    # -- instances -----------------------------------------------------------------------
+    def series_instances(self, study_uid: str, series_uid: str) -> list[Dataset]:
+        """Minimal IMAGE-level answers (SOPInstanceUID, InstanceNumber) of every instance.
 
-        One query per study for the first instances, one per series for the last: a few
-        answers a series. Whatever does not fit (numbering not from 1 to N, a PACS refusing
-        study-wide IMAGE queries) falls back to one query for all instances of the series.
+        One query per study (cached, shared by its series); a PACS refusing study-wide IMAGE
+        queries is asked series by series.
         """
         if self.per_study:
-            key = (job.study_uid, timing)
-            with self._lock:
-                lock = self._image_locks.setdefault(key, threading.Lock())
-            with lock:  # the series of one study share one query
-                if key not in self._images:
-                    self._images[key] = self._study_firsts(job.study_uid, timing)
-                grouped = self._images[key]
-            first = (grouped or {}).get(job.series_uid)
-            if first and not timing:
-                # minimal keys are cheap: the study query answered every instance
-                return core.pick_instances(first, needed)
-            if first:
-                if len(needed) == 1:
-                    return core.pick_instances(first, needed)
-                last_q = core.image_query(
-                    job.study_uid, job.series_uid, timing=timing, instance=needed[-1]
-                )
-                last = self.client.find("IMAGE", last_q)
-                if last:
-                    return core.pick_instances([*first, *last], needed)
-        query = core.image_query(job.study_uid, job.series_uid, timing=timing)
-        return core.pick_instances(self.client.find("IMAGE", query), needed)
+            grouped = self._study_instances(study_uid)
+            if grouped is not None:
+                return grouped.get(series_uid, [])
+        with self._lock:
+            cached = self._series_answers.get(series_uid)
+        if cached is not None:
+            return cached
+        answers: list[Dataset] = self.client.find(
+            "IMAGE", core.image_query(study_uid, series_uid, timing=False)
+        )
+        with self._lock:
+            self._series_answers[series_uid] = answers
+        return answers
 
-    def _study_firsts(self, study_uid: str, timing: bool) -> dict[str, list[Dataset]] | None:
+    def instance_count(self, study_uid: str, series_uid: str) -> int:
+        """Instances of a series counted from the IMAGE-level answers."""
+        answers = self.series_instances(study_uid, series_uid)
+        return core.instance_counts(answers).get(series_uid, len(answers))
+
+    def _study_instances(self, study_uid: str) -> dict[str, list[Dataset]] | None:
+        with self._lock:
+            lock = self._image_locks.setdefault(study_uid, threading.Lock())
+        with lock:  # the series of one study share one query
+            if study_uid not in self._images:
+                self._images[study_uid] = self._query_study(study_uid)
+            return self._images[study_uid]
+
+    def _query_study(self, study_uid: str) -> dict[str, list[Dataset]] | None:
+        if not self.per_study:
+            return None
         try:
-            # timing keys: instance 1 of each series only (the last ones come series by series);
-            # minimal keys: every instance, one query for the whole study
-            query = core.study_image_query(study_uid, timing=timing, instance=1 if timing else None)
-            answers = self.client.find("IMAGE", query)
+            answers = self.client.find(
+                "IMAGE", core.study_image_query(study_uid, timing=False, instance=None)
+            )
         except PacsOperationError as exc:
             # a strictly hierarchical PACS: series by series from now on (this client)
             log.info("IMAGE-level query per study refused (%s): querying per series", exc)
@@ -385,6 +400,73 @@ class _Day:
                 self.client.per_study_image_find = False
             return None
         return core.group_by_series(answers) or None
+
+    def needed_count(self, job: SeriesJob) -> int:
+        """How many instances timing needs: 2 (first, last) for CT/PT, else 1."""
+        return len(instances_needed(job.modality, job.n_instances or 1))
+
+    def picks(self, job: SeriesJob) -> list[Dataset]:
+        """Minimal answers of the first (and last) instance of a series."""
+        answers = self.series_instances(job.study_uid, job.series_uid)
+        return core.pick_instances(answers, self.needed_count(job))
+
+    def timing_answers(self, job: SeriesJob, picks: Sequence[Dataset]) -> list[Dataset]:
+        """IMAGE-level answers with the timing keys of ``picks`` (one series).
+
+        The picks of every series of the study travel in one UID-list query; what it does
+        not answer is asked series by series (all instances, first / last picked here).
+        """
+        uids = [u for u in (core.sop_uid(p) for p in picks) if u]
+        if self.uid_lists and len(uids) == len(picks):
+            found = self._study_timing(job.study_uid)
+            got = [found[u] for u in uids if u in found]
+            if len(got) == len(uids):
+                return got
+        answers = self.client.find(
+            "IMAGE", core.image_query(job.study_uid, job.series_uid, timing=True)
+        )
+        by_sop = {core.sop_uid(a): a for a in answers}
+        got = [by_sop[u] for u in uids if u in by_sop]
+        return got if got and len(got) == len(uids) else core.pick_instances(answers, len(picks))
+
+    def _study_timing(self, study_uid: str) -> dict[str, Dataset]:
+        key = "timing:" + study_uid
+        with self._lock:
+            lock = self._image_locks.setdefault(key, threading.Lock())
+        with lock:
+            if key not in self._timing:
+                self._timing[key] = self._query_timing(study_uid)
+            return self._timing[key]
+
+    def _query_timing(self, study_uid: str) -> dict[str, Dataset]:
+        uids: list[str] = []
+        for job in self.jobs_by_study.get(study_uid, []):
+            uids += [u for u in (core.sop_uid(p) for p in self.picks(job)) if u]
+        uids = list(dict.fromkeys(uids))
+        found: dict[str, Dataset] = {}
+        for i in range(0, len(uids), UID_LIST_MAX):
+            chunk = uids[i : i + UID_LIST_MAX]
+            if not self.uid_lists:
+                break
+            try:
+                answers = self.client.find("IMAGE", core.listed_image_query(study_uid, chunk))
+            except PacsOperationError as exc:
+                log.info("IMAGE-level query by UID list refused (%s): per series", exc)
+                self._no_uid_lists()
+                break
+            for ds in answers:
+                uid = core.sop_uid(ds)
+                if uid in chunk:
+                    found[uid] = ds
+            if len(chunk) > 1 and not any(u in found for u in chunk):
+                log.info("IMAGE-level query by UID list answered nothing: per series")
+                self._no_uid_lists()
+        return found
+
+    def _no_uid_lists(self) -> None:
+        self.uid_lists = False
+        with contextlib.suppress(AttributeError):  # remembered for the next days
+            self.client.uid_list_image_find = False
 
     def studies(self) -> pl.DataFrame:
         rows: dict[str, dict[str, Any]] = {}
@@ -428,10 +510,11 @@ class _Day:
                     "series_description": _text(ds, "SeriesDescription"),
                     "protocol_name": _text(ds, "ProtocolName"),
                     "institution": _text(ds, "InstitutionName"),
-                    "n_instances": _int(ds, "NumberOfSeriesRelatedInstances"),
+                    "n_instances": _count(_int(ds, "NumberOfSeriesRelatedInstances")),
                     "series_date": parse_da(_text(ds, "SeriesDate")),
                     "series_time": parse_tm(_text(ds, "SeriesTime")),
-                    "study_description": study_description,
+                    # several descriptions in one study reach the extraction's vote
+                    "study_description": _text(ds, "StudyDescription") or study_description,
                 }
             )
         return out
@@ -463,28 +546,41 @@ class _Day:
 
     def headers(self, job: SeriesJob) -> list[Dataset]:
         """The instance headers ``series_timing`` needs, the lightest way allowed."""
-        needed = instances_needed(job.modality, job.n_instances or 1)
+        count = self.needed_count(job)
         if self.method == "image-find":
-            picks = self.picked_answers(job, needed, timing=True)
-            if picks and self.fallbacks and any(needs_file_headers(job.modality, p) for p in picks):
-                uids = [u for u in (core.sop_uid(p) for p in picks) if u]
+            if self.per_study and self.uid_lists:
+                picks = self.picks(job)
+                answers = self.timing_answers(job, picks) if picks else []
+            else:
+                # series by series anyway: one query with the timing keys, picked here
+                every = self.client.find(
+                    "IMAGE", core.image_query(job.study_uid, job.series_uid, timing=True)
+                )
+                answers = core.pick_instances(every, count)
+            if not answers:
+                return []
+            if (
+                answers
+                and self.fallbacks
+                and any(needs_file_headers(job.modality, a) for a in answers)
+            ):
+                uids = [u for u in (core.sop_uid(a) for a in answers) if u]
                 if uids:
                     got = self.fetch(job, uids, self.fallbacks)
                     if got:
-                        return core.pick_instances(got, needed)
+                        return core.pick_instances(got, count)
             self.methods_used["image-find"] += 1
-            return picks
+            return answers
         methods = [self.method, *self.fallbacks]
-        if job.n_instances is not None and 0 < job.n_instances <= len(needed):
+        if job.n_instances is not None and 0 < job.n_instances <= count:
             # every instance is needed anyway: no IMAGE-level query at all
             got = self.fetch(job, None, methods)
         else:
-            picks = self.picked_answers(job, needed, timing=False)
-            uids = [u for u in (core.sop_uid(p) for p in picks) if u]
+            uids = [u for u in (core.sop_uid(p) for p in self.picks(job)) if u]
             if not uids:
                 return []
             got = self.fetch(job, uids, methods)
-        return core.pick_instances(got, needed)
+        return core.pick_instances(got, count)
 
     def file_methods(self) -> list[core.Method]:
         """The methods that move instance headers, in the order to try them."""
@@ -496,8 +592,8 @@ class _Day:
         methods = self.file_methods()
         if job.n_instances == 1:
             return self.fetch(job, None, methods)
-        picks = self.picked_answers(job, [1], timing=False)
-        uids = [u for u in (core.sop_uid(p) for p in picks) if u]
+        answers = self.series_instances(job.study_uid, job.series_uid)
+        uids = [u for u in (core.sop_uid(p) for p in core.pick_instances(answers, 1)) if u]
         return self.fetch(job, uids, methods) if uids else []
 
     def run_one(self, job: SeriesJob) -> Outcome:
@@ -515,6 +611,30 @@ def _job(row: dict[str, Any]) -> SeriesJob:
         n_instances=row["n_instances"],
         description=row["series_description"],
         series_date=row["series_date"],
+    )
+
+
+def _fill_counts(state: _Day, series: pl.DataFrame, workers: int) -> pl.DataFrame:
+    """``series`` with the missing NumberOfSeriesRelatedInstances counted at IMAGE level.
+
+    The NM "more than one instance" rule and the CT/PT first/last choice depend on it: a
+    PACS that does not answer the count must not make every series a one-instance one.
+    """
+    missing = series.filter(pl.col("n_instances").is_null()).select("study_uid", "series_uid")
+    if not missing.height:
+        return series
+    pairs = list(missing.iter_rows())
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="series-count") as pool:
+        counts = list(pool.map(lambda p: state.instance_count(*p), pairs))
+    log.debug("%s: %d series counted at IMAGE level", state.day, len(pairs))
+    found = pl.DataFrame(
+        {"series_uid": [p[1] for p in pairs], "_n": [c or None for c in counts]},
+        schema={"series_uid": pl.String(), "_n": pl.Int32()},
+    )
+    return (
+        series.join(found, on="series_uid", how="left", maintain_order="left")
+        .with_columns(pl.col("n_instances").fill_null(pl.col("_n")))
+        .drop("_n")
     )
 
 
@@ -709,6 +829,7 @@ def _retrieve(
     if other_day.height:
         log.debug("%s: %d series dated another day left out", day, other_day.height)
     series = series.filter(pl.col("series_date").is_null() | (pl.col("series_date") == day))
+    series = _fill_counts(state, series, workers)
     kept_se, excl_se = filter_series(
         series,
         description_exclude=r.series_description_exclude,
@@ -737,6 +858,8 @@ def _retrieve(
     kept_se = kept
     jobs = [all_jobs[uid] for uid in kept_se.get_column("series_uid").to_list()]
     by_uid = {row["series_uid"]: row for row in kept_se.iter_rows(named=True)}
+    for job in jobs:
+        state.jobs_by_study.setdefault(job.study_uid, []).append(job)
 
     # 4. timing headers, in batches, bounded concurrency, retried passes
     outcomes: dict[str, Outcome] = {}
@@ -786,6 +909,7 @@ def _retrieve(
     kept_rows: list[dict[str, Any]] = []
     failed_rows: list[dict[str, Any]] = []
     secondary: list[dict[str, Any]] = []
+    other_days = 0
     for job in jobs:
         out = outcomes[job.series_uid]
         row = by_uid[job.series_uid]
@@ -812,9 +936,17 @@ def _retrieve(
                 }
             )
             continue
-        timing = series_timing(
-            job.modality, day, out.headers or [], job.description, job.series_date
+        headers = out.headers or []
+        timing = series_timing(job.modality, day, headers, job.description, job.series_date)
+        if job.series_date is None and timing.start is not None and timing.start.date() != day:
+            # no SeriesDate and acquired another day: that day's series, not this one's
+            other_days += 1
+            continue
+        header_desc = next(
+            (d for d in (core.text_value(h, "StudyDescription") for h in headers) if d), None
         )
+        if header_desc:
+            base["study_description"] = header_desc
         if timing.excluded:
             secondary.append(
                 {
@@ -832,6 +964,8 @@ def _retrieve(
         else:
             kept_rows.append(rec)
 
+    if other_days:
+        log.debug("%s: %d series without SeriesDate acquired another day left out", day, other_days)
     kept = pl.DataFrame(kept_rows, schema=schema.SERIES_SCHEMA)
     failed = pl.DataFrame(failed_rows, schema=schema.FAILED_SCHEMA)
     excluded = pl.concat(

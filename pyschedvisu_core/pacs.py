@@ -120,6 +120,28 @@ def study_image_query(study_uid: str, *, timing: bool, instance: int | None = 1)
     return image_query(study_uid, "", timing=timing, instance=instance)
 
 
+def listed_image_query(study_uid: str, sop_instance_uids: Sequence[str]) -> Dataset:
+    """IMAGE-level identifier with the timing keys of the listed instances of one study.
+
+    UID list matching (PS3.4 C.2.2.2.2): the first and last instances of every series of a
+    study in one query, and the PACS opens only those files.
+    """
+    ds = image_query(study_uid, "", timing=True)
+    uids = list(dict.fromkeys(sop_instance_uids))
+    ds.SOPInstanceUID = uids if len(uids) > 1 else uids[0]
+    return ds
+
+
+def instance_counts(answers: Sequence[Dataset]) -> dict[str, int]:
+    """Instances answered per SeriesInstanceUID (distinct SOPInstanceUIDs when present)."""
+    seen: dict[str, set[str]] = {}
+    for i, ds in enumerate(answers):
+        uid = text_value(ds, "SeriesInstanceUID")
+        if uid:
+            seen.setdefault(uid, set()).add(sop_uid(ds) or f"#{i}")
+    return {uid: len(sops) for uid, sops in seen.items()}
+
+
 def group_by_series(answers: Sequence[Dataset]) -> dict[str, list[Dataset]]:
     """IMAGE-level answers grouped by their SeriesInstanceUID (answers without one dropped)."""
     out: dict[str, list[Dataset]] = {}
@@ -145,19 +167,38 @@ def retrieve_identifier(
 
 
 _CODECS = {"ISO_IR 192": "utf-8", "ISO_IR 100": "latin-1", "ISO_IR 6": "ascii"}
+#: Largest InstanceNumber (IS is a signed 32-bit integer): beyond is garbage.
+MAX_INSTANCE_NUMBER = 2**31 - 1
 
 
-def _codec(ds: Dataset) -> str:
+def _codec(ds: Dataset) -> str | None:
+    """Codec of the declared SpecificCharacterSet; None when absent, garbled or unknown."""
     try:
         value = ds.get_item(0x00080005).value
-    except Exception:  # missing or garbled charset: latin-1 decodes anything
-        return "latin-1"
+    except Exception:  # missing or garbled charset
+        return None
     if isinstance(value, bytes | bytearray):
         value = bytes(value).decode("ascii", "replace")
     if not isinstance(value, str) and isinstance(value, Iterable):
         value = "\\".join(str(v) for v in value)
     last = str(value or "").split("\\")[-1].strip(" \x00")
-    return _CODECS.get(last, "latin-1")
+    return _CODECS.get(last)
+
+
+def decode_text(value: bytes, codec: str | None = None) -> str:
+    """Raw bytes as text: the declared codec; else (absent or wrong) UTF-8, then latin-1.
+
+    Same order as the series rules: a PACS that declares nothing often sends UTF-8, and
+    latin-1 decodes any byte.
+    """
+    for name in (codec, "utf-8"):
+        if name is None:
+            continue
+        try:
+            return value.decode(name)
+        except (UnicodeDecodeError, LookupError):
+            pass
+    return value.decode("latin-1")
 
 
 def text_value(ds: Dataset, keyword: str) -> str | None:
@@ -176,7 +217,7 @@ def text_value(ds: Dataset, keyword: str) -> str | None:
     if value is None:
         return None
     if isinstance(value, bytes | bytearray):
-        value = bytes(value).decode(_codec(ds), "replace")
+        value = decode_text(bytes(value), _codec(ds))
     elif not isinstance(value, str) and isinstance(value, Iterable):
         value = "\\".join(str(v) for v in value)
     text = str(value).strip(" \x00")
@@ -184,42 +225,33 @@ def text_value(ds: Dataset, keyword: str) -> str | None:
 
 
 def instance_number(ds: Dataset) -> int | None:
-    """InstanceNumber of a response or header, None when missing or garbled."""
+    """InstanceNumber of a response or header, None when missing, garbled or out of range."""
     text = text_value(ds, "InstanceNumber")
     try:
-        return int(float(text)) if text is not None else None
+        number = int(float(text)) if text is not None else None
     except (ValueError, OverflowError):
         return None
+    if number is None or abs(number) > MAX_INSTANCE_NUMBER:
+        return None
+    return number
 
 
-def pick_instances(responses: Sequence[Dataset], wanted: Sequence[int]) -> list[Dataset]:
-    """The responses whose InstanceNumber is in ``wanted``, in that order.
+def pick_instances(responses: Sequence[Dataset], count: int) -> list[Dataset]:
+    """The first (``count`` 1) or first and last (``count`` 2) instances of a series.
 
-    A numbering that does not start at 1 or stops short of N (renumbered or partly
-    deleted series) falls back to the lowest / highest number found, so the first and
-    last acquired instances are still used.
+    First and last are the lowest and highest InstanceNumber answered, not literally 1 and
+    N: numbering may start at 0 or have gaps (deleted instances). Without any usable number
+    the PACS order decides. Duplicates (one instance) are dropped.
     """
     if not responses:
         return []
-    numbered = [(instance_number(r), r) for r in responses]
-    by_number: dict[int, Dataset] = {}
-    for number, resp in numbered:
-        if number is not None:
-            by_number.setdefault(number, resp)
-    if not by_number:
-        # No usable numbers: keep the PACS order (first and last answered).
-        picks = [responses[0], responses[-1]] if len(wanted) > 1 else [responses[0]]
-        return _dedupe(picks)
-    lowest, highest = min(by_number), max(by_number)
-    out: list[Dataset] = []
-    for i, number in enumerate(wanted):
-        if number in by_number:
-            out.append(by_number[number])
-        elif i == 0:
-            out.append(by_number[lowest])
-        else:
-            out.append(by_number[highest])
-    return _dedupe(out)
+    numbered = [(n, r) for r in responses if (n := instance_number(r)) is not None]
+    if numbered:
+        lowest = min(numbered, key=lambda nr: nr[0])[1]
+        highest = max(numbered, key=lambda nr: nr[0])[1]
+    else:
+        lowest, highest = responses[0], responses[-1]
+    return _dedupe([lowest, highest] if count > 1 else [lowest])
 
 
 def _dedupe(items: Sequence[Dataset]) -> list[Dataset]:

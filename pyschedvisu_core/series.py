@@ -244,7 +244,7 @@ def filter_institutions(
         .with_columns(
             _n=pl.col("_names").list.len(),
             _any=pl.col("_names")
-            .list.eval(pl.element().is_in(pl.Series(accepted_norm, dtype=pl.String)))
+            .list.eval(pl.element().is_in(pl.Series(accepted_norm, dtype=pl.String).implode()))
             .list.any(),
         )
         .with_columns(

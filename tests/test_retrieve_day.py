@@ -295,11 +295,12 @@ def test_shared_client_reuses_associations_across_days(served: Any) -> None:
     assert pacs.stats.associations <= 2
 
 
-def test_image_level_asks_only_first_and_last_instances(served: Any) -> None:
+def test_image_level_asks_timing_of_first_and_last_instances_only(served: Any) -> None:
     pacs, make = served
     settings = make(retrieval="image-find")
     retrieve_day(DAY, settings)
     image_finds = [op for op in pacs.stats.ops if op.kind == "find" and op.level == "IMAGE"]
-    # one query per study for the instances numbered 1, one for the last PT instance (se2: 3)
-    assert len(image_finds) == 3
-    assert sum(op.matches for op in image_finds) == 4  # i1, i2, i4 (last of se2), i5: not i3
+    # per study: every instance with minimal keys, then timing keys by UID list
+    assert len(image_finds) == 4
+    # minimal: the 5 instances; timing: i1, i2, i4 (last of se2), i5 -- not i3
+    assert sum(op.matches for op in image_finds) == 5 + 4

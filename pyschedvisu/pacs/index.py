@@ -20,8 +20,9 @@ from typing import Any
 
 import polars as pl
 import pydicom
+from pydicom import config
 from pydicom.datadict import dictionary_VR, tag_for_keyword
-from pydicom.dataelem import DataElement
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
@@ -107,6 +108,65 @@ _TAG_KEYWORD: dict[int, str] = {int(tag_for_keyword(k) or 0): k for k in INDEXED
 _SPECIFIC_TAGS: list[int] = list(_TAG_KEYWORD)
 
 
+_RAW_TEXT_VRS = {
+    "AE",
+    "AS",
+    "CS",
+    "DA",
+    "DS",
+    "DT",
+    "IS",
+    "LO",
+    "LT",
+    "PN",
+    "SH",
+    "ST",
+    "TM",
+    "UC",
+    "UI",
+    "UR",
+    "UT",
+}
+
+
+def raw_element(ds: Dataset, tag: int) -> DataElement | None:
+    """Element ``tag`` of ``ds`` with text values taken raw (no VR validation, so a garbled
+    TM/DA value neither warns nor raises: the server answers it as it is, like a real PACS)."""
+    try:
+        item = ds.get_item(tag)
+    except Exception:  # a broken element is as good as none
+        return None
+    if item is None:
+        return None
+    if isinstance(item, RawDataElement):
+        vr = item.VR or _dict_vr(tag)
+        if vr in _RAW_TEXT_VRS and isinstance(item.value, bytes):
+            text = _decode_raw(item.value).rstrip(" \x00")
+            try:
+                return DataElement(tag, vr, text or None, validation_mode=config.IGNORE)
+            except (ValueError, TypeError, OverflowError):  # IS/DS that no number parses
+                return DataElement(tag, vr, None)
+        try:
+            return ds[tag]
+        except Exception:
+            return None
+    return item
+
+
+def _dict_vr(tag: int) -> str:
+    try:
+        return str(dictionary_VR(tag))
+    except KeyError:
+        return "UN"
+
+
+def _decode_raw(value: bytes) -> str:
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        return value.decode("latin-1")
+
+
 def value_str(elem: DataElement | None) -> str | None:
     """String form of an element value (multi-values joined by a backslash); None if empty."""
     if elem is None or elem.VR == "SQ" or elem.value is None:
@@ -131,7 +191,7 @@ def _read_row(path: Path, rel: str, st: os.stat_result) -> dict[str, Any] | None
     row: dict[str, Any] = dict.fromkeys(INDEXED)
     # By tag, not keyword: keyword lookups dominate the indexing time otherwise.
     for tag in _TAG_KEYWORD.keys() & set(ds.keys()):
-        row[_TAG_KEYWORD[tag]] = value_str(ds[tag])
+        row[_TAG_KEYWORD[tag]] = value_str(raw_element(ds, tag))
     if not (row["SOPInstanceUID"] and row["StudyInstanceUID"] and row["SeriesInstanceUID"]):
         log.warning("skipping %s: no SOP/Study/Series Instance UID", rel)
         return None
@@ -416,7 +476,8 @@ class PacsIndex:
         except (OSError, InvalidDicomError) as exc:
             log.warning("%s: unreadable header (%s)", row["path"], exc)
             return None
-        return hdr[kw] if kw in hdr else None  # noqa: SIM401 (get() by keyword returns the value)
+        tag = tag_for_keyword(kw) if isinstance(kw, str) else kw
+        return raw_element(hdr, tag) if tag is not None else None
 
     def _element(self, row: dict[str, Any], elem: DataElement, level: str) -> DataElement | None:
         """The answer element for requested ``elem``: empty when the value is unknown; None

@@ -44,6 +44,7 @@ from pynetdicom.sop_class import (
 )
 from pynetdicom.transport import ThreadedAssociationServer
 
+from pyschedvisu.adapters.dimse import nodelay
 from pyschedvisu.pacs.index import UNIQUE_KEY, PacsIndex, value_str
 from pyschedvisu.pacs.matching import compile_query, is_universal
 from pyschedvisu_core.errors import PacsError, PacsOperationError
@@ -454,6 +455,8 @@ class DemoPacs:
             ]
 
     def _on_established(self, event: Any) -> None:
+        # without it every answer PDU waits for the SCU's delayed ACK (~40 ms per message)
+        nodelay(event.assoc)
         self.stats.add(associations=1)
 
     def _on_aborted(self, event: Any) -> None:

@@ -1,0 +1,230 @@
+"""Regressions of the retrieval found in review, against an in-memory PACS client.
+
+The client answers C-FIND like a lenient PACS (Orthanc): matching on the UIDs, UID lists,
+InstanceNumber; what it leaves out (NumberOfSeriesRelatedInstances) is configurable.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydicom.dataset import Dataset
+
+from pyschedvisu.config import Settings
+from pyschedvisu.retrieval import forget_capabilities, retrieve_day
+from pyschedvisu.store import SeriesStore
+from pyschedvisu_core import pacs as core
+from pyschedvisu_core.errors import PacsOperationError
+from pyschedvisu_core.schema import Reason
+
+DAY = dt.date(2024, 3, 4)
+
+
+def series_uid(study: str, name: str) -> str:
+    return f"1.2.3.{study}." + ".".join(str(ord(c)) for c in name)
+
+
+def instance(
+    study: str,
+    series: str,
+    number: int,
+    acq_time: str,
+    *,
+    modality: str = "PT",
+    study_desc: str = "PET-CT FDG",
+    series_date: str | None = "20240304",
+    acq_date: str = "20240304",
+    model: str = "Biograph64_Vision 600",
+) -> Dataset:
+    ds = Dataset()
+    ds.PatientID = "1001"
+    ds.StudyInstanceUID = f"1.2.3.{study}"
+    ds.StudyDate = "20240304"
+    ds.StudyTime = "080000"
+    ds.StudyDescription = study_desc
+    ds.SeriesInstanceUID = series_uid(study, series)
+    if series_date is not None:
+        ds.SeriesDate = series_date
+    ds.SeriesDescription = series  # names the series in the assertions
+    ds.Modality = modality
+    ds.InstitutionName = "CHUV"
+    ds.SOPInstanceUID = f"{series_uid(study, series)}.{number}"
+    ds.InstanceNumber = str(number)
+    ds.AcquisitionDate = acq_date
+    ds.AcquisitionTime = acq_time
+    ds.ManufacturerModelName = model
+    ds.ImageType = ["ORIGINAL", "PRIMARY"]
+    if modality == "NM":
+        ds.ActualFrameDuration = "60000"
+        ds.NumberOfFrames = "2"
+    return ds
+
+
+class MemoryPacs:
+    """A PacsClient over a list of instance datasets (IMAGE-level timing keys answered)."""
+
+    def __init__(self, instances: Sequence[Dataset], *, with_counts: bool = True) -> None:
+        self.instances = list(instances)
+        self.with_counts = with_counts
+        self.counters = core.OpCounters()
+        self.queries: list[tuple[str, Dataset]] = []
+
+    def echo(self) -> None:
+        self.counters.echo += 1
+
+    def _matches(self, ds: Dataset, query: Dataset) -> bool:
+        for kw in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "InstanceNumber"):
+            want = query.get(kw)
+            if want in (None, ""):
+                continue
+            wanted = [str(w) for w in want] if not isinstance(want, str) else [want]
+            if str(ds.get(kw)) not in wanted:
+                return False
+        if query.get("ModalitiesInStudy"):
+            study = ds.StudyInstanceUID
+            mods = {i.Modality for i in self.instances if i.StudyInstanceUID == study}
+            return query.ModalitiesInStudy in mods
+        return True
+
+    def find(self, level: core.Level, query: Dataset, root: core.Root = "study") -> list[Dataset]:
+        self.counters.find += 1
+        self.queries.append((level, query))
+        key = {
+            "STUDY": "StudyInstanceUID",
+            "SERIES": "SeriesInstanceUID",
+            "IMAGE": "SOPInstanceUID",
+        }[level]
+        seen: dict[str, Dataset] = {}
+        for ds in self.instances:
+            if self._matches(ds, query) and ds.get(key) not in seen:
+                seen[str(ds.get(key))] = ds
+        out = []
+        for rep in seen.values():
+            ans = Dataset()
+            for elem in query:
+                if elem.keyword in rep:
+                    setattr(ans, elem.keyword, rep.get(elem.keyword))
+            ans.SeriesInstanceUID = rep.SeriesInstanceUID
+            if level == "SERIES":
+                n = sum(1 for i in self.instances if i.SeriesInstanceUID == rep.SeriesInstanceUID)
+                ans.NumberOfSeriesRelatedInstances = str(n) if self.with_counts else ""
+            out.append(ans)
+        return out
+
+    def fetch_headers(
+        self,
+        study_uid: str,
+        series_uid: str,
+        sop_instance_uids: Sequence[str] | None,
+        method: core.Method,
+    ) -> list[Dataset]:
+        raise PacsOperationError("no file transfer here", status=0xA801)
+
+    def probe(self, sample: Any = None, *, thorough: bool = False) -> core.Capabilities:
+        return core.Capabilities(image_find_timing=True, notes=("memory",))
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture(autouse=True)
+def _fresh_probe_memory() -> None:
+    forget_capabilities()
+
+
+def run(tmp_path: Path, pacs: MemoryPacs) -> Any:
+    settings = Settings.model_validate(
+        {
+            "pacs": {"retrieval": "image-find", "probe_cache": False},
+            "paths": {"data_dir": str(tmp_path / "data")},
+        }
+    )
+    return retrieve_day(DAY, settings, pacs, SeriesStore(tmp_path / "data"), force=True)
+
+
+def times(result: Any) -> dict[str, tuple[str, str]]:
+    return {
+        r["series_description"]: (
+            r["start"].strftime("%H%M%S"),
+            r["end"].strftime("%H%M%S"),
+        )
+        for r in result.series.iter_rows(named=True)
+    }
+
+
+@pytest.mark.parametrize("with_counts", [True, False])
+def test_missing_instance_count_is_counted_at_image_level(
+    tmp_path: Path, with_counts: bool
+) -> None:
+    pacs = MemoryPacs(
+        [
+            *(instance("1", "pt", n, f"0820{n:02d}") for n in (1, 2, 3)),
+            # a derived NM series (3 instances): excluded only when its count is known
+            *(instance("1", "nm", n, "090000", modality="NM") for n in (1, 2, 3)),
+        ],
+        with_counts=with_counts,
+    )
+    result = run(tmp_path, pacs)
+    assert times(result) == {"pt": ("082001", "082003")}  # end = last instance, not start
+    assert Reason.NM_DERIVED in result.excluded.get_column("reason").to_list()
+
+
+def test_first_and_last_are_lowest_and_highest_instance_numbers(tmp_path: Path) -> None:
+    gaps = [instance("1", "gaps", n, f"0830{n:02d}") for n in (1, 3, 5, 7, 9)]  # N = 5
+    from_zero = [instance("1", "zero", n, f"0840{n:02d}") for n in (0, 1, 2)]
+    result = run(tmp_path, MemoryPacs([*gaps, *from_zero]))
+    assert times(result) == {"gaps": ("083001", "083009"), "zero": ("084000", "084002")}
+
+
+def test_each_series_keeps_its_own_study_description(tmp_path: Path) -> None:
+    pacs = MemoryPacs(
+        [
+            instance("1", "a", 1, "080000", study_desc="PET-CT FDG"),
+            instance("1", "b", 1, "081000", study_desc="PET-CT FDG CERVEAU"),
+        ]
+    )
+    result = run(tmp_path, pacs)
+    got = dict(result.series.select("series_uid", "study_description").iter_rows())
+    assert sorted(got.values()) == ["PET-CT FDG", "PET-CT FDG CERVEAU"]
+
+
+def test_series_without_series_date_acquired_another_day_is_left_out(tmp_path: Path) -> None:
+    pacs = MemoryPacs(
+        [
+            instance("1", "today", 1, "080000", series_date=None),
+            instance("1", "before", 1, "235000", series_date=None, acq_date="20240303"),
+        ]
+    )
+    result = run(tmp_path, pacs)
+    assert set(times(result)) == {"today"}
+    assert result.failed.height == 0
+
+
+def test_timing_keys_asked_for_first_and_last_instances_only(tmp_path: Path) -> None:
+    pacs = MemoryPacs([instance("1", "pt", n, f"0820{n:02d}") for n in range(1, 11)])
+    run(tmp_path, pacs)
+    timed = [q for lvl, q in pacs.queries if lvl == "IMAGE" and "AcquisitionTime" in q]
+    assert len(timed) == 1  # one UID-list query for the study
+    assert sorted(str(u) for u in timed[0].SOPInstanceUID) == [
+        f"{series_uid('1', 'pt')}.1",
+        f"{series_uid('1', 'pt')}.10",
+    ]
+
+
+def test_text_without_charset_is_utf8_first() -> None:
+    ds = Dataset()
+    ds.add_new(0x00080080, "LO", "Hôpital".encode())  # raw UTF-8 bytes, no charset
+    assert core.text_value(ds, "InstitutionName") == "Hôpital"
+    ds.add_new(0x00080080, "LO", "Hôpital".encode("latin-1"))
+    assert core.text_value(ds, "InstitutionName") == "Hôpital"
+
+
+@pytest.mark.parametrize(("raw", "expected"), [("2147483647", 2**31 - 1), ("2147483648", None)])
+def test_instance_number_beyond_int32_is_none(raw: str, expected: int | None) -> None:
+    ds = Dataset()
+    ds.add_new(0x00200013, "IS", raw.encode())
+    assert core.instance_number(ds) == expected
