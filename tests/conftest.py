@@ -7,6 +7,7 @@ import os
 import socket
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 # Each plugin module is owned by the part it starts (synthetic department, demo PACS,
 # Orthanc, SMTP, Prefect server); only modules that exist are loaded.
@@ -39,3 +40,11 @@ def _isolated_env(
         if key.startswith("PYSCHEDVISU_"):
             monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("PYSCHEDVISU_PSEUDONYM_KEY", "test-key-not-secret")
+
+
+# Property tests check invariants, not speed: no per-example deadline, so a loaded CI machine
+# cannot turn a slow example into a failure.
+settings.register_profile(
+    "pyschedvisu", deadline=None, print_blob=True, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile("pyschedvisu")

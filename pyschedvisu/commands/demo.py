@@ -73,6 +73,7 @@ called_ae = "DEMOPACS"
 calling_ae = "PYSCHEDVISU"
 move_port = 0          # any free port: the demo PACS runs in the same process
 retrieval = "auto"
+max_ops_per_s = 200.0  # our own in-process PACS: no need to pace like a hospital PACS (default 20)
 
 [paths]
 data_dir = "{(root / "data").as_posix()}"
