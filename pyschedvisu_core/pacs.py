@@ -16,6 +16,8 @@ from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence as DicomSequence
 
+from pyschedvisu_core.series import decode_text
+
 Level = Literal["PATIENT", "STUDY", "SERIES", "IMAGE"]
 Root = Literal["study", "patient"]
 Method = Literal["image-find", "c-get", "c-move"]
@@ -183,22 +185,6 @@ def _codec(ds: Dataset) -> str | None:
         value = "\\".join(str(v) for v in value)
     last = str(value or "").split("\\")[-1].strip(" \x00")
     return _CODECS.get(last)
-
-
-def decode_text(value: bytes, codec: str | None = None) -> str:
-    """Raw bytes as text: the declared codec; else (absent or wrong) UTF-8, then latin-1.
-
-    Same order as the series rules: a PACS that declares nothing often sends UTF-8, and
-    latin-1 decodes any byte.
-    """
-    for name in (codec, "utf-8"):
-        if name is None:
-            continue
-        try:
-            return value.decode(name)
-        except (UnicodeDecodeError, LookupError):
-            pass
-    return value.decode("latin-1")
 
 
 def text_value(ds: Dataset, keyword: str) -> str | None:

@@ -361,7 +361,7 @@ def _codec(ds: Dataset) -> str | None:
     return python_encoding.get(terms[0].upper())
 
 
-def _decode(value: bytes, codec: str | None = None) -> str:
+def decode_text(value: bytes, codec: str | None = None) -> str:
     """Text of raw bytes: the declared codec; else (absent or wrong) UTF-8, then latin-1."""
     for name in (codec, "utf-8"):
         if name is None:
@@ -378,11 +378,11 @@ def _strings(value: object, codec: str | None = None) -> list[str]:
     if value is _MISSING or value is None:
         return []
     if isinstance(value, bytes):
-        value = _decode(value, codec)
+        value = decode_text(value, codec)
     if isinstance(value, str):
         parts = value.split("\\")
     elif isinstance(value, list | tuple | MultiValue):
-        parts = [_decode(v, codec) if isinstance(v, bytes) else str(v) for v in value]
+        parts = [decode_text(v, codec) if isinstance(v, bytes) else str(v) for v in value]
     else:
         parts = [str(value)]
     return [p.strip(_PAD) for p in parts if p.strip(_PAD)]
