@@ -25,8 +25,9 @@ system-deps:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 
+# WEEKS=4 for a quicker first look (default: 26 weeks of department).
 demo: $(STAMP) system-deps
-	$(BIN)/pyschedvisu demo
+	$(BIN)/pyschedvisu demo $(if $(WEEKS),--weeks $(WEEKS))
 
 test: $(STAMP) system-deps
 	$(BIN)/python -m pytest -m "" -p no:cacheprovider

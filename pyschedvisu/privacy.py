@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import logging
 import os
+import threading
 from typing import Any
 
 import polars as pl
@@ -23,6 +24,9 @@ log = logging.getLogger("pyschedvisu.privacy")
 
 #: Public, hence worthless as a secret: only for the synthetic demo department.
 DEMO_KEY = b"pyschedvisu-demo-key-public-not-secret"
+
+
+_demo_key_warned = threading.Event()
 
 
 def pseudonymise(patient_id: str | None, key: bytes) -> str | None:
@@ -65,7 +69,11 @@ def load_key(privacy: Any) -> bytes:
         if secret:
             return secret.encode("utf-8")
     if privacy.allow_demo_key:
-        log.warning("pseudonymisation uses the PUBLIC demo key: fine for the demo department only")
+        if not _demo_key_warned.is_set():  # once per process, not once per day
+            _demo_key_warned.set()
+            log.warning(
+                "pseudonymisation uses the PUBLIC demo key: fine for the demo department only"
+            )
         return DEMO_KEY
     where = f"environment variable {privacy.key_env}"
     if privacy.key_secret_block:
