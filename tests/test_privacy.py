@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import threading
 
 import polars as pl
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from pyschedvisu import privacy
 from pyschedvisu.config import PrivacySettings
 from pyschedvisu.privacy import DEMO_KEY, load_key, pseudonymise, pseudonymise_column
 from pyschedvisu_core.errors import PseudonymKeyError
@@ -71,5 +73,9 @@ def test_demo_key_only_when_allowed(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.delenv("PYSCHEDVISU_PSEUDONYM_KEY", raising=False)
+    monkeypatch.setattr(privacy, "_demo_key_warned", threading.Event())  # warned once per process
     assert load_key(PrivacySettings(allow_demo_key=True)) == DEMO_KEY
     assert "PUBLIC demo key" in caplog.text
+    caplog.clear()
+    assert load_key(PrivacySettings(allow_demo_key=True)) == DEMO_KEY
+    assert "PUBLIC demo key" not in caplog.text  # not once per day retrieved
