@@ -428,6 +428,23 @@ def occupancy_traces(geo: pl.DataFrame, spec: PageSpec, labels: Sequence[str]) -
     return traces
 
 
+def _hover_points(x: pl.Series, y: pl.Series, texts: list[str], *, size: int) -> go.Scatter:
+    """Invisible markers that carry the hover text of boxes / gaps (never a patient key)."""
+    return go.Scatter(
+        x=typed_array(x.to_list()),
+        y=typed_array(y.to_list()),
+        mode="markers",
+        marker={"size": size, "opacity": 0},
+        hovertext=texts,
+        hoverinfo="text",
+        showlegend=False,
+        meta=HOVER_META,
+        name="",
+        xaxis="x",
+        yaxis="y",
+    )
+
+
 def _study_hover(geo: pl.DataFrame, lang: str) -> go.Scatter:
     minutes = ((pl.col("end") - pl.col("start")).dt.total_seconds() / 60).round(0).cast(pl.Int64)
     names = (
@@ -455,19 +472,7 @@ def _study_hover(geo: pl.DataFrame, lang: str) -> go.Scatter:
         .to_series()
         .to_list()
     )
-    return go.Scatter(
-        x=typed_array(geo["xc"].to_list()),
-        y=typed_array(((geo["ya"] + geo["yb"]) / 2).to_list()),
-        mode="markers",
-        marker={"size": 10, "opacity": 0},
-        hovertext=texts,
-        hoverinfo="text",
-        showlegend=False,
-        meta=HOVER_META,
-        name="",
-        xaxis="x",
-        yaxis="y",
-    )
+    return _hover_points(geo["xc"], (geo["ya"] + geo["yb"]) / 2, texts, size=10)
 
 
 def _gap_hover(g: pl.DataFrame, lang: str) -> go.Scatter:
@@ -492,19 +497,7 @@ def _gap_hover(g: pl.DataFrame, lang: str) -> go.Scatter:
         .to_series()
         .to_list()
     )
-    return go.Scatter(
-        x=typed_array(g["xd"].to_list()),
-        y=typed_array(((g["ys"] + g["ye"]) / 2).to_list()),
-        mode="markers",
-        marker={"size": 8, "opacity": 0},
-        hovertext=texts,
-        hoverinfo="text",
-        showlegend=False,
-        meta=HOVER_META,
-        name="",
-        xaxis="x",
-        yaxis="y",
-    )
+    return _hover_points(g["xd"], (g["ys"] + g["ye"]) / 2, texts, size=8)
 
 
 def hour_range(labeled: pl.DataFrame, start_hour: int, end_hour: int) -> tuple[int, int]:
