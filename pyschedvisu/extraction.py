@@ -6,13 +6,19 @@ kept in ``<data_dir>/studies.state.json``::
 
     {"version": 1,
      "config": "<fingerprint of extract, machines, descriptions, draw + rules version>",
-     "days": {"2024-03-04": {"written_at": "...", "fingerprint": "...", "counts": {...}}, ...}}
+     "days": {"2024-03-04": {"written_at": "...", "fingerprint": "...", "counts": {...},
+                             "token": "<store.day_token: which write of the day>",
+                             "file": [mtime_ns, size]}, ...}}
 
 A different config fingerprint, a missing table or ``force`` recomputes every day in scope. A
 run with nothing new writes nothing. Files: ``studies.parquet`` (``schema.STUDY_SCHEMA``,
 reportable machines only, see ``pyschedvisu_core.studies`` for the columns) and
 ``studies_mixed.parquet`` (the ``mixed cases`` studies, plus their ``models``), both written
 atomically, then the state file. A lock file serialises concurrent runs on one data dir.
+
+Series are read through the store's yearly packs (see ``pyschedvisu.store``); the days that
+had to be read from their day files are packed meanwhile (a background thread, overlapping the
+study computation), so that any later rebuild reads ten files instead of thousands.
 """
 
 from __future__ import annotations
@@ -21,8 +27,10 @@ import datetime as dt
 import fcntl
 import json
 import logging
+import os
 import time
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +39,7 @@ from typing import Any
 import polars as pl
 
 from pyschedvisu.config import Settings
-from pyschedvisu.store import SeriesStore, atomic_write_bytes, atomic_write_parquet
+from pyschedvisu.store import SeriesStore, atomic_write_bytes, atomic_write_parquet, day_token
 from pyschedvisu_core import schema
 from pyschedvisu_core.errors import ExtractionError, StoreError
 from pyschedvisu_core.studies import RULES_VERSION, build_studies, split_mixed
@@ -84,12 +92,18 @@ STAMP_KEYS = ("written_at", "fingerprint", "counts")
 
 
 def _day_stamp(manifest: dict[str, Any], file_id: list[int]) -> dict[str, Any]:
-    return {**{k: manifest.get(k) for k in STAMP_KEYS}, "file": file_id}
+    # token: which write of the day this is (tells same-second rewrites apart; selects packs)
+    stamp = {k: manifest.get(k) for k in STAMP_KEYS}
+    return {**stamp, "token": day_token(manifest), "file": file_id}
 
 
-def _file_id(path: Path) -> list[int] | None:
+def _same_write(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    return all(old.get(k) == new.get(k) for k in (*STAMP_KEYS, "token"))
+
+
+def _file_id(path: str) -> list[int] | None:
     try:
-        st = path.stat()
+        st = os.stat(path)
     except FileNotFoundError:
         return None
     return [st.st_mtime_ns, st.st_size]
@@ -105,23 +119,51 @@ def _day_states(
     """
     stamps: dict[dt.date, dict[str, Any]] = {}
     changed: set[dt.date] = set()
+    root = str(store.root)  # plain strings: pathlib costs more than the stat itself here
     for day in scope:
-        file_id = _file_id(store.path(day, "manifest"))
+        iso = day.isoformat()
+        file_id = _file_id(f"{root}/{day.year:04d}/{iso}.manifest.json")
         if file_id is None:
             continue
-        old = known.get(day.isoformat())
+        old = known.get(iso)
         if old is not None and old.get("file") == file_id:
             stamps[day] = old
             continue
-        man = store.manifest(day)
+        man = _manifest(f"{root}/{day.year:04d}/{iso}.manifest.json")
         if man is None:
             continue
         stamps[day] = _day_stamp(man, file_id)
-        if old is None or {k: old.get(k) for k in STAMP_KEYS} != {
-            k: man.get(k) for k in STAMP_KEYS
-        }:
+        if old is None or not _same_write(old, stamps[day]):
             changed.add(day)
     return stamps, changed
+
+
+def _manifest(path: str) -> dict[str, Any] | None:
+    """``SeriesStore.manifest`` on a plain path (same errors)."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            man = json.load(fh)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise StoreError(
+            f"{path}: unreadable manifest ({exc}); delete it to retrieve the day again"
+        ) from exc
+    return man if isinstance(man, dict) else None
+
+
+def _tokens(
+    store: SeriesStore, days: list[dt.date], stamps: dict[dt.date, dict[str, Any]]
+) -> dict[dt.date, str]:
+    """The write token of each day (stamps from before tokens: read from the manifest)."""
+    out = {}
+    for day in days:
+        token = stamps[day].get("token")
+        if not isinstance(token, str):
+            man = store.manifest(day)
+            token = day_token(man) if man is not None else ""
+        out[day] = token
+    return out
 
 
 @contextmanager
@@ -158,14 +200,28 @@ def _read_table(
     return frame.select([pl.col(c).cast(t) for c, t in target.items()])
 
 
-def _scan_series(store: SeriesStore, days: list[dt.date]) -> pl.LazyFrame:
-    """The stored series of ``days``, lazily: the core reads only the columns it needs."""
-    paths = [p for p in (store.path(d, "series") for d in days) if p.exists()]
-    if not paths:
-        return schema.empty(schema.SERIES_SCHEMA).lazy()
-    return pl.scan_parquet(paths).select(
-        [pl.col(c).cast(t) for c, t in schema.SERIES_SCHEMA.items()]
-    )
+def _read_series(
+    store: SeriesStore, tokens: dict[dt.date, str], pool: ThreadPoolExecutor
+) -> tuple[pl.DataFrame, Future[list[int]] | None]:
+    """The stored series of the days of ``tokens``, and the packing of the days not in a pack
+    yet, started on ``pool`` (it overlaps the study computation; wait for it before leaving).
+
+    Reading thousands of day files costs more than the whole extraction: packing them once
+    makes every later rebuild (new config, rules, lost table) read ten yearly files instead.
+    """
+    series, unpacked = store.read_series(tokens)
+    if not unpacked:
+        return series, None
+    return series, pool.submit(store.write_packs, series, {d: tokens[d] for d in unpacked})
+
+
+def _packed(store: SeriesStore, packing: Future[list[int]] | None) -> None:
+    if packing is None:
+        return
+    try:
+        packing.result()
+    except (OSError, pl.exceptions.PolarsError) as exc:  # packs only speed reads up
+        log.warning("%s: could not write series packs (%s)", store.root, exc)
 
 
 def _per_machine(frame: pl.DataFrame) -> dict[str, int]:
@@ -211,12 +267,14 @@ def extract(
             )
             return result
 
-        try:
-            studies = build_studies(
-                _scan_series(store, changed), **core_arguments(settings)
-            ).collect()
-        except (OSError, pl.exceptions.PolarsError) as exc:
-            raise ExtractionError(f"series -> studies failed: {exc}") from exc
+        with ThreadPoolExecutor(1, thread_name_prefix="pack") as pool:
+            series, packing = _read_series(store, _tokens(store, changed, manifests), pool)
+            try:
+                studies = build_studies(series, **core_arguments(settings)).collect()
+            except (OSError, pl.exceptions.PolarsError) as exc:
+                raise ExtractionError(f"series -> studies failed: {exc}") from exc
+            finally:
+                _packed(store, packing)
         reportable, mixed = (f.collect() for f in split_mixed(studies))
         drop = set(changed) | set(removed)
         kept = None if rebuild else _read_table(path, schema.STUDY_SCHEMA, drop)
@@ -239,7 +297,8 @@ def extract(
             "config": cfg,
             "days": dict(sorted(new_days.items())),
         }
-        atomic_write_bytes(state_path, json.dumps(new_state, indent=1, sort_keys=True).encode())
+        # No indent: json's C encoder only runs without it (ten years of days: 0.1 s vs 0.01 s).
+        atomic_write_bytes(state_path, json.dumps(new_state, sort_keys=True).encode())
     result = ExtractResult(
         path=path,
         mixed_path=mixed_path,
