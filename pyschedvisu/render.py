@@ -23,7 +23,7 @@ import logging
 import mimetypes
 import shutil
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -149,6 +149,11 @@ def load_studies(
         raise StoreError(f"{path}: cannot read the study table ({exc})") from exc
 
 
+def figure_json(fig: dict[str, Any]) -> str:
+    """Compact JSON of a figure dict; NaN (not JSON) is refused rather than written."""
+    return json.dumps(fig, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
 def build_page(
     settings: Settings,
     studies: pl.DataFrame | str | Path,
@@ -175,8 +180,7 @@ def build_page(
     if frame.height == 0:
         return None
     try:
-        fig = figures.page_figure(frame, spec)
-        payload = fig.to_json()
+        payload = figure_json(figures.page_dict(frame, spec))
     except (ValueError, KeyError, pl.exceptions.PolarsError) as exc:
         raise ReportError(f"page {name} / {period}: {exc}") from exc
     return Page(
@@ -249,13 +253,53 @@ def _kaleido_class() -> Any:
     return _ReusingKaleido
 
 
-async def _render_all(figs: Sequence[dict[str, Any]], tabs: int, timeout: float) -> list[bytes]:
+async def _render_all(
+    prepare: Callable[[], Sequence[dict[str, Any]]],
+    count: int,
+    tabs: int,
+    timeout: float,
+    meanwhile: Callable[[], Any] | None = None,
+) -> tuple[list[bytes], Any]:
+    """PDF pages of the figures ``prepare()`` returns, and the result of ``meanwhile()``.
+
+    Chromium takes seconds to start and load plotly.js in each tab, and waits on it; the
+    figures are prepared (a thread) while it starts, and ``meanwhile`` (the HTML) runs in a
+    thread while the pages render.
+    """
     opts = {"format": "pdf", "width": figures.PAGE_WIDTH, "height": figures.PAGE_HEIGHT}
-    async with _kaleido_class()(
-        n=max(1, min(tabs, len(figs))), path=chromium_path(), mathjax=False, timeout=timeout
-    ) as k:
-        # One browser for the whole run; the tab queue spreads the pages over the tabs.
-        return list(await asyncio.gather(*(k.calc_fig(f, opts=opts) for f in figs)))
+    prepared = asyncio.ensure_future(asyncio.to_thread(prepare))
+    try:
+        async with _kaleido_class()(
+            n=max(1, min(tabs, count)), path=chromium_path(), mathjax=False, timeout=timeout
+        ) as k:
+            figs = await prepared
+            side = asyncio.ensure_future(asyncio.to_thread(meanwhile or (lambda: None)))
+            try:
+                # One browser for the whole run; the tab queue spreads the pages over the tabs.
+                pdfs = list(await asyncio.gather(*(k.calc_fig(f, opts=opts) for f in figs)))
+            finally:
+                side_result = await side
+            return pdfs, side_result
+    finally:
+        if not prepared.done():
+            prepared.cancel()
+
+
+def _render(
+    prepare: Callable[[], Sequence[dict[str, Any]]],
+    count: int,
+    tabs: int,
+    timeout: float,
+    meanwhile: Callable[[], Any] | None = None,
+) -> tuple[list[bytes], Any]:
+    try:
+        return _run(_render_all(prepare, count, tabs, timeout, meanwhile))  # type: ignore[no-any-return]
+    except ReportError:
+        raise
+    except Exception as exc:  # kaleido / choreographer / Chromium errors of every kind
+        raise ReportError(
+            f"PDF rendering with kaleido failed: {type(exc).__name__}: {exc}"
+        ) from exc
 
 
 def render_pdf_pages(
@@ -264,14 +308,7 @@ def render_pdf_pages(
     """One single-page PDF per figure dict, all through one kaleido browser."""
     if not figs:
         return []
-    try:
-        return _run(_render_all(figs, tabs, timeout))  # type: ignore[no-any-return]
-    except ReportError:
-        raise
-    except Exception as exc:  # kaleido / choreographer / Chromium errors of every kind
-        raise ReportError(
-            f"PDF rendering with kaleido failed: {type(exc).__name__}: {exc}"
-        ) from exc
+    return _render(lambda: figs, len(figs), tabs, timeout)[0]
 
 
 def merge_pdf(
@@ -457,20 +494,36 @@ def render_report(
         raise ReportError(f"no page to render for {end}: no machine has studies in any period")
     when = generated_at or dt.datetime.now()
     pdf_path, html_path = output_paths(settings.paths.output_dir, end, when)
-    stamped = [
-        figures.stamp(
-            json.loads(p.figure),
-            generated=i18n.text("generated", lang, when=i18n.fmt_datetime(when)),
-            footer=i18n.text("saved", lang, path=str(pdf_path)),
-            extra_notes=list(notes or ()),
-        )
-        for p in real
-    ]
     title = f"{settings.report.title} – {i18n.fmt_date(end)}"
+    stamped: list[dict[str, Any]] = []
+
+    def prepare() -> list[dict[str, Any]]:
+        stamped.extend(
+            figures.stamp(
+                json.loads(p.figure),
+                generated=i18n.text("generated", lang, when=i18n.fmt_datetime(when)),
+                footer=i18n.text("saved", lang, path=str(pdf_path)),
+                extra_notes=list(notes or ()),
+            )
+            for p in real
+        )
+        return [figures.printable(f) for f in stamped]
+
+    def html_doc() -> str | None:
+        if not settings.report.html:
+            return None
+        return build_html(
+            real,
+            stamped,
+            title=title,
+            subtitle=i18n.text("generated", lang, when=i18n.fmt_datetime(when)),
+            lang=lang,
+        )
+
     machines = list(dict.fromkeys(p.machine for p in real))
     periods = list(dict.fromkeys(p.period_label for p in real))
     log.info("rendering %d pages (%d skipped) with kaleido", len(real), len(skipped))
-    page_pdfs = render_pdf_pages([figures.printable(f) for f in stamped], tabs=tabs)
+    page_pdfs, doc = _render(prepare, len(real), tabs, PAGE_TIMEOUT_S, html_doc)
     pdf = merge_pdf(
         page_pdfs,
         real,
@@ -482,14 +535,7 @@ def render_report(
     try:
         atomic_write_bytes(pdf_path, pdf)
         html_out = None
-        if settings.report.html:
-            doc = build_html(
-                real,
-                stamped,
-                title=title,
-                subtitle=i18n.text("generated", lang, when=i18n.fmt_datetime(when)),
-                lang=lang,
-            )
+        if doc is not None:
             atomic_write_bytes(html_path, doc.encode("utf-8"))
             html_out = str(html_path)
     except OSError as exc:

@@ -106,6 +106,21 @@ def decode_array(obj: Any) -> list[float]:
     return [math.nan if v is None else float(v) for v in obj]
 
 
+#: A plotly trace as a plain dict (plotly.js reads it as is).
+Trace = dict[str, Any]
+#: What ``template="none"`` becomes in a validated figure: plotly.js defaults, no styling.
+_NO_TEMPLATE: dict[str, Any] = {"data": {"scatter": [{"type": "scatter"}]}}
+
+
+def _scatter(**props: Any) -> Trace:
+    # Plain dicts: plotly.py's validation of go.Scatter cost more than building the page.
+    return {"type": "scatter", **props}
+
+
+def _heatmap(**props: Any) -> Trace:
+    return {"type": "heatmap", **props}
+
+
 def _hours(col: str) -> pl.Expr:
     # Relative to the study's date, so a study running past midnight ends after 24h
     # instead of wrapping to the top of the schedule.
@@ -238,7 +253,7 @@ def schedule_traces(
     gaps: pl.DataFrame,
     hours_per_unit: float = 1.0,
     hours_per_px: float = 0.03,
-) -> list[go.Scatter]:
+) -> list[Trace]:
     """Boxes (outer prep box, inner acquisition box, hatching), gap lines and hover points."""
     n_days = len(spec.days)
     spacer = WEEK_SPACER if n_days <= SEGMENT_DAYS else 0.0
@@ -246,7 +261,7 @@ def schedule_traces(
     lang = spec.language
     if n_days > SEGMENT_DAYS:
         return occupancy_traces(geo, spec, labels)
-    traces: list[go.Scatter] = []
+    traces: list[Trace] = []
     for label in labels:
         part = geo.filter(pl.col("label") == label)
         if part.height == 0:
@@ -263,7 +278,7 @@ def schedule_traces(
         xs, ys = _rect_paths(part, BOX_HALF, "ys", "ye")
         if n_days > EDGE_ONLY_DAYS:
             traces.append(
-                go.Scatter(
+                _scatter(
                     x=typed_array(xs),
                     y=typed_array(ys),
                     mode="lines",
@@ -275,7 +290,7 @@ def schedule_traces(
             )
             continue
         traces.append(
-            go.Scatter(
+            _scatter(
                 x=typed_array(xs),
                 y=typed_array(ys),
                 mode="lines",
@@ -290,7 +305,7 @@ def schedule_traces(
         )
         xs, ys = _rect_paths(part, BOX_HALF - 0.05, "ya", "yb")
         traces.append(
-            go.Scatter(
+            _scatter(
                 x=typed_array(xs),
                 y=typed_array(ys),
                 mode="lines",
@@ -316,7 +331,7 @@ def schedule_traces(
                 continue
             xs, ys = hatch_lines(sub, BOX_HALF - 0.05, rising, hours_per_unit, 5 * hours_per_px)
             traces.append(
-                go.Scatter(
+                _scatter(
                     x=typed_array(xs),
                     y=typed_array(ys),
                     mode="lines",
@@ -338,7 +353,7 @@ def schedule_traces(
         g = gaps.join(gx, on="date", how="inner").with_columns(ys=_hours("start"), ye=_hours("end"))
         xs, ys = _segments(g, "ys", "ye")
         traces.append(
-            go.Scatter(
+            _scatter(
                 x=typed_array(xs),
                 y=typed_array(ys),
                 mode="lines",
@@ -387,7 +402,7 @@ def occupancy_traces(geo: pl.DataFrame, spec: PageSpec, labels: Sequence[str]) -
             color = sch.color_of(lab, spec.description_order, spec.colors)
             scale += [[i / k, color], [(i + 1) / k, color]]
         traces.append(
-            go.Heatmap(
+            _heatmap(
                 x=centres,
                 y=[(r + 0.5) / 6 for r in range(r0, r1 + 1)],
                 z=z,
@@ -407,7 +422,7 @@ def occupancy_traces(geo: pl.DataFrame, spec: PageSpec, labels: Sequence[str]) -
         )
     for lab in labels:  # legend entries
         traces.append(
-            go.Scatter(
+            _scatter(
                 x=[None],
                 y=[None],
                 mode="markers",
@@ -428,9 +443,9 @@ def occupancy_traces(geo: pl.DataFrame, spec: PageSpec, labels: Sequence[str]) -
     return traces
 
 
-def _hover_points(x: pl.Series, y: pl.Series, texts: list[str], *, size: int) -> go.Scatter:
+def _hover_points(x: pl.Series, y: pl.Series, texts: list[str], *, size: int) -> Trace:
     """Invisible markers that carry the hover text of boxes / gaps (never a patient key)."""
-    return go.Scatter(
+    return _scatter(
         x=typed_array(x.to_list()),
         y=typed_array(y.to_list()),
         mode="markers",
@@ -445,7 +460,7 @@ def _hover_points(x: pl.Series, y: pl.Series, texts: list[str], *, size: int) ->
     )
 
 
-def _study_hover(geo: pl.DataFrame, lang: str) -> go.Scatter:
+def _study_hover(geo: pl.DataFrame, lang: str) -> Trace:
     minutes = ((pl.col("end") - pl.col("start")).dt.total_seconds() / 60).round(0).cast(pl.Int64)
     names = (
         geo["label"].map_elements(lambda s: i18n.description_label(s, lang), return_dtype=pl.String)
@@ -475,7 +490,7 @@ def _study_hover(geo: pl.DataFrame, lang: str) -> go.Scatter:
     return _hover_points(geo["xc"], (geo["ya"] + geo["yb"]) / 2, texts, size=10)
 
 
-def _gap_hover(g: pl.DataFrame, lang: str) -> go.Scatter:
+def _gap_hover(g: pl.DataFrame, lang: str) -> Trace:
     minutes = (pl.col("duration_s") / 60).round(0).cast(pl.Int64)
     template = (
         i18n.text("hover_gap", lang)
@@ -530,7 +545,7 @@ class TableDraw:
     meta: str = "table"
 
 
-def table_traces(t: TableDraw) -> tuple[list[go.Scatter], dict[str, Any]]:
+def table_traces(t: TableDraw) -> tuple[list[Trace], dict[str, Any]]:
     """Traces and axes (layout entries) drawing table ``t``."""
     edges = [0.0]
     for w in t.widths:
@@ -567,7 +582,7 @@ def table_traces(t: TableDraw) -> tuple[list[go.Scatter], dict[str, Any]]:
             positions.append("middle right" if left else "middle center")
     xa, ya = f"x{t.axis}", f"y{t.axis}"
     traces = [
-        go.Scatter(
+        _scatter(
             x=xs,
             y=ys,
             mode="lines",
@@ -583,7 +598,7 @@ def table_traces(t: TableDraw) -> tuple[list[go.Scatter], dict[str, Any]]:
         for fill, (xs, ys) in by_fill.items()
     ]
     traces.append(
-        go.Scatter(
+        _scatter(
             x=tx,
             y=ty,
             mode="text",
@@ -615,11 +630,12 @@ def table_traces(t: TableDraw) -> tuple[list[go.Scatter], dict[str, Any]]:
     return traces, axes
 
 
-def table_cells(fig: go.Figure, meta: str) -> list[str]:
+def table_cells(fig: go.Figure | dict[str, Any], meta: str) -> list[str]:
     """Texts of the table drawn with ``meta`` (header first, row by row): for tests and checks."""
-    for trace in fig.data:
-        if getattr(trace, "meta", None) == meta + "-text":
-            return [str(v).replace("<b>", "").replace("</b>", "") for v in trace.text]
+    data = fig["data"] if isinstance(fig, dict) else [t.to_plotly_json() for t in fig.data]
+    for trace in data:
+        if trace.get("meta") == meta + "-text":
+            return [str(v).replace("<b>", "").replace("</b>", "") for v in trace["text"]]
     return []
 
 
@@ -702,7 +718,7 @@ def duration_table_draw(table: pl.DataFrame, spec: PageSpec) -> TableDraw:
 # -- violins and distribution --------------------------------------------------------------
 
 
-def violin_traces(labeled: pl.DataFrame, labels: Sequence[str], spec: PageSpec) -> list[go.Scatter]:
+def violin_traces(labeled: pl.DataFrame, labels: Sequence[str], spec: PageSpec) -> list[Trace]:
     """A violin of durations (minutes) per label, in its colour, with its mean (black line).
 
     Drawn from a kernel density computed here (:func:`schedule.duration_density`) as filled
@@ -710,7 +726,7 @@ def violin_traces(labeled: pl.DataFrame, labels: Sequence[str], spec: PageSpec) 
     """
     dens = sch.duration_density(labeled, labels)
     half = 0.4
-    traces: list[go.Scatter] = []
+    traces: list[Trace] = []
     mean_x: list[float | None] = []
     mean_y: list[float | None] = []
     pts_x: list[float] = []
@@ -728,7 +744,7 @@ def violin_traces(labeled: pl.DataFrame, labels: Sequence[str], spec: PageSpec) 
         mean = float(durations.mean())  # type: ignore[arg-type]
         name = i18n.description_label(label, spec.language)
         traces.append(
-            go.Scatter(
+            _scatter(
                 x=xs,
                 y=ys,
                 mode="lines",
@@ -756,7 +772,7 @@ def violin_traces(labeled: pl.DataFrame, labels: Sequence[str], spec: PageSpec) 
             pts_y += vals
     if pts_x:
         traces.append(
-            go.Scatter(
+            _scatter(
                 x=pts_x,
                 y=pts_y,
                 mode="markers",
@@ -769,7 +785,7 @@ def violin_traces(labeled: pl.DataFrame, labels: Sequence[str], spec: PageSpec) 
             )
         )
     traces.append(
-        go.Scatter(
+        _scatter(
             x=mean_x,
             y=mean_y,
             mode="lines",
@@ -784,9 +800,7 @@ def violin_traces(labeled: pl.DataFrame, labels: Sequence[str], spec: PageSpec) 
     return traces
 
 
-def distribution_traces(
-    dist: pl.DataFrame, spec: PageSpec, labels: Sequence[str]
-) -> list[go.Scatter]:
+def distribution_traces(dist: pl.DataFrame, spec: PageSpec, labels: Sequence[str]) -> list[Trace]:
     """Time-of-day curves beside the schedule (shares 0-1 against the schedule's hours)."""
     out = []
     for label in labels:
@@ -795,7 +809,7 @@ def distribution_traces(
             continue
         color = sch.color_of(label, spec.description_order, spec.colors)
         out.append(
-            go.Scatter(
+            _scatter(
                 x=typed_array(part["share"].to_list()),
                 y=typed_array(part["hour"].to_list()),
                 mode="lines",
@@ -835,10 +849,19 @@ def notes_lines(spec: PageSpec, n_days: int) -> list[str]:
 
 
 def page_figure(studies: pl.DataFrame, spec: PageSpec) -> go.Figure:
-    """The whole A4 page of one machine and period.
+    """The whole A4 page of one machine and period, as a validated plotly figure.
 
     ``studies``: rows of ``schema.STUDY_SCHEMA`` for this machine; only those on the business
-    days of ``spec.days`` are drawn and counted.
+    days of ``spec.days`` are drawn and counted. Same content as :func:`page_dict`.
+    """
+    return go.Figure(page_dict(studies, spec))
+
+
+def page_dict(studies: pl.DataFrame, spec: PageSpec) -> dict[str, Any]:
+    """The page as a plain figure dict (``data``, ``layout``), ready for JSON / plotly.js.
+
+    What :func:`page_figure` validates; the report uses this one directly, since plotly.py's
+    validation of tens of traces took longer than computing the page.
     """
     lang = spec.language
     day_set = list(spec.days)
@@ -878,7 +901,11 @@ def page_figure(studies: pl.DataFrame, spec: PageSpec) -> go.Figure:
         tr, ax = table_traces(draw)
         traces += tr
         table_axes.update(ax)
-    traces += violin_traces(labeled, labels, spec)
+    violins = violin_traces(labeled, labels, spec)
+    traces += violins
+    # An explicit duration range (zero to the longest + 5 %): the print form draws the
+    # violins as shapes, which plotly's autorange pads differently from traces.
+    longest = max((v for t in violins for v in t["y"] if v is not None), default=None)
 
     tickvals, ticktext, bounds = tick_marks(day_set, positions, lang)
     total = counts.filter(pl.col("row") == "total")
@@ -956,9 +983,11 @@ def page_figure(studies: pl.DataFrame, spec: PageSpec) -> go.Figure:
         }
         for i, src in enumerate(spec.logos)
     ]
+    # Tick labels are laid out inside the page margins: "allow" spares plotly.js measuring
+    # every label to hide overflowing ones (a tenth of the drawing time of a page).
     axis_font = {"size": 9, "color": _INK, "family": _FONT}
     layout: dict[str, Any] = {
-        "template": "none",
+        "template": _NO_TEMPLATE,
         "width": PAGE_WIDTH,
         "height": PAGE_HEIGHT,
         "margin": {"l": 50, "r": 25, "t": 25, "b": 40},
@@ -984,6 +1013,7 @@ def page_figure(studies: pl.DataFrame, spec: PageSpec) -> go.Figure:
             "tickvals": tickvals,
             "ticktext": ticktext,
             "tickfont": axis_font,
+            "ticklabeloverflow": "allow",
             "showgrid": False,
             "zeroline": False,
             "showline": True,
@@ -999,6 +1029,7 @@ def page_figure(studies: pl.DataFrame, spec: PageSpec) -> go.Figure:
             "tickvals": list(range(top, bottom + 1)),
             "ticktext": [f"{h:02d}h" for h in range(top, bottom + 1)],
             "tickfont": axis_font,
+            "ticklabeloverflow": "allow",
             "showgrid": True,
             "gridcolor": "#e3e8ed",
             "zeroline": False,
@@ -1011,6 +1042,7 @@ def page_figure(studies: pl.DataFrame, spec: PageSpec) -> go.Figure:
             "domain": [0.0, 0.55],
             "anchor": "y2",
             "tickfont": axis_font,
+            "ticklabeloverflow": "allow",
             "range": [-0.6, max(len(labels), 1) - 0.4],
             "showgrid": False,
             "zeroline": False,
@@ -1024,19 +1056,22 @@ def page_figure(studies: pl.DataFrame, spec: PageSpec) -> go.Figure:
             "domain": [0.05, 0.285],
             "anchor": "x2",
             "tickfont": axis_font,
+            "ticklabeloverflow": "allow",
             "title": {"text": i18n.text("duration_axis", lang), "font": {"size": 9}},
             "showgrid": True,
             "gridcolor": "#e3e8ed",
             "zeroline": False,
             "rangemode": "tozero",
+            **({"range": [0, longest * 1.05]} if longest else {}),
             "showline": True,
             "linecolor": "#8a96a3",
         },
         **table_axes,
         "shapes": shapes,
         "annotations": annotations,
-        "images": images,
     }
+    if images:  # plotly.py leaves an empty list out: so do we (same JSON either way)
+        layout["images"] = images
     if show_dist:
         layout["xaxis3"] = {
             "domain": [0.83, 1.0],
@@ -1046,6 +1081,7 @@ def page_figure(studies: pl.DataFrame, spec: PageSpec) -> go.Figure:
             "ticktext": ["0", "50 %", "100 %"],
             "title": {"text": i18n.text("distribution", lang), "font": {"size": 9}, "standoff": 4},
             "tickfont": axis_font,
+            "ticklabeloverflow": "allow",
             "showgrid": True,
             "gridcolor": "#e3e8ed",
             "zeroline": False,
@@ -1066,7 +1102,7 @@ def page_figure(studies: pl.DataFrame, spec: PageSpec) -> go.Figure:
             "linecolor": "#8a96a3",
             "mirror": True,
         }
-    return go.Figure(data=traces, layout=layout)
+    return {"data": traces, "layout": layout}
 
 
 def _note(
@@ -1121,7 +1157,77 @@ def stamp(
     return {**fig, "layout": layout}
 
 
+def _svg_path(xs: Sequence[float], ys: Sequence[float], close: bool) -> str:
+    """An SVG path in data coordinates, one subpath per NaN-separated run of points."""
+    parts: list[str] = []
+    run: list[str] = []
+    for x, y in zip(xs, ys, strict=True):
+        if x != x or y != y:  # NaN: the end of a run
+            if run:
+                parts.append("M" + "L".join(run) + ("Z" if close else ""))
+                run = []
+            continue
+        run.append(f"{round(x, 3):g},{round(y, 3):g}")
+    if run:
+        parts.append("M" + "L".join(run) + ("Z" if close else ""))
+    return "".join(parts)
+
+
+def _as_shape(trace: dict[str, Any], layer: str) -> dict[str, Any] | None:
+    """One path shape drawing a line trace (``mode="lines"``), else None.
+
+    Plotly.js draws every NaN-separated run of a line trace as its own SVG element, so a
+    trace of 3000 boxes costs 3000 styled elements; a path shape is one element with as
+    many subpaths, the same drawing at a fraction of the cost (and of the PDF's). Even a
+    single-run trace (a violin, a curve) costs more as a trace than as a shape.
+    """
+    if trace.get("type", "scatter") != "scatter" or trace.get("mode") != "lines":
+        return None
+    xs, ys = decode_array(trace.get("x", [])), decode_array(trace.get("y", []))
+    if len(xs) != len(ys):
+        return None
+    filled = trace.get("fill") == "toself"
+    line = dict(trace.get("line", {}))
+    if "color" not in line:
+        line["color"] = trace.get("fillcolor", _INK)
+    shape: dict[str, Any] = {
+        "type": "path",
+        "path": _svg_path(xs, ys, filled),
+        "xref": trace.get("xaxis", "x"),
+        "yref": trace.get("yaxis", "y"),
+        "line": line,
+        "opacity": trace.get("opacity", 1),
+        "layer": layer,
+        "name": str(trace.get("meta", "")),
+    }
+    if filled:
+        # Boxes of one label overlap: "evenodd" (plotly's default) would punch holes.
+        shape.update(fillcolor=trace.get("fillcolor", line["color"]), fillrule="nonzero")
+    return shape
+
+
 def printable(fig: dict[str, Any]) -> dict[str, Any]:
-    """A copy of a figure dict without the hover-only traces (nothing to show on paper)."""
-    data = [t for t in fig.get("data", []) if t.get("meta") != HOVER_META]
-    return {**fig, "data": data}
+    """A copy of a figure dict for paper: the same drawing, lighter to render.
+
+    Hover-only traces go (nothing to show on paper). Line traces (boxes, hatching, gap
+    lines, table cells, violins and their means, curves) become one path shape each, in
+    trace order: between the grid and the traces, or above the traces when a trace of their
+    subplot comes before them (the means over the violin points). A trace with a legend
+    entry stays, emptied, for that entry.
+    """
+    data: list[dict[str, Any]] = []
+    shapes = list(fig.get("layout", {}).get("shapes", []))
+    drawn: set[tuple[str, str]] = set()  # subplots with a trace drawn so far
+    for trace in fig.get("data", []):
+        if trace.get("meta") == HOVER_META:
+            continue
+        axes = (str(trace.get("xaxis", "x")), str(trace.get("yaxis", "y")))
+        shape = _as_shape(trace, "above" if axes in drawn else "between")
+        if shape is None:
+            data.append(trace)
+            drawn.add(axes)
+            continue
+        shapes.append(shape)
+        if trace.get("showlegend"):
+            data.append({**trace, "x": [None], "y": [None]})
+    return {**fig, "data": data, "layout": {**fig.get("layout", {}), "shapes": shapes}}

@@ -276,7 +276,52 @@ def test_stamp_and_printable() -> None:
     assert anns["generated"] == "Généré le X" and anns["footer"] == "saved at Y"
     assert anns["notes"].endswith("<b>⚠ 2 jours manquants</b>")
     assert not [t for t in out["data"] if t.get("meta") == F.HOVER_META]
-    assert len(out["data"]) == len(fig["data"]) - 2  # the study and gap hover traces
+
+
+def test_printable_draws_line_traces_as_one_path_shape_each() -> None:
+    # Plotly.js makes one SVG element per NaN-separated run: thousands of boxes per page
+    # made printing slow. The print form must keep every box, hatch line, gap line, violin.
+    fig = json.loads(F.page_figure(known_week(), spec()).to_json())
+    out = F.printable(fig)
+    lines = [t for t in fig["data"] if t.get("mode") == "lines"]
+    new_shapes = out["layout"]["shapes"][len(fig["layout"]["shapes"]) :]
+    assert [s["name"] for s in new_shapes] == [str(t["meta"]) for t in lines]
+    for trace, shape in zip(lines, new_shapes, strict=True):
+        xs = F.decode_array(trace["x"])
+        runs = sum(1 for i, v in enumerate(xs) if v == v and (i == 0 or xs[i - 1] != xs[i - 1]))
+        assert shape["path"].count("M") == runs  # one subpath per box / line
+        assert (shape["xref"], shape["yref"]) == (trace["xaxis"], trace["yaxis"])
+        assert shape["line"] == trace["line"] and shape["opacity"] == trace.get("opacity", 1)
+        if trace.get("fill") == "toself":
+            assert shape["path"].count("Z") == runs and shape["fillrule"] == "nonzero"
+            assert shape["fillcolor"] == trace["fillcolor"]
+    metas = [s["name"] for s in new_shapes]
+    assert {"boxes", "acquisition", "hatch-first", "hatch-later", "gaps"} <= set(metas)
+    assert {"count-table", "duration-table", "violin", "means"} <= set(metas)
+    assert metas.index("means") > metas.index("violin")  # drawn over the violins
+    # the means over the violin points (a trace), the table cells under their text
+    layer = {s["name"]: s["layer"] for s in new_shapes}
+    assert layer["means"] == "above" and layer["count-table"] == layer["boxes"] == "between"
+    assert {t.get("meta") for t in out["data"]} == {
+        "boxes",
+        "count-table-text",
+        "violin-points",
+        "duration-table-text",
+    }
+    # boxes keep their legend entries, emptied; other converted traces are gone
+    kept = [t for t in out["data"] if t.get("meta") in ("boxes", "acquisition", "gaps")]
+    assert kept and all(t["meta"] == "boxes" and t["x"] == [None] for t in kept)
+    assert len(kept) == len([t for t in fig["data"] if t.get("meta") == "boxes"])
+    go.Figure(out)  # still a valid figure
+
+
+def test_page_dict_is_what_plotly_validates() -> None:
+    # The report skips plotly.py's validation: the plain dict must be exactly the JSON of
+    # the validated figure (an unknown property would make go.Figure raise).
+    for sp in (spec(), spec(start=dt.date(2019, 1, 1), period_label="annuel")):
+        studies = known_week() if sp.start == MON else synthetic(sp.start, END)
+        raw = F.page_dict(studies, sp)
+        assert json.loads(json.dumps(raw, allow_nan=False)) == json.loads(go.Figure(raw).to_json())
 
 
 def test_typed_arrays_round_trip() -> None:

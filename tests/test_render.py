@@ -257,3 +257,30 @@ def test_html_is_self_contained_and_navigable(rendered: dict[str, Any]) -> None:
     assert any(
         "FDG STAND.<br>18/11/2019<br>08:00 – 08:30 (30 min)" in t["hovertext"] for t in hover
     )
+
+
+@pytest.mark.integration
+def test_report_without_html_prints_the_notes_rendered_while_chromium_starts(
+    tmp_path: Path,
+) -> None:
+    # The figures are stamped in a thread while Chromium starts and the HTML is built
+    # while the pages render: with the HTML off, only the PDF is written, notes included.
+    s = Settings()
+    s.paths.output_dir = tmp_path
+    s.report.html = False
+    page = render.build_page(s, known_week("PET GE"), "petge", "hebdomadaire", END)
+    result = render.render_report(s, [page], END, notes=["2 jours manquants: 19/11"])
+    assert result["html"] is None and result["pages"] == 1
+    assert not list(tmp_path.rglob("*.html"))
+    text = PdfReader(result["pdf"]).pages[0].extract_text()
+    assert "2 jours manquants: 19/11" in text and "PET GE" in text
+
+
+@pytest.mark.integration
+def test_a_page_that_cannot_be_prepared_is_a_report_error(tmp_path: Path) -> None:
+    s = Settings()
+    s.paths.output_dir = tmp_path
+    broken = render.Page("PET GE", "petge", "hebdomadaire", "hebdo", END, END, 1, "{not json")
+    with pytest.raises(ReportError):
+        render.render_report(s, [broken], END)
+    assert not list(tmp_path.rglob("*.pdf"))

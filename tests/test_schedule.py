@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import math
 
 import polars as pl
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
@@ -280,3 +281,53 @@ def test_count_table_total_is_the_sum_of_its_bins(per_day: list[int], slots: lis
     assert total["slots"] == sum(s for s, n in zip(slots, per_day, strict=True) if n > 0)
     if total["slots"]:
         assert total["util"] == pytest.approx(100 * sum(per_day) / total["slots"])
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    minutes=st.lists(st.integers(5, 240), min_size=2, max_size=80),
+    points=st.integers(2, 40),
+    bins=st.integers(1, 64),
+)
+def test_duration_density_vectorised_equals_the_kernel_sum(
+    minutes: list[int], points: int, bins: int
+) -> None:
+    # The density is computed as one polars cross join: it must equal the plain sum of
+    # Gaussian kernels over the binned durations, point by point.
+    rows = [
+        study(MON, "08:00", f"{8 + m // 60:02d}:{m % 60:02d}", "FDG STAND.", f"p{i}")
+        for i, m in enumerate(minutes)
+    ]
+    lab = sch.with_labels(frame(rows), RETAKES)
+    got = sch.duration_density(lab, ["FDG STAND."], points=points, bins=bins)
+    values = [v / 60 for v in lab["duration_s"].to_list()]
+    lo, hi, n = min(values), max(values), len(values)
+    if hi - lo < 1e-9:
+        assert got["density"].to_list() == [1.0]
+        return
+    mean = sum(values) / n
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+    bw = 1.06 * (std if std > 0 else (hi - lo) / 4) * n ** (-0.2)
+    width = (hi - lo) / bins
+    # A duration exactly on a bin edge may fall either side by float rounding (1 ulp):
+    # both are right, so such draws say nothing about the kernel sum.
+    assume(
+        all(
+            abs(r - round(r)) > 1e-6 or round(r) in (0, bins)
+            for r in ((v - lo) / width for v in values)
+        )
+    )
+    counts: dict[int, int] = {}
+    for v in values:
+        b = min(max(math.floor((v - lo) / width), 0), bins - 1)
+        counts[b] = counts.get(b, 0) + 1
+    grid = [lo + (hi - lo) * i / (points - 1) for i in range(points)]
+    dens = [
+        sum(
+            c * math.exp(-0.5 * ((g - (lo + (b + 0.5) * width)) / bw) ** 2)
+            for b, c in counts.items()
+        )
+        for g in grid
+    ]
+    assert got["minutes"].to_list() == pytest.approx(grid)
+    assert got["density"].to_list() == pytest.approx([d / max(dens) for d in dens], rel=1e-9)
