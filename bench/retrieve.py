@@ -6,7 +6,9 @@ throttled demo PACS, our client against a naive 2019-like method, in the same ru
 
 Targets: ``orthanc-always`` (StorageAccessOnFind Always: timing at IMAGE level),
 ``orthanc-never`` (Never: files needed, like the hospital), ``hospital`` (demo PACS with
-``Behaviour.hospital()``: no C-GET, minimal IMAGE level, 0xC336 beyond 2 in flight / 10 ops/s).
+``Behaviour.hospital()``: no C-GET, minimal IMAGE level, 0xC336 beyond 2 in flight / 10 ops/s,
+hierarchical queries only), ``demo`` (the demo PACS of ``make demo`` and ``bench/weekly.py``,
+in-process, at the default pacing of 20 operations/s; not in the default list).
 
 Measured per target and method: wall time, associations opened, DIMSE operations, bytes
 received (all PDUs: C-FIND answers and C-STORE'd instances) per kept series, retries, 0xC336
@@ -325,13 +327,13 @@ def main() -> None:
                     print(json.dumps(results[-1]), flush=True)
                 finally:
                     orth.stop()
-            elif target == "hospital":
+            elif target in ("hospital", "demo"):
                 from pyschedvisu.pacs import Behaviour, DemoPacs
 
                 move_port = _free_port()
                 pacs = DemoPacs(
                     dept,
-                    behaviour=Behaviour.hospital(),
+                    behaviour=Behaviour.hospital() if target == "hospital" else Behaviour(),
                     move_destinations={"PYSCHEDVISU": ("127.0.0.1", move_port)},
                 )
                 pacs.start()
@@ -346,7 +348,8 @@ def main() -> None:
                             days,
                             work,
                             max_concurrent=2,
-                            max_ops_per_s=9.0,
+                            # the demo PACS of the weekly run, at the default pacing
+                            max_ops_per_s=9.0 if target == "hospital" else 20.0,
                         )
                     )
                     print(

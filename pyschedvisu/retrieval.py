@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -59,6 +60,11 @@ STORE_VERSION = 1
 CAPABILITIES_FILE = "pacs_capabilities.json"
 #: SOPInstanceUIDs per UID-list query (a UI value is at most 64 KiB in explicit VR).
 UID_LIST_MAX = 100
+#: Runaway guard of a day-wide SERIES query: answers allowed per study asked beyond the count
+#: the PACS announced (a PACS ignoring the study list answers the whole archive).
+SERIES_PER_STUDY_MAX = 50
+#: Expected IMAGE-level answers per day-wide query (series are batched up to this).
+IMAGE_ANSWERS_BATCH = 5000
 
 ProgressFn = Callable[[int, int], None]
 
@@ -178,6 +184,19 @@ def remember_capabilities(settings: Settings, caps: core.Capabilities) -> None:
         atomic_write_bytes(path, json.dumps(data, indent=2, sort_keys=True).encode())
 
 
+def cached_relational(settings: Settings) -> bool | None:
+    """Whether this PACS answers day-wide (relational-style) queries; None: not tried yet."""
+    caps = cached_capabilities(settings)
+    return None if caps is None else caps.relational
+
+
+def remember_relational(settings: Settings, ok: bool) -> None:
+    """Remember, with the probe results, whether day-wide queries can be used."""
+    caps = cached_capabilities(settings) or core.Capabilities(probed=False)
+    if caps.relational != ok:
+        remember_capabilities(settings, dataclasses.replace(caps, relational=ok))
+
+
 def forget_capabilities() -> None:
     """Drop the in-memory probe results (tests, ``pacs check``)."""
     with _caps_lock:
@@ -196,8 +215,9 @@ def resolve_method(
     caps = cached_capabilities(settings)
     if configured != "auto":
         return configured, core.fallback_methods(configured, caps), caps
-    if caps is None:
-        caps = client.probe(sample)
+    if caps is None or not caps.probed:
+        relational = caps.relational if caps is not None else None
+        caps = dataclasses.replace(client.probe(sample), relational=relational, probed=True)
         log.info("PACS %s probed: %s", pacs_key(settings), "; ".join(caps.notes))
         if sample is not None:
             remember_capabilities(settings, caps)
@@ -349,6 +369,17 @@ class _Day:
         self.uid_lists = getattr(client, "uid_list_image_find", True)
         #: kept series per study (set before timing: one UID-list query covers them all)
         self.jobs_by_study: dict[str, list[SeriesJob]] = {}
+        #: day-wide (relational-style) queries: True / False / None = not tried on this PACS
+        self.relational: bool | None = cached_relational(settings)
+        #: NumberOfStudyRelatedSeries answered at STUDY level (None: not answered)
+        self.study_series: dict[str, int | None] = {}
+        #: minimal IMAGE-level answers of whole series, from day-wide queries
+        self._day_images: dict[str, list[Dataset]] = {}
+        self._day_timing: dict[str, Dataset] | None = None
+        #: instance headers moved for many series at once (day-wide C-GET / C-MOVE)
+        self._day_headers: dict[str, list[Dataset]] = {}
+        self._day_timing_lock = threading.Lock()
+        self._day_timing_off = False  # refused or answered nothing: per study this day
 
     # -- instances -----------------------------------------------------------------------
     def series_instances(self, study_uid: str, series_uid: str) -> list[Dataset]:
@@ -357,6 +388,9 @@ class _Day:
         One query per study (cached, shared by its series); a PACS refusing study-wide IMAGE
         queries is asked series by series.
         """
+        day_wide = self._day_images.get(series_uid)
+        if day_wide is not None:
+            return day_wide
         if self.per_study:
             grouped = self._study_instances(study_uid)
             if grouped is not None:
@@ -418,7 +452,9 @@ class _Day:
         """
         uids = [u for u in (core.sop_uid(p) for p in picks) if u]
         if self.uid_lists and len(uids) == len(picks):
-            found = self._study_timing(job.study_uid)
+            found = self._day_timing_answers()
+            if found is None:
+                found = self._study_timing(job.study_uid)
             got = [found[u] for u in uids if u in found]
             if len(got) == len(uids):
                 return got
@@ -428,6 +464,147 @@ class _Day:
         by_sop = {core.sop_uid(a): a for a in answers}
         got = [by_sop[u] for u in uids if u in by_sop]
         return got if got and len(got) == len(uids) else core.pick_instances(answers, len(picks))
+
+    # -- day-wide (relational-style) queries ----------------------------------------------
+    def _relational_failed(self, why: str) -> None:
+        """A day-wide query was refused or its answer is not trusted: per study from now on.
+
+        A PACS never seen answering them is remembered as hierarchical; one that did before
+        is only asked per study for the rest of this day.
+        """
+        if self.relational is None:
+            log.info("PACS answers no day-wide query (%s): querying study by study", why)
+            remember_relational(self.settings, False)
+        else:
+            log.warning("%s: day-wide query not trusted (%s): study by study", self.day, why)
+        self.relational = False
+
+    def _relational_ok(self) -> None:
+        if self.relational is None:
+            log.info("PACS answers day-wide queries: one query per day instead of per study")
+            remember_relational(self.settings, True)
+            self.relational = True
+
+    def series_day_wide(
+        self, studies: Sequence[tuple[str, str | None, str | None]]
+    ) -> list[dict[str, Any]] | None:
+        """Series rows of every listed (study, patient id, description) in a few queries.
+
+        None when the PACS refused or answered something inconsistent: the caller then asks
+        study by study, as a strictly hierarchical PACS requires.
+        """
+        out: list[dict[str, Any]] = []
+        for i in range(0, len(studies), UID_LIST_MAX):
+            chunk = studies[i : i + UID_LIST_MAX]
+            expected = {uid: self.study_series.get(uid) for uid, _, _ in chunk}
+            limit = SERIES_PER_STUDY_MAX * len(chunk) + sum(c or 0 for c in expected.values())
+            query = core.day_series_query(self.day, list(expected))
+            try:
+                answers = self.client.find("SERIES", query, limit=limit)
+            except PacsOperationError as exc:
+                self._relational_failed(str(exc))
+                return None
+            why = core.check_day_series(answers, expected)
+            if why is not None:
+                self._relational_failed(why)
+                return None
+            patients = {uid: pid for uid, pid, _ in chunk}
+            descriptions = {uid: desc for uid, _, desc in chunk}
+            for ds in answers:
+                study = str(_text(ds, "StudyInstanceUID"))
+                pid, answered = patients[study], _text(ds, "PatientID")
+                if pid and answered is not None and answered != pid:
+                    continue  # the per-study query filters on PatientID
+                row = self._series_row(study, ds, descriptions[study])
+                if row is not None:
+                    out.append(row)
+        self._relational_ok()
+        return out
+
+    def prefetch_instances(self, jobs: Sequence[SeriesJob]) -> None:
+        """Minimal IMAGE-level answers of ``jobs`` in day-wide queries (batched).
+
+        Only series answered completely (count = NumberOfSeriesRelatedInstances) are kept;
+        the others are asked per study later, as before.
+        """
+        batch: list[SeriesJob] = []
+        size = 0
+        batches: list[list[SeriesJob]] = []
+        for job in jobs:
+            n = job.n_instances or 1
+            if batch and (len(batch) >= UID_LIST_MAX or size + n > IMAGE_ANSWERS_BATCH):
+                batches.append(batch)
+                batch, size = [], 0
+            batch.append(job)
+            size += n
+        if batch:
+            batches.append(batch)
+        for chunk in batches:
+            if not self.relational:
+                return
+            expected = {j.series_uid: j.n_instances for j in chunk}
+            limit = 2 * sum(j.n_instances or 1000 for j in chunk) + 100
+            query = core.day_image_query(
+                list(dict.fromkeys(j.study_uid for j in chunk)), list(expected)
+            )
+            try:
+                answers = self.client.find("IMAGE", query, limit=limit)
+            except PacsOperationError as exc:
+                self._relational_failed(str(exc))
+                return
+            grouped, why = core.check_day_images(answers, expected)
+            if why is not None:
+                self._relational_failed(why)
+                return
+            with self._lock:
+                self._day_images.update(grouped)
+        log.debug(
+            "%s: instances of %d/%d series in %d day-wide queries",
+            self.day,
+            len(self._day_images),
+            len(jobs),
+            len(batches),
+        )
+
+    def _day_timing_answers(self) -> dict[str, Dataset] | None:
+        """Timing answers of the picks of every kept series, by SOPInstanceUID lists.
+
+        None when not usable (hierarchical PACS, refused, nothing answered): per study then.
+        """
+        with self._day_timing_lock:
+            if self._day_timing is not None or not self.relational or self._day_timing_off:
+                return self._day_timing
+            picks: list[tuple[str, str, str]] = []
+            for jobs in self.jobs_by_study.values():
+                for job in jobs:
+                    for p in self.picks(job):
+                        uid = core.sop_uid(p)
+                        if uid:
+                            picks.append((job.study_uid, job.series_uid, uid))
+            picks = list({p[2]: p for p in picks}.values())
+            found: dict[str, Dataset] = {}
+            for i in range(0, len(picks), UID_LIST_MAX):
+                chunk = picks[i : i + UID_LIST_MAX]
+                sops = {p[2] for p in chunk}
+                query = core.day_timing_query(
+                    list(dict.fromkeys(p[0] for p in chunk)),
+                    list(dict.fromkeys(p[1] for p in chunk)),
+                    [p[2] for p in chunk],
+                )
+                try:
+                    answers = self.client.find("IMAGE", query, limit=2 * len(chunk) + 10)
+                except PacsOperationError as exc:
+                    log.info("%s: day-wide timing query refused (%s): per study", self.day, exc)
+                    self._day_timing_off = True
+                    return None
+                got = {u: ds for ds in answers if (u := core.sop_uid(ds)) in sops}
+                if not got:
+                    log.info("%s: day-wide timing query answered nothing: per study", self.day)
+                    self._day_timing_off = True
+                    return None
+                found.update(got)
+            self._day_timing = found
+            return found
 
     def _study_timing(self, study_uid: str) -> dict[str, Dataset]:
         key = "timing:" + study_uid
@@ -475,6 +652,7 @@ class _Day:
                 uid = _text(ds, "StudyInstanceUID")
                 if uid is None or uid in rows:
                     continue
+                self.study_series[uid] = _count(_int(ds, "NumberOfStudyRelatedSeries"))
                 rows[uid] = {
                     "date": self.day,
                     "study_uid": uid,
@@ -498,26 +676,31 @@ class _Day:
     ) -> list[dict[str, Any]]:
         out = []
         for ds in self.client.find("SERIES", core.series_query(self.day, study_uid, patient_id)):
-            uid = _text(ds, "SeriesInstanceUID")
-            if uid is None:
-                continue
-            out.append(
-                {
-                    "date": self.day,
-                    "study_uid": study_uid,
-                    "series_uid": uid,
-                    "modality": (_text(ds, "Modality") or "").upper() or None,
-                    "series_description": _text(ds, "SeriesDescription"),
-                    "protocol_name": _text(ds, "ProtocolName"),
-                    "institution": _text(ds, "InstitutionName"),
-                    "n_instances": _count(_int(ds, "NumberOfSeriesRelatedInstances")),
-                    "series_date": parse_da(_text(ds, "SeriesDate")),
-                    "series_time": parse_tm(_text(ds, "SeriesTime")),
-                    # several descriptions in one study reach the extraction's vote
-                    "study_description": _text(ds, "StudyDescription") or study_description,
-                }
-            )
+            row = self._series_row(study_uid, ds, study_description)
+            if row is not None:
+                out.append(row)
         return out
+
+    def _series_row(
+        self, study_uid: str, ds: Dataset, study_description: str | None
+    ) -> dict[str, Any] | None:
+        uid = _text(ds, "SeriesInstanceUID")
+        if uid is None:
+            return None
+        return {
+            "date": self.day,
+            "study_uid": study_uid,
+            "series_uid": uid,
+            "modality": (_text(ds, "Modality") or "").upper() or None,
+            "series_description": _text(ds, "SeriesDescription"),
+            "protocol_name": _text(ds, "ProtocolName"),
+            "institution": _text(ds, "InstitutionName"),
+            "n_instances": _count(_int(ds, "NumberOfSeriesRelatedInstances")),
+            "series_date": parse_da(_text(ds, "SeriesDate")),
+            "series_time": parse_tm(_text(ds, "SeriesTime")),
+            # several descriptions in one study reach the extraction's vote
+            "study_description": _text(ds, "StudyDescription") or study_description,
+        }
 
     # -- timing ------------------------------------------------------------------------
     def fetch(
@@ -571,6 +754,10 @@ class _Day:
                         return core.pick_instances(got, count)
             self.methods_used["image-find"] += 1
             return answers
+        batched = self._day_headers.get(job.series_uid)
+        if batched:
+            self.methods_used[self.method] += 1
+            return core.pick_instances(batched, count)
         methods = [self.method, *self.fallbacks]
         if job.n_instances is not None and 0 < job.n_instances <= count:
             # every instance is needed anyway: no IMAGE-level query at all
@@ -581,6 +768,62 @@ class _Day:
                 return []
             got = self.fetch(job, uids, methods)
         return core.pick_instances(got, count)
+
+    def batch_files(self) -> bool:
+        """True when instance headers are moved for many series per C-GET / C-MOVE."""
+        return (
+            self.method in ("c-get", "c-move")
+            and bool(self.relational)
+            and getattr(self.client, "batch_retrieve", True)
+            and hasattr(self.client, "fetch_headers_many")
+        )
+
+    def prefetch_headers(self, jobs: Sequence[SeriesJob]) -> None:
+        """The picked instances of ``jobs`` by C-GET / C-MOVE of up to UID_LIST_MAX at once.
+
+        Series whose picks did not all arrive are fetched one by one later, as before; a
+        PACS refusing such a retrieve is asked series by series from then on (this client).
+        """
+        wanted: list[tuple[str, str, list[str]]] = []
+        for job in jobs:
+            if job.series_uid not in self._day_images:
+                continue
+            uids = [u for u in (core.sop_uid(p) for p in self.picks(job)) if u]
+            if uids:
+                wanted.append((job.study_uid, job.series_uid, uids))
+        chunks: list[list[tuple[str, str, list[str]]]] = [[]]
+        for item in wanted:
+            if chunks[-1] and sum(len(w[2]) for w in chunks[-1]) + len(item[2]) > UID_LIST_MAX:
+                chunks.append([])
+            chunks[-1].append(item)
+        for chunk in chunks:
+            if not chunk:
+                continue
+            try:
+                got = self.client.fetch_headers_many(chunk, self.method)
+            except PacsOperationError as exc:
+                log.info(
+                    "%s: %s of many series refused (%s): one by one", self.day, self.method, exc
+                )
+                with contextlib.suppress(AttributeError):
+                    self.client.batch_retrieve = False
+                return
+            for _, series_uid, uids in chunk:
+                heads = got.get(series_uid, [])
+                if set(uids) <= {core.sop_uid(h) for h in heads}:
+                    self._day_headers[series_uid] = heads
+        log.debug(
+            "%s: headers of %d/%d series moved in batches",
+            self.day,
+            len(self._day_headers),
+            len(jobs),
+        )
+
+    def needs_picks(self, job: SeriesJob) -> bool:
+        """True when timing ``job`` reads the minimal IMAGE-level answers of its series."""
+        if self.method == "image-find":
+            return self.per_study and self.uid_lists
+        return not (job.n_instances is not None and 0 < job.n_instances <= self.needed_count(job))
 
     def file_methods(self) -> list[core.Method]:
         """The methods that move instance headers, in the order to try them."""
@@ -793,19 +1036,22 @@ def _retrieve(
     )
     patient_keys = {uid: pseudonymise(pid, key) for uid, pid in patient_ids.items()}
 
-    # 2. series, one query per study
-    rows: list[dict[str, Any]] = []
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="series-find") as pool:
-        futures = [
-            pool.submit(state.series_of, uid, patient_ids[uid], desc)
-            for uid, desc in zip(
-                kept_st.get_column("study_uid").to_list(),
-                kept_st.get_column("study_description").to_list(),
-                strict=True,
-            )
-        ]
-        for fut in futures:
-            rows.extend(fut.result())
+    # 2. series: day-wide where the PACS answers that (checked), else one query per study
+    wanted = [
+        (uid, patient_ids[uid], desc)
+        for uid, desc in zip(
+            kept_st.get_column("study_uid").to_list(),
+            kept_st.get_column("study_description").to_list(),
+            strict=True,
+        )
+    ]
+    day_rows = state.series_day_wide(wanted) if wanted and state.relational is not False else None
+    rows: list[dict[str, Any]] = list(day_rows or [])
+    if day_rows is None:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="series-find") as pool:
+            futures = [pool.submit(state.series_of, *w) for w in wanted]
+            for fut in futures:
+                rows.extend(fut.result())
     del patient_ids
     series = pl.DataFrame(
         rows,
@@ -860,6 +1106,11 @@ def _retrieve(
     by_uid = {row["series_uid"]: row for row in kept_se.iter_rows(named=True)}
     for job in jobs:
         state.jobs_by_study.setdefault(job.study_uid, []).append(job)
+    if state.relational:
+        batch_files = state.batch_files()
+        state.prefetch_instances([j for j in jobs if batch_files or state.needs_picks(j)])
+        if batch_files:
+            state.prefetch_headers(jobs)
 
     # 4. timing headers, in batches, bounded concurrency, retried passes
     outcomes: dict[str, Outcome] = {}

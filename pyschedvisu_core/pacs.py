@@ -46,6 +46,7 @@ STUDY_KEYWORDS: tuple[str, ...] = (
     "StudyDescription",
     "InstitutionName",
     "ModalitiesInStudy",
+    "NumberOfStudyRelatedSeries",
 )
 SERIES_KEYWORDS: tuple[str, ...] = (
     "SeriesInstanceUID",
@@ -134,6 +135,100 @@ def listed_image_query(study_uid: str, sop_instance_uids: Sequence[str]) -> Data
     return ds
 
 
+def _uid_value(uids: Sequence[str]) -> str | list[str]:
+    """A UI value: one UID, or a list (PS3.4 C.2.2.2.2 list of UID matching)."""
+    unique = list(dict.fromkeys(uids))
+    return unique if len(unique) > 1 else unique[0]
+
+
+def day_series_query(day: dt.date, study_uids: Sequence[str]) -> Dataset:
+    """SERIES-level identifier for every series of the listed studies of ``day`` at once.
+
+    Relational-style (PS3.4 C.4.1.3.2): the study key holds a UID list, which a strictly
+    hierarchical PACS refuses or misreads; callers check every answer with
+    :func:`check_day_series` and fall back to :func:`series_query` per study.
+    """
+    ds = _identifier(
+        "SERIES",
+        {"StudyDate": da(day)},
+        (*SERIES_KEYWORDS, "StudyInstanceUID", "PatientID"),
+    )
+    ds.StudyInstanceUID = _uid_value(study_uids)
+    return ds
+
+
+def day_image_query(study_uids: Sequence[str], series_uids: Sequence[str]) -> Dataset:
+    """IMAGE-level identifier, minimal keys, of every instance of the listed series."""
+    ds = _identifier(
+        "IMAGE", {}, ("SOPInstanceUID", "InstanceNumber", "StudyInstanceUID", "SeriesInstanceUID")
+    )
+    ds.StudyInstanceUID = _uid_value(study_uids)
+    ds.SeriesInstanceUID = _uid_value(series_uids)
+    return ds
+
+
+def day_timing_query(
+    study_uids: Sequence[str], series_uids: Sequence[str], sop_instance_uids: Sequence[str]
+) -> Dataset:
+    """IMAGE-level identifier with the timing keys of the listed instances of several series."""
+    ds = image_query("", "", timing=True)
+    ds.StudyInstanceUID = _uid_value(study_uids)
+    ds.SeriesInstanceUID = _uid_value(series_uids)
+    ds.SOPInstanceUID = _uid_value(sop_instance_uids)
+    return ds
+
+
+def check_day_series(answers: Sequence[Dataset], expected: dict[str, int | None]) -> str | None:
+    """Why a day-wide SERIES answer cannot be trusted, or None when it can.
+
+    ``expected`` maps each requested study to its NumberOfStudyRelatedSeries (None when the
+    PACS did not say). Every answer must belong to a requested study, every requested study
+    must be answered (a study exists because it has series), and known counts must match:
+    a PACS that ignored or misread the list fails one of these.
+    """
+    got: dict[str, set[str]] = {}
+    for ds in answers:
+        study = text_value(ds, "StudyInstanceUID")
+        series = text_value(ds, "SeriesInstanceUID")
+        if study is None or series is None:
+            return "an answer without StudyInstanceUID or SeriesInstanceUID"
+        if study not in expected:
+            return f"series of a study not asked for ({study})"
+        got.setdefault(study, set()).add(series)
+    for study, count in expected.items():
+        found = len(got.get(study, ()))
+        if not found:
+            return f"no series answered for study {study}"
+        if count is not None and count > 0 and found != count:
+            return f"study {study}: {found} series answered, {count} announced"
+    return None
+
+
+def check_day_images(
+    answers: Sequence[Dataset], expected: dict[str, int | None]
+) -> tuple[dict[str, list[Dataset]], str | None]:
+    """Day-wide IMAGE answers grouped by series, keeping only the series they fully cover.
+
+    ``expected`` maps each requested series to its instance count (None: unknown). An
+    answer of a series not asked for makes the whole answer untrustworthy (reason
+    returned); a series whose count differs, or that got no answer, is left out (asked
+    again the hierarchical way).
+    """
+    grouped: dict[str, list[Dataset]] = {}
+    for ds in answers:
+        series = text_value(ds, "SeriesInstanceUID")
+        if series is None or series not in expected:
+            return {}, f"an instance of a series not asked for ({series})"
+        grouped.setdefault(series, []).append(ds)
+    counts = instance_counts(answers)
+    ok = {
+        uid: lst
+        for uid, lst in grouped.items()
+        if expected[uid] is None or counts.get(uid) == expected[uid]
+    }
+    return ok, None
+
+
 def instance_counts(answers: Sequence[Dataset]) -> dict[str, int]:
     """Instances answered per SeriesInstanceUID (distinct SOPInstanceUIDs when present)."""
     seen: dict[str, set[str]] = {}
@@ -165,6 +260,15 @@ def retrieve_identifier(
     ds = _identifier("IMAGE", {"StudyInstanceUID": study_uid, "SeriesInstanceUID": series_uid}, ())
     uids = list(dict.fromkeys(sop_instance_uids))
     ds.SOPInstanceUID = uids if len(uids) > 1 else uids[0]
+    return ds
+
+
+def retrieve_many_identifier(wanted: Sequence[tuple[str, str, Sequence[str]]]) -> Dataset:
+    """C-GET / C-MOVE identifier of listed instances of several series (relational-style)."""
+    ds = _identifier("IMAGE", {}, ())
+    ds.StudyInstanceUID = _uid_value([w[0] for w in wanted])
+    ds.SeriesInstanceUID = _uid_value([w[1] for w in wanted])
+    ds.SOPInstanceUID = _uid_value([u for w in wanted for u in w[2]])
     return ds
 
 
@@ -269,6 +373,10 @@ class Capabilities:
     c_get: bool = False
     c_move: bool = False
     notes: tuple[str, ...] = ()
+    #: answers SERIES / IMAGE queries over a list of studies (None: not tried yet)
+    relational: bool | None = None
+    #: False when only ``relational`` is known (the methods are still to be probed)
+    probed: bool = True
 
     def methods(self) -> list[Method]:
         """Usable methods, lightest first."""
@@ -290,6 +398,8 @@ class Capabilities:
             c_get=bool(data.get("c_get", False)),
             c_move=bool(data.get("c_move", False)),
             notes=tuple(str(n) for n in data.get("notes", ())),
+            relational=None if data.get("relational") is None else bool(data["relational"]),
+            probed=bool(data.get("probed", True)),
         )
 
 
@@ -361,8 +471,13 @@ class PacsClient(Protocol):
         """C-ECHO; raises when the PACS is unreachable or rejects us."""
         ...
 
-    def find(self, level: Level, query: Dataset, root: Root = "study") -> list[Dataset]:
-        """C-FIND at ``level``: every matching identifier."""
+    def find(
+        self, level: Level, query: Dataset, root: Root = "study", *, limit: int | None = None
+    ) -> list[Dataset]:
+        """C-FIND at ``level``: every matching identifier.
+
+        More than ``limit`` answers cancels the query and raises ``PacsOperationError``.
+        """
         ...
 
     def fetch_headers(

@@ -172,6 +172,16 @@ def _matches(ds: Dataset, query: Dataset) -> bool:
     return True
 
 
+def _single(q: Dataset, level: str) -> bool:
+    """True when the upper-level unique keys hold one value each (hierarchical query)."""
+    keys = ["StudyInstanceUID"] + (["SeriesInstanceUID"] if level == "IMAGE" else [])
+    for kw in keys:
+        value = q.get(kw)
+        if value in (None, "") or (not isinstance(value, str) and len(value) != 1):
+            return False
+    return True
+
+
 @dataclass
 class MiniScp:
     instances: list[Dataset]
@@ -181,10 +191,13 @@ class MiniScp:
     #: statuses answered (and consumed) before serving normally, e.g. [0xC336, 0xC336]
     faults: list[int] = field(default_factory=list)
     abort_next: int = 0
-    #: strictly hierarchical: an IMAGE-level query must name its series (else 0xA900)
+    #: strictly hierarchical: below STUDY level, one study (and at IMAGE level one series)
+    #: must be named (else 0xA900)
     strict_image: bool = False
     counts: dict[str, int] = field(default_factory=dict)
     port: int = 0
+    #: leave Nagle on, like Orthanc's DCMTK by default (two writes per message)
+    nagle: bool = False
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -212,7 +225,8 @@ class MiniScp:
 
     def _opened(self, event: Any) -> None:
         self._bump("associations")
-        nodelay(event.assoc)
+        if not self.nagle:
+            nodelay(event.assoc)
 
     def _bump(self, key: str) -> None:
         with self._lock:
@@ -241,7 +255,7 @@ class MiniScp:
             return
         q = event.identifier
         level = q.QueryRetrieveLevel
-        if self.strict_image and level == "IMAGE" and not q.get("SeriesInstanceUID"):
+        if self.strict_image and level in ("SERIES", "IMAGE") and not _single(q, level):
             yield 0xA900, None
             return
         key = {

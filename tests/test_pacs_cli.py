@@ -69,7 +69,13 @@ def test_serve_answers_then_stops_on_ctrl_c(tiny_pacs_dir: Path) -> None:
         status, answers = c_find(
             "127.0.0.1",
             port,
-            query("IMAGE", SeriesInstanceUID=uid("se2"), SOPInstanceUID="", AcquisitionTime=""),
+            query(
+                "IMAGE",
+                StudyInstanceUID=uid("st1"),
+                SeriesInstanceUID=uid("se2"),
+                SOPInstanceUID="",
+                AcquisitionTime="",
+            ),
         )
         assert status == 0 and len(answers) == 3
         assert all("AcquisitionTime" not in a for a in answers)

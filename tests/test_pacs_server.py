@@ -479,3 +479,45 @@ def test_verification_only_scu_gets_echo(tiny_pacs_dir: Path, demo_pacs: Factory
     assoc = ae.associate(HOST, pacs.port)
     assert assoc.send_c_echo().Status == 0
     assoc.release()
+
+
+def _day_series_query() -> Any:
+    from pyschedvisu_core import pacs as core
+
+    return core.day_series_query(dt.date(2024, 3, 4), [uid("st1"), uid("st2")])
+
+
+def test_relational_pacs_answers_series_of_a_study_list(
+    tiny_pacs_dir: Path, demo_pacs: Factory
+) -> None:
+    pacs = demo_pacs(tiny_pacs_dir)
+    status, answers = c_find(HOST, pacs.port, _day_series_query())
+    assert status == 0
+    assert uids(answers, "StudyInstanceUID") == {uid("st1"), uid("st2")}
+    assert {uid("se1"), uid("se2")} <= uids(answers, "SeriesInstanceUID")
+
+
+def test_hierarchical_pacs_refuses_a_study_list_below_study_level(
+    tiny_pacs_dir: Path, demo_pacs: Factory
+) -> None:
+    pacs = demo_pacs(tiny_pacs_dir, behaviour=Behaviour(relational=False))
+    status, answers = c_find(HOST, pacs.port, _day_series_query())
+    assert (status, answers) == (0xA900, [])
+    # one study named: the hierarchical query is answered
+    q = query("SERIES", StudyInstanceUID=uid("st1"), SeriesInstanceUID="")
+    status, answers = c_find(HOST, pacs.port, q)
+    assert status == 0 and uids(answers, "SeriesInstanceUID") == {uid("se1"), uid("se2")}
+    assert not Behaviour.hospital().relational
+
+
+def test_hierarchical_pacs_ignoring_keys_answers_the_whole_archive(
+    tiny_pacs_dir: Path, demo_pacs: Factory
+) -> None:
+    pacs = demo_pacs(
+        tiny_pacs_dir, behaviour=Behaviour(relational=False, hierarchical_ignores_keys=True)
+    )
+    status, answers = c_find(HOST, pacs.port, _day_series_query())
+    assert status == 0
+    everything = pacs.index.frame["SeriesInstanceUID"].unique().to_list()
+    assert uids(answers, "SeriesInstanceUID") == set(everything)
+    assert len(uids(answers, "StudyInstanceUID")) > 2

@@ -15,6 +15,7 @@ from pyschedvisu.config import Settings
 from pyschedvisu.pacs import Behaviour
 from pyschedvisu.privacy import pseudonymise
 from pyschedvisu.retrieval import (
+    cached_relational,
     forget_capabilities,
     make_client,
     retrieval_fingerprint,
@@ -276,10 +277,12 @@ def test_no_patient_id_in_store_or_logs(served: Any, caplog: pytest.LogCaptureFi
     blobs = b"".join(
         p.read_bytes() for p in Path(settings.paths.data_dir).rglob("*") if p.is_file()
     )
+    # messages and arguments, not caplog.text: its "retrieval.py:1001" prefix is a line number
+    logged = "\n".join(f"{r.getMessage()} {r.args!r}" for r in caplog.records)
     for pid in ("1001", "1002"):
         assert pid.encode() not in blobs
-        assert pid not in caplog.text
-    assert "Test^Patient" not in caplog.text
+        assert pid not in logged
+    assert "Test^Patient" not in logged
 
 
 def test_shared_client_reuses_associations_across_days(served: Any) -> None:
@@ -295,12 +298,146 @@ def test_shared_client_reuses_associations_across_days(served: Any) -> None:
     assert pacs.stats.associations <= 2
 
 
-def test_image_level_asks_timing_of_first_and_last_instances_only(served: Any) -> None:
+@pytest.mark.parametrize(("relational", "image_queries"), [(True, 2), (False, 4)])
+def test_image_level_asks_timing_of_first_and_last_instances_only(
+    served: Any, relational: bool, image_queries: int
+) -> None:
+    pacs, make = served
+    pacs.behaviour = Behaviour(relational=relational)
+    settings = make(retrieval="image-find")
+    result = retrieve_day(DAY, settings)
+    assert_frame_equal(
+        result.series.select(expected_series().columns).sort("series_uid"),
+        expected_series().sort("series_uid"),
+    )
+    image_finds = [
+        op
+        for op in pacs.stats.ops
+        if op.kind == "find" and op.level == "IMAGE" and op.status is None
+    ]
+    # day-wide: every instance of the kept series with minimal keys, then timing keys by
+    # UID list; hierarchical: the same two queries per study (2 studies)
+    assert len(image_finds) == image_queries
+    # minimal: the 5 instances; timing: i1, i2, i4 (last of se2), i5 -- not i3
+    assert sum(op.matches for op in image_finds) == 5 + 4
+
+
+def test_day_wide_series_query_replaces_one_query_per_study(served: Any) -> None:
     pacs, make = served
     settings = make(retrieval="image-find")
     retrieve_day(DAY, settings)
-    image_finds = [op for op in pacs.stats.ops if op.kind == "find" and op.level == "IMAGE"]
-    # per study: every instance with minimal keys, then timing keys by UID list
-    assert len(image_finds) == 4
-    # minimal: the 5 instances; timing: i1, i2, i4 (last of se2), i5 -- not i3
-    assert sum(op.matches for op in image_finds) == 5 + 4
+    series_finds = [op for op in pacs.stats.ops if op.kind == "find" and op.level == "SERIES"]
+    assert len(series_finds) == 1
+    assert cached_relational(settings) is True
+
+
+def test_hierarchical_pacs_refusing_day_wide_queries_is_asked_per_study_and_remembered(
+    served: Any,
+) -> None:
+    pacs, make = served
+    pacs.behaviour = Behaviour(relational=False)
+    settings = make(retrieval="image-find")
+    first = retrieve_day(DAY, settings)
+    refused = [op for op in pacs.stats.ops if op.kind == "find" and op.status == 0xA900]
+    assert len(refused) == 1
+    assert cached_relational(settings) is False
+    forget_capabilities()  # the next run reads it back from the capabilities file
+    pacs.reset_stats()
+    again = retrieve_day(DAY, settings, force=True)
+    assert not [op for op in pacs.stats.ops if op.status is not None]
+    assert_frame_equal(first.series, again.series)
+    assert_frame_equal(
+        again.series.select(expected_series().columns).sort("series_uid"),
+        expected_series().sort("series_uid"),
+    )
+
+
+def test_pacs_ignoring_the_study_list_is_not_trusted(served: Any) -> None:
+    """A hierarchical PACS that ignores the study key answers the whole archive."""
+    pacs, make = served
+    pacs.behaviour = Behaviour(relational=False, hierarchical_ignores_keys=True)
+    settings = make(retrieval="image-find")
+    result = retrieve_day(DAY, settings)
+    series_finds = [op for op in pacs.stats.ops if op.kind == "find" and op.level == "SERIES"]
+    # the day-wide answer held series of other days' studies: not trusted, then per study
+    assert series_finds[0].matches > sum(op.matches for op in series_finds[1:])
+    assert len(series_finds) > 1
+    assert cached_relational(settings) is False
+    assert_frame_equal(
+        result.series.select(expected_series().columns).sort("series_uid"),
+        expected_series().sort("series_uid"),
+    )
+
+
+@pytest.mark.parametrize("method", ["c-get", "c-move"])
+def test_files_of_many_series_move_in_one_retrieve_on_a_relational_pacs(
+    served: Any, method: str
+) -> None:
+    pacs, make = served
+    settings = make(retrieval=method)
+    result = retrieve_day(DAY, settings)
+    assert_frame_equal(
+        result.series.select(expected_series().columns).sort("series_uid"),
+        expected_series().sort("series_uid"),
+    )
+    retrieves = [op for op in pacs.stats.ops if op.kind in ("get", "move")]
+    assert len(retrieves) == 1 and retrieves[0].status is None
+    # hierarchical: one retrieve per series, same result
+    pacs.behaviour = Behaviour(relational=False)
+    forget_capabilities()
+    pacs.reset_stats()
+    again = retrieve_day(DAY, make(retrieval=method, probe_cache=False), force=True)
+    assert_frame_equal(again.series, result.series)
+    retrieves = [op for op in pacs.stats.ops if op.kind in ("get", "move")]
+    assert len(retrieves) == result.series.height + result.failed.height
+    assert all(op.status is None for op in retrieves)
+
+
+def test_refused_many_series_retrieve_falls_back_to_one_per_series(served: Any) -> None:
+    from pyschedvisu_core.errors import PacsOperationError
+
+    _pacs, make = served
+    settings = make(retrieval="c-get")
+    client = make_client(settings)
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise PacsOperationError("C-GET: failed with status 0xA900", status=0xA900)
+
+    client.fetch_headers_many = refuse
+    try:
+        result = retrieve_day(DAY, settings, client=client)
+    finally:
+        client.close()
+    assert client.batch_retrieve is False
+    assert_frame_equal(
+        result.series.select(expected_series().columns).sort("series_uid"),
+        expected_series().sort("series_uid"),
+    )
+
+
+def test_refused_day_wide_timing_query_is_tried_once_then_per_study(served: Any) -> None:
+    from pyschedvisu_core.errors import PacsOperationError
+
+    _pacs, make = served
+    settings = make(retrieval="image-find")
+    client = make_client(settings)
+    real_find = client.find
+    refused: list[Any] = []
+
+    def find(level: str, query: Any, *args: Any, **kwargs: Any) -> Any:
+        timing = level == "IMAGE" and query.get("SOPInstanceUID") and "AcquisitionTime" in query
+        if timing and not isinstance(query.StudyInstanceUID, str):  # a study list: day-wide
+            refused.append(query)
+            raise PacsOperationError("C-FIND IMAGE: failed with status 0xA900", status=0xA900)
+        return real_find(level, query, *args, **kwargs)
+
+    client.find = find
+    try:
+        result = retrieve_day(DAY, settings, client=client)
+    finally:
+        client.close()
+    assert len(refused) == 1
+    assert_frame_equal(
+        result.series.select(expected_series().columns).sort("series_uid"),
+        expected_series().sort("series_uid"),
+    )

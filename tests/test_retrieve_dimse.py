@@ -263,7 +263,12 @@ def test_strictly_hierarchical_pacs_is_queried_series_by_series(
     instances: list[Dataset], tmp_path: Path
 ) -> None:
     from pyschedvisu.config import Settings
-    from pyschedvisu.retrieval import forget_capabilities, make_client, retrieve_day
+    from pyschedvisu.retrieval import (
+        cached_relational,
+        forget_capabilities,
+        make_client,
+        retrieve_day,
+    )
 
     forget_capabilities()
     server = MiniScp(instances, strict_image=True)
@@ -283,10 +288,75 @@ def test_strictly_hierarchical_pacs_is_queried_series_by_series(
         result = retrieve_day(DAY, settings, client=client)
         assert result.series.height == 3 and result.failed.height == 0
         assert client.per_study_image_find is False  # remembered for the next days
+        assert cached_relational(settings) is False  # and so are day-wide queries
         finds = client.counters.find
         retrieve_day(DAY, settings, client=client, force=True)
         # 2 STUDY + 2 SERIES + 3 IMAGE (one per series, no refused per-study attempt)
         assert client.counters.find - finds == 7
     finally:
         client.close()
+        server.stop()
+
+
+def test_find_beyond_its_limit_is_cancelled_and_the_association_reused(
+    tiny_pacs_dir: Path, demo_pacs: Any
+) -> None:
+    """A runaway answer (a PACS ignoring a filter) stops the query: C-CANCEL, not 10k answers."""
+    from tests.fixtures.pacs import uid
+
+    pacs = demo_pacs(tiny_pacs_dir)
+    with DimseClient(config(pacs.port, called_ae=pacs.ae_title)) as client:
+        everything = Dataset()
+        everything.QueryRetrieveLevel = "IMAGE"
+        everything.SOPInstanceUID = ""
+        total = len(client.find("IMAGE", everything))
+        assert total > 3
+        with pytest.raises(PacsOperationError, match="more than 2 answers"):
+            client.find("IMAGE", everything, limit=2)
+        assert client.counters.responses == total + 3
+        # the association survived the cancel and answers the next query
+        q = core.series_query(dt.date(2024, 3, 4), uid("st1"), None)
+        assert len(client.find("SERIES", q)) == 2
+        assert client.counters.associations == 1
+
+
+def test_idle_associations_are_released_and_reopened_when_needed(
+    tiny_pacs_dir: Path, demo_pacs: Any
+) -> None:
+    """Open associations cost CPU (pynetdicom polls them): released once idle."""
+    from tests.fixtures.pacs import uid
+
+    pacs = demo_pacs(tiny_pacs_dir)
+    q = core.series_query(dt.date(2024, 3, 4), uid("st1"), None)
+    with DimseClient(config(pacs.port, called_ae=pacs.ae_title, idle_release_s=0.2)) as client:
+        assert len(client.find("SERIES", q)) == 2
+        deadline = time.monotonic() + 10
+        while client._open and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert client._open == 0 and not client._idle
+        assert len(client.find("SERIES", q)) == 2
+        assert client.counters.associations == 2
+    with DimseClient(config(pacs.port, called_ae=pacs.ae_title, idle_release_s=0)) as client:
+        client.find("SERIES", q)
+        assert client._reaper is None and client._open == 1
+
+
+def test_c_get_from_a_peer_with_nagle_does_not_wait_for_delayed_acks() -> None:
+    """Orthanc (DCMTK) leaves Nagle on: without quick ACKs each C-STORE sub-operation
+    waited ~40 ms for our delayed ACK (5 s for 100 instances)."""
+    from tests._mini_scp import make_instance
+
+    study = {"StudyInstanceUID": "1.2.3", "PatientID": "1", "StudyDate": "20240304"}
+    series = {"SeriesInstanceUID": "1.2.3.4", "Modality": "CT", "SeriesDate": "20240304"}
+    instances = [make_instance(study, series, i) for i in range(1, 41)]
+    server = MiniScp(instances, nagle=True)
+    try:
+        with DimseClient(config(server.port)) as client:
+            client.fetch_headers("1.2.3", "1.2.3.4", None, "c-get")  # association set up
+            t0 = time.monotonic()
+            got = client.fetch_headers("1.2.3", "1.2.3.4", None, "c-get")
+            elapsed = time.monotonic() - t0
+        assert len(got) == 40
+        assert elapsed < 1.0, f"{elapsed:.2f} s for 40 instances: delayed ACKs are back"
+    finally:
         server.stop()

@@ -90,7 +90,14 @@ class MemoryPacs:
             return query.ModalitiesInStudy in mods
         return True
 
-    def find(self, level: core.Level, query: Dataset, root: core.Root = "study") -> list[Dataset]:
+    def find(
+        self,
+        level: core.Level,
+        query: Dataset,
+        root: core.Root = "study",
+        *,
+        limit: int | None = None,
+    ) -> list[Dataset]:
         self.counters.find += 1
         self.queries.append((level, query))
         key = {

@@ -10,6 +10,7 @@ memory up to the pixel data and never written to disk.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import socket
@@ -119,6 +120,8 @@ PENDING = frozenset({0xFF00, 0xFF01})
 THROTTLE_STATUSES = frozenset({0xC336, *range(0xA700, 0xA800)})
 MOVE_DESTINATION_UNKNOWN = 0xA801
 SWITCH_INTERVAL_S = 0.001
+#: Answers read after a C-CANCEL (already on their way) before giving up and aborting.
+CANCEL_DRAIN_MAX = 10_000
 
 
 def _status_code(status: Dataset | None) -> int | None:
@@ -146,6 +149,23 @@ def nodelay(assoc: Any) -> None:
         assoc.dul.socket.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     except (AttributeError, OSError) as exc:
         log.debug("TCP_NODELAY not set: %s", exc)
+
+
+_TCP_QUICKACK = getattr(socket, "TCP_QUICKACK", None)
+
+
+def quickack(assoc: Any) -> None:
+    """ACK what was received now, not after the delayed-ACK timer (Linux; no-op elsewhere).
+
+    A peer without TCP_NODELAY (Orthanc's DCMTK by default) sends a C-STORE command and
+    its dataset as two writes; Nagle holds the second until the first is ACKed, and our
+    kernel delays that ACK by up to 40 ms: one stall per instance sent to us. Linux
+    resets quick-ACK mode by itself, so it is set again after every PDU received.
+    """
+    if _TCP_QUICKACK is None:
+        return
+    with contextlib.suppress(AttributeError, OSError):
+        assoc.dul.socket.socket.setsockopt(socket.IPPROTO_TCP, _TCP_QUICKACK, 1)
 
 
 def _at_pixels(tag: BaseTag, vr: str | None, length: int) -> bool:
@@ -181,6 +201,8 @@ class DimseConfig:
     dimse_timeout_s: float = 120.0
     network_timeout_s: float = 60.0
     move_timeout_s: float = 600.0
+    #: pooled associations unused this long are released (0: kept until ``close``)
+    idle_release_s: float = 5.0
     max_concurrent: int = 2
     max_ops_per_s: float = 20.0
     op_retries: int = 4
@@ -236,13 +258,16 @@ class DimseClient:
         self._counters = core.OpCounters()
         self._count_lock = threading.Lock()
         self._lock = threading.Lock()
-        self._idle: list[Association] = []
+        #: pooled associations and when each became idle
+        self._idle: list[tuple[Association, float]] = []
+        self._reaper: threading.Thread | None = None
         self._open = 0
         self._slots = threading.BoundedSemaphore(config.max_concurrent)
         self._limiter = RateLimiter(config.max_ops_per_s)
         self._stop = threading.Event()
         self._rng = rng or random.Random()
         self._collectors: dict[str, list[_Collector]] = {}
+        self._msg_id = 0
         self._server: Any = None
         self.move_port_bound: int | None = None
         #: Set False by the retrieval when the PACS refuses IMAGE-level queries per study.
@@ -287,6 +312,10 @@ class DimseClient:
     # -- events ------------------------------------------------------------------------
     def _on_data(self, event: Any) -> None:
         self._count("bytes_received", len(event.data))
+        quickack(event.assoc)
+
+    def _on_sent(self, event: Any) -> None:
+        quickack(event.assoc)  # sending re-enables delayed ACKs (Linux "pingpong" mode)
 
     def _on_inbound(self, event: Any) -> None:
         self._count("inbound_associations")
@@ -322,6 +351,7 @@ class DimseClient:
         handlers: list[Any] = [
             (evt.EVT_C_STORE, self._on_store),
             (evt.EVT_DATA_RECV, self._on_data),
+            (evt.EVT_DATA_SENT, self._on_sent),
             (evt.EVT_ACSE_RECV, self._on_acse, [holder]),
         ]
         try:
@@ -354,6 +384,42 @@ class DimseClient:
             "check host, port and firewall"
         )
 
+    def _start_reaper(self) -> None:
+        """Start the thread releasing idle associations (caller holds ``_lock``)."""
+        if self.config.idle_release_s <= 0 or self._reaper is not None:
+            return
+        self._reaper = threading.Thread(target=self._reap, name="dimse-idle-release", daemon=True)
+        self._reaper.start()
+
+    def _reap(self) -> None:
+        """Release the pooled associations once the client has been idle ``idle_release_s``.
+
+        pynetdicom polls every open association every millisecond in two threads (three
+        more on an in-process demo PACS): kept open between runs, they would take CPU
+        from the report rendering that follows a retrieval.
+        """
+        period = self.config.idle_release_s
+        while not self._stop.wait(min(period / 2, 1.0)):
+            now = time.monotonic()
+            with self._lock:
+                # only when the whole client is idle: during a run every worker keeps its
+                # association (one per worker), even through a serial stretch
+                if self._open != len(self._idle) or not self._idle:
+                    continue
+                if now - max(since for _, since in self._idle) < period:
+                    continue
+                old = [a for a, _ in self._idle]
+                self._idle = []
+                self._open -= len(old)
+            for assoc in old:
+                try:
+                    if assoc.is_established:
+                        assoc.release()
+                except Exception as exc:  # releasing must never fail a run
+                    log.debug("idle release failed: %s", exc)
+            if old:
+                log.debug("%d idle association(s) released", len(old))
+
     @contextmanager
     def _lease(self) -> Iterator[Association]:
         """An established association from the pool (at most ``max_concurrent`` at once)."""
@@ -363,7 +429,7 @@ class DimseClient:
         try:
             with self._lock:
                 while self._idle and assoc is None:
-                    cand = self._idle.pop()
+                    cand, _ = self._idle.pop()
                     if cand.is_established:
                         assoc = cand
                     else:  # released or aborted by the PACS while idle
@@ -385,7 +451,8 @@ class DimseClient:
             if assoc is not None:
                 if keep and assoc.is_established and not self._stop.is_set():
                     with self._lock:
-                        self._idle.append(assoc)
+                        self._idle.append((assoc, time.monotonic()))
+                        self._start_reaper()
                 else:
                     if assoc.is_established:
                         assoc.abort()
@@ -443,16 +510,29 @@ class DimseClient:
 
         self._call("C-ECHO", op, retries=0)
 
-    def find(self, level: core.Level, query: Dataset, root: core.Root = "study") -> list[Dataset]:
-        """C-FIND: every pending identifier until the final status."""
+    def find(
+        self,
+        level: core.Level,
+        query: Dataset,
+        root: core.Root = "study",
+        *,
+        limit: int | None = None,
+    ) -> list[Dataset]:
+        """C-FIND: every pending identifier until the final status.
+
+        Beyond ``limit`` answers (a PACS that ignored a filter), the query is cancelled
+        (C-CANCEL; the association is aborted if the PACS goes on) and
+        ``PacsOperationError`` is raised: the caller asks a narrower way.
+        """
         model = FIND_MODELS[root]
         label = self.config.label
 
         def op(assoc: Association) -> list[Dataset]:
             out: list[Dataset] = []
             self._count("find")
+            msg_id = self._next_msg_id()
             try:
-                responses = assoc.send_c_find(query, model)
+                responses = assoc.send_c_find(query, model, msg_id=msg_id)
                 for status, ident in responses:
                     code = _status_code(status)
                     if code is None:
@@ -463,6 +543,11 @@ class DimseClient:
                         self._count("responses")
                         if ident is not None:
                             out.append(ident)
+                        if limit is not None and len(out) > limit:
+                            self._cancel(assoc, responses, model, msg_id, limit)
+                            raise PacsOperationError(
+                                f"{label}: C-FIND {level}: more than {limit} answers, cancelled"
+                            )
                         continue
                     if code == 0:
                         return out
@@ -476,6 +561,28 @@ class DimseClient:
             raise PacsTimeoutError(f"{label}: C-FIND {level}: no final status")
 
         return self._call(f"C-FIND {level}", op)
+
+    def _next_msg_id(self) -> int:
+        with self._count_lock:
+            self._msg_id = self._msg_id % 0xFFFF + 1
+            return self._msg_id
+
+    def _cancel(
+        self, assoc: Association, responses: Iterator[Any], model: Any, msg_id: int, limit: int
+    ) -> None:
+        """C-CANCEL a C-FIND and drain its answers; abort when the PACS does not stop."""
+        try:
+            assoc.send_c_cancel(msg_id, query_model=model)
+            for n, (status, _) in enumerate(responses):
+                code = _status_code(status)
+                if code is None or code not in PENDING:
+                    return  # final status (0xFE00 Cancel, success or failure)
+                if n > max(limit, CANCEL_DRAIN_MAX):  # answers already sent, or ignored
+                    break
+        except (ValueError, RuntimeError, AttributeError) as exc:
+            log.debug("C-CANCEL failed: %s", exc)
+        if assoc.is_established:
+            assoc.abort()
 
     def fetch_headers(
         self,
@@ -492,18 +599,45 @@ class DimseClient:
             return self._retrieve("move", study_uid, series_uid, sop_instance_uids)
         raise ValueError(f"fetch_headers cannot use {method!r}")
 
+    def fetch_headers_many(
+        self, wanted: Sequence[tuple[str, str, Sequence[str]]], method: core.Method
+    ) -> dict[str, list[Dataset]]:
+        """Headers of listed instances of several series in one C-GET / C-MOVE.
+
+        ``wanted`` holds (study, series, SOP Instance UIDs). Relational-style (UID lists
+        above the IMAGE level): a strictly hierarchical PACS refuses it
+        (``PacsOperationError``). Returns what arrived, by series; the caller checks it.
+        """
+        if method not in ("c-get", "c-move"):
+            raise ValueError(f"fetch_headers_many cannot use {method!r}")
+        kind = "get" if method == "c-get" else "move"
+        if kind == "move":
+            self._ensure_scp()
+        ident = core.retrieve_many_identifier(wanted)
+        cols = [_Collector(series, set(sops)) for _, series, sops in wanted]
+        got = self._retrieve_into(kind, ident, cols, strict=False, what=f"{len(cols)} series")
+        return {c.series_uid: list(c.got.values()) for c in got if c.got}
+
     def _retrieve(
         self, kind: str, study_uid: str, series_uid: str, sop_uids: Sequence[str] | None
     ) -> list[Dataset]:
         ident = core.retrieve_identifier(study_uid, series_uid, sop_uids)
+        col = _Collector(series_uid, set(sop_uids) if sop_uids else None)
+        (done,) = self._retrieve_into(kind, ident, [col], strict=True, what=series_uid)
+        return list(done.got.values())
+
+    def _retrieve_into(
+        self, kind: str, ident: Dataset, template: list[_Collector], *, strict: bool, what: str
+    ) -> list[_Collector]:
         name = f"C-{kind.upper()}"
         label = self.config.label
         move_ae = self.config.move_ae or self.config.calling_ae
 
-        def op(assoc: Association) -> list[Dataset]:
-            col = _Collector(series_uid, set(sop_uids) if sop_uids else None)
+        def op(assoc: Association) -> list[_Collector]:
+            cols = [_Collector(c.series_uid, c.wanted) for c in template]  # fresh per attempt
             with self._lock:
-                self._collectors.setdefault(series_uid, []).append(col)
+                for col in cols:
+                    self._collectors.setdefault(col.series_uid, []).append(col)
             old_timeout = assoc.dimse_timeout
             assoc.dimse_timeout = max(self.config.dimse_timeout_s, self.config.move_timeout_s)
             try:
@@ -550,24 +684,25 @@ class DimseClient:
                     raise _status_error(name, final, last)
                 if final != 0 and not (0xB000 <= final <= 0xBFFF):
                     raise _status_error(name, final, last)
-                missing = col.missing()
-                if missing:
+                missing = sum(len(col.missing()) for col in cols)
+                if missing and strict:
                     raise PacsOperationError(
-                        f"{label}: {name} ended with status 0x{final:04X} but {len(missing)} "
-                        f"instance(s) of series {series_uid} did not arrive",
+                        f"{label}: {name} ended with status 0x{final:04X} but {missing} "
+                        f"instance(s) of series {what} did not arrive",
                         status=final,
                     )
-                return list(col.got.values())
+                return cols
             finally:
                 assoc.dimse_timeout = old_timeout
                 with self._lock:
-                    lst = self._collectors.get(series_uid, [])
-                    if col in lst:
-                        lst.remove(col)
-                    if not lst:
-                        self._collectors.pop(series_uid, None)
+                    for col in cols:
+                        lst = self._collectors.get(col.series_uid, [])
+                        if col in lst:
+                            lst.remove(col)
+                        if not lst:
+                            self._collectors.pop(col.series_uid, None)
 
-        return self._call(f"{name} {series_uid}", op)
+        return self._call(f"{name} {what}", op)
 
     def _ensure_scp(self) -> None:
         """Start our Storage SCP for C-MOVE results, once per client."""
@@ -586,6 +721,7 @@ class DimseClient:
             handlers: list[Any] = [
                 (evt.EVT_C_STORE, self._on_store),
                 (evt.EVT_DATA_RECV, self._on_data),
+                (evt.EVT_DATA_SENT, self._on_sent),
                 (evt.EVT_CONN_OPEN, self._on_inbound),
             ]
             try:
@@ -664,7 +800,7 @@ class DimseClient:
         """Release pooled associations and stop the Storage SCP."""
         self._stop.set()
         with self._lock:
-            idle, self._idle = self._idle, []
+            idle, self._idle = [a for a, _ in self._idle], []
             server, self._server = self._server, None
         for assoc in idle:
             try:

@@ -156,9 +156,14 @@ def compile_query(query: str | None, vr: str) -> Predicate | None:
         return None
     assert query is not None
     items = [q for q in query.split("\\")] if vr not in ("LT", "ST", "UT") else [query]
-    preds = [_single_predicate(q, vr) for q in items if q.strip() != ""]
-    if not preds:
+    items = [q for q in items if q.strip() != ""]
+    if not items:
         return None
+    if vr == "UI" and len(items) > 1:
+        # a UID list (PS3.4 C.2.2.2.2): one set look-up per value, not one test per UID
+        wanted = frozenset(q.strip() for q in items)
+        return lambda v: v is not None and any(p in wanted for p in _parts(v))
+    preds = [_single_predicate(q, vr) for q in items]
     if len(preds) == 1:
         return preds[0]
     return lambda v: any(p(v) for p in preds)

@@ -12,6 +12,7 @@ the throttle are protected by one lock.
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import logging
 import socketserver
 import threading
@@ -85,6 +86,11 @@ class Behaviour:
       association (an unreachable PACS mid-run).
     - ``reject_calling_aes`` / ``allowed_calling_aes``: associations from these / from any
       other AE title are rejected ("calling AE title not recognised").
+    - ``relational``: SERIES / IMAGE queries may leave the study key universal or give a
+      UID list (relational-style, like Orthanc). When False the PACS is hierarchical about
+      the study key (PS3.4 C.4.1.3.1: one StudyInstanceUID below STUDY level): such a query
+      is refused with 0xA900, or, with ``hierarchical_ignores_keys``, answered as if the
+      study key and StudyDate had not been given (the whole archive: the worse case).
     """
 
     refuse_get: bool = False
@@ -94,12 +100,15 @@ class Behaviour:
     fail_dates: set[dt.date] = field(default_factory=set)
     reject_calling_aes: set[str] = field(default_factory=set)
     allowed_calling_aes: set[str] | None = None
+    relational: bool = True
+    hierarchical_ignores_keys: bool = False
 
     @classmethod
     def hospital(
         cls, *, max_in_flight: int | None = 2, max_ops_per_s: float | None = 10.0, **kwargs: Any
     ) -> Behaviour:
-        """The hospital PACS of 2019: no C-GET, minimal IMAGE level, throttled."""
+        """The hospital PACS of 2019: no C-GET, minimal IMAGE level, throttled, hierarchical."""
+        kwargs.setdefault("relational", False)
         return cls(
             refuse_get=True,
             image_level_minimal=True,
@@ -233,6 +242,26 @@ class _GatedQueryRetrieve(QueryRetrieveServiceClass):
         self.dimse.send_msg(rsp, int(context.context_id or 0))
 
 
+class _Server(ThreadedAssociationServer):
+    """pynetdicom's server, without its full ``gc.collect()`` every 60 polling loops.
+
+    At our 50 ms poll that is a full collection every 3 s, holding the GIL for a long time
+    in a big process (the weekly flow runs the demo PACS in-process). Dead association
+    threads are still collected, once a minute and by the interpreter's own GC.
+    """
+
+    GC_INTERVAL_S = 60.0
+
+    def service_actions(self) -> None:
+        now = time.monotonic()
+        last = getattr(self, "_last_gc", None)
+        if last is None:
+            self._last_gc = now
+        elif now - last >= self.GC_INTERVAL_S:
+            self._last_gc = now
+            gc.collect()
+
+
 def _install_gate() -> None:
     """Route Q/R requests of the demo PACS through :class:`_GatedQueryRetrieve` (idempotent)."""
     current = pynetdicom.association.uid_to_service_class
@@ -334,7 +363,7 @@ class DemoPacs:
             server = ae.make_server(
                 (self.host, self.port),
                 evt_handlers=handlers,
-                server_class=ThreadedAssociationServer,
+                server_class=_Server,
             )
         except OSError as exc:
             raise PacsError(f"demo PACS cannot listen on {self.host}:{self.port}: {exc}") from exc
@@ -482,6 +511,7 @@ class DemoPacs:
         model = FIND_UIDS.get(str(event.request.AffectedSOPClassUID), "STUDY")
         try:
             ident, level = self._identifier(event, model)
+            ident = self._hierarchical(ident, level)
             reps = self.index.match(ident, level)
         except PacsOperationError as exc:
             self._record("find", None, event.assoc, exc.status)
@@ -503,6 +533,25 @@ class DemoPacs:
 
         return answers()
 
+    def _hierarchical(self, ident: Dataset, level: str) -> Dataset:
+        """``ident`` as a hierarchical PACS reads it (see :class:`Behaviour` ``relational``)."""
+        b = self.behaviour
+        if b.relational or level not in ("SERIES", "IMAGE"):
+            return ident
+        study = value_str(ident["StudyInstanceUID"]) if "StudyInstanceUID" in ident else None
+        if not is_universal(study) and "\\" not in str(study):
+            return ident
+        if not b.hierarchical_ignores_keys:
+            raise PacsOperationError(
+                "one StudyInstanceUID is required below STUDY level", status=STATUS_BAD_IDENTIFIER
+            )
+        out = Dataset()
+        out.update(ident)
+        for keyword in ("StudyInstanceUID", "StudyDate"):
+            if keyword in out:
+                setattr(out, keyword, "")
+        return out
+
     def _check_retrieve(self, req: Any, context: PresentationContext) -> int | None:
         """Failure status of a C-GET / C-MOVE identifier, or None when it is usable.
 
@@ -520,6 +569,13 @@ class DemoPacs:
         key = UNIQUE_KEY[level]
         if is_universal(value_str(ident[key]) if key in ident else None):
             return STATUS_BAD_IDENTIFIER
+        if not self.behaviour.relational and level in ("SERIES", "IMAGE"):
+            # hierarchical retrieve (PS3.4 C.4.2.2.1): one study, and one series below
+            upper = ["StudyInstanceUID"] + (["SeriesInstanceUID"] if level == "IMAGE" else [])
+            for kw in upper:
+                value = value_str(ident[kw]) if kw in ident else None
+                if is_universal(value) or "\\" in str(value):
+                    return STATUS_BAD_IDENTIFIER
         return None
 
     def _instances(self, event: Any, kind: str, uids: dict[str, str]) -> tuple[pl.DataFrame, str]:
