@@ -1,16 +1,27 @@
 """Benchmark: one weekly run on top of two years of history, end to end through Prefect.
 
-    .venv/bin/python bench/weekly.py [--end 2025-11-21] [--years 2] [--out DIR] [--keep]
+    .venv/bin/python bench/weekly.py [--mode deployment|local] [--end D] [--years 2] [--out DIR] [--keep]
 
 Set-up (not timed): two years of series are written straight into the series store
 (``bench/extract.py``'s generator; final days with today's retrieval fingerprint), the last
-week exists only as DICOM in the synthetic department served by the demo PACS, and an SMTP
-server (aiosmtpd) listens on loopback. Then ``weekly_report`` runs in Prefect's local mode
-(temporary API server) exactly as ``pyschedvisu run weekly`` does.
+week exists only as DICOM in the synthetic department served by the demo PACS (in this
+process, default hospital pacing of 20 requests/s), and an SMTP server (aiosmtpd) listens on
+loopback.
 
-Measured: total wall time of the run; the temporary API server start; the flow's phases
-(retrieval of the new week, extraction, the pages, rendering, artifacts, e-mail, as timed by
-the flow itself); what is left is Prefect's own overhead (flow/task orchestration).
+``--mode deployment`` (default; how the weekly report runs in production): a real
+``prefect server start`` on loopback, ``prefect deploy --all`` from ``prefect.yaml`` and a
+process worker are started first (not timed: they are always up in production); then a run
+of the ``weekly-report`` deployment is created through the API and timed until it is
+Completed. That time includes the worker's hand-off, the fresh Python process the worker
+starts for the run (interpreter, imports) and the whole flow.
+
+``--mode local``: ``weekly_report`` runs in this process in Prefect's local mode, exactly as
+``pyschedvisu run weekly`` without ``PREFECT_API_URL`` does; Prefect's temporary API server
+start is timed separately (it is absent under a deployment).
+
+Measured: total wall time of the run and the flow's phases (retrieval of the new week,
+extraction, the pages, rendering, artifacts, e-mail, as timed and logged by the flow itself);
+what is left is Prefect's own overhead (process start, flow/task orchestration).
 Target (issue 6): total <= 60 s on 2 cores.
 """
 
@@ -20,6 +31,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import re
 import shutil
 import socket
 import sys
@@ -108,10 +120,191 @@ recipients = ["bench@localhost"]
     return config
 
 
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+POOL = "pyschedvisu"
+
+
+def _http(url: str, body: Any = None, attempts: int = 20) -> Any:
+    """GET (or POST JSON ``body``) on the Prefect API; retries its 503 (SQLite busy)."""
+    import urllib.error
+    import urllib.request
+
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(
+        url,
+        data=data,
+        headers={"Content-Type": "application/json"},
+        method="GET" if body is None else "POST",
+    )
+    for attempt in range(attempts):
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                return json.loads(resp.read() or b"null")
+        except urllib.error.HTTPError as exc:
+            if exc.code != 503 or attempt == attempts - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+def _wait(predicate: Any, timeout_s: float, what: str, step_s: float = 0.2) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(step_s)  # bounded polling of a real condition
+    raise TimeoutError(f"timed out after {timeout_s} s waiting for {what}")
+
+
+def _from_logs(api: str, run_id: str) -> tuple[dict[str, float], int | None]:
+    """The flow's phase clock ('phases (s): a 1.0, b 2.0') and page count, from its logs."""
+    logs = _http(
+        f"{api}/logs/filter",
+        {"logs": {"flow_run_id": {"any_": [run_id]}}, "sort": "TIMESTAMP_DESC", "limit": 200},
+    )
+    phases: dict[str, float] = {}
+    pages = None
+    for record in logs:
+        message = record.get("message", "")
+        if message.startswith("phases (s): "):
+            pairs = (item.rsplit(" ", 1) for item in message[len("phases (s): ") :].split(", "))
+            phases = {name: float(value) for name, value in pairs}
+        elif found := re.fullmatch(r"report: .* \((\d+) pages\)", message):
+            pages = int(found.group(1))
+    return phases, pages
+
+
+def run_deployment(root: Path, config: Path, end: dt.date) -> tuple[float, dict[str, Any]]:
+    """Server, deployment and worker (untimed), then one timed run of ``weekly-report``."""
+    import subprocess
+
+    home = root / ".prefect"
+    port = free_port()
+    api = f"http://127.0.0.1:{port}/api"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(
+        PREFECT_HOME=str(home),
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        PREFECT_UI_ENABLED="false",
+        DO_NOT_TRACK="1",
+        PYSCHEDVISU_HOME=str(ROOT),
+    )
+    procs: list[subprocess.Popen[bytes]] = []
+    logs = root / "logs"
+    logs.mkdir(exist_ok=True)
+
+    def start(name: str, *args: str, extra: dict[str, str] | None = None) -> None:
+        with (logs / f"{name}.log").open("wb") as out:
+            procs.append(
+                subprocess.Popen(
+                    [str(BIN / "prefect"), *args],
+                    cwd=ROOT,
+                    env={**env, **(extra or {})},
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            )
+
+    def prefect(*args: str) -> None:
+        subprocess.run(
+            [str(BIN / "prefect"), *args],
+            cwd=ROOT,
+            env={**env, "PREFECT_API_URL": api},
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )
+
+    def healthy() -> bool:
+        try:
+            return bool(_http(f"{api}/health", attempts=1))
+        except OSError:
+            return False
+
+    try:
+        t0 = time.perf_counter()
+        start(
+            "server",
+            *("server", "start", "--host", "127.0.0.1", "--port", str(port)),
+            *("--no-scheduler", "--no-late-runs", "--no-ui", "--analytics-off"),
+        )
+        _wait(healthy, 180, "prefect server")
+        prefect("work-pool", "create", POOL, "--type", "process", "--overwrite")
+        prefect("--no-prompt", "deploy", "--all")
+        start(
+            "worker",
+            *("worker", "start", "--pool", POOL, "--type", "process"),
+            extra={"PREFECT_API_URL": api, "PREFECT_WORKER_QUERY_SECONDS": "1"},
+        )
+        _wait(lambda: _http(f"{api}/work_pools/{POOL}/workers/filter", {}), 120, "the worker")
+        print(f"set-up: server, deployments and worker up in {time.perf_counter() - t0:.1f} s")
+
+        (dep,) = _http(
+            f"{api}/deployments/filter", {"deployments": {"name": {"any_": ["weekly-report"]}}}
+        )
+        t1 = time.perf_counter()
+        run = _http(
+            f"{api}/deployments/{dep['id']}/create_flow_run",
+            {"parameters": {"end": end.isoformat(), "config_path": str(config)}},
+        )
+        done = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+        final = _wait(
+            lambda: (r := _http(f"{api}/flow_runs/{run['id']}"))["state"]["type"] in done and r,
+            900,
+            "the weekly run",
+            step_s=0.1,
+        )
+        total_s = time.perf_counter() - t1
+        if final["state"]["type"] != "COMPLETED":
+            raise RuntimeError(f"run {final['state']['name']}: {final['state'].get('message')}")
+        started = dt.datetime.fromisoformat(final["start_time"])
+        ended = dt.datetime.fromisoformat(final["end_time"])
+        phases, pages = _from_logs(api, run["id"])
+        info = {"flow_s": (ended - started).total_seconds(), "phases": phases, "pages": pages}
+        return total_s, info
+    finally:
+        for proc in reversed(procs):
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+
+
+def run_local(config: Path, end: dt.date) -> tuple[float, dict[str, Any]]:
+    """``weekly_report`` in this process, Prefect's temporary API server timed apart."""
+    t0 = time.perf_counter()
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:  # starts the temporary API server
+        client.api_healthcheck()
+    server_s = time.perf_counter() - t0
+    from flows.weekly import weekly_report
+
+    t1 = time.perf_counter()
+    state = weekly_report(end=end, config_path=str(config), return_state=True)
+    flow_s = time.perf_counter() - t1
+    if not state.is_completed():
+        raise RuntimeError(f"run {state.name}: {state.message}")
+    result: dict[str, Any] = state.result()
+    info = {
+        "prefect_server_start_s": server_s,
+        "flow_s": flow_s,
+        "phases": result["phases_s"],
+        "pages": result["pages"],
+    }
+    return time.perf_counter() - t0, info
+
+
 def main(argv: list[str] | None = None) -> int:
     from pyschedvisu_core.calendar import auto_report_end
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mode", choices=("deployment", "local"), default="deployment")
     parser.add_argument(
         "--end", type=dt.date.fromisoformat, default=auto_report_end(dt.datetime.now())
     )
@@ -137,46 +330,37 @@ def main(argv: list[str] | None = None) -> int:
     smtp = Controller(Sink(), hostname="127.0.0.1", port=smtp_port)
     smtp.start()
     pacs: DemoPacs | None = None
+    load0 = os.getloadavg()[0]
     try:
         config = prepare(root, args.end, args.years, smtp_port, pacs_port)
         pacs = DemoPacs(root / "department", ae_title="DEMOPACS", host="127.0.0.1", port=pacs_port)
         pacs.start()
-
-        t0 = time.perf_counter()
-        from prefect.client.orchestration import get_client
-
-        with get_client(sync_client=True) as client:  # starts the temporary API server
-            client.api_healthcheck()
-        server_s = time.perf_counter() - t0
-        from flows.weekly import weekly_report
-
-        t1 = time.perf_counter()
-        state = weekly_report(end=args.end, config_path=str(config), return_state=True)
-        flow_s = time.perf_counter() - t1
-        total_s = time.perf_counter() - t0
-        if not state.is_completed():
-            print(f"run {state.name}: {state.message}", file=sys.stderr)
-            return 1
-        result: dict[str, Any] = state.result()
+        if args.mode == "deployment":
+            total_s, info = run_deployment(root, config, args.end)
+        else:
+            total_s, info = run_local(config, args.end)
+    except (RuntimeError, TimeoutError) as exc:
+        print(f"weekly run failed: {exc}", file=sys.stderr)
+        return 1
     finally:
         if pacs is not None:
             pacs.stop()
         smtp.stop()
 
-    phases = dict(result["phases_s"])
-    overhead = flow_s - sum(phases.values())
+    phases = dict(info.pop("phases"))
+    flow_s = info["flow_s"]
     figures = {
-        "end": result["end"],
-        "history_days": result["days"],
-        "fetched_days": result["fetched"],
-        "pages": result["pages"],
+        "mode": args.mode,
+        "end": args.end.isoformat(),
+        "pages": info.pop("pages"),
         "total_s": round(total_s, 1),
-        "prefect_server_start_s": round(server_s, 1),
-        "flow_s": round(flow_s, 1),
+        **{k: round(v, 1) for k, v in info.items()},
         **{f"{k}_s": round(v, 1) for k, v in phases.items()},
-        "prefect_overhead_in_flow_s": round(overhead, 1),
+        "prefect_overhead_in_flow_s": round(flow_s - sum(phases.values()), 1),
+        "outside_flow_s": round(total_s - flow_s, 1),
         "target_s": TARGET_S,
         "cpus": os.cpu_count(),
+        "load_avg_at_start": round(load0, 1),
     }
     print(json.dumps(figures, indent=2))
     print(
