@@ -33,6 +33,7 @@ import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -211,21 +212,23 @@ def run_ours(
     }
     settings = Settings(pacs=conf, paths={"data_dir": str(data)})
     client = make_client(settings)
-    per_day = []
     t0 = time.monotonic()
+
+    def one(day: dt.date) -> dict[str, Any]:
+        res = retrieve_day(day, settings, client=client)
+        return {
+            "day": day.isoformat(),
+            "seconds": res.seconds,
+            "series": res.series.height,
+            "failed": res.failed.height,
+            "method": res.method,
+            **res.ops,
+        }
+
     try:
-        for day in days:
-            res = retrieve_day(day, settings, client=client)
-            per_day.append(
-                {
-                    "day": day.isoformat(),
-                    "seconds": res.seconds,
-                    "series": res.series.height,
-                    "failed": res.failed.height,
-                    "method": res.method,
-                    **res.ops,
-                }
-            )
+        # As `pyschedvisu retrieve` does: pacs.max_concurrent days in flight, one client.
+        with ThreadPoolExecutor(settings.pacs.max_concurrent) as pool:
+            per_day = list(pool.map(one, days))
     finally:
         client.close()
     wall = time.monotonic() - t0

@@ -255,14 +255,17 @@ def run_deployment(root: Path, config: Path, end: dt.date) -> tuple[float, dict[
             lambda: (r := _http(f"{api}/flow_runs/{run['id']}"))["state"]["type"] in done and r,
             900,
             "the weekly run",
-            step_s=0.1,
+            step_s=0.5,
         )
         total_s = time.perf_counter() - t1
         if final["state"]["type"] != "COMPLETED":
             raise RuntimeError(f"run {final['state']['name']}: {final['state'].get('message')}")
         started = dt.datetime.fromisoformat(final["start_time"])
         ended = dt.datetime.fromisoformat(final["end_time"])
-        phases, pages = _from_logs(api, run["id"])
+        # The run's last log lines reach the API shortly after its final state.
+        phases, pages = _wait(
+            lambda: (found := _from_logs(api, run["id"]))[0] and found, 60, "the run's logs"
+        )
         info = {"flow_s": (ended - started).total_seconds(), "phases": phases, "pages": pages}
         return total_s, info
     finally:

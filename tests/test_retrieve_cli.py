@@ -136,3 +136,39 @@ def test_pacs_check_unreachable_or_rejected_is_one_line_and_exit_1(
     res = run(config, "pacs", "check")
     assert res.exit_code == 1
     assert "NOT usable" in res.output
+
+
+@pytest.mark.slow
+def test_days_retrieved_two_at_a_time_store_what_one_at_a_time_stores(
+    demo_pacs: Any, synth_week: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from polars.testing import assert_frame_equal
+
+    pacs = demo_pacs(synth_week / "dicom")
+    config = tmp_path / "pyschedvisu.toml"
+    config.write_text(
+        f"""
+[pacs]
+port = {pacs.port}
+called_ae = "{pacs.ae_title}"
+move_port = 0
+max_ops_per_s = 200.0
+""",
+        encoding="utf-8",
+    )
+    stores = {}
+    for workers in (1, 2):
+        data = tmp_path / f"data-{workers}"
+        monkeypatch.setenv("PYSCHEDVISU_PACS__MAX_CONCURRENT", str(workers))
+        monkeypatch.setenv("PYSCHEDVISU_PATHS__DATA_DIR", str(data))
+        forget_capabilities()
+        res = run(config, "retrieve", "--start", "2024-03-04", "--end", "2024-03-08")
+        assert res.exit_code == 0, res.output
+        # the table lists the days in order, whatever order they finished in
+        rows = re.findall(r"^│ (2024-03-0\d) │", res.output, flags=re.MULTILINE)
+        assert rows == [f"2024-03-0{d}" for d in range(4, 9)], res.output
+        stores[workers] = SeriesStore(data)
+    assert stores[1].days() == stores[2].days() == [dt.date(2024, 3, d) for d in range(4, 9)]
+    for kind in ("series", "failed", "excluded"):
+        assert_frame_equal(stores[1].load(kind), stores[2].load(kind))
+    assert stores[1].load("series").height > 50

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Annotated, Any
 
 import typer
@@ -30,7 +32,11 @@ def _date(value: str) -> dt.date:
 
 
 def run_retrieve(settings: Any, start: dt.date, end: dt.date, force: bool, console: Console) -> int:
-    """Retrieve every business day of ``start``..``end``; print progress and a summary; exit code."""
+    """Retrieve every business day of ``start``..``end``; print progress and a summary; exit code.
+
+    Up to ``pacs.max_concurrent`` days are in flight at once over the one shared client, so
+    its pacing and association limits still hold for the whole run.
+    """
     from pyschedvisu.retrieval import make_client, retrieve_day
     from pyschedvisu.store import SeriesStore
 
@@ -50,33 +56,54 @@ def run_retrieve(settings: Any, start: dt.date, end: dt.date, force: bool, conso
         console=console,
         transient=True,
     )
+    lock = threading.Lock()
+    series_done: dict[dt.date, tuple[int, int]] = {}
+    unreachable = threading.Event()
     try:
         with progress:
             days_task = progress.add_task("days", total=len(days))
             series_task = progress.add_task("series", total=None)
 
-            def on_series(done: int, total: int) -> None:
-                progress.update(series_task, completed=done, total=total or None)
+            def one(day: dt.date) -> None:
+                if unreachable.is_set():
+                    failures[day] = "not attempted (PACS unreachable or refusing us)"
+                    return
 
-            for i, day in enumerate(days):
-                progress.update(days_task, description=f"days ({day})")
-                progress.reset(series_task, total=None)
+                def on_series(done: int, total: int) -> None:
+                    with lock:
+                        series_done[day] = (done, total)
+                        got = sum(d for d, _ in series_done.values())
+                        total_all = sum(t for _, t in series_done.values())
+                        progress.update(series_task, completed=got, total=total_all or None)
+
                 try:
                     result = retrieve_day(
                         day, settings, client, store, force=force, progress=on_series
                     )
-                    rows.append(result.summary())
+                    with lock:
+                        rows.append(result.summary())
                 except (PacsUnreachableError, AssociationRejectedError) as exc:
-                    # every following day would fail the same way: stop here
+                    # every following day would fail the same way: stop starting new ones
+                    unreachable.set()
                     failures[day] = str(exc)
-                    for later in days[i + 1 :]:
-                        failures[later] = "not attempted (PACS unreachable or refusing us)"
-                    break
-                except PseudonymKeyError:
-                    raise
                 except PySchedVisuError as exc:
+                    if isinstance(exc, PseudonymKeyError):
+                        raise
                     failures[day] = str(exc)
-                progress.advance(days_task)
+                with lock:
+                    progress.advance(days_task)
+
+            workers = max(1, min(settings.pacs.max_concurrent, len(days)))
+            with ThreadPoolExecutor(workers, thread_name_prefix="retrieve-day") as pool:
+                futures = [pool.submit(one, day) for day in days]
+                try:
+                    for future in futures:
+                        future.result()  # re-raises PseudonymKeyError (and bugs) here
+                except BaseException:
+                    unreachable.set()  # Ctrl-C or a fatal error: start no further day
+                    for future in futures:
+                        future.cancel()
+                    raise
     finally:
         client.close()
 
