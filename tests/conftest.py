@@ -48,3 +48,21 @@ settings.register_profile(
     "pyschedvisu", deadline=None, print_blob=True, suppress_health_check=[HealthCheck.too_slow]
 )
 settings.load_profile("pyschedvisu")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Stop Prefect's temporary API servers while the output streams are still open.
+
+    Prefect stops them from ``atexit``, after pytest has closed the captured streams its
+    console log handler writes to: a "Logging error" traceback at the end of every run. The
+    shared PACS clients (closed at exit too, logging their counters) likewise.
+    """
+    from pyschedvisu.retrieval import close_clients
+
+    close_clients()
+    try:
+        from prefect.server.api.server import SubprocessASGIServer
+    except ImportError:
+        return
+    for server in list(getattr(SubprocessASGIServer, "_instances", {}).values()):
+        server.stop()
