@@ -211,8 +211,9 @@ def check_day_images(
 
     ``expected`` maps each requested series to its instance count (None: unknown). An
     answer of a series not asked for makes the whole answer untrustworthy (reason
-    returned); a series whose count differs, or that got no answer, is left out (asked
-    again the hierarchical way).
+    returned); a series whose count differs, is unknown, or that got no answer, is left out
+    (asked again the hierarchical way): a PACS may cut a long answer at a result limit
+    without saying so, and only the announced count shows it.
     """
     grouped: dict[str, list[Dataset]] = {}
     for ds in answers:
@@ -224,7 +225,7 @@ def check_day_images(
     ok = {
         uid: lst
         for uid, lst in grouped.items()
-        if expected[uid] is None or counts.get(uid) == expected[uid]
+        if expected[uid] is not None and counts.get(uid) == expected[uid]
     }
     return ok, None
 

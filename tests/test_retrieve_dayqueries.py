@@ -63,6 +63,14 @@ def test_day_images_keep_only_fully_answered_series() -> None:
     grouped, why = core.check_day_images(answers, {"2.1": 2, "2.2": 2, "2.3": None})
     assert why is None
     assert set(grouped) == {"2.1"}  # 2.2 answered 1 of 2, 2.3 not at all
+
+
+def test_day_images_of_a_series_without_announced_count_are_asked_again() -> None:
+    # A day-wide answer cut at a PACS result limit looks complete unless the count is known.
+    answers = [instance("2.1", "3.1"), instance("2.4", "3.4")]
+    grouped, why = core.check_day_images(answers, {"2.1": 1, "2.4": None})
+    assert why is None
+    assert set(grouped) == {"2.1"}
     _, why = core.check_day_images([instance("9.9", "3.9")], {"2.1": 1})
     assert why is not None
 

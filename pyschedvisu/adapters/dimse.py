@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from io import BytesIO
 from typing import Any, TypeVar
 
+from pydicom import config as pydicom_config
 from pydicom.dataset import Dataset
 from pydicom.filereader import read_dataset
 from pydicom.tag import BaseTag
@@ -79,6 +80,10 @@ log = logging.getLogger("pyschedvisu.pacs")
 _config.LOG_REQUEST_IDENTIFIERS = False
 _config.LOG_RESPONSE_IDENTIFIERS = False
 _config.LOG_HANDLER_LEVEL = "none"
+# Received values are checked by our own parsers (pyschedvisu_core.dicomtime), which
+# quarantine a series with a reason; pydicom's own warnings on the same values only
+# repeated that, on the console, once per broken header.
+pydicom_config.settings.reading_validation_mode = pydicom_config.IGNORE
 
 T = TypeVar("T")
 
