@@ -51,18 +51,23 @@ settings.load_profile("pyschedvisu")
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Stop Prefect's temporary API servers while the output streams are still open.
+    """Shut Prefect and the shared PACS clients down while pytest's streams are still open.
 
-    Prefect stops them from ``atexit``, after pytest has closed the captured streams its
-    console log handler writes to: a "Logging error" traceback at the end of every run. The
-    shared PACS clients (closed at exit too, logging their counters) likewise.
+    Prefect stops its temporary API servers from ``atexit``, after pytest has closed the
+    captured streams its console log handler writes to: a "Logging error" traceback at the
+    end of every run. The shared PACS clients (closed at exit too, logging their counters)
+    likewise. Order: clients, then the queued logs sent, then the servers stopped.
     """
     from pyschedvisu.retrieval import close_clients
 
     close_clients()
     try:
+        from prefect.logging.handlers import APILogWorker
         from prefect.server.api.server import SubprocessASGIServer
     except ImportError:
         return
-    for server in list(getattr(SubprocessASGIServer, "_instances", {}).values()):
+    servers = list(getattr(SubprocessASGIServer, "_instances", {}).values())
+    if servers:
+        APILogWorker.drain_all(timeout=10)
+    for server in servers:
         server.stop()

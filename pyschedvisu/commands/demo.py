@@ -18,7 +18,12 @@ import datetime as dt
 import logging
 import os
 import socket
+import subprocess
+import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
@@ -30,6 +35,8 @@ from pyschedvisu_core.calendar import auto_report_end
 from pyschedvisu_core.errors import ConfigError, PySchedVisuError
 
 DEMO_SEED = 2019
+
+log = logging.getLogger("pyschedvisu.demo")
 
 
 def demo_window(today: dt.datetime, weeks: int) -> tuple[dt.date, dt.date]:
@@ -102,6 +109,74 @@ def write_config(root: Path, year_start: int, port: int | None = None) -> Path:
     return path
 
 
+#: Longest wait for the demo PACS process to index the department and listen (s).
+PACS_START_TIMEOUT_S = 300.0
+_READY = "Ctrl-C to stop."
+
+
+@contextmanager
+def demo_pacs_process(department: Path, config: Path, settings: Settings) -> Iterator[None]:
+    """``pyschedvisu pacs serve`` on the department, in a process of its own, while the block runs.
+
+    In this process it would share one core (the GIL) with the flow's retrieval threads, which
+    wait on its answers: its own process answers on the other core (the first run of the
+    26-week demo is mostly retrieval).
+    """
+    cmd = [
+        sys.executable,
+        "-m",
+        "pyschedvisu.cli",
+        "--config",
+        str(config),
+        "pacs",
+        "serve",
+        "--data",
+        str(department),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(settings.pacs.port),
+        "--ae",
+        settings.pacs.called_ae,
+    ]
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace"
+    )
+    ready = threading.Event()
+    output: list[str] = []
+
+    def drain() -> None:
+        # Read to the end so the process never blocks on a full pipe.
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if len(output) < 200:
+                output.append(line.rstrip())
+            if _READY in line:
+                ready.set()
+            log.debug("demo PACS: %s", line.rstrip())
+
+    reader = threading.Thread(target=drain, name="demo-pacs-output", daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + PACS_START_TIMEOUT_S
+        while not ready.wait(0.2):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                reader.join(timeout=2)
+                why = "exited" if proc.poll() is not None else "did not start in time"
+                raise PySchedVisuError(
+                    f"demo PACS {why}: " + " | ".join(output[-10:] or ["(no output)"])
+                )
+        yield
+    finally:
+        proc.terminate()  # `pacs serve` stops cleanly on SIGTERM
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+        reader.join(timeout=5)
+
+
 def _step(n: int, text: str) -> None:
     typer.secho(f"[{n}/4] {text}", fg=typer.colors.CYAN, bold=True)
 
@@ -145,16 +220,7 @@ def run_demo(
     logging.getLogger("pyschedvisu").setLevel(settings.logging.level)
 
     _step(2, f"demo PACS {settings.pacs.called_ae} on 127.0.0.1:{settings.pacs.port}")
-    from pyschedvisu.pacs import DemoPacs
-
-    pacs = DemoPacs(
-        root / "department",
-        ae_title=settings.pacs.called_ae,
-        host="127.0.0.1",
-        port=settings.pacs.port,
-    )
-    pacs.start()
-    try:
+    with demo_pacs_process(root / "department", config, settings):
         _step(3, "weekly_report flow (Prefect local mode)")
         from prefect.settings import PREFECT_API_URL, PREFECT_HOME, temporary_settings
 
@@ -166,8 +232,6 @@ def run_demo(
             state = weekly_report(
                 end=end, send_email=True, config_path=str(config), return_state=True
             )
-    finally:
-        pacs.stop()
     if not state.is_completed():
         raise PySchedVisuError(f"weekly_report ended {state.name}: {state.message}")
     result = dict(state.result())
