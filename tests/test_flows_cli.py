@@ -111,3 +111,18 @@ def test_demo_second_run_reuses_everything(tmp_path: Path, monkeypatch: pytest.M
     assert second["pdf"] != first["pdf"] and Path(second["pdf"]).is_file()
     assert (root / "pyschedvisu.toml").read_text() == config_text
     assert {p: p.stat().st_mtime_ns for p in dicom_mtimes} == dicom_mtimes
+
+
+def test_demo_pacs_that_cannot_start_is_a_clear_error(tmp_path: Path) -> None:
+    """The demo PACS process exits (its data folder is missing): one error with its output."""
+    from pyschedvisu.commands.demo import demo_pacs_process, write_config
+    from pyschedvisu_core.errors import PySchedVisuError
+
+    config = write_config(tmp_path, 2026)
+    settings = load_settings(config)
+    with (
+        pytest.raises(PySchedVisuError, match="demo PACS exited") as info,
+        demo_pacs_process(tmp_path / "no-such-department", config, settings),
+    ):
+        raise AssertionError("the block must not run")
+    assert "no-such-department" in str(info.value)
