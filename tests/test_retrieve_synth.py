@@ -19,10 +19,6 @@ from pyschedvisu.retrieval import forget_capabilities, make_client, retrieve_day
 from pyschedvisu.store import SeriesStore
 from tests.conftest import free_port
 
-# The demo PACS converts garbled TM values of the synthetic broken headers in its own threads;
-# pydicom warns there (our side reads them raw). Not our code under test.
-pytestmark = pytest.mark.filterwarnings("ignore:Invalid value for VR:UserWarning")
-
 
 @pytest.fixture(autouse=True)
 def _fresh_probe_memory() -> None:
