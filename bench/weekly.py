@@ -40,7 +40,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+ROOT = Path(__file__).resolve().parent.parent
+# bench/ for the series generator of extract.py, the root for the tests' Prefect helpers.
+sys.path[:0] = [str(ROOT / "bench"), str(ROOT)]
 
 TARGET_S = 60.0
 
@@ -120,48 +122,13 @@ recipients = ["bench@localhost"]
     return config
 
 
-ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
 POOL = "pyschedvisu"
 
 
-def _http(url: str, body: Any = None, attempts: int = 20) -> Any:
-    """GET (or POST JSON ``body``) on the Prefect API; retries its 503 (SQLite busy)."""
-    import urllib.error
-    import urllib.request
-
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(
-        url,
-        data=data,
-        headers={"Content-Type": "application/json"},
-        method="GET" if body is None else "POST",
-    )
-    for attempt in range(attempts):
-        try:
-            with urllib.request.urlopen(req, timeout=30) as resp:
-                return json.loads(resp.read() or b"null")
-        except urllib.error.HTTPError as exc:
-            if exc.code != 503 or attempt == attempts - 1:
-                raise
-            time.sleep(0.2 * (attempt + 1))
-    raise AssertionError("unreachable")
-
-
-def _wait(predicate: Any, timeout_s: float, what: str, step_s: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step_s)  # bounded polling of a real condition
-    raise TimeoutError(f"timed out after {timeout_s} s waiting for {what}")
-
-
-def _from_logs(api: str, run_id: str) -> tuple[dict[str, float], int | None]:
+def _from_logs(server: Any, run_id: str) -> tuple[dict[str, float], int | None]:
     """The flow's phase clock ('phases (s): a 1.0, b 2.0') and page count, from its logs."""
-    logs = _http(
-        f"{api}/logs/filter",
+    logs = server.post(
+        "/logs/filter",
         {"logs": {"flow_run_id": {"any_": [run_id]}}, "sort": "TIMESTAMP_DESC", "limit": 200},
     )
     phases: dict[str, float] = {}
@@ -177,52 +144,36 @@ def _from_logs(api: str, run_id: str) -> tuple[dict[str, float], int | None]:
 
 
 def run_deployment(root: Path, config: Path, end: dt.date) -> tuple[float, dict[str, Any]]:
-    """Server, deployment and worker (untimed), then one timed run of ``weekly-report``."""
+    """Server, deployment and worker (untimed), then one timed run of ``weekly-report``.
+
+    Started exactly as the deployment tests start them (``tests/fixtures/prefect_server.py``).
+    """
     import subprocess
 
+    from tests.fixtures.prefect_server import BIN, PrefectServer, server_env, wait_until
+
     home = root / ".prefect"
+    home.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    api = f"http://127.0.0.1:{port}/api"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    env.update(
-        PREFECT_HOME=str(home),
-        PREFECT_SERVER_ANALYTICS_ENABLED="false",
-        PREFECT_UI_ENABLED="false",
-        DO_NOT_TRACK="1",
-        PYSCHEDVISU_HOME=str(ROOT),
-    )
+    url = f"http://127.0.0.1:{port}/api"
+    env = {**server_env(home, url), "PYSCHEDVISU_HOME": str(ROOT)}
+    log = home / "server.log"
     procs: list[subprocess.Popen[bytes]] = []
-    logs = root / "logs"
-    logs.mkdir(exist_ok=True)
 
     def start(name: str, *args: str, extra: dict[str, str] | None = None) -> None:
-        with (logs / f"{name}.log").open("wb") as out:
+        # The server itself runs without PREFECT_API_URL, as in the tests' fixture.
+        base = env if name != "server" else {k: v for k, v in env.items() if k != "PREFECT_API_URL"}
+        with (home / f"{name}.log").open("wb") as out:
             procs.append(
                 subprocess.Popen(
                     [str(BIN / "prefect"), *args],
                     cwd=ROOT,
-                    env={**env, **(extra or {})},
+                    env={**base, **(extra or {})},
                     stdout=out,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
                 )
             )
-
-    def prefect(*args: str) -> None:
-        subprocess.run(
-            [str(BIN / "prefect"), *args],
-            cwd=ROOT,
-            env={**env, "PREFECT_API_URL": api},
-            check=True,
-            capture_output=True,
-            timeout=300,
-        )
-
-    def healthy() -> bool:
-        try:
-            return bool(_http(f"{api}/health", attempts=1))
-        except OSError:
-            return False
 
     try:
         t0 = time.perf_counter()
@@ -231,28 +182,29 @@ def run_deployment(root: Path, config: Path, end: dt.date) -> tuple[float, dict[
             *("server", "start", "--host", "127.0.0.1", "--port", str(port)),
             *("--no-scheduler", "--no-late-runs", "--no-ui", "--analytics-off"),
         )
-        _wait(healthy, 180, "prefect server")
-        prefect("work-pool", "create", POOL, "--type", "process", "--overwrite")
-        prefect("--no-prompt", "deploy", "--all")
+        server = PrefectServer(url, home, env, procs[0], log)
+        wait_until(server.healthy, 180, "prefect server /api/health")
+        server.prefect("work-pool", "create", POOL, "--type", "process", "--overwrite")
+        server.prefect("--no-prompt", "deploy", "--all", cwd=ROOT, timeout_s=300)
         start(
             "worker",
             *("worker", "start", "--pool", POOL, "--type", "process"),
-            extra={"PREFECT_API_URL": api, "PREFECT_WORKER_QUERY_SECONDS": "1"},
+            extra={"PREFECT_WORKER_QUERY_SECONDS": "1"},
         )
-        _wait(lambda: _http(f"{api}/work_pools/{POOL}/workers/filter", {}), 120, "the worker")
+        wait_until(lambda: server.post(f"/work_pools/{POOL}/workers/filter", {}), 120, "worker")
         print(f"set-up: server, deployments and worker up in {time.perf_counter() - t0:.1f} s")
 
-        (dep,) = _http(
-            f"{api}/deployments/filter", {"deployments": {"name": {"any_": ["weekly-report"]}}}
+        (dep,) = server.post(
+            "/deployments/filter", {"deployments": {"name": {"any_": ["weekly-report"]}}}
         )
         t1 = time.perf_counter()
-        run = _http(
-            f"{api}/deployments/{dep['id']}/create_flow_run",
+        run = server.post(
+            f"/deployments/{dep['id']}/create_flow_run",
             {"parameters": {"end": end.isoformat(), "config_path": str(config)}},
         )
         done = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
-        final = _wait(
-            lambda: (r := _http(f"{api}/flow_runs/{run['id']}"))["state"]["type"] in done and r,
+        final = wait_until(
+            lambda: (r := server.get(f"/flow_runs/{run['id']}"))["state"]["type"] in done and r,
             900,
             "the weekly run",
             step_s=0.5,
@@ -263,8 +215,8 @@ def run_deployment(root: Path, config: Path, end: dt.date) -> tuple[float, dict[
         started = dt.datetime.fromisoformat(final["start_time"])
         ended = dt.datetime.fromisoformat(final["end_time"])
         # The run's last log lines reach the API shortly after its final state.
-        phases, pages = _wait(
-            lambda: (found := _from_logs(api, run["id"]))[0] and found, 60, "the run's logs"
+        phases, pages = wait_until(
+            lambda: (found := _from_logs(server, run["id"]))[0] and found, 60, "the run's logs"
         )
         info = {"flow_s": (ended - started).total_seconds(), "phases": phases, "pages": pages}
         return total_s, info
