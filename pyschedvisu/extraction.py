@@ -39,7 +39,13 @@ from typing import Any
 import polars as pl
 
 from pyschedvisu.config import Settings
-from pyschedvisu.store import SeriesStore, atomic_write_bytes, atomic_write_parquet, day_token
+from pyschedvisu.store import (
+    SeriesStore,
+    atomic_write_bytes,
+    atomic_write_parquet,
+    day_token,
+    read_manifest,
+)
 from pyschedvisu_core import schema
 from pyschedvisu_core.errors import ExtractionError, StoreError
 from pyschedvisu_core.studies import RULES_VERSION, build_studies, split_mixed
@@ -139,16 +145,8 @@ def _day_states(
 
 
 def _manifest(path: str) -> dict[str, Any] | None:
-    """``SeriesStore.manifest`` on a plain path (same errors)."""
-    try:
-        with open(path, encoding="utf-8") as fh:
-            man = json.load(fh)
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as exc:
-        raise StoreError(
-            f"{path}: unreadable manifest ({exc}); delete it to retrieve the day again"
-        ) from exc
+    """``SeriesStore.manifest`` on a plain path (no Path objects: thousands of days)."""
+    man = read_manifest(path)
     return man if isinstance(man, dict) else None
 
 

@@ -129,6 +129,22 @@ def conform(frame: pl.DataFrame, target: dict[str, pl.DataType]) -> pl.DataFrame
     return frame.select(cols)
 
 
+def read_manifest(path: str | Path) -> Any:
+    """The parsed JSON of a day manifest at ``path``; None when there is none.
+
+    Raises :class:`StoreError` naming the file when it cannot be read or parsed.
+    """
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise StoreError(
+            f"{path}: unreadable manifest ({exc}); delete it to retrieve the day again"
+        ) from exc
+
+
 class SeriesStore:
     """Per-day series files under ``<data_dir>/series``."""
 
@@ -143,15 +159,8 @@ class SeriesStore:
     # -- days ------------------------------------------------------------------------
     def manifest(self, day: dt.date) -> dict[str, Any] | None:
         """The manifest of ``day``, or None when the day is not (completely) stored."""
-        path = self.path(day, "manifest")
-        try:
-            return json.loads(path.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
-        except FileNotFoundError:
-            return None
-        except (OSError, ValueError) as exc:
-            raise StoreError(
-                f"{path}: unreadable manifest ({exc}); delete it to retrieve the day again"
-            ) from exc
+        man: dict[str, Any] | None = read_manifest(self.path(day, "manifest"))
+        return man
 
     def has_day(
         self, day: dt.date, fingerprint: str | None = None, *, final_only: bool = True
