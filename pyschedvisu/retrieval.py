@@ -65,6 +65,9 @@ UID_LIST_MAX = 100
 SERIES_PER_STUDY_MAX = 50
 #: Expected IMAGE-level answers per day-wide query (series are batched up to this).
 IMAGE_ANSWERS_BATCH = 5000
+#: What one more C-FIND costs, in answers: a group of series sharing a count N is asked for
+#: instance N directly only when listing its instances would cost more than that.
+PICK_OP_COST = 8
 
 ProgressFn = Callable[[int, int], None]
 
@@ -380,6 +383,13 @@ class _Day:
         self._day_headers: dict[str, list[Dataset]] = {}
         self._day_timing_lock = threading.Lock()
         self._day_timing_off = False  # refused or answered nothing: per study this day
+        #: timing answers of every instance of series that need them all (no listing first)
+        self.whole_timing: dict[str, list[Dataset]] = {}
+        #: first (and last) instance of series found by InstanceNumber 1 and N, day-wide
+        self.direct_picks: dict[str, list[Dataset]] = {}
+        self.direct_timed: set[str] = set()  # series whose answers above carry the timing
+        #: instance 1 of series whose institution is read from a file
+        self.first_picks: dict[str, Dataset] = {}
 
     # -- instances -----------------------------------------------------------------------
     def series_instances(self, study_uid: str, series_uid: str) -> list[Dataset]:
@@ -441,6 +451,9 @@ class _Day:
 
     def picks(self, job: SeriesJob) -> list[Dataset]:
         """Minimal answers of the first (and last) instance of a series."""
+        direct = self.direct_picks.get(job.series_uid)
+        if direct is not None:
+            return direct
         answers = self.series_instances(job.study_uid, job.series_uid)
         return core.pick_instances(answers, self.needed_count(job))
 
@@ -544,9 +557,7 @@ class _Day:
                 return
             expected = {j.series_uid: j.n_instances for j in chunk}
             limit = 2 * sum(j.n_instances or 1000 for j in chunk) + 100
-            query = core.day_image_query(
-                list(dict.fromkeys(j.study_uid for j in chunk)), list(expected)
-            )
+            query = core.day_image_query(list(expected))
             try:
                 answers = self.client.find("IMAGE", query, limit=limit)
             except PacsOperationError as exc:
@@ -566,6 +577,146 @@ class _Day:
             len(batches),
         )
 
+    def whole_series_jobs(self, jobs: Sequence[SeriesJob]) -> list[SeriesJob]:
+        """The jobs whose every instance timing needs (a known count of 1, or 2 for CT/PT)."""
+        return [
+            j
+            for j in jobs
+            if j.n_instances is not None and 0 < j.n_instances <= self.needed_count(j)
+        ]
+
+    def prefetch_whole_timing(self, jobs: Sequence[SeriesJob]) -> list[SeriesJob]:
+        """Timing answers of ``jobs`` (see :meth:`whole_series_jobs`) in day-wide queries.
+
+        Listing their instances first would cost one more answer per instance for nothing.
+        Returns the jobs left to the usual way: those not answered completely, or all of
+        them when the PACS refused or answered something inconsistent.
+        """
+        if not self.relational:
+            return list(jobs)
+        for i in range(0, len(jobs), UID_LIST_MAX):
+            chunk = jobs[i : i + UID_LIST_MAX]
+            expected = {j.series_uid: j.n_instances for j in chunk}
+            query = core.day_series_timing_query(list(expected))
+            limit = 2 * sum(j.n_instances or 1 for j in chunk) + 10
+            try:
+                answers = self.client.find("IMAGE", query, limit=limit)
+            except PacsOperationError as exc:
+                log.info("%s: day-wide timing query refused (%s): listing first", self.day, exc)
+                break
+            grouped, why = core.check_day_images(answers, expected)
+            if why is not None:
+                log.info("%s: day-wide timing answer not trusted (%s)", self.day, why)
+                break
+            with self._lock:
+                self.whole_timing.update(grouped)
+        return [j for j in jobs if j.series_uid not in self.whole_timing]
+
+    def _timed_directly(self, job: SeriesJob) -> bool:
+        return job.series_uid in self.direct_timed
+
+    def prefetch_direct(self, jobs: Sequence[SeriesJob], *, timing: bool) -> list[SeriesJob]:
+        """First (and last) instances of ``jobs`` asked by InstanceNumber 1 and N, day-wide.
+
+        As DOMAIN §2.3 reads them: instance 1 and instance N, two answers a series whatever
+        its size, with the timing keys when ``timing`` (IMAGE-level timing). Series sharing
+        one N are asked together; a group whose listing costs fewer answers than an
+        operation is left to the listing, and so is every series where instance 1 or N is
+        missing or numbered twice (numbering from 0, restarted): those are picked by lowest
+        and highest number. Returns the jobs left to the listing.
+        """
+        if not (self.relational and getattr(self.client, "direct_picks", True)):
+            return list(jobs)
+        done = self.direct_timed if timing else self.direct_picks
+        jobs = [j for j in jobs if j.series_uid not in done]
+        rest: list[SeriesJob] = []
+        direct: list[SeriesJob] = []
+        by_last: dict[int, list[SeriesJob]] = {}
+        for job in jobs:
+            n = job.n_instances
+            if n is None or n < 1:
+                rest.append(job)
+                continue
+            numbers = instances_needed(job.modality, n)
+            if len(numbers) > 1:
+                by_last.setdefault(numbers[-1], []).append(job)
+            else:
+                direct.append(job)
+        lasts_wanted: dict[int, list[SeriesJob]] = {}
+        for n, group in by_last.items():
+            if len(group) * (n - 2) > PICK_OP_COST:
+                lasts_wanted[n] = group
+                direct.extend(group)
+            else:
+                rest.extend(group)
+        if not direct:
+            return rest
+        firsts = self._picks_numbered([j.series_uid for j in direct], 1, timing=timing)
+        lasts: dict[str, Dataset] = {}
+        for n, group in lasts_wanted.items():
+            if firsts is None:
+                break
+            got = self._picks_numbered([j.series_uid for j in group], n, timing=timing)
+            if got is None:
+                firsts = None
+                break
+            lasts.update(got)
+        if firsts is None:
+            return list(jobs)
+        need_last = {j.series_uid for group in lasts_wanted.values() for j in group}
+        found: dict[str, list[Dataset]] = {}
+        for job in direct:
+            first = firsts.get(job.series_uid)
+            last = lasts.get(job.series_uid)
+            if first is None or (job.series_uid in need_last and last is None):
+                rest.append(job)
+                continue
+            found[job.series_uid] = [first] if last is None else [first, last]
+        with self._lock:
+            self.direct_picks.update(found)
+            if timing:
+                self.direct_timed.update(found)
+        log.debug(
+            "%s: %d/%d series timed by instance 1 and N (%d queries)",
+            self.day,
+            len(found),
+            len(jobs),
+            -(-len(direct) // UID_LIST_MAX)
+            + sum(-(-len(g) // UID_LIST_MAX) for g in lasts_wanted.values()),
+        )
+        return rest
+
+    def prefetch_firsts(self, jobs: Sequence[SeriesJob]) -> None:
+        """Instance 1 of each of ``jobs``, day-wide (any instance would do: a file to read)."""
+        if jobs and self.relational and getattr(self.client, "direct_picks", True):
+            got = self._picks_numbered([j.series_uid for j in jobs], 1, timing=False)
+            self.first_picks.update(got or {})
+
+    def _picks_numbered(
+        self, series_uids: Sequence[str], number: int, *, timing: bool
+    ) -> dict[str, Dataset] | None:
+        """Instance ``number`` of each listed series; None when the PACS cannot be trusted."""
+        out: dict[str, Dataset] = {}
+        for i in range(0, len(series_uids), UID_LIST_MAX):
+            chunk = series_uids[i : i + UID_LIST_MAX]
+            query = core.day_pick_query(chunk, number, timing=timing)
+            try:
+                answers = self.client.find("IMAGE", query, limit=4 * len(chunk) + 20)
+            except PacsOperationError as exc:
+                self._no_direct(str(exc))
+                return None
+            got, why = core.check_day_picks(answers, chunk, number)
+            if why is not None:
+                self._no_direct(why)
+                return None
+            out.update(got)
+        return out
+
+    def _no_direct(self, why: str) -> None:
+        log.info("IMAGE-level query by InstanceNumber not usable (%s): listing instances", why)
+        with contextlib.suppress(AttributeError):  # remembered for the next days
+            self.client.direct_picks = False
+
     def _day_timing_answers(self) -> dict[str, Dataset] | None:
         """Timing answers of the picks of every kept series, by SOPInstanceUID lists.
 
@@ -577,6 +728,8 @@ class _Day:
             picks: list[tuple[str, str, str]] = []
             for jobs in self.jobs_by_study.values():
                 for job in jobs:
+                    if job.series_uid in self.whole_timing or self._timed_directly(job):
+                        continue
                     for p in self.picks(job):
                         uid = core.sop_uid(p)
                         if uid:
@@ -586,11 +739,7 @@ class _Day:
             for i in range(0, len(picks), UID_LIST_MAX):
                 chunk = picks[i : i + UID_LIST_MAX]
                 sops = {p[2] for p in chunk}
-                query = core.day_timing_query(
-                    list(dict.fromkeys(p[0] for p in chunk)),
-                    list(dict.fromkeys(p[1] for p in chunk)),
-                    [p[2] for p in chunk],
-                )
+                query = core.day_timing_query([p[2] for p in chunk])
                 try:
                     answers = self.client.find("IMAGE", query, limit=2 * len(chunk) + 10)
                 except PacsOperationError as exc:
@@ -618,6 +767,8 @@ class _Day:
     def _query_timing(self, study_uid: str) -> dict[str, Dataset]:
         uids: list[str] = []
         for job in self.jobs_by_study.get(study_uid, []):
+            if job.series_uid in self.whole_timing or self._timed_directly(job):
+                continue
             uids += [u for u in (core.sop_uid(p) for p in self.picks(job)) if u]
         uids = list(dict.fromkeys(uids))
         found: dict[str, Dataset] = {}
@@ -731,7 +882,12 @@ class _Day:
         """The instance headers ``series_timing`` needs, the lightest way allowed."""
         count = self.needed_count(job)
         if self.method == "image-find":
-            if self.per_study and self.uid_lists:
+            whole = self.whole_timing.get(job.series_uid)
+            if whole is not None:
+                answers = core.pick_instances(whole, count)
+            elif self._timed_directly(job):
+                answers = self.direct_picks[job.series_uid]
+            elif self.per_study and self.uid_lists:
                 picks = self.picks(job)
                 answers = self.timing_answers(job, picks) if picks else []
             else:
@@ -786,7 +942,7 @@ class _Day:
         """
         wanted: list[tuple[str, str, list[str]]] = []
         for job in jobs:
-            if job.series_uid not in self._day_images:
+            if job.series_uid not in self._day_images and job.series_uid not in self.direct_picks:
                 continue
             uids = [u for u in (core.sop_uid(p) for p in self.picks(job)) if u]
             if uids:
@@ -835,8 +991,11 @@ class _Day:
         methods = self.file_methods()
         if job.n_instances == 1:
             return self.fetch(job, None, methods)
-        answers = self.series_instances(job.study_uid, job.series_uid)
-        uids = [u for u in (core.sop_uid(p) for p in core.pick_instances(answers, 1)) if u]
+        if job.series_uid in self.first_picks:
+            picked = [self.first_picks[job.series_uid]]
+        else:
+            picked = core.pick_instances(self.series_instances(job.study_uid, job.series_uid), 1)
+        uids = [u for u in (core.sop_uid(p) for p in picked) if u]
         return self.fetch(job, uids, methods) if uids else []
 
     def run_one(self, job: SeriesJob) -> Outcome:
@@ -898,6 +1057,8 @@ def _verify_institutions(
     studies = set(rejected.get_column("study_uid").to_list())
     todo = [j for j in jobs.values() if j.study_uid in studies]
     names: dict[str, str | None] = {}
+    # their instances numbered 1, day-wide, instead of listing each study
+    state.prefetch_firsts([j for j in todo if j.n_instances != 1])
 
     def one(job: SeriesJob) -> None:
         try:
@@ -1108,7 +1269,14 @@ def _retrieve(
         state.jobs_by_study.setdefault(job.study_uid, []).append(job)
     if state.relational:
         batch_files = state.batch_files()
-        state.prefetch_instances([j for j in jobs if batch_files or state.needs_picks(j)])
+        listed = [j for j in jobs if batch_files or state.needs_picks(j)]
+        if state.method == "image-find" and state.per_study and state.uid_lists:
+            whole = {j.series_uid for j in state.whole_series_jobs(listed)}
+            if whole:
+                state.prefetch_whole_timing([j for j in listed if j.series_uid in whole])
+                listed = [j for j in listed if j.series_uid not in state.whole_timing]
+        listed = state.prefetch_direct(listed, timing=state.method == "image-find")
+        state.prefetch_instances(listed)
         if batch_files:
             state.prefetch_headers(jobs)
 

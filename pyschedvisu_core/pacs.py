@@ -157,25 +157,80 @@ def day_series_query(day: dt.date, study_uids: Sequence[str]) -> Dataset:
     return ds
 
 
-def day_image_query(study_uids: Sequence[str], series_uids: Sequence[str]) -> Dataset:
-    """IMAGE-level identifier, minimal keys, of every instance of the listed series."""
-    ds = _identifier(
-        "IMAGE", {}, ("SOPInstanceUID", "InstanceNumber", "StudyInstanceUID", "SeriesInstanceUID")
-    )
-    ds.StudyInstanceUID = _uid_value(study_uids)
+def day_image_query(series_uids: Sequence[str]) -> Dataset:
+    """IMAGE-level identifier, minimal keys, of every instance of the listed series.
+
+    The study key stays universal (relational-style): every answer would otherwise carry
+    the StudyInstanceUID too, a fifth of this listing's bytes, and the SeriesInstanceUID
+    already tells which series (and so which study) an instance belongs to.
+    """
+    ds = _identifier("IMAGE", {}, ("SOPInstanceUID", "InstanceNumber", "SeriesInstanceUID"))
     ds.SeriesInstanceUID = _uid_value(series_uids)
     return ds
 
 
-def day_timing_query(
-    study_uids: Sequence[str], series_uids: Sequence[str], sop_instance_uids: Sequence[str]
-) -> Dataset:
-    """IMAGE-level identifier with the timing keys of the listed instances of several series."""
+def day_timing_query(sop_instance_uids: Sequence[str]) -> Dataset:
+    """IMAGE-level identifier with the timing keys of the listed instances, any series.
+
+    SOP Instance UIDs are unique across the archive, so the list alone selects; the study
+    and series keys stay universal to keep them out of every answer.
+    """
     ds = image_query("", "", timing=True)
-    ds.StudyInstanceUID = _uid_value(study_uids)
-    ds.SeriesInstanceUID = _uid_value(series_uids)
+    del ds.StudyInstanceUID
+    del ds.SeriesInstanceUID
     ds.SOPInstanceUID = _uid_value(sop_instance_uids)
     return ds
+
+
+def day_series_timing_query(series_uids: Sequence[str]) -> Dataset:
+    """IMAGE-level identifier with the timing keys of every instance of the listed series.
+
+    For series whose every instance is needed anyway (one instance; two for CT/PT): their
+    timing in one query, with no instance listing first.
+    """
+    ds = image_query("", "", timing=True)
+    del ds.StudyInstanceUID
+    ds.SeriesInstanceUID = _uid_value(series_uids)
+    return ds
+
+
+def day_pick_query(series_uids: Sequence[str], number: int, *, timing: bool) -> Dataset:
+    """IMAGE-level identifier of the instance numbered ``number`` in each listed series.
+
+    DOMAIN §2.3 reads instance 1 and instance N (N = NumberOfSeriesRelatedInstances): one
+    answer per series and number, where listing a series costs one answer per instance.
+    InstanceNumber is a required matching key at IMAGE level (PS3.4 C.6.1.1.5).
+    """
+    keys = TIMING_KEYWORDS if timing else ("SOPInstanceUID", "InstanceNumber")
+    ds = _identifier("IMAGE", {"InstanceNumber": str(number)}, keys)
+    ds.SeriesInstanceUID = _uid_value(series_uids)
+    if timing:
+        for keyword in TIMING_SEQUENCES:
+            setattr(ds, keyword, DicomSequence([]))
+    return ds
+
+
+def check_day_picks(
+    answers: Sequence[Dataset], series_uids: Sequence[str], number: int
+) -> tuple[dict[str, Dataset], str | None]:
+    """Answers of :func:`day_pick_query` by series, where exactly one instance answered.
+
+    A series with no instance so numbered (numbering from 0) or several (numbering
+    restarted) is left out, to be listed. An answer of a series not asked for, or with
+    another number (a PACS ignoring the key), makes the whole answer untrustworthy: the
+    reason is returned with nothing.
+    """
+    wanted = set(series_uids)
+    found: dict[str, dict[str, Dataset]] = {}
+    for i, ds in enumerate(answers):
+        series = text_value(ds, "SeriesInstanceUID")
+        if series is None or series not in wanted:
+            return {}, f"an instance of a series not asked for ({series})"
+        if instance_number(ds) != number:
+            got = text_value(ds, "InstanceNumber")
+            return {}, f"instance numbered {got!r} answered to InstanceNumber={number}"
+        found.setdefault(series, {})[sop_uid(ds) or f"#{i}"] = ds
+    return {uid: next(iter(d.values())) for uid, d in found.items() if len(d) == 1}, None
 
 
 def check_day_series(answers: Sequence[Dataset], expected: dict[str, int | None]) -> str | None:

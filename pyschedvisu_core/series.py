@@ -85,7 +85,12 @@ def _python_mask(values: pl.Series, test: Callable[[str], bool]) -> pl.Series:
     """Evaluate ``test`` once per distinct value (fallback for regexes polars cannot compile)."""
     uniques = values.drop_nulls().unique().to_list()
     hits = [v for v in uniques if test(v)]
-    return values.is_in(pl.Series(hits, dtype=pl.String)).fill_null(False)
+    return values.is_in(_one_list(hits)).fill_null(False)
+
+
+def _one_list(values: Sequence[str]) -> pl.Series:
+    """``values`` as one list value for ``is_in`` (a bare Series is ambiguous in polars 2)."""
+    return pl.Series(list(values), dtype=pl.String).implode()
 
 
 def _regex_mask(values: pl.Series, rust_pattern: str, test: Callable[[str], bool]) -> pl.Series:
@@ -143,7 +148,7 @@ def filter_studies(
 
     desc = _stripped(studies, "study_description").str.to_lowercase()
     banned = pl.Series([d.strip(_PAD) for d in description_exclude], dtype=pl.String)
-    desc_bad = desc.is_in(banned.str.to_lowercase()).fill_null(False)
+    desc_bad = desc.is_in(banned.str.to_lowercase().implode()).fill_null(False)
 
     reason = (
         pl.DataFrame({"ok": pid_ok, "bad": desc_bad})
@@ -190,9 +195,9 @@ def filter_series(
 
     flags = pl.DataFrame(
         {
-            "mod_ok": modality.is_in(pl.Series(modalities, dtype=pl.String)).fill_null(False),
+            "mod_ok": modality.is_in(_one_list(modalities)).fill_null(False),
             "desc": _description_mask(desc, description_exclude),
-            "proto": protocol.is_in(pl.Series(protocol_exclude, dtype=pl.String)).fill_null(False),
+            "proto": protocol.is_in(_one_list(protocol_exclude)).fill_null(False),
             "nm_multi": ((modality == "NM") & (n_inst > 1)).fill_null(False),
         }
     )

@@ -96,3 +96,38 @@ def test_check_day_series_accepts_exactly_the_complete_answers(
         assert core.check_day_series(partial, expected) is not None
     else:
         assert core.check_day_series([*answers, series(dropped, "9.9.9")], expected) is not None
+
+
+def numbered(series_uid: str, sop: str, number: str) -> Dataset:
+    ds = instance(series_uid, sop)
+    ds.InstanceNumber = number
+    return ds
+
+
+def test_pick_query_matches_one_instance_number_in_listed_series() -> None:
+    ds = core.day_pick_query(["2.1", "2.2"], 30, timing=True)
+    assert ds.QueryRetrieveLevel == "IMAGE"
+    assert ds.InstanceNumber == "30"
+    assert list(ds.SeriesInstanceUID) == ["2.1", "2.2"]
+    assert "StudyInstanceUID" not in ds  # relational: kept out of every answer
+    assert "AcquisitionTime" in ds and "PhaseInformationSequence" in ds
+    assert "AcquisitionTime" not in core.day_pick_query(["2.1"], 1, timing=False)
+
+
+def test_picks_keep_series_answered_exactly_once() -> None:
+    answers = [
+        numbered("2.1", "3.1", "7"),
+        numbered("2.2", "3.2", " 7"),  # IS values may be padded
+        numbered("2.2", "3.3", "7"),  # numbered twice: listed instead
+    ]
+    picks, why = core.check_day_picks(answers, ["2.1", "2.2", "2.3"], 7)
+    assert why is None
+    assert {uid: core.sop_uid(ds) for uid, ds in picks.items()} == {"2.1": "3.1"}
+
+
+def test_pick_answer_ignoring_the_instance_number_is_not_trusted() -> None:
+    answers = [numbered("2.1", "3.1", "1"), numbered("2.1", "3.2", "2")]
+    picks, why = core.check_day_picks(answers, ["2.1"], 1)
+    assert picks == {} and "InstanceNumber=1" in str(why)
+    picks, why = core.check_day_picks([numbered("9.9", "3.9", "1")], ["2.1"], 1)
+    assert picks == {} and "not asked for" in str(why)

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
 
 from pyschedvisu.config import Settings
 from pyschedvisu.retrieval import forget_capabilities, retrieve_day
@@ -81,7 +82,7 @@ class MemoryPacs:
             want = query.get(kw)
             if want in (None, ""):
                 continue
-            wanted = [str(w) for w in want] if not isinstance(want, str) else [want]
+            wanted = [str(w) for w in want] if isinstance(want, list | MultiValue) else [str(want)]
             if str(ds.get(kw)) not in wanted:
                 return False
         if query.get("ModalitiesInStudy"):
@@ -235,3 +236,61 @@ def test_instance_number_beyond_int32_is_none(raw: str, expected: int | None) ->
     ds = Dataset()
     ds.add_new(0x00200013, "IS", raw.encode())
     assert core.instance_number(ds) == expected
+
+
+def image_answers(pacs: MemoryPacs) -> list[Dataset]:
+    """IMAGE-level queries that could answer a whole series (no SOP UID list, no number)."""
+    return [
+        q
+        for lvl, q in pacs.queries
+        if lvl == "IMAGE" and not q.get("SOPInstanceUID") and not q.get("InstanceNumber")
+    ]
+
+
+def test_large_series_are_timed_by_instance_1_and_n_without_listing(tmp_path: Path) -> None:
+    pacs = MemoryPacs(
+        [
+            *(instance("1", "pet", n, f"08{n:02d}00") for n in range(1, 31)),
+            *(instance("1", "ct", n, f"0750{n:02d}", modality="CT") for n in range(1, 31)),
+        ]
+    )
+    result = run(tmp_path, pacs)
+    assert times(result) == {"pet": ("080100", "083000"), "ct": ("075001", "075030")}
+    numbers = sorted(str(q.InstanceNumber) for lvl, q in pacs.queries if q.get("InstanceNumber"))
+    assert numbers == ["1", "30"]  # both series in each query
+    assert image_answers(pacs) == []  # 60 instances never listed
+
+
+def test_large_series_without_instance_n_is_listed_and_picked_by_lowest_and_highest(
+    tmp_path: Path,
+) -> None:
+    from_zero = [instance("1", "zero", n, f"08{n:02d}00") for n in range(0, 30)]
+    twice = []  # numbering restarted: 1..15 twice, instance 1 answers twice
+    for i in range(30):
+        ds = instance("1", "twice", i % 15 + 1, f"09{i:02d}00")
+        ds.SOPInstanceUID = f"{ds.SeriesInstanceUID}.9{i}"
+        twice.append(ds)
+    pacs = MemoryPacs([*from_zero, *twice])
+    result = run(tmp_path, pacs)
+    # lowest and highest number, the PACS order deciding between equal numbers
+    assert times(result) == {"zero": ("080000", "082900"), "twice": ("090000", "091400")}
+    assert len(image_answers(pacs)) >= 1  # listed
+
+
+class NumberBlindPacs(MemoryPacs):
+    """A PACS that ignores InstanceNumber as a matching key."""
+
+    def _matches(self, ds: Dataset, query: Dataset) -> bool:
+        q = Dataset()
+        for elem in query:
+            if elem.keyword != "InstanceNumber":
+                q.add(elem)
+        return super()._matches(ds, q)
+
+
+def test_pacs_ignoring_instance_number_is_listed_instead(tmp_path: Path) -> None:
+    pacs = NumberBlindPacs([instance("1", "pet", n, f"08{n:02d}00") for n in range(1, 31)])
+    result = run(tmp_path, pacs)
+    assert times(result) == {"pet": ("080100", "083000")}
+    assert pacs.direct_picks is False  # remembered: the next days list at once
+    assert len(image_answers(pacs)) >= 1
