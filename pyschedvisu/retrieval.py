@@ -200,6 +200,14 @@ def remember_relational(settings: Settings, ok: bool) -> None:
         remember_capabilities(settings, dataclasses.replace(caps, relational=ok))
 
 
+_probe_locks: dict[str, threading.Lock] = {}
+
+
+def _probe_lock(key: str) -> threading.Lock:
+    with _caps_lock:
+        return _probe_locks.setdefault(key, threading.Lock())
+
+
 def forget_capabilities() -> None:
     """Drop the in-memory probe results (tests, ``pacs check``)."""
     with _caps_lock:
@@ -218,12 +226,14 @@ def resolve_method(
     caps = cached_capabilities(settings)
     if configured != "auto":
         return configured, core.fallback_methods(configured, caps), caps
-    if caps is None or not caps.probed:
-        relational = caps.relational if caps is not None else None
-        caps = dataclasses.replace(client.probe(sample), relational=relational, probed=True)
-        log.info("PACS %s probed: %s", pacs_key(settings), "; ".join(caps.notes))
-        if sample is not None:
-            remember_capabilities(settings, caps)
+    with _probe_lock(pacs_key(settings)):  # days starting together: one probe, not one each
+        caps = cached_capabilities(settings)
+        if caps is None or not caps.probed:
+            relational = caps.relational if caps is not None else None
+            caps = dataclasses.replace(client.probe(sample), relational=relational, probed=True)
+            log.info("PACS %s probed: %s", pacs_key(settings), "; ".join(caps.notes))
+            if sample is not None:
+                remember_capabilities(settings, caps)
     methods = caps.methods()
     if not methods:
         if sample is None:
@@ -623,7 +633,9 @@ class _Day:
         one N are asked together; a group whose listing costs fewer answers than an
         operation is left to the listing, and so is every series where instance 1 or N is
         missing or numbered twice (numbering from 0, restarted): those are picked by lowest
-        and highest number. Returns the jobs left to the listing.
+        and highest number. (A large series with deleted instances whose instance N still
+        exists ends at instance N, as the rule reads; only a listing could tell.) Returns the
+        jobs left to the listing.
         """
         if not (self.relational and getattr(self.client, "direct_picks", True)):
             return list(jobs)

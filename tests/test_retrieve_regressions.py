@@ -294,3 +294,42 @@ def test_pacs_ignoring_instance_number_is_listed_instead(tmp_path: Path) -> None
     assert times(result) == {"pet": ("080100", "083000")}
     assert pacs.direct_picks is False  # remembered: the next days list at once
     assert len(image_answers(pacs)) >= 1
+
+
+def test_days_starting_together_probe_the_pacs_once(tmp_path: Path) -> None:
+    import threading
+
+    from pyschedvisu.retrieval import resolve_method
+
+    settings = Settings.model_validate(
+        {"pacs": {"probe_cache": False}, "paths": {"data_dir": str(tmp_path / "data")}}
+    )
+    probing = threading.Event()
+    second = threading.Event()
+    calls: list[str] = []
+
+    class SlowProbe(MemoryPacs):
+        def probe(self, sample: Any = None, *, thorough: bool = False) -> core.Capabilities:
+            calls.append(threading.current_thread().name)
+            if len(calls) == 1:
+                probing.set()
+                second.wait(1.0)  # a second probe (the bug) releases at once
+            else:
+                second.set()
+            return super().probe(sample)
+
+    pacs = SlowProbe([])
+    results: list[Any] = []
+
+    def day() -> None:
+        results.append(resolve_method(settings, pacs, ("1.2.3", "1.2.3.4")))
+
+    first = threading.Thread(target=day, name="day-1")
+    first.start()
+    assert probing.wait(5)
+    other = threading.Thread(target=day, name="day-2")
+    other.start()
+    first.join(5)
+    other.join(5)
+    assert calls == ["day-1"]
+    assert [r[0] for r in results] == ["image-find", "image-find"]
