@@ -142,6 +142,8 @@ def close_clients() -> None:
 
 _caps_memo: dict[str, core.Capabilities] = {}
 _caps_lock = threading.Lock()
+#: held around every read-modify-write of a PACS's capabilities (probe vs relational)
+_caps_update_lock = threading.RLock()
 
 
 def _caps_path(settings: Settings) -> Path:
@@ -195,9 +197,10 @@ def cached_relational(settings: Settings) -> bool | None:
 
 def remember_relational(settings: Settings, ok: bool) -> None:
     """Remember, with the probe results, whether day-wide queries can be used."""
-    caps = cached_capabilities(settings) or core.Capabilities(probed=False)
-    if caps.relational != ok:
-        remember_capabilities(settings, dataclasses.replace(caps, relational=ok))
+    with _caps_update_lock:  # read-modify-write: a probe finishing meanwhile is not undone
+        caps = cached_capabilities(settings) or core.Capabilities(probed=False)
+        if caps.relational != ok:
+            remember_capabilities(settings, dataclasses.replace(caps, relational=ok))
 
 
 _probe_locks: dict[str, threading.Lock] = {}
@@ -229,11 +232,14 @@ def resolve_method(
     with _probe_lock(pacs_key(settings)):  # days starting together: one probe, not one each
         caps = cached_capabilities(settings)
         if caps is None or not caps.probed:
-            relational = caps.relational if caps is not None else None
-            caps = dataclasses.replace(client.probe(sample), relational=relational, probed=True)
+            probed = client.probe(sample)
+            with _caps_update_lock:  # what other days learnt meanwhile (relational) is kept
+                current = cached_capabilities(settings)
+                relational = current.relational if current is not None else None
+                caps = dataclasses.replace(probed, relational=relational, probed=True)
+                if sample is not None:
+                    remember_capabilities(settings, caps)
             log.info("PACS %s probed: %s", pacs_key(settings), "; ".join(caps.notes))
-            if sample is not None:
-                remember_capabilities(settings, caps)
     methods = caps.methods()
     if not methods:
         if sample is None:

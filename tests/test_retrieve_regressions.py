@@ -333,3 +333,31 @@ def test_days_starting_together_probe_the_pacs_once(tmp_path: Path) -> None:
     other.join(5)
     assert calls == ["day-1"]
     assert [r[0] for r in results] == ["image-find", "image-find"]
+
+
+def test_relational_learnt_during_a_probe_is_kept_and_the_probe_too(tmp_path: Path) -> None:
+    """Regression: a day remembering "relational" while another probed undid the probe."""
+    import threading
+
+    from pyschedvisu.retrieval import cached_capabilities, remember_relational, resolve_method
+
+    settings = Settings.model_validate({"paths": {"data_dir": str(tmp_path / "data")}})
+    probing, learnt = threading.Event(), threading.Event()
+
+    class SlowProbe(MemoryPacs):
+        def probe(self, sample: Any = None, *, thorough: bool = False) -> core.Capabilities:
+            probing.set()
+            assert learnt.wait(5)
+            return super().probe(sample)
+
+    day = threading.Thread(
+        target=resolve_method, args=(settings, SlowProbe([]), ("1.2.3", "1.2.3.4"))
+    )
+    day.start()
+    assert probing.wait(5)
+    remember_relational(settings, True)  # another day found day-wide queries answered
+    learnt.set()
+    day.join(5)
+    caps = cached_capabilities(settings)
+    assert caps is not None and caps.probed and caps.relational is True
+    assert caps.image_find_timing
