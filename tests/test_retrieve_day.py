@@ -443,3 +443,10 @@ def test_refused_day_wide_timing_query_is_tried_once_then_per_study(served: Any)
         result.series.select(expected_series().columns).sort("series_uid"),
         expected_series().sort("series_uid"),
     )
+
+
+def test_relational_queries_are_negotiated_before_day_wide_ones(served: Any) -> None:
+    pacs, make = served
+    retrieve_day(DAY, make(retrieval="image-find"))
+    # both C-FIND models (study and patient root) offered with byte 1 = relational queries
+    assert pacs.stats.relational_asked >= 2

@@ -43,6 +43,7 @@ from pydicom.uid import (
 )
 from pynetdicom import AE, _config, build_role, evt
 from pynetdicom.association import Association
+from pynetdicom.pdu_primitives import SOPClassExtendedNegotiation
 from pynetdicom.sop_class import (
     CTImageStorage,
     EnhancedCTImageStorage,
@@ -178,6 +179,22 @@ def _at_pixels(tag: BaseTag, vr: str | None, length: int) -> bool:
     return int(tag) >= 0x7FE00000
 
 
+def relational_query_items() -> list[SOPClassExtendedNegotiation]:
+    """Ask for relational queries on both C-FIND models (PS3.4 C.5.1.1, byte 1 = 1).
+
+    The day-wide queries leave the study key universal or give UID lists below STUDY
+    level; a PACS is only bound to answer those when relational queries were negotiated.
+    A PACS that ignores the item still gets them, checked and with a hierarchical fallback.
+    """
+    items = []
+    for model in FIND_MODELS.values():
+        item = SOPClassExtendedNegotiation()
+        item.sop_class_uid = model
+        item.service_class_application_information = b"\x01"
+        items.append(item)
+    return items
+
+
 def decode_header(raw: bytes, transfer_syntax: Any) -> Dataset:
     """Parse a C-STORE'd dataset in memory, stopping before the pixel data."""
     if getattr(transfer_syntax, "is_deflated", False):
@@ -282,7 +299,8 @@ class DimseClient:
         # switch interval every PDU waits for them (x4 slower C-FIND with many answers).
         if sys.getswitchinterval() > SWITCH_INTERVAL_S:
             sys.setswitchinterval(SWITCH_INTERVAL_S)
-        self._roles = [build_role(uid, scp_role=True) for uid in STORAGE_CLASSES]
+        self._roles: list[Any] = [build_role(uid, scp_role=True) for uid in STORAGE_CLASSES]
+        self._roles += relational_query_items()
 
     # -- set-up ------------------------------------------------------------------------
     def _make_ae(self) -> AE:

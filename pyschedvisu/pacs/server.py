@@ -145,6 +145,7 @@ class PacsStats:
     bytes_sent: int = 0
     throttled: int = 0
     max_in_flight_seen: int = 0
+    relational_asked: int = 0  # C-FIND models offered with relational queries (ext. neg.)
     ops: list[OpRecord] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
@@ -350,6 +351,7 @@ class DemoPacs:
         handlers = [
             (evt.EVT_REQUESTED, self._on_requested),
             (evt.EVT_ESTABLISHED, self._on_established),
+            (evt.EVT_SOP_EXTENDED, self._on_sop_extended),
             (evt.EVT_ABORTED, self._on_aborted),
             (evt.EVT_C_ECHO, self._on_echo),
             (evt.EVT_C_FIND, self._on_find),
@@ -482,6 +484,16 @@ class DemoPacs:
                 for cx in assoc.acceptor.supported_contexts
                 if str(cx.abstract_syntax) not in GET_UIDS
             ]
+
+    def _on_sop_extended(self, event: Any) -> dict[str, bytes]:
+        """Relational queries (byte 1 of a C-FIND model's item) granted when ``relational``."""
+        asked = {str(uid): bytes(info) for uid, info in event.app_info.items()}
+        with self.stats.lock:
+            self.stats.relational_asked += sum(
+                1 for uid, info in asked.items() if uid in FIND_UIDS and info[:1] == b"\x01"
+            )
+        granted = b"\x01" if self.behaviour.relational else b"\x00"
+        return {uid: granted for uid, info in asked.items() if uid in FIND_UIDS and info}
 
     def _on_established(self, event: Any) -> None:
         # without it every answer PDU waits for the SCU's delayed ACK (~40 ms per message)
