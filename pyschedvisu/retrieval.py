@@ -164,9 +164,8 @@ def cached_capabilities(settings: Settings) -> core.Capabilities | None:
     except (OSError, ValueError, KeyError, TypeError):
         return None
     caps = core.Capabilities.from_json(entry)
-    with _caps_lock:
-        _caps_memo[key] = caps
-    return caps
+    with _caps_lock:  # what another thread remembered meanwhile wins over the file
+        return _caps_memo.setdefault(key, caps)
 
 
 def remember_capabilities(settings: Settings, caps: core.Capabilities) -> None:
@@ -499,13 +498,15 @@ class _Day:
         """A day-wide query was refused or its answer is not trusted: per study from now on.
 
         A PACS never seen answering them is remembered as hierarchical; one that did before
-        is only asked per study for the rest of this day.
+        (this day or another one running alongside) is only asked per study for the rest
+        of this day: one doubtful day must not turn day-wide queries off for good.
         """
-        if self.relational is None:
-            log.info("PACS answers no day-wide query (%s): querying study by study", why)
-            remember_relational(self.settings, False)
-        else:
-            log.warning("%s: day-wide query not trusted (%s): study by study", self.day, why)
+        with _caps_update_lock:
+            if self.relational is None and cached_relational(self.settings) is None:
+                log.info("PACS answers no day-wide query (%s): querying study by study", why)
+                remember_relational(self.settings, False)
+            else:
+                log.warning("%s: day-wide query not trusted (%s): study by study", self.day, why)
         self.relational = False
 
     def _relational_ok(self) -> None:
@@ -639,9 +640,9 @@ class _Day:
         one N are asked together; a group whose listing costs fewer answers than an
         operation is left to the listing, and so is every series where instance 1 or N is
         missing or numbered twice (numbering from 0, restarted): those are picked by lowest
-        and highest number. (A large series with deleted instances whose instance N still
-        exists ends at instance N, as the rule reads; only a listing could tell.) Returns the
-        jobs left to the listing.
+        and highest number; and so is one holding an instance numbered N + 1 (deleted
+        instances, a stale count: N is not its last), or already listed (while counting).
+        Returns the jobs left to the listing.
         """
         if not (self.relational and getattr(self.client, "direct_picks", True)):
             return list(jobs)
@@ -652,8 +653,8 @@ class _Day:
         by_last: dict[int, list[SeriesJob]] = {}
         for job in jobs:
             n = job.n_instances
-            if n is None or n < 1:
-                rest.append(job)
+            if n is None or n < 1 or self._listed(job):
+                rest.append(job)  # a listing in hand picks lowest and highest for free
                 continue
             numbers = instances_needed(job.modality, n)
             if len(numbers) > 1:
@@ -674,11 +675,14 @@ class _Day:
         for n, group in lasts_wanted.items():
             if firsts is None:
                 break
-            got = self._picks_numbered([j.series_uid for j in group], n, timing=timing)
-            if got is None:
+            uids = [j.series_uid for j in group]
+            got = self._picks_numbered(uids, n, timing=timing)
+            beyond = self._numbered_beyond(uids, n + 1) if got is not None else None
+            if got is None or beyond is None:
                 firsts = None
                 break
-            lasts.update(got)
+            # an instance numbered N + 1: N is not the last (deleted instances, stale count)
+            lasts.update({uid: ds for uid, ds in got.items() if uid not in beyond})
         if firsts is None:
             return list(jobs)
         need_last = {j.series_uid for group in lasts_wanted.values() for j in group}
@@ -729,6 +733,32 @@ class _Day:
                 return None
             out.update(got)
         return out
+
+    def _numbered_beyond(self, series_uids: Sequence[str], number: int) -> set[str] | None:
+        """The listed series holding an instance numbered ``number``; None: not trusted."""
+        out: set[str] = set()
+        for i in range(0, len(series_uids), UID_LIST_MAX):
+            chunk = series_uids[i : i + UID_LIST_MAX]
+            query = core.day_pick_query(chunk, number, timing=False)
+            try:
+                answers = self.client.find("IMAGE", query, limit=4 * len(chunk) + 20)
+            except PacsOperationError as exc:
+                self._no_direct(str(exc))
+                return None
+            _, why = core.check_day_picks(answers, chunk, number)
+            if why is not None:
+                self._no_direct(why)
+                return None
+            out |= {uid for ds in answers if (uid := core.text_value(ds, "SeriesInstanceUID"))}
+        return out
+
+    def _listed(self, job: SeriesJob) -> bool:
+        """True when every instance of ``job``'s series was already listed (counting)."""
+        with self._lock:
+            if job.series_uid in self._series_answers:
+                return True
+            grouped = self._images.get(job.study_uid)
+        return grouped is not None and job.series_uid in grouped
 
     def _no_direct(self, why: str) -> None:
         log.info("IMAGE-level query by InstanceNumber not usable (%s): listing instances", why)

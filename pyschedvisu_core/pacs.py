@@ -463,11 +463,12 @@ def fallback_methods(primary: Method, caps: Capabilities | None) -> list[Method]
     """File methods to try, in order, when ``primary`` does not give what a series needs.
 
     IMAGE-level responses may lack what a series needs (NM sequences, a PACS that only
-    indexes main tags). Without probe results every heavier file method is tried.
+    indexes main tags). Without probe results (none, or only what day-wide queries taught)
+    every heavier file method is tried.
     """
     files: list[Method] = ["c-get", "c-move"]
     candidates = [m for m in files if m != primary]
-    if caps is None:
+    if caps is None or not caps.probed:
         return candidates
     return [m for m in candidates if m in caps.methods()]
 

@@ -257,7 +257,7 @@ def test_large_series_are_timed_by_instance_1_and_n_without_listing(tmp_path: Pa
     result = run(tmp_path, pacs)
     assert times(result) == {"pet": ("080100", "083000"), "ct": ("075001", "075030")}
     numbers = sorted(str(q.InstanceNumber) for lvl, q in pacs.queries if q.get("InstanceNumber"))
-    assert numbers == ["1", "30"]  # both series in each query
+    assert numbers == ["1", "30", "31"]  # both series in each query; 31: is 30 the last?
     assert image_answers(pacs) == []  # 60 instances never listed
 
 
@@ -361,3 +361,41 @@ def test_relational_learnt_during_a_probe_is_kept_and_the_probe_too(tmp_path: Pa
     caps = cached_capabilities(settings)
     assert caps is not None and caps.probed and caps.relational is True
     assert caps.image_find_timing
+
+
+def test_instance_n_that_is_not_the_last_is_listed(tmp_path: Path) -> None:
+    """Regression: a series numbered past its count (a deleted instance) ended at instance N."""
+    deleted = [instance("1", "pet", n, f"08{n:02d}00") for n in range(1, 32) if n != 26]
+    pacs = MemoryPacs(deleted)  # 30 instances numbered 1..31: instance 30 is not the last
+    assert times(run(tmp_path, pacs)) == {"pet": ("080100", "083100")}
+    assert len(image_answers(pacs)) >= 1  # listed, lowest and highest picked
+
+
+def test_series_counted_by_listing_are_picked_from_that_listing(tmp_path: Path) -> None:
+    """Regression: a count found by listing was then used to ask for instance N directly."""
+    deleted = [instance("1", "pet", n, f"08{n:02d}00") for n in range(1, 33) if n not in (26, 31)]
+    pacs = MemoryPacs(deleted, with_counts=False)  # N+1 = 31 is missing too
+    assert times(run(tmp_path, pacs)) == {"pet": ("080100", "083200")}
+    assert not [q for _, q in pacs.queries if q.get("InstanceNumber")]
+
+
+def test_configured_method_keeps_its_file_fallbacks_once_day_wide_queries_are_known() -> None:
+    """Regression: remembering "relational" left unprobed capabilities that allowed no fallback."""
+    learnt = core.Capabilities(probed=False, relational=True)
+    assert core.fallback_methods("image-find", learnt) == ["c-get", "c-move"]
+    probed = core.Capabilities(image_find_timing=True, c_get=True, c_move=False)
+    assert core.fallback_methods("image-find", probed) == ["c-get"]
+
+
+def test_one_doubtful_day_does_not_turn_day_wide_queries_off_for_good(tmp_path: Path) -> None:
+    """Regression: a day started before another found day-wide queries answered recorded False."""
+    from pyschedvisu.retrieval import _Day, cached_relational
+
+    settings = Settings.model_validate({"paths": {"data_dir": str(tmp_path / "data")}})
+    pacs = MemoryPacs([])
+    early, late = _Day(DAY, settings, pacs, None), _Day(DAY, settings, pacs, None)
+    assert early.relational is None and late.relational is None
+    early._relational_ok()
+    late._relational_failed("3 series answered, 4 announced")
+    assert cached_relational(settings) is True
+    assert late.relational is False  # this day goes on study by study
