@@ -66,8 +66,8 @@ SERIES_PER_STUDY_MAX = 50
 #: Expected IMAGE-level answers per day-wide query (series are batched up to this).
 IMAGE_ANSWERS_BATCH = 5000
 #: What one more C-FIND costs, in answers: a group of series sharing a count N is asked for
-#: instance N directly only when listing its instances would cost more than that.
-PICK_OP_COST = 8
+#: instances N and N + 1 directly only when listing it would cost more than those two.
+PICK_OP_COST = 4
 
 ProgressFn = Callable[[int, int], None]
 
@@ -663,7 +663,7 @@ class _Day:
                 direct.append(job)
         lasts_wanted: dict[int, list[SeriesJob]] = {}
         for n, group in by_last.items():
-            if len(group) * (n - 2) > PICK_OP_COST:
+            if len(group) * (n - 2) > 2 * PICK_OP_COST:  # two queries: N and N + 1
                 lasts_wanted[n] = group
                 direct.extend(group)
             else:
