@@ -718,7 +718,23 @@ class _Day:
         self, series_uids: Sequence[str], number: int, *, timing: bool
     ) -> dict[str, Dataset] | None:
         """Instance ``number`` of each listed series; None when the PACS cannot be trusted."""
-        out: dict[str, Dataset] = {}
+        answers = self._ask_numbered(series_uids, number, timing=timing)
+        if answers is None:
+            return None
+        return core.check_day_picks(answers, series_uids, number)[0]
+
+    def _numbered_beyond(self, series_uids: Sequence[str], number: int) -> set[str] | None:
+        """The listed series holding an instance numbered ``number``; None: not trusted."""
+        answers = self._ask_numbered(series_uids, number, timing=False)
+        if answers is None:
+            return None
+        return {uid for ds in answers if (uid := core.text_value(ds, "SeriesInstanceUID"))}
+
+    def _ask_numbered(
+        self, series_uids: Sequence[str], number: int, *, timing: bool
+    ) -> list[Dataset] | None:
+        """Answers to :func:`core.day_pick_query`, checked; None (direct queries off) if not."""
+        out: list[Dataset] = []
         for i in range(0, len(series_uids), UID_LIST_MAX):
             chunk = series_uids[i : i + UID_LIST_MAX]
             query = core.day_pick_query(chunk, number, timing=timing)
@@ -727,29 +743,11 @@ class _Day:
             except PacsOperationError as exc:
                 self._no_direct(str(exc))
                 return None
-            got, why = core.check_day_picks(answers, chunk, number)
+            why = core.check_day_picks(answers, chunk, number)[1]
             if why is not None:
                 self._no_direct(why)
                 return None
-            out.update(got)
-        return out
-
-    def _numbered_beyond(self, series_uids: Sequence[str], number: int) -> set[str] | None:
-        """The listed series holding an instance numbered ``number``; None: not trusted."""
-        out: set[str] = set()
-        for i in range(0, len(series_uids), UID_LIST_MAX):
-            chunk = series_uids[i : i + UID_LIST_MAX]
-            query = core.day_pick_query(chunk, number, timing=False)
-            try:
-                answers = self.client.find("IMAGE", query, limit=4 * len(chunk) + 20)
-            except PacsOperationError as exc:
-                self._no_direct(str(exc))
-                return None
-            _, why = core.check_day_picks(answers, chunk, number)
-            if why is not None:
-                self._no_direct(why)
-                return None
-            out |= {uid for ds in answers if (uid := core.text_value(ds, "SeriesInstanceUID"))}
+            out += answers
         return out
 
     def _listed(self, job: SeriesJob) -> bool:
