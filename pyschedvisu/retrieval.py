@@ -594,23 +594,19 @@ class _Day:
             len(batches),
         )
 
-    def whole_series_jobs(self, jobs: Sequence[SeriesJob]) -> list[SeriesJob]:
-        """The jobs whose every instance timing needs (a known count of 1, or 2 for CT/PT)."""
-        return [
-            j
-            for j in jobs
-            if j.n_instances is not None and 0 < j.n_instances <= self.needed_count(j)
-        ]
+    def needs_every_instance(self, job: SeriesJob) -> bool:
+        """True when timing needs every instance (a known count of 1, or 2 for CT/PT)."""
+        return job.n_instances is not None and 0 < job.n_instances <= self.needed_count(job)
 
-    def prefetch_whole_timing(self, jobs: Sequence[SeriesJob]) -> list[SeriesJob]:
-        """Timing answers of ``jobs`` (see :meth:`whole_series_jobs`) in day-wide queries.
+    def prefetch_whole_timing(self, jobs: Sequence[SeriesJob]) -> None:
+        """Timing answers of ``jobs`` (see :meth:`needs_every_instance`) in day-wide queries.
 
         Listing their instances first would cost one more answer per instance for nothing.
-        Returns the jobs left to the usual way: those not answered completely, or all of
-        them when the PACS refused or answered something inconsistent.
+        Series not answered completely (all of them, when the PACS refused or answered
+        something inconsistent) are left out of ``whole_timing``, to the usual way.
         """
         if not self.relational:
-            return list(jobs)
+            return
         for i in range(0, len(jobs), UID_LIST_MAX):
             chunk = jobs[i : i + UID_LIST_MAX]
             expected = {j.series_uid: j.n_instances for j in chunk}
@@ -627,7 +623,6 @@ class _Day:
                 break
             with self._lock:
                 self.whole_timing.update(grouped)
-        return [j for j in jobs if j.series_uid not in self.whole_timing]
 
     def _timed_directly(self, job: SeriesJob) -> bool:
         return job.series_uid in self.direct_timed
@@ -961,7 +956,7 @@ class _Day:
             self.methods_used[self.method] += 1
             return core.pick_instances(batched, count)
         methods = [self.method, *self.fallbacks]
-        if job.n_instances is not None and 0 < job.n_instances <= count:
+        if self.needs_every_instance(job):
             # every instance is needed anyway: no IMAGE-level query at all
             got = self.fetch(job, None, methods)
         else:
@@ -1025,7 +1020,7 @@ class _Day:
         """True when timing ``job`` reads the minimal IMAGE-level answers of its series."""
         if self.method == "image-find":
             return self.per_study and self.uid_lists
-        return not (job.n_instances is not None and 0 < job.n_instances <= self.needed_count(job))
+        return not self.needs_every_instance(job)
 
     def file_methods(self) -> list[core.Method]:
         """The methods that move instance headers, in the order to try them."""
@@ -1317,10 +1312,8 @@ def _retrieve(
         batch_files = state.batch_files()
         listed = [j for j in jobs if batch_files or state.needs_picks(j)]
         if state.method == "image-find" and state.per_study and state.uid_lists:
-            whole = {j.series_uid for j in state.whole_series_jobs(listed)}
-            if whole:
-                state.prefetch_whole_timing([j for j in listed if j.series_uid in whole])
-                listed = [j for j in listed if j.series_uid not in state.whole_timing]
+            state.prefetch_whole_timing([j for j in listed if state.needs_every_instance(j)])
+            listed = [j for j in listed if j.series_uid not in state.whole_timing]
         listed = state.prefetch_direct(listed, timing=state.method == "image-find")
         state.prefetch_instances(listed)
         if batch_files:
