@@ -1016,6 +1016,58 @@ class _Day:
             len(jobs),
         )
 
+    def prefetch_whole_series(self, jobs: Sequence[SeriesJob]) -> None:
+        """Files of the series needing every instance, one C-GET / C-MOVE per study.
+
+        For a PACS that takes no relational retrieve (hierarchical): a SERIES-level UID
+        list within one study is standard there, where it would otherwise cost one request
+        per series (one, or two for CT/PT, instances each). A series whose files did not all
+        arrive is fetched alone later; a PACS refusing the list is asked series by series
+        from then on (this client).
+        """
+        if self.method not in ("c-get", "c-move") or not hasattr(self.client, "fetch_whole_series"):
+            return
+        by_study: dict[str, list[SeriesJob]] = {}
+        for job in jobs:
+            if self.needs_every_instance(job) and job.series_uid not in self._day_headers:
+                by_study.setdefault(job.study_uid, []).append(job)
+        groups = [group for group in by_study.values() if len(group) > 1]
+
+        def one(group: list[SeriesJob]) -> int:
+            if not getattr(self.client, "series_list_retrieve", True):
+                return 0
+            study_uid = group[0].study_uid
+            try:
+                got = self.client.fetch_whole_series(
+                    study_uid, [j.series_uid for j in group], self.method
+                )
+            except PacsOperationError as exc:
+                log.info(
+                    "%s: %s of several series refused (%s): series by series",
+                    self.day,
+                    self.method,
+                    exc,
+                )
+                with contextlib.suppress(AttributeError):
+                    self.client.series_list_retrieve = False
+                return 0
+            except PacsError as exc:  # transient: the series are asked alone, with retries
+                log.debug("%s: %s of study %s failed (%s)", self.day, self.method, study_uid, exc)
+                return 0
+            complete = {
+                j.series_uid: got[j.series_uid]
+                for j in group
+                if len(got.get(j.series_uid, ())) == j.n_instances
+            }
+            with self._lock:
+                self._day_headers.update(complete)
+            return len(complete)
+
+        workers = max(1, self.settings.pacs.max_concurrent)
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="series-files") as pool:
+            moved = sum(pool.map(one, groups))
+        log.debug("%s: files of %d series moved %d studies at a time", self.day, moved, len(groups))
+
     def needs_picks(self, job: SeriesJob) -> bool:
         """True when timing ``job`` reads the minimal IMAGE-level answers of its series."""
         if self.method == "image-find":
@@ -1318,6 +1370,8 @@ def _retrieve(
         state.prefetch_instances(listed)
         if batch_files:
             state.prefetch_headers(jobs)
+    if not state.batch_files():
+        state.prefetch_whole_series(jobs)
 
     # 4. timing headers, in batches, bounded concurrency, retried passes
     outcomes: dict[str, Outcome] = {}

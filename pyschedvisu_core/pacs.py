@@ -310,12 +310,22 @@ def retrieve_identifier(
 ) -> Dataset:
     """C-GET / C-MOVE identifier: listed instances of a series, or the whole series (None)."""
     if not sop_instance_uids:
-        ds = _identifier("SERIES", {"StudyInstanceUID": study_uid}, ())
-        ds.SeriesInstanceUID = series_uid
-        return ds
+        return series_retrieve_identifier(study_uid, [series_uid])
     ds = _identifier("IMAGE", {"StudyInstanceUID": study_uid, "SeriesInstanceUID": series_uid}, ())
     uids = list(dict.fromkeys(sop_instance_uids))
     ds.SOPInstanceUID = uids if len(uids) > 1 else uids[0]
+    return ds
+
+
+def series_retrieve_identifier(study_uid: str, series_uids: Sequence[str]) -> Dataset:
+    """C-GET / C-MOVE identifier: every instance of the listed series of one study.
+
+    Hierarchical retrieve allows a list of UIDs at the retrieve level (PS3.4 C.4.2.2.1), one
+    value above it: several whole series of a study in one request, even where a PACS
+    refuses relational-style identifiers.
+    """
+    ds = _identifier("SERIES", {"StudyInstanceUID": study_uid}, ())
+    ds.SeriesInstanceUID = _uid_value(series_uids)
     return ds
 
 

@@ -450,3 +450,58 @@ def test_relational_queries_are_negotiated_before_day_wide_ones(served: Any) -> 
     retrieve_day(DAY, make(retrieval="image-find"))
     # both C-FIND models (study and patient root) offered with byte 1 = relational queries
     assert pacs.stats.relational_asked >= 2
+
+
+def _phantom_study_settings(settings: Settings) -> Settings:
+    """``settings`` that keep the tiny department's 2024-03-06 study (phantom, Hopital X):
+    two small series (NM, 1 instance; CT, 2 instances) in one study."""
+    return Settings(
+        pacs=settings.pacs.model_dump(),
+        paths=settings.paths.model_dump(),
+        retrieve={"patient_id_pattern": r"\w+", "accepted_institutions": ["hopitalx"]},
+    )
+
+
+PHANTOM_DAY = dt.date(2024, 3, 6)
+PHANTOM_SERIES = {
+    uid("se5"): ("Encore2", "11:05:00", "11:07:00"),
+    uid("se6"): ("Symbia Intevo 16", "11:10:00", "11:10:30"),
+}
+
+
+def _timed(result: Any) -> dict[str, tuple[str, str, str]]:
+    return {
+        row["series_uid"]: (row["machine"], f"{row['start']:%H:%M:%S}", f"{row['end']:%H:%M:%S}")
+        for row in result.series.iter_rows(named=True)
+    }
+
+
+@pytest.mark.parametrize("method", ["c-get", "c-move"])
+def test_small_series_of_a_study_move_in_one_retrieve_on_a_hierarchical_pacs(
+    served: Any, method: str
+) -> None:
+    pacs, make = served
+    pacs.behaviour = Behaviour(relational=False)
+    settings = _phantom_study_settings(make(retrieval=method))
+    result = retrieve_day(PHANTOM_DAY, settings)
+    assert _timed(result) == PHANTOM_SERIES
+    retrieves = [op for op in pacs.stats.ops if op.kind in ("get", "move")]
+    # one SERIES-level retrieve with both series UIDs (3 instances), no IMAGE-level query
+    assert [(op.level, op.status, op.matches) for op in retrieves] == [("SERIES", None, 3)]
+    assert not [op for op in pacs.stats.ops if op.kind == "find" and op.level == "IMAGE"]
+
+
+def test_pacs_refusing_series_lists_in_retrieves_is_asked_series_by_series(served: Any) -> None:
+    pacs, make = served
+    pacs.behaviour = Behaviour(relational=False, single_uid_retrieve=True)
+    settings = _phantom_study_settings(make(retrieval="c-move"))
+    client = make_client(settings)
+    try:
+        result = retrieve_day(PHANTOM_DAY, settings, client=client)
+    finally:
+        client.close()
+    assert _timed(result) == PHANTOM_SERIES
+    assert result.failed.height == 0
+    assert client.series_list_retrieve is False
+    # the list refused once, then one retrieve per series
+    assert [op.status for op in pacs.stats.ops if op.kind == "move"] == [0xA900, None, None]

@@ -145,6 +145,10 @@ def test_hospital_like_pacs_two_days_match_truth(
     assert pacs.stats.throttled > 0, "the client must really be pushed back"
     assert pacs.stats.get == 0
     assert truth_problems(tmp_path / "data", synth_week, days) == []
+    # the small series of a study move in one retrieve: fewer C-MOVEs than timed series
+    moves = [op for op in pacs.stats.ops if op.kind == "move" and op.status is None]
+    timed = sum(r.series.height + r.failed.height for r in results.values())
+    assert len(moves) < timed
 
 
 @pytest.mark.integration

@@ -631,15 +631,35 @@ class DimseClient:
         above the IMAGE level): a strictly hierarchical PACS refuses it
         (``PacsOperationError``). Returns what arrived, by series; the caller checks it.
         """
-        if method not in ("c-get", "c-move"):
-            raise ValueError(f"fetch_headers_many cannot use {method!r}")
-        kind = "get" if method == "c-get" else "move"
-        if kind == "move":
-            self._ensure_scp()
+        kind = self._retrieve_kind(method)
         ident = core.retrieve_many_identifier(wanted)
         cols = [_Collector(series, set(sops)) for _, series, sops in wanted]
         got = self._retrieve_into(kind, ident, cols, strict=False, what=f"{len(cols)} series")
         return {c.series_uid: list(c.got.values()) for c in got if c.got}
+
+    def fetch_whole_series(
+        self, study_uid: str, series_uids: Sequence[str], method: core.Method
+    ) -> dict[str, list[Dataset]]:
+        """Every instance of several series of one study in one C-GET / C-MOVE.
+
+        A SERIES-level retrieve with a UID list, which hierarchical PACS accept too
+        (PS3.4 C.4.2.2.1). Returns what arrived, by series; the caller checks the counts.
+        """
+        kind = self._retrieve_kind(method)
+        ident = core.series_retrieve_identifier(study_uid, series_uids)
+        cols = [_Collector(series, None) for series in dict.fromkeys(series_uids)]
+        what = f"{len(cols)} series of study {study_uid}"
+        got = self._retrieve_into(kind, ident, cols, strict=False, what=what)
+        return {c.series_uid: list(c.got.values()) for c in got if c.got}
+
+    def _retrieve_kind(self, method: core.Method) -> str:
+        """ "get" or "move" for ``method`` (our Storage SCP started for C-MOVE)."""
+        if method not in ("c-get", "c-move"):
+            raise ValueError(f"cannot retrieve files with {method!r}")
+        if method == "c-move":
+            self._ensure_scp()
+            return "move"
+        return "get"
 
     def _retrieve(
         self, kind: str, study_uid: str, series_uid: str, sop_uids: Sequence[str] | None

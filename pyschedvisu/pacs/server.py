@@ -91,6 +91,8 @@ class Behaviour:
       the study key (PS3.4 C.4.1.3.1: one StudyInstanceUID below STUDY level): such a query
       is refused with 0xA900, or, with ``hierarchical_ignores_keys``, answered as if the
       study key and StudyDate had not been given (the whole archive: the worse case).
+    - ``single_uid_retrieve``: a C-GET / C-MOVE naming several UIDs at its level fails with
+      0xA900 (a PACS that ignores PS3.4 C.4.2.2.1 list of UID matching in retrieves).
     """
 
     refuse_get: bool = False
@@ -102,6 +104,7 @@ class Behaviour:
     allowed_calling_aes: set[str] | None = None
     relational: bool = True
     hierarchical_ignores_keys: bool = False
+    single_uid_retrieve: bool = False
 
     @classmethod
     def hospital(
@@ -579,7 +582,10 @@ class DemoPacs:
         except Exception:  # any decoding problem is a bad identifier
             return 0xC000
         key = UNIQUE_KEY[level]
-        if is_universal(value_str(ident[key]) if key in ident else None):
+        value = value_str(ident[key]) if key in ident else None
+        if is_universal(value):
+            return STATUS_BAD_IDENTIFIER
+        if self.behaviour.single_uid_retrieve and "\\" in str(value):
             return STATUS_BAD_IDENTIFIER
         if not self.behaviour.relational and level in ("SERIES", "IMAGE"):
             # hierarchical retrieve (PS3.4 C.4.2.2.1): one study, and one series below
