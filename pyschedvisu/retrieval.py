@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import contextvars
 import dataclasses
 import datetime as dt
 import hashlib
@@ -21,10 +22,10 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import polars as pl
 from pydicom.dataset import Dataset
@@ -362,6 +363,20 @@ class Outcome:
 
 
 # --------------------------------------------------------------------------- the day
+
+
+T = TypeVar("T")
+
+
+class _Pool(ThreadPoolExecutor):
+    """A thread pool whose tasks run in a copy of the submitter's context.
+
+    The DIMSE client counts each day's operations in a context variable (exact per-day
+    figures with days in flight together); plain pools would lose it in their threads.
+    """
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        return super().submit(contextvars.copy_context().run, fn, *args, **kwargs)
 
 
 class _Day:
@@ -1064,7 +1079,7 @@ class _Day:
             return len(complete)
 
         workers = max(1, self.settings.pacs.max_concurrent)
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="series-files") as pool:
+        with _Pool(max_workers=workers, thread_name_prefix="series-files") as pool:
             moved = sum(pool.map(one, groups))
         log.debug("%s: files of %d series moved %d studies at a time", self.day, moved, len(groups))
 
@@ -1119,7 +1134,7 @@ def _fill_counts(state: _Day, series: pl.DataFrame, workers: int) -> pl.DataFram
     if not missing.height:
         return series
     pairs = list(missing.iter_rows())
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="series-count") as pool:
+    with _Pool(max_workers=workers, thread_name_prefix="series-count") as pool:
         counts = list(pool.map(lambda p: state.instance_count(*p), pairs))
     log.debug("%s: %d series counted at IMAGE level", state.day, len(pairs))
     found = pl.DataFrame(
@@ -1162,7 +1177,7 @@ def _verify_institutions(
         found = [n for n in (core.text_value(h, "InstitutionName") for h in headers) if n]
         names[job.series_uid] = found[0] if found else None
 
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="institution") as pool:
+    with _Pool(max_workers=workers, thread_name_prefix="institution") as pool:
         list(pool.map(one, todo))
     if not names:
         return series
@@ -1222,9 +1237,12 @@ def retrieve_day(
     client = client or make_client(settings)
     t0 = time.monotonic()
     before = client.counters.snapshot()
+    # this day's operations only, though other days share the client (else a difference)
+    tally = getattr(client, "tally", None)
     final = is_final(day, settings.retrieve.final_after_hours, now)
     try:
-        result = _retrieve(day, settings, client, key, progress)
+        with tally() if tally is not None else contextlib.nullcontext() as counted:
+            result = _retrieve(day, settings, client, key, progress)
     except (PacsUnreachableError, AssociationRejectedError):
         raise
     except PacsError as exc:
@@ -1233,7 +1251,7 @@ def retrieve_day(
         if own:
             client.close()
     series, failed, excluded, method, studies_found, passes = result
-    ops = client.counters.minus(before).as_dict()
+    ops = (counted if counted is not None else client.counters.minus(before)).as_dict()
     seconds = time.monotonic() - t0
     res = DayResult(
         day, series, failed, excluded, method, final, seconds, False, studies_found, ops, passes
@@ -1302,7 +1320,7 @@ def _retrieve(
     day_rows = state.series_day_wide(wanted) if wanted and state.relational is not False else None
     rows: list[dict[str, Any]] = list(day_rows or [])
     if day_rows is None:
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="series-find") as pool:
+        with _Pool(max_workers=workers, thread_name_prefix="series-find") as pool:
             futures = [pool.submit(state.series_of, *w) for w in wanted]
             for fut in futures:
                 rows.extend(fut.result())
@@ -1387,7 +1405,7 @@ def _retrieve(
             break
         passes += 1
         errors: list[SeriesJob] = []
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="series-time") as pool:
+        with _Pool(max_workers=workers, thread_name_prefix="series-time") as pool:
             for i in range(0, len(pending), batch):
                 for out in pool.map(state.run_one, pending[i : i + batch]):
                     outcomes[out.job.series_uid] = out

@@ -505,3 +505,38 @@ def test_pacs_refusing_series_lists_in_retrieves_is_asked_series_by_series(serve
     assert client.series_list_retrieve is False
     # the list refused once, then one retrieve per series
     assert [op.status for op in pacs.stats.ops if op.kind == "move"] == [0xA900, None, None]
+
+
+@pytest.mark.parametrize("method", ["image-find", "c-get", "c-move"])
+def test_days_sharing_a_client_count_only_their_own_operations(served: Any, method: str) -> None:
+    """Regression: with days in flight together, each day's manifest counted the others'."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    _pacs, make = served
+    settings = make(retrieval=method, max_concurrent=2)
+    client = make_client(settings)
+    days = [DAY, DAY + dt.timedelta(days=1), DAY + dt.timedelta(days=2)]
+    try:
+        before = client.counters.snapshot()
+        with ThreadPoolExecutor(len(days)) as pool:
+            results = list(pool.map(lambda d: retrieve_day(d, settings, client=client), days))
+        total = client.counters.minus(before).as_dict()
+    finally:
+        client.close()
+    assert total["dimse_ops"] > 0 and total["bytes_received"] > 0
+    if method != "image-find":
+        assert total["instances_received"] > 0
+    for key in (
+        "dimse_ops",
+        "find",
+        "get",
+        "move",
+        "responses",
+        "associations",
+        "inbound_associations",
+        "instances_received",
+        "bytes_received",
+    ):
+        assert sum(r.ops[key] for r in results) == total[key], key
+    manifests = [SeriesStore(settings.paths.data_dir).manifest(d) for d in days]
+    assert [m["ops"]["dimse_ops"] for m in manifests if m] == [r.ops["dimse_ops"] for r in results]

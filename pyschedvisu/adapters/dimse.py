@@ -11,6 +11,7 @@ memory up to the pixel data and never written to disk.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import logging
 import random
 import socket
@@ -267,9 +268,16 @@ class _Collector:
     series_uid: str
     wanted: set[str] | None  # None = every instance of the series
     got: dict[str, Dataset] = field(default_factory=dict)
+    tally: core.OpCounters | None = None  # of the caller that asked for these instances
 
     def missing(self) -> set[str]:
         return set() if self.wanted is None else self.wanted - set(self.got)
+
+
+#: The counters of the caller's context (see :meth:`DimseClient.tally`).
+_TALLY: contextvars.ContextVar[core.OpCounters | None] = contextvars.ContextVar(
+    "pyschedvisu_dimse_tally", default=None
+)
 
 
 class DimseClient:
@@ -289,6 +297,10 @@ class DimseClient:
         self._stop = threading.Event()
         self._rng = rng or random.Random()
         self._collectors: dict[str, list[_Collector]] = {}
+        #: whose operations the data of an association belongs to (leased ones, C-MOVE
+        #: deliveries once their first instance told), and bytes not yet attributed
+        self._owner: dict[Association, core.OpCounters | None] = {}
+        self._unowned: dict[Association, int] = {}
         self._msg_id = 0
         self._server: Any = None
         self.move_port_bound: int | None = None
@@ -328,20 +340,69 @@ class DimseClient:
     def counters(self) -> core.OpCounters:
         return self._counters
 
-    def _count(self, name: str, n: int = 1) -> None:
+    @contextmanager
+    def tally(self) -> Iterator[core.OpCounters]:
+        """Counters of what this context asks (one day of several sharing the client).
+
+        Everything counted in :attr:`counters` while the block runs, on behalf of this
+        context (threads started with a copy of it included), is counted here too: exact
+        per-day figures where a snapshot difference would also hold the other days'.
+        """
+        counters = core.OpCounters()
+        token = _TALLY.set(counters)
+        try:
+            yield counters
+        finally:
+            _TALLY.reset(token)
+
+    def _count(
+        self,
+        name: str,
+        n: int = 1,
+        *,
+        owner: core.OpCounters | None = None,
+        context: bool = True,
+    ) -> None:
+        """Count ``n`` in the client's counters, and in ``owner`` or the context's tally."""
+        into = owner if owner is not None else (_TALLY.get() if context else None)
         with self._count_lock:
             setattr(self._counters, name, getattr(self._counters, name) + n)
+            if into is not None:
+                setattr(into, name, getattr(into, name) + n)
 
     # -- events ------------------------------------------------------------------------
     def _on_data(self, event: Any) -> None:
-        self._count("bytes_received", len(event.data))
+        n = len(event.data)
+        with self._count_lock:
+            known = event.assoc in self._owner
+            if not known:
+                self._unowned[event.assoc] = self._unowned.get(event.assoc, 0) + n
+        owner = self._owner.get(event.assoc) if known else None
+        self._count("bytes_received", n, owner=owner, context=False)
         quickack(event.assoc)
+
+    def _own(self, assoc: Any, tally: core.OpCounters | None) -> None:
+        """Attribute ``assoc``'s data (and what arrived before) to ``tally``."""
+        with self._count_lock:
+            if assoc in self._owner:
+                return
+            self._owner[assoc] = tally
+            pending = self._unowned.pop(assoc, 0)
+            if tally is not None:
+                tally.bytes_received += pending
+                if assoc.is_acceptor:  # a C-MOVE delivery
+                    tally.inbound_associations += 1
+
+    def _disown(self, event: Any) -> None:
+        with self._count_lock:
+            self._owner.pop(event.assoc, None)
+            self._unowned.pop(event.assoc, None)
 
     def _on_sent(self, event: Any) -> None:
         quickack(event.assoc)  # sending re-enables delayed ACKs (Linux "pingpong" mode)
 
     def _on_inbound(self, event: Any) -> None:
-        self._count("inbound_associations")
+        self._count("inbound_associations", context=False)  # its owner is known at C-STORE
         nodelay(event.assoc)
 
     def _on_acse(self, event: Any, holder: dict[str, Any]) -> None:
@@ -357,9 +418,12 @@ class DimseClient:
         except Exception as exc:  # a broken dataset must not kill the association
             log.debug("C-STORE: unreadable dataset (%s)", exc)
             return 0xC210
-        self._count("instances_received")
         with self._lock:
             targets = list(self._collectors.get(series_uid, ()))
+        owner = targets[0].tally if targets else None
+        if event.assoc.is_acceptor:
+            self._own(event.assoc, owner)
+        self._count("instances_received", owner=owner, context=False)
         for col in targets:
             if col.wanted is None or sop in col.wanted:
                 col.got[sop] = ds
@@ -376,6 +440,7 @@ class DimseClient:
             (evt.EVT_DATA_RECV, self._on_data),
             (evt.EVT_DATA_SENT, self._on_sent),
             (evt.EVT_ACSE_RECV, self._on_acse, [holder]),
+            (evt.EVT_CONN_CLOSE, self._disown),
         ]
         try:
             assoc = self._ae.associate(
@@ -462,6 +527,7 @@ class DimseClient:
                 assoc = self._associate()
                 with self._lock:
                     self._open += 1
+            self._own(assoc, _TALLY.get())
             try:
                 yield assoc
                 keep = True
@@ -472,6 +538,9 @@ class DimseClient:
                 raise
         finally:
             if assoc is not None:
+                with self._count_lock:
+                    self._owner.pop(assoc, None)
+                    self._unowned.pop(assoc, None)
                 if keep and assoc.is_established and not self._stop.is_set():
                     with self._lock:
                         self._idle.append((assoc, time.monotonic()))
@@ -677,7 +746,8 @@ class DimseClient:
         move_ae = self.config.move_ae or self.config.calling_ae
 
         def op(assoc: Association) -> list[_Collector]:
-            cols = [_Collector(c.series_uid, c.wanted) for c in template]  # fresh per attempt
+            tally = _TALLY.get()
+            cols = [_Collector(c.series_uid, c.wanted, tally=tally) for c in template]
             with self._lock:
                 for col in cols:
                     self._collectors.setdefault(col.series_uid, []).append(col)
@@ -766,6 +836,7 @@ class DimseClient:
                 (evt.EVT_DATA_RECV, self._on_data),
                 (evt.EVT_DATA_SENT, self._on_sent),
                 (evt.EVT_CONN_OPEN, self._on_inbound),
+                (evt.EVT_CONN_CLOSE, self._disown),
             ]
             try:
                 server = ae.start_server(
