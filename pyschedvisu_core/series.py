@@ -618,7 +618,15 @@ def series_timing(
         else:
             end, why_end = _acq_datetime(last, day, series_date)
             if start is not None and end is not None and end < start:
-                start, end = end, start
+                if (
+                    start - end > _MAX_DURATION
+                    and parse_da(_value(last, "AcquisitionDate")) is None
+                ):
+                    # times alone, across midnight (23:50 then 00:10): the next day, not a
+                    # swap into a 23-hour series
+                    end += dt.timedelta(days=1)
+                else:
+                    start, end = end, start
 
     failed: str | None = None
     if start is None:

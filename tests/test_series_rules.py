@@ -590,6 +590,17 @@ def test_timing_ct_reversed_times_are_swapped() -> None:
     assert (timing.start, timing.end, timing.failed) == (at(8, 30), at(8, 45), None)
 
 
+def test_timing_ct_across_midnight_without_dates_ends_the_next_day() -> None:
+    """Regression: 23:50 then 00:10 with no AcquisitionDate was swapped into 23 h 40 min."""
+    timing = series_timing("CT", DAY, [header(1, "235000"), header(40, "001000")])
+    next_day = DAY + dt.timedelta(days=1)
+    assert (timing.start, timing.end, timing.failed) == (at(23, 50), at(0, 10, day=next_day), None)
+    # with its own dates the last instance is believed: reversed, so swapped
+    dated = [header(1, "235000", date="20240304"), header(40, "001000", date="20240304")]
+    timing = series_timing("CT", DAY, dated)
+    assert (timing.start, timing.end) == (at(0, 10, day=DAY), at(23, 50, day=DAY))
+
+
 def test_timing_headers_in_arrival_order_are_sorted_by_instance_number() -> None:
     """C-MOVE delivers in any order; the brain-FDG rule needs the true first instance."""
     first = header(1, "100000")
