@@ -1515,12 +1515,21 @@ def find_sample(
     client: Any, start: dt.date, end: dt.date, modalities: Sequence[str] = ("PT", "NM")
 ) -> tuple[str, str] | None:
     """A (study, series) of ``start``..``end`` to probe the PACS with, CT/PT preferred."""
+    found = find_sample_day(client, start, end, modalities)
+    return None if found is None else found[:2]
+
+
+def find_sample_day(
+    client: Any, start: dt.date, end: dt.date, modalities: Sequence[str] = ("PT", "NM")
+) -> tuple[str, str, dt.date] | None:
+    """:func:`find_sample`, with the study's day."""
     span = core.da(start) if start == end else f"{core.da(start)}-{core.da(end)}"
     for modality in modalities:
         query = core.study_query(start, modality)
         query.StudyDate = span
         for study in client.find("STUDY", query):
             study_uid = _text(study, "StudyInstanceUID")
+            day = parse_da(core.text_value(study, "StudyDate")) or start
             if not study_uid:
                 continue
             series_q = core.series_query(start, study_uid, None)
@@ -1534,5 +1543,29 @@ def find_sample(
                 ),
             )
             if ranked:
-                return study_uid, str(_text(ranked[0], "SeriesInstanceUID"))
+                return study_uid, str(_text(ranked[0], "SeriesInstanceUID")), day
     return None
+
+
+def check_day_wide(settings: Settings, client: Any, day: dt.date) -> tuple[bool | None, str]:
+    """Whether the PACS answers day-wide (relational) SERIES queries right on ``day``.
+
+    For ``pacs check``: the same query and checks as a retrieval, whatever was remembered;
+    (None, why) when the day has no study to ask about. The caller remembers the answer.
+    """
+    state = _Day(day, settings, client, None)
+    state.relational = None
+    studies = state.studies()
+    if studies.height == 0:
+        return None, f"no study on {day}"
+    wanted = [(uid, None, None) for uid in studies.get_column("study_uid").to_list()]
+    with _caps_update_lock:  # the outcome is reported, not remembered, here
+        saved = cached_capabilities(settings)
+        try:
+            rows = state.series_day_wide(wanted)
+        finally:
+            if saved is not None:
+                remember_capabilities(settings, saved)
+    if rows is None:
+        return False, "refused or answered wrong: one SERIES query per study"
+    return True, f"{len(wanted)} studies answered in one SERIES query"

@@ -121,7 +121,31 @@ def test_pacs_check_reports_each_method(setup: tuple[Any, Path, Path]) -> None:
     assert "C-GET of instances: no" in res.output
     assert re.search(r"C-MOVE to PYSCHEDVISU, port \d+: yes", res.output)
     assert "uses c-move" in res.output
+    assert "day-wide (relational) C-FIND on 2024-03-04: yes (2 studies" in res.output
     assert (data / "pacs_capabilities.json").exists()
+
+
+def test_pacs_check_records_day_wide_queries_for_the_retrieval(
+    setup: tuple[Any, Path, Path],
+) -> None:
+    """Regression: ``pacs check`` wrote the capabilities without the day-wide answer."""
+    from pyschedvisu.config import load_settings
+    from pyschedvisu.retrieval import cached_relational
+
+    pacs, config, _ = setup
+    settings = load_settings(config)
+    for relational, shown in ((False, "no"), (True, "yes")):
+        pacs.behaviour = Behaviour(relational=relational)
+        res = run(config, "pacs", "check", "--day", "2024-03-04")
+        assert res.exit_code == 0, res.output
+        assert f"day-wide (relational) C-FIND on 2024-03-04: {shown}" in res.output
+        forget_capabilities()
+        assert cached_relational(settings) is relational
+    # a retrieval then asks day-wide at once: one SERIES query for the day's two studies
+    pacs.reset_stats()
+    res = run(config, "retrieve", "--start", "2024-03-04", "--end", "2024-03-04")
+    assert res.exit_code == 0, res.output
+    assert [op.level for op in pacs.stats.ops if op.kind == "find"].count("SERIES") == 1
 
 
 def test_pacs_check_unreachable_or_rejected_is_one_line_and_exit_1(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import time
 from typing import Annotated
@@ -23,7 +24,13 @@ def check(
     ] = None,
 ) -> None:
     """C-ECHO the PACS, then test IMAGE-level timing attributes, C-GET and C-MOVE; exit 1 if unusable."""
-    from pyschedvisu.retrieval import find_sample, make_client, pacs_key, remember_capabilities
+    from pyschedvisu.retrieval import (
+        check_day_wide,
+        find_sample_day,
+        make_client,
+        pacs_key,
+        remember_capabilities,
+    )
 
     settings = settings_from(ctx)
     p = settings.pacs
@@ -49,22 +56,25 @@ def check(
             raise typer.Exit(code=1) from None
         typer.echo(f"C-ECHO {label}: ok ({(time.monotonic() - t0) * 1000:.0f} ms)")
         try:
-            sample = find_sample(client, start, end, settings.retrieve.study_modalities)
+            found = find_sample_day(client, start, end, settings.retrieve.study_modalities)
         except PacsError as exc:
             typer.echo(f"C-FIND failed: {exc}", err=True)
             raise typer.Exit(code=1) from None
-        if sample is None:
+        if found is None:
             typer.echo(
                 f"no PT/NM study between {start} and {end}: retrieval methods not tested (use --day)"
             )
             return
-        caps = client.probe(sample, thorough=True)
-        yes = {True: "yes", False: "no"}
+        study_uid, series_uid, sample_day = found
+        caps = client.probe((study_uid, series_uid), thorough=True)
+        yes = {True: "yes", False: "no", None: "not tested"}
         typer.echo(f"IMAGE-level C-FIND returns timing attributes: {yes[caps.image_find_timing]}")
         typer.echo(f"C-GET of instances: {yes[caps.c_get]}")
         typer.echo(f"C-MOVE to {p.move_ae or p.calling_ae}, port {p.move_port}: {yes[caps.c_move]}")
         for note in caps.notes:
             typer.echo(f"  - {note}")
+        relational, why = check_day_wide(settings, client, sample_day)
+        typer.echo(f"day-wide (relational) C-FIND on {sample_day}: {yes[relational]} ({why})")
         methods = caps.methods()
         if not methods:
             typer.echo(
@@ -72,7 +82,7 @@ def check(
                 err=True,
             )
             raise typer.Exit(code=1)
-        remember_capabilities(settings, caps)
+        remember_capabilities(settings, dataclasses.replace(caps, relational=relational))
         chosen = methods[0] if p.retrieval == "auto" else p.retrieval
         typer.echo(
             f"retrieval = {p.retrieval!r}: uses {chosen} (remembered for {pacs_key(settings)})"
