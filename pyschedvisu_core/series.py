@@ -223,7 +223,9 @@ def filter_institutions(
     Per study, the distinct normalised InstitutionNames of its series decide: none ->
     ``NO_INSTITUTION``; one -> kept if accepted; several -> ``"mixed"``, kept if ``"mixed"`` is
     accepted and at least one of the names is. Others -> ``INSTITUTION``. Kept rows get
-    ``institution`` = the study's resolved name; excluded rows are one per study (series_uid null).
+    ``institution`` = the study's resolved name, or null for a series without a name of its
+    own (stored, then dropped from the studies by DOMAIN §3.1, as the 2019 tool did); excluded
+    rows are one per study (series_uid null).
     """
     accepted_norm = sorted({n for a in accepted if (n := normalise_institution(a)) is not None})
     mixed_ok = _MIXED in accepted_norm
@@ -279,7 +281,12 @@ def filter_institutions(
             nulls_equal=True,
             maintain_order="left",
         )
-        .with_columns(pl.col("_resolved").alias("institution"))
+        .with_columns(
+            pl.when(pl.col("_norm").is_not_null())
+            .then(pl.col("_resolved"))
+            .otherwise(pl.lit(None, dtype=pl.String))
+            .alias("institution")
+        )
         .drop("_study", "_norm", "_resolved")
     )
     # keep the caller's column order (institution may be appended when it was missing)

@@ -27,14 +27,24 @@ from pyschedvisu_core.evaluation import evaluate
 START, END, SEED = dt.date(2024, 3, 4), dt.date(2024, 4, 26), 7
 KEY = b"test-key-not-secret"
 #: Cases of the synthetic department that the extraction rules must handle.
-EXTRACTION_CASES = {"retake", "interleaved", "vent_perf", "duplicate_series", "mixed_cases"}
+EXTRACTION_CASES = {
+    "retake",
+    "interleaved",
+    "vent_perf",
+    "duplicate_series",
+    "mixed_cases",
+    "partial_institution",
+}
 
 
 def store_as_retrieval_would(synth: Path, settings: Settings) -> SeriesStore:
     kept = pl.read_parquet(synth / "truth" / "kept_series.parquet")
-    # Retrieval resolves the institution per study over ALL its series (some of which the truth
-    # then excludes), so it is never null in the store; here it is the series' normalised name.
-    assert kept.filter(pl.col("institution").is_null() | (pl.col("institution") == "")).is_empty()
+    # As retrieval stores it: the study's resolved name, null for a series without its own
+    # (which §3.1 leaves out of the studies)
+    cases = pl.read_parquet(synth / "truth" / "cases.parquet")
+    partial = cases.filter(pl.col("case") == "partial_institution")["series_uid"]
+    nameless = kept.filter(pl.col("institution").is_null() | (pl.col("institution") == ""))
+    assert sorted(nameless["series_uid"]) == sorted(partial)
     series = pseudonymise_column(kept, KEY)
     store = SeriesStore(settings.paths.data_dir)
     for (day,), frame in series.partition_by("date", as_dict=True, maintain_order=True).items():

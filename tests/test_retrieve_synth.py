@@ -14,9 +14,11 @@ import polars as pl
 import pytest
 
 from pyschedvisu.config import Settings
+from pyschedvisu.extraction import extract
 from pyschedvisu.pacs import Behaviour
 from pyschedvisu.retrieval import forget_capabilities, make_client, retrieve_day
 from pyschedvisu.store import SeriesStore
+from pyschedvisu_core.evaluation import evaluate
 from tests.conftest import free_port
 
 
@@ -107,6 +109,18 @@ def test_demo_pacs_days_match_truth(synth_week: Path, demo_pacs: Any, tmp_path: 
     assert truth_problems(tmp_path / "data", synth_week, days) == []
     assert all(r.failed.height > 0 for r in results.values()), "the week has broken headers"
     assert pacs.stats.associations <= 2  # at most one per worker for the whole run
+    # and the study table from what was stored is the truth's, a series without
+    # InstitutionName in an accepted study left out of its study (§3.1)
+    cases = pl.read_parquet(synth_week / "truth" / "cases.parquet").filter(
+        pl.col("date").is_in(days)
+    )
+    assert "partial_institution" in set(cases["case"])
+    truth = pl.read_parquet(synth_week / "truth" / "studies.parquet").filter(
+        pl.col("date").is_in(days)
+    )
+    scores = evaluate(pl.read_parquet(extract(settings).path), truth)
+    assert (scores.precision, scores.recall, scores.label_accuracy) == (1.0, 1.0, 1.0)
+    assert scores.time_error_max_s == 0.0
     # a second run does no network work at all
     before = pacs.stats.as_dict()
     again = _run_days(settings, days)

@@ -444,7 +444,7 @@ def test_filter_institutions_each_case() -> None:
         [
             ("one_ok", "o1", "chuv"),
             ("one_ok", "o2", "chuv"),
-            ("one_ok", "o3", "chuv"),
+            ("one_ok", "o3", None),  # kept, without a name: dropped from the studies (§3.1)
             ("mixed_ok", "m1", "mixed"),
             ("mixed_ok", "m2", "mixed"),
         ]
@@ -534,7 +534,10 @@ def test_filter_institutions_partition_and_oracle(rows: list[tuple[str, str | No
             value = "mixed"
             want = None if found & set(ACCEPTED) else Reason.INSTITUTION
         if want is None:
-            assert set(kept.filter(pl.col("study_uid") == study)["institution"]) == {value}
+            mine = kept.filter(pl.col("study_uid") == study).select("series_uid", "institution")
+            for uid, got in mine.iter_rows():
+                # a series without a name of its own is kept without one (§3.1 drops it)
+                assert got == (value if normalise_institution(rows[int(uid)][1]) else None)
         else:
             assert out.filter(pl.col("study_uid") == study)["reason"].to_list() == [want]
 

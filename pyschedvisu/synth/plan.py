@@ -645,6 +645,19 @@ def plan_day(
                 x.institution = None
         if "mixed_institution" in s.cases:
             s.series[0].institution = rng.choice(cat.FOREIGN_INSTITUTIONS)
+    # one series without InstitutionName in a study whose other series carry an accepted one:
+    # the study is kept, that series is stored and left out of the study (DOMAIN §3.1); the
+    # one that ends the study, so that leaving it out shows in the study's end
+    for s in p.studies:
+        kept = [x for x in s.series if x.status == "kept"]
+        if s.cases or s.reason is not None or not s.machine or len(kept) < 2:
+            continue
+        ends = sorted((x.span()[1] for x in kept), reverse=True)
+        if ends[0] > ends[1]:
+            last = next(x for x in kept if x.span()[1] == ends[0])
+            last.institution = None
+            last.cases.append("partial_institution")
+            break
     # the TM value shapes that reach the files
     for s in p.studies:
         for x in s.series:
@@ -711,6 +724,7 @@ CASES: dict[str, str] = {
     "other_institution": "PET-CT study whose InstitutionName is another hospital -> excluded institution_not_accepted",
     "no_institution": "a normal study with no InstitutionName on any series -> excluded no_institution",
     "mixed_institution": "one series carries another hospital's name, the rest an accepted one -> kept ('mixed')",
+    "partial_institution": "one series without InstitutionName, the others an accepted one -> study kept, that series stored but left out of the study (§3.1)",
     "extrinseque": "StudyDescription EXTRINSEQUE (imported images) -> excluded study_description_excluded",
     "non_numeric_patient_id": "'QC Daily' phantom at 07:00 on a PET with PatientID like PHANTOM_GE68 -> excluded patient_id_rejected",
     "fusion": "SeriesDescription 'Fusion PET-CT' / 'Fusion SPECT-CT' -> series_description_excluded",

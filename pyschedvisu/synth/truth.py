@@ -135,8 +135,10 @@ def day_truth(plan: DayPlan, rules: Rules) -> dict[str, pl.DataFrame]:
                         "reason": reason,
                     }
                 )
+            own = normalise_institution(s.institution) if s.institution else None
             if status == "kept":
-                kept.append(s)
+                if own is not None:  # §3.1: a row without institution is not in the study
+                    kept.append(s)
                 kept_rows.append(
                     {
                         "date": day,
@@ -146,9 +148,7 @@ def day_truth(plan: DayPlan, rules: Rules) -> dict[str, pl.DataFrame]:
                         "study_description": study.description,
                         "series_description": s.description,
                         "protocol_name": s.protocol,
-                        "institution": "mixed"
-                        if len(names) > 1
-                        else normalise_institution(s.institution or ""),
+                        "institution": None if own is None else "mixed" if len(names) > 1 else own,
                         "modality": s.modality,
                         "n_instances": s.n_instances,
                         "machine": s.model,
