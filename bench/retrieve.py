@@ -7,8 +7,10 @@ throttled demo PACS, our client against a naive 2019-like method, in the same ru
 Targets: ``orthanc-always`` (StorageAccessOnFind Always: timing at IMAGE level),
 ``orthanc-never`` (Never: files needed, like the hospital), ``hospital`` (demo PACS with
 ``Behaviour.hospital()``: no C-GET, minimal IMAGE level, 0xC336 beyond 2 in flight / 10 ops/s,
-hierarchical queries only), ``demo`` (the demo PACS of ``make demo`` and ``bench/weekly.py``,
-in-process, at the default pacing of 20 operations/s; not in the default list).
+hierarchical queries only), ``throttled`` (the demo PACS as it is, with the same 0xC336
+limits; paced at 9 operations/s like ``hospital``), ``demo`` (the demo PACS of ``make demo`` and
+``bench/weekly.py``, in-process, at the default pacing of 20 operations/s). The last two are not
+in the default list.
 
 Measured per target and method: wall time, associations opened, DIMSE operations, bytes
 received (all PDUs: C-FIND answers and C-STORE'd instances) per kept series, retries, 0xC336
@@ -330,13 +332,20 @@ def main() -> None:
                     print(json.dumps(results[-1]), flush=True)
                 finally:
                     orth.stop()
-            elif target in ("hospital", "demo"):
+            elif target in ("hospital", "demo", "throttled"):
                 from pyschedvisu.pacs import Behaviour, DemoPacs
 
+                behaviour = {
+                    "hospital": Behaviour.hospital(),
+                    "demo": Behaviour(),
+                    # the demo PACS as it is, throttled like the hospital's (0xC336 beyond 2
+                    # operations in flight or 10 a second)
+                    "throttled": Behaviour(max_in_flight=2, max_ops_per_s=10.0),
+                }[target]
                 move_port = _free_port()
                 pacs = DemoPacs(
                     dept,
-                    behaviour=Behaviour.hospital() if target == "hospital" else Behaviour(),
+                    behaviour=behaviour,
                     move_destinations={"PYSCHEDVISU": ("127.0.0.1", move_port)},
                 )
                 pacs.start()
@@ -352,7 +361,7 @@ def main() -> None:
                             work,
                             max_concurrent=2,
                             # the demo PACS of the weekly run, at the default pacing
-                            max_ops_per_s=9.0 if target == "hospital" else 20.0,
+                            max_ops_per_s=20.0 if target == "demo" else 9.0,
                         )
                     )
                     print(
