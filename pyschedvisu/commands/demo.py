@@ -78,9 +78,9 @@ host = "127.0.0.1"
 port = {port}
 called_ae = "DEMOPACS"
 calling_ae = "PYSCHEDVISU"
-move_port = 0          # any free port: the demo PACS runs in the same process
+move_port = 0          # any free port: the demo PACS answers C-GET, no C-MOVE destination to register
 retrieval = "auto"
-max_ops_per_s = 200.0  # our own in-process PACS: no need to pace like a hospital PACS (default 20)
+max_ops_per_s = 200.0  # our own local PACS: no need to pace like a hospital PACS (default 20)
 
 [paths]
 data_dir = "{(root / "data").as_posix()}"
