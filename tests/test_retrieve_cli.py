@@ -196,3 +196,60 @@ max_ops_per_s = 200.0
     for kind in ("series", "failed", "excluded"):
         assert_frame_equal(stores[1].load(kind), stores[2].load(kind))
     assert stores[1].load("series").height > 50
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_the_days_in_flight_and_keeps_the_finished_ones(
+    synth_week: Path, demo_pacs: Any, tmp_path: Path
+) -> None:
+    """Regression: Ctrl-C waited for the days in flight and said nothing of what was kept."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    pacs = demo_pacs(synth_week)
+    data = tmp_path / "data"
+    env = {
+        **os.environ,
+        "PYSCHEDVISU_PACS__PORT": str(pacs.port),
+        "PYSCHEDVISU_PACS__CALLED_AE": pacs.ae_title,
+        "PYSCHEDVISU_PACS__MAX_OPS_PER_S": "15",
+        "PYSCHEDVISU_PACS__MAX_CONCURRENT": "2",
+        "PYSCHEDVISU_PATHS__DATA_DIR": str(data),
+    }
+    cmd = [sys.executable, "-m", "pyschedvisu.cli", "retrieve"]
+    proc = subprocess.Popen(
+        [*cmd, "--start", "2024-03-04", "--end", "2024-03-08"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    store = SeriesStore(data)
+    deadline = time.monotonic() + 120
+    while not store.days():  # the first day is stored
+        assert proc.poll() is None, proc.communicate()[0]
+        assert time.monotonic() < deadline, "no day stored"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out
+    kept = store.days()
+    assert f"interrupted: {len(kept)} of 5 day(s) done and kept" in out
+    assert 1 <= len(kept) < 5  # stopped: the last days (pacing: 53 requests each) never ran
+    assert not list(data.rglob("*.tmp"))  # the days in flight wrote nothing
+    # a second run fetches only the others
+    again = subprocess.run(
+        [*cmd, "--start", "2024-03-04", "--end", "2024-03-08"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert again.stdout.count("from store") == len(kept)
+    assert len(store.days()) == 5

@@ -515,6 +515,8 @@ class DimseClient:
         assoc: Association | None = None
         keep = False
         try:
+            if self._stop.is_set():  # closed while this one waited for a slot
+                raise PacsTimeoutError(f"{self.config.label}: client closed")
             with self._lock:
                 while self._idle and assoc is None:
                     cand, _ = self._idle.pop()
@@ -568,6 +570,8 @@ class DimseClient:
                 log.debug("%s: ok in %.3f s", what, time.monotonic() - t0)
                 return result
             except (PacsThrottledError, PacsTimeoutError, PacsUnreachableError) as exc:
+                if self._stop.is_set():
+                    raise  # closed meanwhile: no retry
                 if isinstance(exc, PacsThrottledError):
                     self._count("throttled")
                 elif isinstance(exc, PacsTimeoutError):
@@ -911,7 +915,12 @@ class DimseClient:
 
     # -- end ---------------------------------------------------------------------------
     def close(self) -> None:
-        """Release pooled associations and stop the Storage SCP."""
+        """Release pooled associations and stop the Storage SCP (again: nothing).
+
+        Operations in flight elsewhere end at their next request (``client closed``).
+        """
+        if self._stop.is_set():
+            return
         self._stop.set()
         with self._lock:
             idle, self._idle = [a for a, _ in self._idle], []

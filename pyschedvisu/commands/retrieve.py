@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from typing import Annotated, Any
 
 import typer
@@ -97,12 +97,24 @@ def run_retrieve(settings: Any, start: dt.date, end: dt.date, force: bool, conso
             with ThreadPoolExecutor(workers, thread_name_prefix="retrieve-day") as pool:
                 futures = [pool.submit(one, day) for day in days]
                 try:
-                    for future in futures:
-                        future.result()  # re-raises PseudonymKeyError (and bugs) here
-                except BaseException:
+                    pending = set(futures)
+                    while pending:
+                        # short waits: a blocked wait would hear Ctrl-C only when a day ends
+                        done, pending = wait(pending, timeout=0.2, return_when=FIRST_EXCEPTION)
+                        for future in done:
+                            future.result()  # re-raises PseudonymKeyError (and bugs) here
+                except BaseException as exc:
                     unreachable.set()  # Ctrl-C or a fatal error: start no further day
                     for future in futures:
                         future.cancel()
+                    if isinstance(exc, KeyboardInterrupt):
+                        # the days in flight stop at their next request and write nothing
+                        client.close()
+                        progress.stop()
+                        console.print(
+                            f"interrupted: {len(rows)} of {len(days)} day(s) done and kept; "
+                            "run again to retrieve the others"
+                        )
                     raise
     finally:
         client.close()
