@@ -1046,7 +1046,12 @@ class _Day:
         for job in jobs:
             if self.needs_every_instance(job) and job.series_uid not in self._day_headers:
                 by_study.setdefault(job.study_uid, []).append(job)
-        groups = [group for group in by_study.values() if len(group) > 1]
+        groups = [
+            group[i : i + UID_LIST_MAX]
+            for group in by_study.values()
+            if len(group) > 1
+            for i in range(0, len(group), UID_LIST_MAX)
+        ]
 
         def one(group: list[SeriesJob]) -> int:
             if not getattr(self.client, "series_list_retrieve", True):
@@ -1057,6 +1062,11 @@ class _Day:
                     study_uid, [j.series_uid for j in group], self.method
                 )
             except PacsOperationError as exc:
+                if not _refuses_identifier(exc):  # e.g. out of resources: alone, later
+                    log.debug(
+                        "%s: %s of study %s failed (%s)", self.day, self.method, study_uid, exc
+                    )
+                    return 0
                 log.info(
                     "%s: %s of several series refused (%s): series by series",
                     self.day,
@@ -1111,6 +1121,11 @@ class _Day:
             return Outcome(job, headers=self.headers(job))
         except PacsError as exc:
             return Outcome(job, error=exc)
+
+
+def _refuses_identifier(exc: PacsOperationError) -> bool:
+    """True when a retrieve failed on its identifier (0xA900, 0xCxxx) or was not accepted."""
+    return exc.status is None or exc.status == 0xA900 or 0xC000 <= exc.status <= 0xCFFF
 
 
 def _job(row: dict[str, Any]) -> SeriesJob:
@@ -1243,6 +1258,9 @@ def retrieve_day(
     try:
         with tally() if tally is not None else contextlib.nullcontext() as counted:
             result = _retrieve(day, settings, client, key, progress)
+        if getattr(client, "closed", False):
+            # closed under this day (Ctrl-C): its last answers may be cut short, not final
+            raise RetrievalError(f"{day}: interrupted (client closed); nothing written")
     except (PacsUnreachableError, AssociationRejectedError):
         raise
     except PacsError as exc:
@@ -1555,17 +1573,20 @@ def check_day_wide(settings: Settings, client: Any, day: dt.date) -> tuple[bool 
     """
     state = _Day(day, settings, client, None)
     state.relational = None
-    studies = state.studies()
-    if studies.height == 0:
-        return None, f"no study on {day}"
-    wanted = [(uid, None, None) for uid in studies.get_column("study_uid").to_list()]
-    with _caps_update_lock:  # the outcome is reported, not remembered, here
-        saved = cached_capabilities(settings)
-        try:
-            rows = state.series_day_wide(wanted)
-        finally:
-            if saved is not None:
-                remember_capabilities(settings, saved)
+    try:
+        studies = state.studies()
+        if studies.height == 0:
+            return None, f"no study on {day}"
+        wanted = [(uid, None, None) for uid in studies.get_column("study_uid").to_list()]
+        with _caps_update_lock:  # the outcome is reported, not remembered, here
+            saved = cached_capabilities(settings)
+            try:
+                rows = state.series_day_wide(wanted)
+            finally:
+                if saved is not None:
+                    remember_capabilities(settings, saved)
+    except PacsError as exc:  # a timeout says nothing of the query style: the next run tries
+        return None, f"not tested: {exc}"
     if rows is None:
         return False, "refused or answered wrong: one SERIES query per study"
     return True, f"{len(wanted)} studies answered in one SERIES query"

@@ -585,6 +585,22 @@ def _plus(start: dt.datetime | None, delta: dt.timedelta) -> dt.datetime | None:
         return None
 
 
+def _ordered_span(
+    start: dt.datetime, end: dt.datetime, first: Dataset, last: Dataset
+) -> tuple[dt.datetime, dt.datetime]:
+    """First and last instance times in order: swapped if reversed (DOMAIN §2.3).
+
+    Times alone more than 12 h apart crossed midnight (23:50 and 00:10, in either instance
+    order): the earlier clock time, when its instance has no AcquisitionDate of its own, is
+    the next day's, not one end of a 23-hour series.
+    """
+    a, b = (start, end) if start <= end else (end, start)
+    a_header = first if start <= end else last
+    if b - a > _MAX_DURATION and parse_da(_value(a_header, "AcquisitionDate")) is None:
+        return b, a + dt.timedelta(days=1)
+    return a, b
+
+
 def series_timing(
     modality: str,
     day: dt.date,
@@ -624,16 +640,8 @@ def series_timing(
             why_end = "start + description minutes beyond the calendar"
         else:
             end, why_end = _acq_datetime(last, day, series_date)
-            if start is not None and end is not None and end < start:
-                if (
-                    start - end > _MAX_DURATION
-                    and parse_da(_value(last, "AcquisitionDate")) is None
-                ):
-                    # times alone, across midnight (23:50 then 00:10): the next day, not a
-                    # swap into a 23-hour series
-                    end += dt.timedelta(days=1)
-                else:
-                    start, end = end, start
+            if start is not None and end is not None:
+                start, end = _ordered_span(start, end, first, last)
 
     failed: str | None = None
     if start is None:

@@ -540,3 +540,43 @@ def test_days_sharing_a_client_count_only_their_own_operations(served: Any, meth
         assert sum(r.ops[key] for r in results) == total[key], key
     manifests = [SeriesStore(settings.paths.data_dir).manifest(d) for d in days]
     assert [m["ops"]["dimse_ops"] for m in manifests if m] == [r.ops["dimse_ops"] for r in results]
+
+
+def test_client_closed_during_the_probe_remembers_nothing(served: Any) -> None:
+    """Regression: Ctrl-C during the first probe recorded C-GET and C-MOVE as refused for good."""
+    from pyschedvisu.retrieval import cached_capabilities
+
+    pacs, make = served
+    pacs.behaviour = Behaviour(refuse_get=True, image_level_minimal=True)
+    settings = make(retrieval="auto")
+    client = make_client(settings)
+    real = client.fetch_headers
+
+    def closing(*args: Any, **kwargs: Any) -> Any:
+        client.close()  # as Ctrl-C does, while the probe tries C-GET / C-MOVE
+        return real(*args, **kwargs)
+
+    client.fetch_headers = closing
+    with pytest.raises(RetrievalError):
+        retrieve_day(DAY, settings, client=client)
+    assert client.move_port_bound is None  # no Storage SCP started after close()
+    forget_capabilities()
+    caps = cached_capabilities(settings)
+    assert caps is None or not caps.probed  # the methods stay to be probed
+    assert SeriesStore(settings.paths.data_dir).days() == []
+    assert retrieve_day(DAY, settings).method == "c-move"  # a new client probes again
+
+
+def test_day_whose_client_closed_under_it_is_not_written(served: Any) -> None:
+    """Regression: a client closed after the last request still let the day be written."""
+    _pacs, make = served
+    settings = make(retrieval="c-get")
+    client = make_client(settings)
+
+    def progress(done: int, total: int) -> None:
+        if total and done == total:
+            client.close()  # every series timed: the day's requests are over
+
+    with pytest.raises(RetrievalError, match="interrupted"):
+        retrieve_day(DAY, settings, client=client, progress=progress)
+    assert SeriesStore(settings.paths.data_dir).days() == []

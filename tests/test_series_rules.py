@@ -598,6 +598,9 @@ def test_timing_ct_across_midnight_without_dates_ends_the_next_day() -> None:
     timing = series_timing("CT", DAY, [header(1, "235000"), header(40, "001000")])
     next_day = DAY + dt.timedelta(days=1)
     assert (timing.start, timing.end, timing.failed) == (at(23, 50), at(0, 10, day=next_day), None)
+    # reversed numbering (instance 1 last acquired): the same 20 minutes
+    timing = series_timing("CT", DAY, [header(1, "001000"), header(40, "235000")])
+    assert (timing.start, timing.end) == (at(23, 50), at(0, 10, day=next_day))
     # with its own dates the last instance is believed: reversed, so swapped
     dated = [header(1, "235000", date="20240304"), header(40, "001000", date="20240304")]
     timing = series_timing("CT", DAY, dated)

@@ -340,6 +340,11 @@ class DimseClient:
     def counters(self) -> core.OpCounters:
         return self._counters
 
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` ran: operations fail with ``client closed``."""
+        return self._stop.is_set()
+
     @contextmanager
     def tally(self) -> Iterator[core.OpCounters]:
         """Counters of what this context asks (one day of several sharing the client).
@@ -824,6 +829,8 @@ class DimseClient:
     def _ensure_scp(self) -> None:
         """Start our Storage SCP for C-MOVE results, once per client."""
         with self._lock:
+            if self._stop.is_set():  # never after close(): nothing would stop it
+                raise PacsTimeoutError(f"{self.config.label}: client closed")
             if self._server is not None:
                 return
             c = self.config
@@ -905,6 +912,9 @@ class DimseClient:
                 )
             except PacsError as exc:
                 notes.append(f"{method.upper()} refused: {exc}")
+        if self.closed:
+            # closed meanwhile (Ctrl-C): what failed says nothing of the PACS, remember nothing
+            raise PacsTimeoutError(f"{self.config.label}: client closed during the probe")
         return core.Capabilities(
             echo=True,
             image_find_timing=timing,
@@ -919,10 +929,10 @@ class DimseClient:
 
         Operations in flight elsewhere end at their next request (``client closed``).
         """
-        if self._stop.is_set():
-            return
-        self._stop.set()
-        with self._lock:
+        with self._lock:  # with _ensure_scp's check: no Storage SCP starts after this
+            if self._stop.is_set():
+                return
+            self._stop.set()
             idle, self._idle = [a for a, _ in self._idle], []
             server, self._server = self._server, None
         for assoc in idle:
