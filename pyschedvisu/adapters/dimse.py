@@ -379,11 +379,13 @@ class DimseClient:
     def _on_data(self, event: Any) -> None:
         n = len(event.data)
         with self._count_lock:
-            known = event.assoc in self._owner
-            if not known:
+            self._counters.bytes_received += n
+            if event.assoc in self._owner:
+                owner = self._owner[event.assoc]
+                if owner is not None:
+                    owner.bytes_received += n
+            else:  # its owner is not known yet (a C-MOVE delivery before its first C-STORE)
                 self._unowned[event.assoc] = self._unowned.get(event.assoc, 0) + n
-        owner = self._owner.get(event.assoc) if known else None
-        self._count("bytes_received", n, owner=owner, context=False)
         quickack(event.assoc)
 
     def _own(self, assoc: Any, tally: core.OpCounters | None) -> None:
@@ -398,10 +400,14 @@ class DimseClient:
                 if assoc.is_acceptor:  # a C-MOVE delivery
                     tally.inbound_associations += 1
 
-    def _disown(self, event: Any) -> None:
+    def _disown(self, assoc: Any) -> None:
+        """Forget whose ``assoc`` is (lease over, or connection closed)."""
         with self._count_lock:
-            self._owner.pop(event.assoc, None)
-            self._unowned.pop(event.assoc, None)
+            self._owner.pop(assoc, None)
+            self._unowned.pop(assoc, None)
+
+    def _on_close(self, event: Any) -> None:
+        self._disown(event.assoc)
 
     def _on_sent(self, event: Any) -> None:
         quickack(event.assoc)  # sending re-enables delayed ACKs (Linux "pingpong" mode)
@@ -445,7 +451,7 @@ class DimseClient:
             (evt.EVT_DATA_RECV, self._on_data),
             (evt.EVT_DATA_SENT, self._on_sent),
             (evt.EVT_ACSE_RECV, self._on_acse, [holder]),
-            (evt.EVT_CONN_CLOSE, self._disown),
+            (evt.EVT_CONN_CLOSE, self._on_close),
         ]
         try:
             assoc = self._ae.associate(
@@ -545,9 +551,7 @@ class DimseClient:
                 raise
         finally:
             if assoc is not None:
-                with self._count_lock:
-                    self._owner.pop(assoc, None)
-                    self._unowned.pop(assoc, None)
+                self._disown(assoc)
                 if keep and assoc.is_established and not self._stop.is_set():
                     with self._lock:
                         self._idle.append((assoc, time.monotonic()))
@@ -847,7 +851,7 @@ class DimseClient:
                 (evt.EVT_DATA_RECV, self._on_data),
                 (evt.EVT_DATA_SENT, self._on_sent),
                 (evt.EVT_CONN_OPEN, self._on_inbound),
-                (evt.EVT_CONN_CLOSE, self._disown),
+                (evt.EVT_CONN_CLOSE, self._on_close),
             ]
             try:
                 server = ae.start_server(
