@@ -536,8 +536,19 @@ class _Day:
         """Series rows of every listed (study, patient id, description) in a few queries.
 
         None when the PACS refused or answered something inconsistent: the caller then asks
-        study by study, as a strictly hierarchical PACS requires.
+        study by study, as a strictly hierarchical PACS requires. The outcome is remembered.
         """
+        out, why = self.day_wide_series_rows(studies)
+        if out is None:
+            self._relational_failed(why)
+            return None
+        self._relational_ok()
+        return out
+
+    def day_wide_series_rows(
+        self, studies: Sequence[tuple[str, str | None, str | None]]
+    ) -> tuple[list[dict[str, Any]] | None, str]:
+        """:meth:`series_day_wide` without remembering anything: (rows, "") or (None, why)."""
         out: list[dict[str, Any]] = []
         for i in range(0, len(studies), UID_LIST_MAX):
             chunk = studies[i : i + UID_LIST_MAX]
@@ -547,12 +558,10 @@ class _Day:
             try:
                 answers = self.client.find("SERIES", query, limit=limit)
             except PacsOperationError as exc:
-                self._relational_failed(str(exc))
-                return None
+                return None, str(exc)
             why = core.check_day_series(answers, expected)
             if why is not None:
-                self._relational_failed(why)
-                return None
+                return None, why
             patients = {uid: pid for uid, pid, _ in chunk}
             descriptions = {uid: desc for uid, _, desc in chunk}
             for ds in answers:
@@ -563,8 +572,7 @@ class _Day:
                 row = self._series_row(study, ds, descriptions[study])
                 if row is not None:
                     out.append(row)
-        self._relational_ok()
-        return out
+        return out, ""
 
     def prefetch_instances(self, jobs: Sequence[SeriesJob]) -> None:
         """Minimal IMAGE-level answers of ``jobs`` in day-wide queries (batched).
@@ -1531,16 +1539,8 @@ def _retrieve(
 
 def find_sample(
     client: Any, start: dt.date, end: dt.date, modalities: Sequence[str] = ("PT", "NM")
-) -> tuple[str, str] | None:
-    """A (study, series) of ``start``..``end`` to probe the PACS with, CT/PT preferred."""
-    found = find_sample_day(client, start, end, modalities)
-    return None if found is None else found[:2]
-
-
-def find_sample_day(
-    client: Any, start: dt.date, end: dt.date, modalities: Sequence[str] = ("PT", "NM")
 ) -> tuple[str, str, dt.date] | None:
-    """:func:`find_sample`, with the study's day."""
+    """A (study, series, day) of ``start``..``end`` to probe the PACS with, CT/PT preferred."""
     span = core.da(start) if start == end else f"{core.da(start)}-{core.da(end)}"
     for modality in modalities:
         query = core.study_query(start, modality)
@@ -1572,21 +1572,14 @@ def check_day_wide(settings: Settings, client: Any, day: dt.date) -> tuple[bool 
     (None, why) when the day has no study to ask about. The caller remembers the answer.
     """
     state = _Day(day, settings, client, None)
-    state.relational = None
     try:
         studies = state.studies()
         if studies.height == 0:
             return None, f"no study on {day}"
         wanted = [(uid, None, None) for uid in studies.get_column("study_uid").to_list()]
-        with _caps_update_lock:  # the outcome is reported, not remembered, here
-            saved = cached_capabilities(settings)
-            try:
-                rows = state.series_day_wide(wanted)
-            finally:
-                if saved is not None:
-                    remember_capabilities(settings, saved)
+        rows, why = state.day_wide_series_rows(wanted)
     except PacsError as exc:  # a timeout says nothing of the query style: the next run tries
         return None, f"not tested: {exc}"
     if rows is None:
-        return False, "refused or answered wrong: one SERIES query per study"
+        return False, f"{why}: one SERIES query per study"
     return True, f"{len(wanted)} studies answered in one SERIES query"

@@ -580,3 +580,34 @@ def test_day_whose_client_closed_under_it_is_not_written(served: Any) -> None:
     with pytest.raises(RetrievalError, match="interrupted"):
         retrieve_day(DAY, settings, client=client, progress=progress)
     assert SeriesStore(settings.paths.data_dir).days() == []
+
+
+def test_day_wide_check_reports_and_remembers_nothing(served: Any) -> None:
+    """``pacs check``'s day-wide test: answered, refused, or cut by a timeout (not tested)."""
+    from pyschedvisu.retrieval import check_day_wide
+    from pyschedvisu_core.errors import PacsTimeoutError
+
+    pacs, make = served
+    settings = make()
+    client = make_client(settings)
+    try:
+        assert check_day_wide(settings, client, DAY) == (
+            True,
+            "2 studies answered in one SERIES query",
+        )
+        pacs.behaviour = Behaviour(relational=False)
+        answered, why = check_day_wide(settings, client, DAY)
+        assert answered is False and "0xA900" in why
+        real_find = client.find
+
+        def slow(level: str, query: Any, *args: Any, **kwargs: Any) -> Any:
+            if level == "SERIES":
+                raise PacsTimeoutError("C-FIND SERIES: no response (timeout or abort)")
+            return real_find(level, query, *args, **kwargs)
+
+        client.find = slow
+        answered, why = check_day_wide(settings, client, DAY)
+        assert answered is None and why.startswith("not tested: ")
+    finally:
+        client.close()
+    assert cached_relational(settings) is None  # the caller remembers, not the check

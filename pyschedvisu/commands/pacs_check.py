@@ -26,7 +26,7 @@ def check(
     """C-ECHO the PACS, then test IMAGE-level timing attributes, C-GET and C-MOVE; exit 1 if unusable."""
     from pyschedvisu.retrieval import (
         check_day_wide,
-        find_sample_day,
+        find_sample,
         make_client,
         pacs_key,
         remember_capabilities,
@@ -56,7 +56,7 @@ def check(
             raise typer.Exit(code=1) from None
         typer.echo(f"C-ECHO {label}: ok ({(time.monotonic() - t0) * 1000:.0f} ms)")
         try:
-            found = find_sample_day(client, start, end, settings.retrieve.study_modalities)
+            found = find_sample(client, start, end, settings.retrieve.study_modalities)
         except PacsError as exc:
             typer.echo(f"C-FIND failed: {exc}", err=True)
             raise typer.Exit(code=1) from None
