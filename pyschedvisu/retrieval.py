@@ -1069,23 +1069,20 @@ class _Day:
                 got = self.client.fetch_whole_series(
                     study_uid, [j.series_uid for j in group], self.method
                 )
-            except PacsOperationError as exc:
-                if not _refuses_identifier(exc):  # e.g. out of resources: alone, later
+            except PacsError as exc:
+                if isinstance(exc, PacsOperationError) and _refuses_identifier(exc):
+                    log.info(
+                        "%s: %s of several series refused (%s): series by series",
+                        self.day,
+                        self.method,
+                        exc,
+                    )
+                    with contextlib.suppress(AttributeError):
+                        self.client.series_list_retrieve = False
+                else:  # busy, timeout, out of resources: these series alone, with retries
                     log.debug(
                         "%s: %s of study %s failed (%s)", self.day, self.method, study_uid, exc
                     )
-                    return 0
-                log.info(
-                    "%s: %s of several series refused (%s): series by series",
-                    self.day,
-                    self.method,
-                    exc,
-                )
-                with contextlib.suppress(AttributeError):
-                    self.client.series_list_retrieve = False
-                return 0
-            except PacsError as exc:  # transient: the series are asked alone, with retries
-                log.debug("%s: %s of study %s failed (%s)", self.day, self.method, study_uid, exc)
                 return 0
             complete = {
                 j.series_uid: got[j.series_uid]

@@ -611,3 +611,27 @@ def test_day_wide_check_reports_and_remembers_nothing(served: Any) -> None:
     finally:
         client.close()
     assert cached_relational(settings) is None  # the caller remembers, not the check
+
+
+@pytest.mark.parametrize(("status", "lists_kept"), [(0xA702, True), (0xA900, False)])
+def test_whole_series_list_is_switched_off_only_when_its_identifier_is_refused(
+    served: Any, status: int, lists_kept: bool
+) -> None:
+    """Out of resources (0xA702) says nothing of UID lists: they stay on; 0xA900 turns them off."""
+    from pyschedvisu_core.errors import PacsOperationError
+
+    pacs, make = served
+    pacs.behaviour = Behaviour(relational=False)
+    settings = _phantom_study_settings(make(retrieval="c-move"))
+    client = make_client(settings)
+
+    def failing(*args: Any, **kwargs: Any) -> Any:
+        raise PacsOperationError(f"C-MOVE: failed with status 0x{status:04X}", status=status)
+
+    client.fetch_whole_series = failing
+    try:
+        result = retrieve_day(PHANTOM_DAY, settings, client=client)
+    finally:
+        client.close()
+    assert _timed(result) == PHANTOM_SERIES  # series by series instead
+    assert getattr(client, "series_list_retrieve", True) is lists_kept
