@@ -83,6 +83,10 @@ class PacsSettings(Section):
     move_timeout_s: float = Field(
         600.0, gt=0, description="Longest wait for one C-MOVE / C-GET to finish (s)."
     )
+    deflate_answers: bool = Field(
+        True,
+        description="Ask for C-FIND answers in Deflated Explicit VR Little Endian (PS3.5 A.5) where the PACS accepts it: about 16 % fewer bytes. A PACS that refuses it answers uncompressed; one whose deflated answers cannot be read is asked uncompressed for the rest of the run. false = never ask.",
+    )
     max_concurrent: int = Field(
         2, ge=1, le=64, description="Associations open at the same time towards the PACS."
     )

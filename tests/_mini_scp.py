@@ -10,7 +10,7 @@ from typing import Any
 
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence as DicomSequence
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, generate_uid
 from pynetdicom import AE, evt
 from pynetdicom.sop_class import (
     CTImageStorage,
@@ -198,12 +198,17 @@ class MiniScp:
     port: int = 0
     #: leave Nagle on, like Orthanc's DCMTK by default (two writes per message)
     nagle: bool = False
+    #: accept Deflated Explicit VR Little Endian for C-FIND (pynetdicom's default does)
+    deflate: bool = True
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
         self.ae = AE("MINISCP")
         self.ae.add_supported_context(Verification)
-        self.ae.add_supported_context(StudyRootQueryRetrieveInformationModelFind)
+        self.ae.add_supported_context(
+            StudyRootQueryRetrieveInformationModelFind,
+            None if self.deflate else [ImplicitVRLittleEndian, ExplicitVRLittleEndian],
+        )
         self.ae.add_supported_context(StudyRootQueryRetrieveInformationModelMove)
         if self.allow_get:
             self.ae.add_supported_context(StudyRootQueryRetrieveInformationModelGet)

@@ -197,3 +197,23 @@ def test_demo_pacs_answers_like_orthanc_on_the_synthetic_week(
                       PhaseInformationSequence=[], RotationInformationSequence=[], NumberOfFrames="")  # fmt: skip
             demo, orthanc = _answers(pacs.port, q, "study"), _answers(orth.dicom_port, q, "study")
             assert demo == orthanc
+
+
+def test_orthanc_refuses_deflated_answers_and_our_client_asks_plain(
+    tiny_pacs_dir: Path, orthanc_factory: Callable[..., Orthanc]
+) -> None:
+    """Orthanc 1.10.1 rejects the deflated C-FIND context: the plain one carries the query."""
+    import datetime as dt
+
+    from pyschedvisu.adapters.dimse import DimseClient, DimseConfig
+    from pyschedvisu_core import pacs as core
+
+    orth = orthanc_factory(tiny_pacs_dir, "Always")
+    client = DimseClient(DimseConfig(host=HOST, port=orth.dicom_port, called_ae=orth.aet))
+    try:
+        studies = client.find("STUDY", core.study_query(dt.date(2024, 3, 4), "PT"))
+        assert {str(s.StudyInstanceUID) for s in studies} == {uid("st1")}
+        assert client.answers_deflated is False
+        assert client.deflate  # refused, not broken
+    finally:
+        client.close()

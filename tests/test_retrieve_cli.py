@@ -122,7 +122,18 @@ def test_pacs_check_reports_each_method(setup: tuple[Any, Path, Path]) -> None:
     assert re.search(r"C-MOVE to PYSCHEDVISU, port \d+: yes", res.output)
     assert "uses c-move" in res.output
     assert "day-wide (relational) C-FIND on 2024-03-04: yes (2 studies" in res.output
+    assert "C-FIND answers deflated: yes" in res.output
     assert (data / "pacs_capabilities.json").exists()
+
+
+def test_pacs_check_says_whether_answers_come_deflated(
+    setup: tuple[Any, Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, config, _ = setup
+    monkeypatch.setenv("PYSCHEDVISU_PACS__DEFLATE_ANSWERS", "false")
+    res = run(config, "pacs", "check", "--day", "2024-03-04")
+    assert res.exit_code == 0, res.output
+    assert "C-FIND answers deflated: not asked (pacs.deflate_answers = false)" in res.output
 
 
 def test_pacs_check_records_day_wide_queries_for_the_retrieval(

@@ -360,3 +360,116 @@ def test_c_get_from_a_peer_with_nagle_does_not_wait_for_delayed_acks() -> None:
         assert elapsed < 1.0, f"{elapsed:.2f} s for 40 instances: delayed ACKs are back"
     finally:
         server.stop()
+
+
+# -- deflated answers (PS3.5 A.5) -----------------------------------------------------------
+
+
+def _find_contexts(assoc: Any) -> list[str]:
+    from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind
+
+    return [
+        str(cx.transfer_syntax[0])
+        for cx in assoc.accepted_contexts
+        if cx.abstract_syntax == StudyRootQueryRetrieveInformationModelFind
+    ]
+
+
+def _series_answers(client: DimseClient, instances: list[Dataset]) -> list[Dataset]:
+    study_uid = ct_series(instances)[0]
+    return client.find("SERIES", core.series_query(DAY, study_uid, "1001"))
+
+
+def test_answers_come_deflated_and_lighter_when_the_pacs_accepts(
+    instances: list[Dataset],
+) -> None:
+    from pydicom.uid import DeflatedExplicitVRLittleEndian
+
+    answers: dict[bool, list[Dataset]] = {}
+    received: dict[bool, int] = {}
+    for deflate in (True, False):
+        server = MiniScp(instances)
+        c = DimseClient(config(server.port, deflate_answers=deflate))
+        try:
+            answers[deflate] = _series_answers(c, instances)
+            received[deflate] = c.counters.bytes_received
+            (assoc, _), *_ = c._idle
+            used = _find_contexts(assoc)[0]
+            assert (used == DeflatedExplicitVRLittleEndian) is deflate
+        finally:
+            c.close()
+            server.stop()
+    key = [(str(a.SeriesInstanceUID), str(a.Modality)) for a in answers[False]]
+    assert sorted(key) == sorted((str(a.SeriesInstanceUID), str(a.Modality)) for a in answers[True])
+    assert len(key) == 2
+    assert received[True] < received[False]
+
+
+def test_pacs_without_deflate_answers_uncompressed(instances: list[Dataset]) -> None:
+    from pydicom.uid import DeflatedExplicitVRLittleEndian
+
+    server = MiniScp(instances, deflate=False)
+    c = DimseClient(config(server.port))
+    try:
+        assert len(_series_answers(c, instances)) == 2
+        (assoc, _), *_ = c._idle
+        assert DeflatedExplicitVRLittleEndian not in _find_contexts(assoc)
+        assert c.deflate  # refused, not broken: still offered to the next association
+    finally:
+        c.close()
+        server.stop()
+
+
+def test_unreadable_deflated_answers_are_asked_again_uncompressed(
+    instances: list[Dataset], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import pynetdicom.service_class as service_class
+
+    real = service_class.encode
+
+    def broken(ds: Dataset, implicit: bool, little: bool, deflated: bool = False) -> Any:
+        out = real(ds, implicit, little, deflated)
+        return out[: len(out) // 2] if deflated and out else out
+
+    monkeypatch.setattr(service_class, "encode", broken)  # the PACS's side only
+    server = MiniScp(instances)
+    c = DimseClient(config(server.port))
+    try:
+        with caplog.at_level("WARNING", logger="pyschedvisu.pacs"):
+            got = _series_answers(c, instances)
+        assert sorted(str(a.Modality) for a in got) == ["CT", "PT"]
+        assert not c.deflate
+        assert "deflated C-FIND answers could not be read" in caplog.text
+        assert c.counters.associations == 2  # the deflated one aborted, one new
+        assert len(_series_answers(c, instances)) == 2
+        assert c.counters.associations == 2
+    finally:
+        c.close()
+        server.stop()
+
+
+def test_undecodable_answer_is_an_error_not_a_missing_series(
+    instances: list[Dataset], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pynetdicom.service_class as service_class
+
+    real = service_class.encode
+    garbage = b"\x08\x00\x15\x11SQ\x00\x00\xff\xff\xff\xff\xfe\xff\x00\xe0\x10\x00\x00\x00abc"
+
+    def broken(ds: Dataset, implicit: bool, little: bool, deflated: bool = False) -> Any:
+        if getattr(ds, "Modality", None) == "PT":
+            return garbage  # a header pydicom cannot read
+        return real(ds, implicit, little, deflated)
+
+    monkeypatch.setattr(service_class, "encode", broken)
+    server = MiniScp(instances)
+    c = DimseClient(config(server.port, deflate_answers=False))
+    try:
+        with pytest.raises(PacsOperationError, match="could not be decoded"):
+            _series_answers(c, instances)
+        assert not c._idle  # its remaining answers must not reach the next operation
+        studies = c.find("STUDY", core.study_query(DAY, "PT"))
+        assert {s.StudyInstanceUID for s in studies} == {ds.StudyInstanceUID for ds in instances}
+    finally:
+        c.close()
+        server.stop()

@@ -5,7 +5,8 @@ Kind to the PACS (DOMAIN §2.4): a small pool of reused associations (at most
 and retries with exponential backoff + jitter on "busy" statuses (0xC336, 0xA7xx),
 timeouts and aborted associations (a fresh association is made). Headers only: C-STORE'd
 datasets (C-GET on the same association, C-MOVE to our own Storage SCP) are parsed in
-memory up to the pixel data and never written to disk.
+memory up to the pixel data and never written to disk. C-FIND answers come deflated
+(PS3.5 A.5) from a PACS that accepts it.
 """
 
 from __future__ import annotations
@@ -232,6 +233,7 @@ class DimseConfig:
     backoff_base_s: float = 0.5
     backoff_max_s: float = 30.0
     backoff_jitter_s: float = 0.5
+    deflate_answers: bool = True
 
     @classmethod
     def from_settings(cls, pacs: Any) -> DimseConfig:
@@ -274,6 +276,10 @@ class _Collector:
         return set() if self.wanted is None else self.wanted - set(self.got)
 
 
+class _AskAgain(PacsTimeoutError):
+    """An operation to send again at once on a fresh association (its own is aborted)."""
+
+
 #: The counters of the caller's context (see :meth:`DimseClient.tally`).
 _TALLY: contextvars.ContextVar[core.OpCounters | None] = contextvars.ContextVar(
     "pyschedvisu_dimse_tally", default=None
@@ -306,6 +312,10 @@ class DimseClient:
         self.move_port_bound: int | None = None
         #: Set False by the retrieval when the PACS refuses IMAGE-level queries per study.
         self.per_study_image_find = True
+        #: C-FIND answers asked deflated (off for good once a PACS's could not be read)
+        self.deflate = config.deflate_answers
+        #: whether the last association opened gets C-FIND answers deflated (None: none yet)
+        self.answers_deflated: bool | None = None
         self._ae = self._make_ae()
         # pynetdicom runs two polling threads per association; with the default 5 ms GIL
         # switch interval every PDU waits for them (x4 slower C-FIND with many answers).
@@ -323,6 +333,11 @@ class DimseClient:
         ae.dimse_timeout = c.dimse_timeout_s
         ae.network_timeout = c.network_timeout_s
         ae.add_requested_context(Verification)
+        if self.deflate:
+            # A context of its own, before the plain one: a PACS without deflate rejects
+            # it alone, and pynetdicom sends on the first accepted context of a model.
+            for model in FIND_MODELS.values():
+                ae.add_requested_context(model, [DeflatedExplicitVRLittleEndian])
         for model in (
             StudyRootQueryRetrieveInformationModelFind,
             PatientRootQueryRetrieveInformationModelFind,
@@ -466,6 +481,11 @@ class DimseClient:
         self._count("associations")
         if assoc.is_established:
             nodelay(assoc)
+            self.answers_deflated = any(
+                str(cx.abstract_syntax) in FIND_MODELS.values()
+                and cx.transfer_syntax[0] == DeflatedExplicitVRLittleEndian
+                for cx in assoc.accepted_contexts
+            )
             log.debug("association %d to %s established", self._counters.associations, c.label)
             return assoc
         if assoc.is_rejected:
@@ -578,6 +598,12 @@ class DimseClient:
                     result = fn(assoc)
                 log.debug("%s: ok in %.3f s", what, time.monotonic() - t0)
                 return result
+            except _AskAgain as exc:
+                # without deflate now: at most once per association that negotiated it
+                if self._stop.is_set():
+                    raise
+                self._count("retries")
+                log.debug("%s: %s; asked again", what, exc)
             except (PacsThrottledError, PacsTimeoutError, PacsUnreachableError) as exc:
                 if self._stop.is_set():
                     raise  # closed meanwhile: no retry
@@ -646,8 +672,9 @@ class DimseClient:
                         )
                     if code in PENDING:
                         self._count("responses")
-                        if ident is not None:
-                            out.append(ident)
+                        if ident is None:  # pynetdicom could not decode it
+                            raise self._unreadable(assoc, model, f"C-FIND {level}", len(out))
+                        out.append(ident)
                         if limit is not None and len(out) > limit:
                             self._cancel(assoc, responses, model, msg_id, limit)
                             raise PacsOperationError(
@@ -666,6 +693,35 @@ class DimseClient:
             raise PacsTimeoutError(f"{label}: C-FIND {level}: no final status")
 
         return self._call(f"C-FIND {level}", op)
+
+    def _unreadable(self, assoc: Association, model: str, what: str, index: int) -> PacsError:
+        """The error for an answer pynetdicom could not decode (never skipped: lost series).
+
+        Deflated: the PACS's deflate is taken as broken, and the operation asked again
+        uncompressed on a new association (the pooled ones negotiated deflate too).
+        """
+        label = self.config.label
+        deflated = any(
+            cx.abstract_syntax == model and cx.transfer_syntax[0] == DeflatedExplicitVRLittleEndian
+            for cx in assoc.accepted_contexts
+        )
+        if not deflated:
+            assoc.abort()  # the rest of its answers would reach the next operation
+            return PacsOperationError(f"{label}: {what}: answer {index + 1} could not be decoded")
+        with self._lock:
+            stale = [a for a, _ in self._idle]
+            self._idle = []
+            self._open -= len(stale)
+            if self.deflate:
+                self.deflate = False
+                self._ae = self._make_ae()
+                log.warning(
+                    "%s: deflated C-FIND answers could not be read: asking uncompressed", label
+                )
+        for old in stale:
+            with contextlib.suppress(Exception):
+                old.abort()
+        return _AskAgain(f"{label}: {what}: deflated answer {index + 1} unreadable")
 
     def _next_msg_id(self) -> int:
         with self._count_lock:

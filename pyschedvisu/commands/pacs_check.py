@@ -55,6 +55,11 @@ def check(
             typer.echo(f"PACS {label}: C-ECHO failed: {exc}", err=True)
             raise typer.Exit(code=1) from None
         typer.echo(f"C-ECHO {label}: ok ({(time.monotonic() - t0) * 1000:.0f} ms)")
+        deflated = getattr(client, "answers_deflated", None)
+        if not p.deflate_answers:
+            typer.echo("C-FIND answers deflated: not asked (pacs.deflate_answers = false)")
+        elif deflated is not None:
+            typer.echo(f"C-FIND answers deflated: {'yes' if deflated else 'no (not accepted)'}")
         try:
             found = find_sample(client, start, end, settings.retrieve.study_modalities)
         except PacsError as exc:
