@@ -280,7 +280,9 @@ def main() -> None:
         end += dt.timedelta(days=1)
         days = settings.business_days(START, end)
     dept = work / "department"
-    if not (dept / "truth" / "series.parquet").exists():
+    made = dept / "synth.json"
+    # a department kept from a shorter run (--keep / --out) must cover these days too
+    if not made.exists() or not set(map(str, days)) <= set(json.loads(made.read_text())["days"]):
         t0 = time.monotonic()
         summary = generate(dept, START, end, args.seed)
         print(
