@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEBS := chromium orthanc poppler-utils
 
-.PHONY: demo test test-fast lint typecheck bench system-deps clean
+.PHONY: demo test test-fast install lint typecheck bench system-deps clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,9 @@ system-deps:
 	  echo "installing Debian packages:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
+
+# The venv and the Debian packages only, nothing run (for a real PACS: see the README).
+install: $(STAMP) system-deps
 
 # WEEKS=4 for a quicker first look (default: 26 weeks of department).
 demo: $(STAMP) system-deps
