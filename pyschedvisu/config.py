@@ -213,6 +213,10 @@ class RetrieveSettings(Section):
         list(ref.ACCEPTED_INSTITUTIONS),
         description="Normalised InstitutionNames accepted ('mixed' = several names, one of them accepted).",
     )
+    institution_from: Literal["instances", "series"] = Field(
+        "instances",
+        description="Where each series' InstitutionName is read: 'instances' = from one of its instance headers (those moved for timing, else one more instance per series), because some PACS (Orthanc) answer the study's name for every series, hiding a series that has none; 'series' = the SERIES-level C-FIND answers, lighter, for a PACS that indexes it per series (files are then read only for the studies the rule rejects).",
+    )
     retries_per_day: int = Field(
         3,
         ge=0,

@@ -21,7 +21,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -927,7 +927,9 @@ class _Day:
             if method in self.disabled and len(methods) > 1:
                 continue
             try:
-                headers = self.client.fetch_headers(job.study_uid, job.series_uid, sop_uids, method)
+                headers = _as_files(
+                    self.client.fetch_headers(job.study_uid, job.series_uid, sop_uids, method)
+                )
                 self.methods_used[method] += 1
                 return list(headers)
             except PacsOperationError as exc:
@@ -1020,7 +1022,10 @@ class _Day:
             if not chunk:
                 continue
             try:
-                got = self.client.fetch_headers_many(chunk, self.method)
+                got = {
+                    k: _as_files(v)
+                    for k, v in self.client.fetch_headers_many(chunk, self.method).items()
+                }
             except PacsOperationError as exc:
                 log.info(
                     "%s: %s of many series refused (%s): one by one", self.day, self.method, exc
@@ -1066,9 +1071,12 @@ class _Day:
                 return 0
             study_uid = group[0].study_uid
             try:
-                got = self.client.fetch_whole_series(
-                    study_uid, [j.series_uid for j in group], self.method
-                )
+                got = {
+                    k: _as_files(v)
+                    for k, v in self.client.fetch_whole_series(
+                        study_uid, [j.series_uid for j in group], self.method
+                    ).items()
+                }
             except PacsError as exc:
                 if isinstance(exc, PacsOperationError) and _refuses_identifier(exc):
                     log.info(
@@ -1221,6 +1229,85 @@ def _verify_institutions(
         )
         .drop("_inst")
     )
+
+
+#: Set on the instance headers moved by C-GET / C-MOVE (C-FIND answers look alike otherwise).
+_FILE_MARK = "_pyschedvisu_file"
+
+
+def _as_files(headers: Iterable[Dataset]) -> list[Dataset]:
+    out = list(headers)
+    for ds in out:
+        setattr(ds, _FILE_MARK, True)
+    return out
+
+
+def _is_file(ds: Dataset) -> bool:
+    """True for an instance header moved by C-GET / C-MOVE (what its file says)."""
+    return bool(getattr(ds, _FILE_MARK, False))
+
+
+def _institution(headers: Sequence[Dataset]) -> str | None:
+    return next((n for n in (core.text_value(h, "InstitutionName") for h in headers) if n), None)
+
+
+def _institutions_from_files(
+    state: _Day, jobs: Sequence[SeriesJob], outcomes: dict[str, Outcome], workers: int
+) -> dict[str, str | None]:
+    """Each series' InstitutionName as its instance headers carry it (None: they carry none).
+
+    Some PACS (Orthanc) answer a study's name for every one of its series, so a series that
+    has none of its own (left out of its study, DOMAIN §3.1) looks like the others. Headers
+    moved for timing say it for free; a series timed on IMAGE-level answers gets one
+    instance moved (many series per C-GET / C-MOVE where the PACS allows). A series whose
+    header cannot be had keeps its SERIES-level name.
+    """
+    names: dict[str, str | None] = {}
+    todo: list[tuple[SeriesJob, str]] = []
+    for job in jobs:
+        out = outcomes.get(job.series_uid)
+        heads = (out.headers or []) if out is not None else []
+        files = [h for h in heads if _is_file(h)]
+        if files:
+            names[job.series_uid] = _institution(files)
+        elif sop := next((u for u in (core.sop_uid(h) for h in heads) if u), None):
+            todo.append((job, sop))
+    methods = state.file_methods()
+    if not todo or not methods:
+        return names
+    client = state.client
+    if (
+        state.relational
+        and hasattr(client, "fetch_headers_many")
+        and getattr(client, "batch_retrieve", True)
+    ):
+        for i in range(0, len(todo), UID_LIST_MAX):
+            chunk = todo[i : i + UID_LIST_MAX]
+            try:
+                got = client.fetch_headers_many(
+                    [(j.study_uid, j.series_uid, [sop]) for j, sop in chunk], methods[0]
+                )
+            except PacsError as exc:
+                log.info(
+                    "%s: %s of many series failed (%s): one by one", state.day, methods[0], exc
+                )
+                break
+            for job, _ in chunk:
+                if got.get(job.series_uid):
+                    names[job.series_uid] = _institution(got[job.series_uid])
+
+    def one(item: tuple[SeriesJob, str]) -> None:
+        job, sop = item
+        try:
+            names[job.series_uid] = _institution(state.fetch(job, [sop], methods))
+        except PacsError as exc:
+            log.info("series %s: InstitutionName of its files not read (%s)", job.series_uid, exc)
+
+    rest = [item for item in todo if item[0].series_uid not in names]
+    with _Pool(max_workers=workers, thread_name_prefix="institution") as pool:
+        list(pool.map(one, rest))
+    log.debug("%s: InstitutionName of %d series read from their files", state.day, len(names))
+    return names
 
 
 def retrieve_day(
@@ -1396,6 +1483,9 @@ def _retrieve(
     if excl_inst.height and state.file_methods():
         kept_se = _verify_institutions(state, kept_se, excl_inst, all_jobs, workers)
         kept, excl_inst = filter_institutions(kept_se, accepted=r.accepted_institutions)
+    # the names as found (SERIES level, or files for rejected studies), for the rule's second
+    # pass once the instance headers have told each series' own name
+    raw_names = dict(kept_se.select("series_uid", "institution").iter_rows())
     kept_se = kept
     jobs = [all_jobs[uid] for uid in kept_se.get_column("series_uid").to_list()]
     by_uid = {row["series_uid"]: row for row in kept_se.iter_rows(named=True)}
@@ -1458,7 +1548,12 @@ def _retrieve(
             f"(first: {transient[0].error})"
         )
 
-    # 5. frames
+    # 5. each series' own InstitutionName, from its instance headers
+    file_names: dict[str, str | None] = {}
+    if r.institution_from == "instances":
+        file_names = _institutions_from_files(state, jobs, outcomes, workers)
+
+    # 6. frames
     kept_rows: list[dict[str, Any]] = []
     failed_rows: list[dict[str, Any]] = []
     secondary: list[dict[str, Any]] = []
@@ -1474,7 +1569,7 @@ def _retrieve(
             "study_description": row["study_description"],
             "series_description": row["series_description"],
             "protocol_name": row["protocol_name"],
-            "institution": row["institution"],
+            "institution": file_names.get(job.series_uid, raw_names.get(job.series_uid)),
             "modality": job.modality,
             "n_instances": job.n_instances,
         }
@@ -1519,6 +1614,51 @@ def _retrieve(
 
     if other_days:
         log.debug("%s: %d series without SeriesDate acquired another day left out", day, other_days)
+    # the institution rule again, on the names the headers told (the same series as its
+    # first pass, less those of another day)
+    names = {
+        **{x["series_uid"]: (x["study_uid"], x["institution"]) for x in kept_rows + failed_rows},
+        **{
+            x["series_uid"]: (
+                x["study_uid"],
+                file_names.get(x["series_uid"], raw_names.get(x["series_uid"])),
+            )
+            for x in secondary
+        },
+    }
+    again, excl_again = filter_institutions(
+        pl.DataFrame(
+            [
+                {"date": day, "study_uid": st, "series_uid": uid, "institution": name}
+                for uid, (st, name) in names.items()
+            ],
+            schema={
+                "date": pl.Date(),
+                "study_uid": pl.String(),
+                "series_uid": pl.String(),
+                "institution": pl.String(),
+            },
+        ),
+        accepted=r.accepted_institutions,
+    )
+    resolved = dict(again.select("series_uid", "institution").iter_rows())
+    if excl_again.height:
+        log.debug(
+            "%s: %d studies rejected on their instances' InstitutionName", day, excl_again.height
+        )
+    kept_rows = [
+        {**x, "institution": resolved[x["series_uid"]]}
+        for x in kept_rows
+        if x["series_uid"] in resolved
+    ]
+    failed_rows = [
+        {**x, "institution": resolved[x["series_uid"]]}
+        for x in failed_rows
+        if x["series_uid"] in resolved
+    ]
+    gone = set(excl_again.get_column("study_uid").to_list())
+    secondary = [x for x in secondary if x["study_uid"] not in gone]
+    excl_inst = pl.concat([excl_inst, excl_again.cast(excl_inst.schema)])  # type: ignore[arg-type]
     kept = pl.DataFrame(kept_rows, schema=schema.SERIES_SCHEMA)
     failed = pl.DataFrame(failed_rows, schema=schema.FAILED_SCHEMA)
     excluded = pl.concat(

@@ -159,7 +159,23 @@ def test_every_method_stores_the_exact_series(
     assert manifest["final"] is True
     assert manifest["counts"] == {"series": 3, "failed": 0, "excluded": 0}
     if expected_method == "image-find":
-        assert pacs.stats.get == 0 and pacs.stats.move == 0 and pacs.stats.store_sent == 0
+        # timing from IMAGE-level answers; one instance of each series moved, in one C-GET,
+        # for the InstitutionName of its own (retrieve.institution_from = "instances")
+        assert (pacs.stats.get, pacs.stats.move, pacs.stats.store_sent) == (1, 0, 3)
+
+
+def test_image_find_moves_no_file_when_series_level_institutions_are_trusted(
+    served: Any,
+) -> None:
+    pacs, make = served
+    settings = make(retrieval="image-find")
+    settings = settings.model_copy(
+        update={"retrieve": settings.retrieve.model_copy(update={"institution_from": "series"})}
+    )
+    result = retrieve_day(DAY, settings)
+    assert result.method == "image-find"
+    assert_frame_equal(stored(settings), expected_series().sort("series_uid"))
+    assert (pacs.stats.get, pacs.stats.move, pacs.stats.store_sent) == (0, 0, 0)
 
 
 def test_second_run_does_no_network_work(served: Any) -> None:

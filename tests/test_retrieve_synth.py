@@ -183,6 +183,51 @@ def test_orthanc_matches_truth(
         d: r.method for d, r in results.items()
     }
     assert truth_problems(tmp_path / "data", synth_week, days) == []
+    assert study_table_scores(settings, synth_week, days) == (1.0, 1.0, 1.0, 0.0)
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["Always", "Never"])
+def test_orthanc_series_without_institution_left_out_of_its_study(
+    synth_week: Path, orthanc_factory: Any, tmp_path: Path, mode: str
+) -> None:
+    """Regression: Orthanc answers the study's InstitutionName for every series (SERIES and
+    IMAGE level), so a series without one was kept in its study (7 false studies in 10
+    unseen days); its instance headers tell."""
+    orthanc = orthanc_factory(synth_week, storage_access_on_find=mode)
+    move_port = free_port()
+    orthanc.set_modality("PYSCHEDVISU", "127.0.0.1", move_port)
+    settings = _settings(orthanc.dicom_port, orthanc.aet, tmp_path / "data", move_port)
+    cases = pl.read_parquet(synth_week / "truth" / "cases.parquet")
+    partial = cases.filter(pl.col("case") == "partial_institution")
+    days = sorted(set(partial["date"].to_list()))[:2]
+    assert days, "the synthetic week has a series without InstitutionName in an accepted study"
+    _run_days(settings, days)
+    stored = SeriesStore(tmp_path / "data").load("series", days)
+    nameless = stored.filter(pl.col("series_uid").is_in(partial["series_uid"].implode()))
+    assert nameless.height == partial.filter(pl.col("date").is_in(days)).height
+    assert nameless["institution"].null_count() == nameless.height
+    assert study_table_scores(settings, synth_week, days) == (1.0, 1.0, 1.0, 0.0)
+    # the other way: trusting the SERIES-level names keeps the series in its study
+    trusting = Settings(
+        pacs=settings.pacs.model_dump(),
+        paths={"data_dir": str(tmp_path / "trusting")},
+        retrieve={"institution_from": "series"},
+    )
+    _run_days(trusting, days)
+    assert study_table_scores(trusting, synth_week, days)[0] < 1.0
+
+
+def study_table_scores(
+    settings: Settings, truth_dir: Path, days: list[dt.date]
+) -> tuple[float, float, float, float]:
+    """(precision, recall, label accuracy, max time error) of the extracted study table."""
+    truth = pl.read_parquet(truth_dir / "truth" / "studies.parquet").filter(
+        pl.col("date").is_in(days)
+    )
+    scores = evaluate(pl.read_parquet(extract(settings).path), truth)
+    return scores.precision, scores.recall, scores.label_accuracy, scores.time_error_max_s
 
 
 @pytest.mark.integration
