@@ -82,6 +82,11 @@ move_port = 0          # any free port: the demo PACS answers C-GET, no C-MOVE d
 retrieval = "auto"
 max_ops_per_s = 200.0  # our own local PACS: no need to pace like a hospital PACS (default 20)
 
+[retrieve]
+# the demo PACS answers each series' own InstitutionName; keep the default "instances" for a
+# PACS that answers the study's name for every series (Orthanc)
+institution_from = "series"
+
 [paths]
 data_dir = "{(root / "data").as_posix()}"
 output_dir = "{(root / "reports").as_posix()}"
