@@ -1176,6 +1176,11 @@ def _fill_counts(state: _Day, series: pl.DataFrame, workers: int) -> pl.DataFram
     )
 
 
+def _institution(headers: Sequence[Dataset]) -> str | None:
+    """The first InstitutionName the headers carry (None: none does)."""
+    return next((n for n in (core.text_value(h, "InstitutionName") for h in headers) if n), None)
+
+
 def _verify_institutions(
     state: _Day,
     series: pl.DataFrame,
@@ -1202,8 +1207,7 @@ def _verify_institutions(
         except PacsError as exc:
             log.debug("series %s: institution not checked (%s)", job.series_uid, exc)
             return
-        found = [n for n in (core.text_value(h, "InstitutionName") for h in headers) if n]
-        names[job.series_uid] = found[0] if found else None
+        names[job.series_uid] = _institution(headers)
 
     with _Pool(max_workers=workers, thread_name_prefix="institution") as pool:
         list(pool.map(one, todo))
@@ -1245,10 +1249,6 @@ def _as_files(headers: Iterable[Dataset]) -> list[Dataset]:
 def _is_file(ds: Dataset) -> bool:
     """True for an instance header moved by C-GET / C-MOVE (what its file says)."""
     return bool(getattr(ds, _FILE_MARK, False))
-
-
-def _institution(headers: Sequence[Dataset]) -> str | None:
-    return next((n for n in (core.text_value(h, "InstitutionName") for h in headers) if n), None)
 
 
 def _institutions_from_files(
