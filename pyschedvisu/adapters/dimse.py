@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from io import BytesIO
@@ -276,6 +276,17 @@ class _Collector:
         return set() if self.wanted is None else self.wanted - set(self.got)
 
 
+def _finds_deflated(assoc: Association, models: Iterable[str]) -> bool:
+    """True when ``assoc`` accepted a deflated context for one of these C-FIND models
+    (pynetdicom then sends on it: it is proposed before the plain one)."""
+    wanted = {str(m) for m in models}
+    return any(
+        str(cx.abstract_syntax) in wanted
+        and cx.transfer_syntax[0] == DeflatedExplicitVRLittleEndian
+        for cx in assoc.accepted_contexts
+    )
+
+
 class _AskAgain(PacsTimeoutError):
     """An operation to send again at once on a fresh association (its own is aborted)."""
 
@@ -481,11 +492,7 @@ class DimseClient:
         self._count("associations")
         if assoc.is_established:
             nodelay(assoc)
-            self.answers_deflated = any(
-                str(cx.abstract_syntax) in FIND_MODELS.values()
-                and cx.transfer_syntax[0] == DeflatedExplicitVRLittleEndian
-                for cx in assoc.accepted_contexts
-            )
+            self.answers_deflated = _finds_deflated(assoc, FIND_MODELS.values())
             log.debug("association %d to %s established", self._counters.associations, c.label)
             return assoc
         if assoc.is_rejected:
@@ -701,11 +708,7 @@ class DimseClient:
         uncompressed on a new association (the pooled ones negotiated deflate too).
         """
         label = self.config.label
-        deflated = any(
-            cx.abstract_syntax == model and cx.transfer_syntax[0] == DeflatedExplicitVRLittleEndian
-            for cx in assoc.accepted_contexts
-        )
-        if not deflated:
+        if not _finds_deflated(assoc, (model,)):
             assoc.abort()  # the rest of its answers would reach the next operation
             return PacsOperationError(f"{label}: {what}: answer {index + 1} could not be decoded")
         with self._lock:
