@@ -200,6 +200,8 @@ class MiniScp:
     nagle: bool = False
     #: accept Deflated Explicit VR Little Endian for C-FIND (pynetdicom's default does)
     deflate: bool = True
+    #: values C-FIND answers in place of the files' (a database that disagrees with its files)
+    index: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -304,6 +306,8 @@ class MiniScp:
                     )
                 ):
                     setattr(out, kw, elem.value)
+                elif kw in self.index:
+                    setattr(out, kw, self.index[kw])
                 elif kw in ds:
                     out[elem.tag] = ds[elem.tag]
                 else:

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import pytest
 from pydicom.dataset import Dataset
 
@@ -296,6 +297,54 @@ def test_strictly_hierarchical_pacs_is_queried_series_by_series(
     finally:
         client.close()
         server.stop()
+
+
+@pytest.mark.parametrize(
+    ("institution_from", "pet_kept"), [("instances", False), ("series", True)]
+)
+def test_study_whose_files_name_another_hospital_is_rejected_though_the_index_names_ours(
+    instances: list[Dataset], tmp_path: Path, institution_from: str, pet_kept: bool
+) -> None:
+    from pyschedvisu.config import Settings
+    from pyschedvisu.retrieval import forget_capabilities, make_client, retrieve_day
+    from pyschedvisu_core.schema import Reason
+
+    forget_capabilities()
+    pet_study = next(ds.StudyInstanceUID for ds in instances if ds.Modality == "PT")
+    for ds in instances:
+        if ds.StudyInstanceUID == pet_study:
+            ds.InstitutionName = "Clinique du Lac"
+    # the PACS database answers our name for every entity; only the files tell the truth
+    server = MiniScp(instances, index={"InstitutionName": "CHUV"})
+    settings = Settings(
+        pacs={
+            "port": server.port,
+            "called_ae": "MINISCP",
+            "move_port": 0,
+            "move_bind": "127.0.0.1",
+            "max_ops_per_s": 500.0,
+            "retrieval": "image-find",
+            "probe_cache": False,
+        },
+        paths={"data_dir": str(tmp_path / "data")},
+        retrieve={"accepted_institutions": ["chuv"], "institution_from": institution_from},
+    )
+    client = make_client(settings)
+    try:
+        result = retrieve_day(DAY, settings, client=client)
+    finally:
+        client.close()
+        server.stop()
+    kept_studies = set(result.series.get_column("study_uid").to_list())
+    assert (pet_study in kept_studies) is pet_kept
+    assert len(kept_studies - {pet_study}) == 1  # the NM study, CHUV in its file too
+    rejected = result.excluded.filter(pl.col("study_uid") == pet_study)
+    if pet_kept:
+        assert rejected.height == 0
+    else:
+        assert rejected.get_column("reason").to_list() == [Reason.INSTITUTION]
+        assert rejected.get_column("level").to_list() == ["study"]
+        assert result.failed.height == 0
 
 
 def test_find_beyond_its_limit_is_cancelled_and_the_association_reused(
