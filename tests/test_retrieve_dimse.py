@@ -299,9 +299,7 @@ def test_strictly_hierarchical_pacs_is_queried_series_by_series(
         server.stop()
 
 
-@pytest.mark.parametrize(
-    ("institution_from", "pet_kept"), [("instances", False), ("series", True)]
-)
+@pytest.mark.parametrize(("institution_from", "pet_kept"), [("instances", False), ("series", True)])
 def test_study_whose_files_name_another_hospital_is_rejected_though_the_index_names_ours(
     instances: list[Dataset], tmp_path: Path, institution_from: str, pet_kept: bool
 ) -> None:
