@@ -38,6 +38,7 @@ from pyschedvisu_core import schema
 from pyschedvisu_core.dicomtime import parse_da, parse_tm
 from pyschedvisu_core.errors import (
     AssociationRejectedError,
+    PacsAnswerError,
     PacsError,
     PacsOperationError,
     PacsUnreachableError,
@@ -466,6 +467,9 @@ class _Day:
             answers = self.client.find(
                 "IMAGE", core.study_image_query(study_uid, timing=False, instance=None)
             )
+        except PacsAnswerError as exc:
+            log.warning("%s: unreadable answer (%s): this study series by series", self.day, exc)
+            return None
         except PacsOperationError as exc:
             # a strictly hierarchical PACS: series by series from now on (this client)
             log.info("IMAGE-level query per study refused (%s): querying per series", exc)
@@ -509,15 +513,16 @@ class _Day:
         return got if got and len(got) == len(uids) else core.pick_instances(answers, len(picks))
 
     # -- day-wide (relational-style) queries ----------------------------------------------
-    def _relational_failed(self, why: str) -> None:
+    def _relational_failed(self, why: str, *, refused: bool = True) -> None:
         """A day-wide query was refused or its answer is not trusted: per study from now on.
 
         A PACS never seen answering them is remembered as hierarchical; one that did before
         (this day or another one running alongside) is only asked per study for the rest
-        of this day: one doubtful day must not turn day-wide queries off for good.
+        of this day: one doubtful day must not turn day-wide queries off for good. Neither
+        is an answer that could not be decoded (``refused=False``): per study, this day only.
         """
         with _caps_update_lock:
-            if self.relational is None and cached_relational(self.settings) is None:
+            if refused and self.relational is None and cached_relational(self.settings) is None:
                 log.info("PACS answers no day-wide query (%s): querying study by study", why)
                 remember_relational(self.settings, False)
             else:
@@ -538,7 +543,11 @@ class _Day:
         None when the PACS refused or answered something inconsistent: the caller then asks
         study by study, as a strictly hierarchical PACS requires. The outcome is remembered.
         """
-        out, why = self.day_wide_series_rows(studies)
+        try:
+            out, why = self.day_wide_series_rows(studies)
+        except PacsAnswerError as exc:
+            self._relational_failed(str(exc), refused=False)
+            return None
         if out is None:
             self._relational_failed(why)
             return None
@@ -557,6 +566,8 @@ class _Day:
             query = core.day_series_query(self.day, list(expected))
             try:
                 answers = self.client.find("SERIES", query, limit=limit)
+            except PacsAnswerError:
+                raise
             except PacsOperationError as exc:
                 return None, str(exc)
             why = core.check_day_series(answers, expected)
@@ -601,7 +612,7 @@ class _Day:
             try:
                 answers = self.client.find("IMAGE", query, limit=limit)
             except PacsOperationError as exc:
-                self._relational_failed(str(exc))
+                self._relational_failed(str(exc), refused=not isinstance(exc, PacsAnswerError))
                 return
             grouped, why = core.check_day_images(answers, expected)
             if why is not None:
@@ -758,6 +769,9 @@ class _Day:
             query = core.day_pick_query(chunk, number, timing=timing)
             try:
                 answers = self.client.find("IMAGE", query, limit=4 * len(chunk) + 20)
+            except PacsAnswerError as exc:
+                log.warning("%s: unreadable answer (%s): instances listed instead", self.day, exc)
+                return None
             except PacsOperationError as exc:
                 self._no_direct(str(exc))
                 return None
@@ -843,6 +857,9 @@ class _Day:
             try:
                 answers = self.client.find("IMAGE", core.listed_image_query(study_uid, chunk))
             except PacsOperationError as exc:
+                if isinstance(exc, PacsAnswerError):
+                    log.warning("%s: unreadable answer (%s): per series", self.day, exc)
+                    break
                 log.info("IMAGE-level query by UID list refused (%s): per series", exc)
                 self._no_uid_lists()
                 break

@@ -12,6 +12,7 @@ boundary (``raise ... from exc``) so that callers only need this tree::
     │   ├── PacsThrottledError      0xC336-like "busy / out of resources" status
     │   ├── PacsTimeoutError        DIMSE / network timeout, aborted association
     │   └── PacsOperationError      a DIMSE failure status that retrying won't fix
+    │       └── PacsAnswerError     an answer that could not be decoded (not a refusal)
     ├── RetrievalError              a day could not be retrieved after its retries
     ├── HeaderError                 a DICOM header lacks what a rule needs (series quarantined)
     ├── StoreError                  the on-disk series / study store is unreadable
@@ -69,6 +70,14 @@ class PacsOperationError(PacsError):
     def __init__(self, message: str, status: int | None = None) -> None:
         self.status = status
         super().__init__(message)
+
+
+class PacsAnswerError(PacsOperationError):
+    """An answer of the PACS could not be decoded.
+
+    Not a refusal: it says nothing of what the PACS accepts, so no capability is switched
+    off for it; the query is asked in smaller parts instead, down to the series it is about.
+    """
 
 
 class RetrievalError(PySchedVisuError):

@@ -18,6 +18,7 @@ from pyschedvisu.adapters.dimse import DimseClient, DimseConfig, RateLimiter
 from pyschedvisu_core import pacs as core
 from pyschedvisu_core.errors import (
     AssociationRejectedError,
+    PacsAnswerError,
     PacsOperationError,
     PacsThrottledError,
     PacsUnreachableError,
@@ -512,7 +513,7 @@ def test_undecodable_answer_is_an_error_not_a_missing_series(
     server = MiniScp(instances)
     c = DimseClient(config(server.port, deflate_answers=False))
     try:
-        with pytest.raises(PacsOperationError, match="could not be decoded"):
+        with pytest.raises(PacsAnswerError, match="could not be decoded"):
             _series_answers(c, instances)
         assert not c._idle  # its remaining answers must not reach the next operation
         studies = c.find("STUDY", core.study_query(DAY, "PT"))
@@ -520,3 +521,55 @@ def test_undecodable_answer_is_an_error_not_a_missing_series(
     finally:
         c.close()
         server.stop()
+
+
+def test_unreadable_day_wide_answer_does_not_mark_the_pacs_hierarchical(
+    instances: list[Dataset], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import pynetdicom.service_class as service_class
+
+    from pyschedvisu.config import Settings
+    from pyschedvisu.retrieval import (
+        cached_relational,
+        forget_capabilities,
+        make_client,
+        retrieve_day,
+    )
+
+    real = service_class.encode
+    garbage = b"\x08\x00\x15\x11SQ\x00\x00\xff\xff\xff\xff\xfe\xff\x00\xe0\x10\x00\x00\x00abc"
+    broken_once: list[str] = []
+
+    def broken(ds: Dataset, implicit: bool, little: bool, deflated: bool = False) -> Any:
+        if ds.get("QueryRetrieveLevel") == "SERIES" and not broken_once:
+            broken_once.append(ds.SeriesInstanceUID)
+            return garbage  # the first SERIES answer, in the day-wide query
+        return real(ds, implicit, little, deflated)
+
+    monkeypatch.setattr(service_class, "encode", broken)
+    forget_capabilities()
+    server = MiniScp(instances)
+    settings = Settings(
+        pacs={
+            "port": server.port,
+            "called_ae": "MINISCP",
+            "move_port": 0,
+            "move_bind": "127.0.0.1",
+            "max_ops_per_s": 500.0,
+            "deflate_answers": False,
+            "retrieval": "image-find",
+            "probe_cache": False,
+        },
+        paths={"data_dir": str(tmp_path / "data")},
+        retrieve={"accepted_institutions": ["chuv"]},
+    )
+    client = make_client(settings)
+    try:
+        result = retrieve_day(DAY, settings, client=client)
+    finally:
+        client.close()
+        server.stop()
+    assert broken_once  # the day-wide query met the broken answer
+    # asked study by study for this day, whole; the PACS's style is left to find out
+    assert result.series.height == 3 and result.failed.height == 0
+    assert cached_relational(settings) is None

@@ -70,6 +70,7 @@ from pynetdicom.sop_class import (
 from pyschedvisu_core import pacs as core
 from pyschedvisu_core.errors import (
     AssociationRejectedError,
+    PacsAnswerError,
     PacsError,
     PacsOperationError,
     PacsThrottledError,
@@ -710,7 +711,7 @@ class DimseClient:
         label = self.config.label
         if not _finds_deflated(assoc, (model,)):
             assoc.abort()  # the rest of its answers would reach the next operation
-            return PacsOperationError(f"{label}: {what}: answer {index + 1} could not be decoded")
+            return PacsAnswerError(f"{label}: {what}: answer {index + 1} could not be decoded")
         with self._lock:
             stale = [a for a, _ in self._idle]
             self._idle = []
