@@ -57,7 +57,9 @@ NO_CT_SUFFIX = "_NoCT"
 #: Engine for the materialised stages of :func:`build_studies` (see there).
 ENGINE: Final = "in-memory"
 #: Bumped whenever a rule changes, so stored study tables are recomputed.
-RULES_VERSION = 2  # 2: takes measured from the latest end so far, not the previous series' end
+#: 2: takes measured from the latest end so far, not the previous series' end;
+#: 3: only another patient's series cut a study into takes, not the same patient's other study
+RULES_VERSION = 3
 
 _SERIES_COLUMNS = [
     "date",
@@ -223,8 +225,9 @@ def assign_takes(series: pl.LazyFrame, retake_split_s: int) -> pl.LazyFrame:
     """DOMAIN §3.3: drop duplicate series, then number the takes of each study UID.
 
     With ``reach_i = max(end_1 .. end_{i-1})`` (series of the study by start), a new take starts
-    at series i when ``start_i - reach_i > retake_split_s`` or when a series of another study on
-    the same lane starts in ``[reach_i, start_i)`` (another patient was scanned in between).
+    at series i when ``start_i - reach_i > retake_split_s`` or when a series of another
+    patient's study on the same lane starts in ``[reach_i, start_i)`` (another patient was
+    scanned in between; a study's patient is its first series' ``patient_key``).
     The latest end so far, not the previous series' end: a long series overlapping later short
     ones keeps the scanner busy, so neither a gap nor room for another patient opened there.
     Without overlaps both are the same. Adds ``take`` (Int32); ``study_key`` is made per study
@@ -257,19 +260,29 @@ def assign_takes(series: pl.LazyFrame, retake_split_s: int) -> pl.LazyFrame:
     )
     # Starts in [from, start) of the study itself (its packed starts are already sorted) and of
     # the whole lane (packed on the lane id relative to the date, sorted once).
-    own = _packed(pl.col("_g"), _us(pl.col("start") - pl.col("_s0")))
-    own_from = _packed(pl.col("_g"), _us(pl.col("_from") - pl.col("_s0")))
+    # Series of the same patient on the lane (its own study's included) are no other patient:
+    # a copy of the exam archived under a second UID, or its CT sent as a study of its own,
+    # must not cut it into takes (DOMAIN §3.3: "another patient was scanned in between").
     day0 = pl.col("date").cast(schema.DT)
+    patient = pl.coalesce(
+        pl.col("patient_key").first().over("_sid"),
+        pl.lit("study:") + pl.col("_sid").cast(pl.String),
+    )
+    with_prev = with_prev.with_columns(
+        (pl.col("_lid").cast(pl.String) + pl.lit("|") + patient).rank("dense").alias("_pl")
+    )
     lane = _packed(pl.col("_lid"), _us(pl.col("start") - day0) + _BEFORE_DAY_US)
     lane_from = _packed(pl.col("_lid"), _us(pl.col("_from") - day0) + _BEFORE_DAY_US)
-    others = _count_in(lane.sort(), lane_from, lane) - _count_in(own, own_from, own)
+    same = _packed(pl.col("_pl"), _us(pl.col("start") - day0) + _BEFORE_DAY_US)
+    same_from = _packed(pl.col("_pl"), _us(pl.col("_from") - day0) + _BEFORE_DAY_US)
+    others = _count_in(lane.sort(), lane_from, lane) - _count_in(same.sort(), same_from, same)
     gap_us = _us(pl.col("start") - pl.col("_end_prev"))
     split = ~first & ((gap_us > retake_split_s * 1_000_000) | (others > 0))
     # take = 1 + splits since the study's first row (a running sum, reset at each study).
     cs = split.cast(pl.Int64).cum_sum()
     return with_prev.with_columns(
         (cs - pl.when(first).then(cs).forward_fill() + 1).cast(pl.Int32).alias("take")
-    ).drop("_first", "_g", "_s0", "_end_prev", "_from")
+    ).drop("_first", "_g", "_s0", "_end_prev", "_from", "_pl")
 
 
 def study_labels(

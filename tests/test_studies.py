@@ -215,6 +215,36 @@ def test_another_patient_scanned_in_between_starts_a_new_take() -> None:
     ]
 
 
+def test_exam_archived_twice_under_two_uids_is_one_study_not_cut_into_takes() -> None:
+    # The copy's CT starts inside the first one's window: the same patient, not another one.
+    exam = [
+        {"machine": CT, "start": t(9), "end": t(9), "patient_key": "p1"},
+        {"machine": PT, "start": t(9, 5), "end": t(9, 25), "patient_key": "p1"},
+    ]
+    frame = series(*[{**r, "study_uid": uid} for uid in ("A", "B") for r in exam])
+    assert takes(frame)["study_key"].to_list() == ["A_1", "A_1", "B_1", "B_1"]
+    assert_frame_equal(
+        cols(run(frame), "study_key", "start", "end"),
+        pl.DataFrame(
+            {"study_key": ["A_1"], "start": [t(9)], "end": [t(9, 25)]},
+            schema={"study_key": pl.String(), "start": schema.DT, "end": schema.DT},
+        ),
+    )
+
+
+def test_same_patients_other_study_in_between_does_not_cut_but_another_patients_does() -> None:
+    frame = series(
+        {"study_uid": "A", "machine": NM, "start": t(9), "end": t(9, 15), "patient_key": "p1"},
+        # a second exam of the same patient on the same scanner, under its own UID
+        {"study_uid": "B", "machine": NM, "start": t(9, 16), "end": t(9, 18), "patient_key": "p1"},
+        {"study_uid": "A", "machine": NM, "start": t(9, 19), "end": t(9, 40), "patient_key": "p1"},
+        {"study_uid": "C", "machine": NM, "start": t(9, 41), "end": t(9, 50), "patient_key": "p2"},
+        {"study_uid": "A", "machine": NM, "start": t(9, 52), "end": t(10), "patient_key": "p1"},
+    )
+    out = dict(takes(frame).select("series_uid", "study_key").iter_rows())
+    assert [out[u] for u in ("s0", "s2", "s4")] == ["A_1", "A_1", "A_2"]
+
+
 def test_interleave_window_is_half_open_end_prev_included_start_excluded() -> None:
     frame = series(
         {"study_uid": "A", "machine": PT, "start": t(8), "end": t(8, 10)},
@@ -299,6 +329,7 @@ def _takes_from_previous_end(frame: pl.DataFrame, split: int = 3540) -> dict[str
             if prev is not None:
                 others = any(
                     o["study_uid"] != x["study_uid"]
+                    and o["patient_key"] != x["patient_key"]
                     and o["machine"] == x["machine"]
                     and o["date"] == x["date"]
                     and prev["end"] <= o["start"] < x["start"]
@@ -316,13 +347,17 @@ def non_overlapping_frames(draw: st.DrawFn) -> pl.DataFrame:
     """One machine, one day, series never overlapping one another (any study)."""
     n = draw(st.integers(1, 12))
     cursor = dt.datetime.combine(D, dt.time(7))
+    # a few patients with more than one study each: theirs never cut one another into takes
+    patients = [f"p{draw(st.integers(0, 2))}" for _ in range(4)]
     rows = []
     for i in range(n):
         cursor += dt.timedelta(seconds=draw(st.integers(0, 7200)))
         end = cursor + dt.timedelta(seconds=draw(st.integers(0, 3600)))
+        study = draw(st.integers(0, 3))
         rows.append(
             {
-                "study_uid": f"u{draw(st.integers(0, 3))}",
+                "study_uid": f"u{study}",
+                "patient_key": patients[study],
                 "machine": PT,
                 "start": cursor,
                 "end": end,

@@ -177,7 +177,11 @@ def day_truth(plan: DayPlan, rules: Rules) -> dict[str, pl.DataFrame]:
         takes: list[tuple[int, dt.datetime, dt.datetime]] = []
         for (_, prev_end), (start, end) in itertools.pairwise(spans):
             pause = (start - prev_end).total_seconds()
-            between = any(prev_end <= a < start for a, other in starts[machine] if other != uid)
+            between = any(
+                prev_end <= a < start
+                for a, other in starts[machine]
+                if by_uid[other].patient_id != study.patient_id  # another patient, not a study
+            )
             if pause > rules.retake_split_s or between:
                 takes.append((take, begin, finish))
                 take, begin, finish = take + 1, start, end
