@@ -245,6 +245,16 @@ def test_same_patients_other_study_in_between_does_not_cut_but_another_patients_
     assert [out[u] for u in ("s0", "s2", "s4")] == ["A_1", "A_1", "A_2"]
 
 
+def test_studies_of_unknown_patients_are_other_patients_to_each_other() -> None:
+    frame = series(
+        {"study_uid": "A", "machine": NM, "start": t(9), "end": t(9, 15), "patient_key": None},
+        {"study_uid": "B", "machine": NM, "start": t(9, 16), "end": t(9, 18), "patient_key": None},
+        {"study_uid": "A", "machine": NM, "start": t(9, 19), "end": t(9, 40), "patient_key": None},
+    )
+    out = dict(takes(frame).select("series_uid", "study_key").iter_rows())
+    assert [out["s0"], out["s2"]] == ["A_1", "A_2"]
+
+
 def test_interleave_window_is_half_open_end_prev_included_start_excluded() -> None:
     frame = series(
         {"study_uid": "A", "machine": PT, "start": t(8), "end": t(8, 10)},
