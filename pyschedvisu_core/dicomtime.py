@@ -1,4 +1,4 @@
-"""DICOM date (DA) and time (TM) values, parsed robustly.
+"""DICOM date (DA), time (TM) and date-time (DT) values, parsed robustly.
 
 Real headers carry truncated times (``"0830"``, ``"08"``), fractions of any length, legacy
 ``HH:MM:SS`` / ``YYYY.MM.DD`` forms, padding (spaces, NUL) and plain garbage. Nothing here raises:
@@ -20,6 +20,7 @@ _TM_LEGACY_RE = re.compile(
     re.ASCII,
 )
 _DA_RE = re.compile(r"(?P<y>[0-9]{4})\.?(?P<m>[0-9]{2})\.?(?P<d>[0-9]{2})", re.ASCII)
+_DT_RE = re.compile(r"(?P<d>[0-9]{8})(?P<t>[0-9][0-9.]*)?(?P<z>[+-][0-9]{4})?", re.ASCII)
 # DICOM pads with a trailing space (or NUL); some writers also add leading spaces.
 _PADDING = " \x00\t\r\n"
 
@@ -79,6 +80,23 @@ def parse_da(value: object) -> dt.date | None:
         return dt.date(int(match["y"]), int(match["m"]), int(match["d"]))
     except ValueError:  # month 13, Feb 30, year 0...
         return None
+
+
+def parse_dt(value: object) -> dt.datetime | None:
+    """Parse a DICOM DT value (``YYYYMMDDHH[MM[SS[.F]]][&ZZXX]``) into a naive local datetime.
+
+    A value without its hour says nothing of the time of day: None. The UTC offset is dropped,
+    as TM values carry none: both are the scanner's local time.
+    """
+    if isinstance(value, dt.datetime):
+        return value.replace(tzinfo=None)
+    text = _text(value)
+    if not text:
+        return None
+    match = _DT_RE.fullmatch(text)
+    if match is None or not match["t"]:
+        return None
+    return combine(parse_da(match["d"]), parse_tm(match["t"]))
 
 
 def combine(day: dt.date | None, tm: dt.time | None) -> dt.datetime | None:

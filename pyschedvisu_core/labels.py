@@ -1,13 +1,14 @@
 """Study labels: minified StudyDescription matched fully against each machine's ordered patterns.
 
 DOMAIN §3.5. A series' StudyDescription is minified (lower case; spaces and ``_ - ^ ( ) + : . '``
-removed) and matched with ``re.fullmatch`` semantics against the label patterns of its display
+removed; accents too, as in the patterns: "Thyroïde" is "thyroide") and matched with ``re.fullmatch`` semantics against the label patterns of its display
 machine, in config order: the first label that matches wins, else ``OTHER``. The label of a study
 is the most frequent non-``OTHER`` label among its series (ties: config label order).
 """
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Mapping, Sequence
 
 import polars as pl
@@ -23,8 +24,19 @@ _MODEL_NOISE = r"[\s_]"
 
 
 def minify_description(expr: pl.Expr) -> pl.Expr:
-    """``"PET-CT FDG (Tronc)"`` -> ``"petctfdgtronc"``."""
-    return expr.str.to_lowercase().str.replace_all(_DESCRIPTION_NOISE, "")
+    """``"PET-CT FDG (Tronc)"`` -> ``"petctfdgtronc"``; ``"Thyroïde"`` -> ``"thyroide"``.
+
+    Accents are dropped (NFKD, then combining marks), as for institution names: the same exam
+    is typed with or without them, and the department's patterns are written without.
+    """
+    unaccented = expr.str.normalize("NFKD").str.replace_all(r"\p{M}", "")
+    return unaccented.str.to_lowercase().str.replace_all(_DESCRIPTION_NOISE, "")
+
+
+def unaccented(pattern: str) -> str:
+    """A label pattern as it is matched: accents dropped, like the minified descriptions."""
+    decomposed = unicodedata.normalize("NFKD", pattern)
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
 def minify_model(expr: pl.Expr) -> pl.Expr:
@@ -63,7 +75,7 @@ def label_expr(
         for label, patterns in table.items():
             if not patterns:
                 continue
-            regex = fullmatch_regex(patterns)
+            regex = fullmatch_regex([unaccented(p) for p in patterns])
             _check_regex(regex, machine, label)
             cond = (machine_key == machine) & minified.str.contains(regex)
             branches.append(pl.when(cond).then(pl.lit(label)))

@@ -21,7 +21,7 @@ from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
-from pyschedvisu_core.dicomtime import combine, parse_da, parse_tm
+from pyschedvisu_core.dicomtime import combine, parse_da, parse_dt, parse_tm
 from pyschedvisu_core.schema import EXCLUDED_SCHEMA, Reason
 
 __all__ = [
@@ -500,10 +500,17 @@ def _ordered(headers: Sequence[Dataset]) -> list[Dataset]:
 def _acq_datetime(
     ds: Dataset, day: dt.date, series_date: dt.date | None
 ) -> tuple[dt.datetime | None, str]:
-    """AcquisitionTime on the best date available, or (None, why)."""
+    """AcquisitionTime on the best date available, or (None, why).
+
+    Without a usable AcquisitionTime, AcquisitionDateTime (what enhanced objects and some
+    exports carry instead) tells the same moment.
+    """
     raw = _value(ds, "AcquisitionTime")
     tm = parse_tm(raw)
     if tm is None:
+        stamp = parse_dt(_value(ds, "AcquisitionDateTime"))
+        if stamp is not None:
+            return stamp, ""
         why = "AcquisitionTime missing" if not _strings(raw) else "AcquisitionTime unparseable"
         return None, why
     date = (
@@ -596,9 +603,19 @@ def _ordered_span(
     """
     a, b = (start, end) if start <= end else (end, start)
     a_header = first if start <= end else last
-    if b - a > _MAX_DURATION and parse_da(_value(a_header, "AcquisitionDate")) is None:
+    if b - a > _MAX_DURATION and not _own_date(a_header):
         return b, a + dt.timedelta(days=1)
     return a, b
+
+
+def _own_date(ds: Dataset) -> bool:
+    """True when the instance dates its own acquisition time (see :func:`_acq_datetime`)."""
+    if parse_da(_value(ds, "AcquisitionDate")) is not None:
+        return True
+    return (
+        parse_tm(_value(ds, "AcquisitionTime")) is None
+        and parse_dt(_value(ds, "AcquisitionDateTime")) is not None
+    )
 
 
 def series_timing(

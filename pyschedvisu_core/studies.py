@@ -58,8 +58,9 @@ NO_CT_SUFFIX = "_NoCT"
 ENGINE: Final = "in-memory"
 #: Bumped whenever a rule changes, so stored study tables are recomputed.
 #: 2: takes measured from the latest end so far, not the previous series' end;
-#: 3: only another patient's series cut a study into takes, not the same patient's other study
-RULES_VERSION = 3
+#: 3: only another patient's series cut a study into takes, not the same patient's other study;
+#: 4: accents dropped from StudyDescription (and label patterns) before matching
+RULES_VERSION = 4
 
 _SERIES_COLUMNS = [
     "date",

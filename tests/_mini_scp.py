@@ -24,7 +24,14 @@ from pynetdicom.sop_class import (
 
 from pyschedvisu.adapters.dimse import nodelay
 
-STORAGE = [CTImageStorage, PositronEmissionTomographyImageStorage, NuclearMedicineImageStorage]
+#: the NM storage class retired in 1998, still in archives reaching back (see dimse.py)
+NM_RETIRED = "1.2.840.10008.5.1.4.1.1.5"
+STORAGE = [
+    CTImageStorage,
+    PositronEmissionTomographyImageStorage,
+    NuclearMedicineImageStorage,
+    NM_RETIRED,
+]
 
 
 def make_instance(

@@ -7,9 +7,9 @@ import datetime as dt
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from pydicom.valuerep import DA, TM
+from pydicom.valuerep import DA, DT, TM
 
-from pyschedvisu_core.dicomtime import combine, parse_da, parse_tm
+from pyschedvisu_core.dicomtime import combine, parse_da, parse_dt, parse_tm
 
 
 @pytest.mark.parametrize(
@@ -182,3 +182,30 @@ def test_parse_tm_round_trip_legacy_colons(t: dt.time) -> None:
 def test_parse_da_round_trip(day: dt.date, legacy: bool, pad: str) -> None:
     text = day.strftime("%Y.%m.%d" if legacy else "%Y%m%d")
     assert parse_da(text + pad) == day
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("20240304083015", dt.datetime(2024, 3, 4, 8, 30, 15)),
+        ("20240304083015.25", dt.datetime(2024, 3, 4, 8, 30, 15, 250000)),
+        ("20240304083015.123456+0100", dt.datetime(2024, 3, 4, 8, 30, 15, 123456)),
+        ("202403040830-0500 ", dt.datetime(2024, 3, 4, 8, 30)),
+        ("2024030408", dt.datetime(2024, 3, 4, 8)),
+        (b"20240304083015\x00", dt.datetime(2024, 3, 4, 8, 30, 15)),
+        (DT("20240304083015+0100"), dt.datetime(2024, 3, 4, 8, 30, 15)),
+    ],
+)
+def test_parse_dt_gives_the_local_time_without_its_offset(
+    value: object, expected: dt.datetime
+) -> None:
+    got = parse_dt(value)
+    assert got == expected and got is not None and got.tzinfo is None
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["", "20240304", "2024", "20241304083015", "20240304256000", "2024-03-04T08:30", None, 5],
+)
+def test_parse_dt_without_a_usable_time_of_day_is_none(value: object) -> None:
+    assert parse_dt(value) is None

@@ -23,7 +23,7 @@ from pyschedvisu_core.errors import (
     PacsThrottledError,
     PacsUnreachableError,
 )
-from tests._mini_scp import MiniScp, tiny_day
+from tests._mini_scp import NM_RETIRED, MiniScp, tiny_day
 from tests.conftest import free_port
 
 DAY = dt.date(2024, 3, 4)
@@ -106,6 +106,24 @@ def test_c_move_to_our_storage_scp(instances: list[Dataset]) -> None:
         assert sorted(h.SOPInstanceUID for h in headers) == sorted(sops)
         assert all("PixelData" not in h for h in headers)
         assert c.counters.move == 1 and c.counters.inbound_associations == 1
+    finally:
+        c.close()
+        server.stop()
+
+
+@pytest.mark.parametrize("method", ["c-get", "c-move"])
+def test_nm_image_of_the_retired_storage_class_is_received(
+    instances: list[Dataset], method: str
+) -> None:
+    nm = next(ds for ds in instances if ds.Modality == "NM")
+    nm.SOPClassUID = NM_RETIRED  # a gamma camera of the 1990s, still in the archive
+    move_port = free_port()
+    server = MiniScp(instances, move_dest=("127.0.0.1", move_port))
+    c = DimseClient(config(server.port, move_port=move_port))
+    try:
+        headers = c.fetch_headers(nm.StudyInstanceUID, nm.SeriesInstanceUID, None, method)
+        assert [h.SOPInstanceUID for h in headers] == [nm.SOPInstanceUID]
+        assert str(headers[0].AcquisitionTime) == "090000"
     finally:
         c.close()
         server.stop()

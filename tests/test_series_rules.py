@@ -607,6 +607,25 @@ def test_timing_ct_across_midnight_without_dates_ends_the_next_day() -> None:
     assert (timing.start, timing.end) == (at(0, 10, day=DAY), at(23, 50, day=DAY))
 
 
+def test_timing_from_acquisition_datetime_when_acquisition_time_is_missing() -> None:
+    first = header(1, None, AcquisitionDateTime="20240304082500.5+0100")
+    last = header(40, None, AcquisitionDateTime="20240304084500")
+    timing = series_timing("PT", DAY, [first, last])
+    assert (timing.start, timing.end, timing.failed) == (at(8, 25, 0, 500000), at(8, 45), None)
+    # dated by AcquisitionDateTime: no midnight guess (00:10 and 23:50 of one day stay so)
+    late = [
+        header(1, None, AcquisitionDateTime="20240304001000"),
+        header(2, "235000", date="20240304"),
+    ]
+    timing = series_timing("PT", DAY, late)
+    assert (timing.start, timing.end) == (at(0, 10), at(23, 50))
+    # a usable AcquisitionTime wins; neither: the series fails as before
+    assert series_timing(
+        "PT", DAY, [header(1, "083000", AcquisitionDateTime="20240304090000")]
+    ).start == at(8, 30)
+    assert series_timing("PT", DAY, [header(1, None)]).failed is not None
+
+
 def test_timing_headers_in_arrival_order_are_sorted_by_instance_number() -> None:
     """C-MOVE delivers in any order; the brain-FDG rule needs the true first instance."""
     first = header(1, "100000")

@@ -463,6 +463,39 @@ def test_first_label_wins_full_match_minified_and_per_machine() -> None:
     )
 
 
+def test_accented_description_matches_its_plain_pattern_and_the_other_way_round() -> None:
+    frame = series(
+        {
+            "study_uid": "A",
+            "machine": NM,
+            "start": t(8),
+            "end": t(8, 9),
+            "study_description": "Thyroïde Tc99",
+        },
+        {
+            "study_uid": "B",
+            "machine": NM,
+            "start": t(9),
+            "end": t(9, 9),
+            "study_description": "PARATHYROÏDE",
+        },
+        {
+            "study_uid": "C",
+            "machine": NM,
+            "start": t(10),
+            "end": t(10, 9),
+            "study_description": "Parathyroide",
+        },
+    )
+    labels = {"specty": {"THYR.": ["thyroidetc99"], "PARATHYRO": ["parathyroïde"]}}
+    assert_frame_equal(
+        cols(run(frame, labels=labels), "study_uid", "description"),
+        pl.DataFrame(
+            {"study_uid": ["A", "B", "C"], "description": ["THYR.", "PARATHYRO", "PARATHYRO"]}
+        ),
+    )
+
+
 def test_study_label_is_the_most_frequent_non_other_with_ties_in_config_order() -> None:
     frame = series(
         {

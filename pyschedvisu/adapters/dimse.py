@@ -44,8 +44,10 @@ from pydicom.uid import (
     RLELossless,
 )
 from pynetdicom import AE, _config, build_role, evt
+from pynetdicom import sop_class as _sop_class
 from pynetdicom.association import Association
 from pynetdicom.pdu_primitives import SOPClassExtendedNegotiation
+from pynetdicom.service_class import StorageServiceClass
 from pynetdicom.sop_class import (
     CTImageStorage,
     EnhancedCTImageStorage,
@@ -91,6 +93,15 @@ pydicom_config.settings.reading_validation_mode = pydicom_config.IGNORE
 
 T = TypeVar("T")
 
+#: The NM storage class retired in 1998 (PS3.4 2004 still listed it); gamma cameras of that
+#: age kept sending it, and a PACS archive reaching back keeps serving it. pynetdicom knows
+#: only the current one: registered so that our Storage SCP and C-GET roles accept it.
+NM_IMAGE_STORAGE_RETIRED = "1.2.840.10008.5.1.4.1.1.5"
+if not hasattr(_sop_class, "NuclearMedicineImageStorageRetired"):
+    _sop_class.register_uid(
+        NM_IMAGE_STORAGE_RETIRED, "NuclearMedicineImageStorageRetired", StorageServiceClass
+    )
+
 #: Storage SOP classes we accept headers of (C-GET role selection, C-MOVE Storage SCP).
 STORAGE_CLASSES = (
     CTImageStorage,
@@ -100,6 +111,7 @@ STORAGE_CLASSES = (
     EnhancedPETImageStorage,
     LegacyConvertedEnhancedPETImageStorage,
     NuclearMedicineImageStorage,
+    NM_IMAGE_STORAGE_RETIRED,
     SecondaryCaptureImageStorage,
     MultiFrameGrayscaleByteSecondaryCaptureImageStorage,
     MultiFrameGrayscaleWordSecondaryCaptureImageStorage,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import re
+import unicodedata
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
@@ -45,8 +46,9 @@ class Rules:
 
 
 def minify_description(text: str) -> str:
-    """DOMAIN §3.5: lower case, without spaces and ``_ - ^ ( ) + : . '``."""
-    return re.sub(r"[\s_\-^()+:.']", "", text.lower())
+    """DOMAIN §3.5: lower case, without spaces and ``_ - ^ ( ) + : . '`` (nor accents)."""
+    plain = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+    return re.sub(r"[\s_\-^()+:.']", "", plain.lower())
 
 
 def label_of(description: str, patterns: dict[str, list[str]]) -> str:
