@@ -523,6 +523,17 @@ def _format_loc(loc: tuple[Any, ...]) -> str:
     return ".".join(str(p) for p in loc if not (isinstance(p, str) and p.startswith("function-")))
 
 
+def _env_source(loc: tuple[Any, ...]) -> str | None:
+    """The environment variable that set ``loc`` (or its section), if one did."""
+    names = {k.upper() for k in os.environ if k.upper().startswith(ENV_PREFIX)}
+    parts = [str(p).upper() for p in loc if not (isinstance(p, str) and p.startswith("function-"))]
+    for n in range(len(parts), 0, -1):
+        name = ENV_PREFIX + "__".join(parts[:n])
+        if name in names:
+            return name
+    return None
+
+
 def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
     """Load settings from ``path`` (or ``$PYSCHEDVISU_CONFIG``) plus env overrides.
 
@@ -562,7 +573,9 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
             if loc == "(top level)" and " ;; " in msg:
                 problems.extend(f"{label}: {part}" for part in msg.split(" ;; "))
                 continue
-            problems.append(f"{label}: {loc}: {msg}")
+            env = _env_source(tuple(err["loc"]))
+            source = f"{env} (environment)" if env else label
+            problems.append(f"{source}: {loc}: {msg}")
         raise ConfigError(problems) from exc
 
 

@@ -43,6 +43,26 @@ def test_env_overrides_file_values(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert s.pacs.calling_ae == "PYSCHEDVISU"  # untouched defaults survive a partial section
 
 
+def test_bad_environment_override_is_named_not_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[pacs]\nhost = "pacs.local"\nport = 104\n')
+    monkeypatch.setenv("PYSCHEDVISU_PACS__PORT", "abc")
+    monkeypatch.setenv("PYSCHEDVISU_RETRIEVE", '{"bogus": 1}')
+    with pytest.raises(ConfigError) as err:
+        load_settings(cfg)
+    problems = sorted(err.value.problems)
+    assert problems[0].startswith("PYSCHEDVISU_PACS__PORT (environment): pacs.port: ")
+    assert problems[1].startswith("PYSCHEDVISU_RETRIEVE (environment): retrieve.bogus: unknown key")
+    # the file's own mistakes still name the file
+    cfg.write_text("[pacs]\nprot = 1\n")
+    monkeypatch.delenv("PYSCHEDVISU_PACS__PORT")
+    monkeypatch.delenv("PYSCHEDVISU_RETRIEVE")
+    with pytest.raises(ConfigError, match=f"{cfg}: pacs.prot: unknown key"):
+        load_settings(cfg)
+
+
 def test_config_file_from_env_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     cfg = tmp_path / "c.toml"
     cfg.write_text("[extract]\nretake_split_s = 100\n")
