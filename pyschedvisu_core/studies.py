@@ -270,8 +270,8 @@ def assign_takes(series: pl.LazyFrame, retake_split_s: int) -> pl.LazyFrame:
     pk = pl.col("patient_key")
     patient = pl.when(pk.is_not_null()).then(pk.hash()).otherwise(pl.col("_sid").hash(seed=1))
     patient = pl.when(first).then(patient).forward_fill()
-    lane_salt = pl.col("_lid").cast(pl.UInt64) * 0x9E3779B97F4A7C15  # golden-ratio spread
-    with_prev = with_prev.with_columns((patient ^ lane_salt).rank("dense").alias("_pl"))
+    lane_hash = pl.col("_lid").hash(seed=2)
+    with_prev = with_prev.with_columns((patient ^ lane_hash).rank("dense").alias("_pl"))
     lane = _packed(pl.col("_lid"), _us(pl.col("start") - day0) + _BEFORE_DAY_US)
     lane_from = _packed(pl.col("_lid"), _us(pl.col("_from") - day0) + _BEFORE_DAY_US)
     same = _packed(pl.col("_pl"), _us(pl.col("start") - day0) + _BEFORE_DAY_US)
