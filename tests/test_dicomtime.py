@@ -147,6 +147,12 @@ def test_parse_da_never_raises(value: object) -> None:
     assert result is None or isinstance(result, dt.date)
 
 
+@given(st.one_of(anything, st.text(alphabet="0123456789.+-& \x00", max_size=30)))
+def test_parse_dt_never_raises(value: object) -> None:
+    result = parse_dt(value)
+    assert result is None or (isinstance(result, dt.datetime) and result.tzinfo is None)
+
+
 @given(
     st.times(),
     st.sampled_from(["HH", "HHMM", "HHMMSS", "F1", "F2", "F3", "F4", "F5", "F6"]),
