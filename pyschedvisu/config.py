@@ -419,7 +419,7 @@ class Settings(BaseSettings):
         default_factory=lambda: {
             k: {lk: list(lv) for lk, lv in v.items()} for k, v in ref.DESCRIPTIONS.items()
         },
-        description="Per display machine (minified name): label -> regexes that must match the minified StudyDescription fully; first label wins, else OTHER.",
+        description="Per display machine (minified name): label -> regexes that must match the minified StudyDescription fully (lower case; no spaces, accents or _ - ^ ( ) + : . '); first label wins, else OTHER.",
     )
     draw: DrawSettings = Field(default_factory=DrawSettings)
     report: ReportSettings = Field(default_factory=ReportSettings)
