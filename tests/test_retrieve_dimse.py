@@ -56,6 +56,26 @@ def config(port: int, **kw: Any) -> DimseConfig:
     return DimseConfig(**base)
 
 
+def day_settings(
+    port: int, tmp_path: Path, *, retrieve: dict[str, Any] | None = None, **pacs: Any
+) -> Any:
+    """Settings of a whole-day retrieval from the mini SCP on ``port`` (CHUV accepted)."""
+    from pyschedvisu.config import Settings
+
+    return Settings(
+        pacs={
+            "port": port,
+            "called_ae": "MINISCP",
+            "move_port": 0,
+            "move_bind": "127.0.0.1",
+            "max_ops_per_s": 500.0,
+            **pacs,
+        },
+        paths={"data_dir": str(tmp_path / "data")},
+        retrieve={"accepted_institutions": ["chuv"], **(retrieve or {})},
+    )
+
+
 @pytest.fixture
 def client(scp: MiniScp) -> Iterator[DimseClient]:
     c = DimseClient(config(scp.port))
@@ -282,7 +302,6 @@ def test_probe_moves_no_file_when_image_level_has_timing(
 def test_strictly_hierarchical_pacs_is_queried_series_by_series(
     instances: list[Dataset], tmp_path: Path
 ) -> None:
-    from pyschedvisu.config import Settings
     from pyschedvisu.retrieval import (
         cached_relational,
         forget_capabilities,
@@ -292,17 +311,7 @@ def test_strictly_hierarchical_pacs_is_queried_series_by_series(
 
     forget_capabilities()
     server = MiniScp(instances, strict_image=True)
-    settings = Settings(
-        pacs={
-            "port": server.port,
-            "called_ae": "MINISCP",
-            "move_port": 0,
-            "move_bind": "127.0.0.1",
-            "max_ops_per_s": 500.0,
-        },
-        paths={"data_dir": str(tmp_path / "data")},
-        retrieve={"accepted_institutions": ["chuv"]},
-    )
+    settings = day_settings(server.port, tmp_path)
     client = make_client(settings)
     try:
         result = retrieve_day(DAY, settings, client=client)
@@ -322,7 +331,6 @@ def test_strictly_hierarchical_pacs_is_queried_series_by_series(
 def test_study_whose_files_name_another_hospital_is_rejected_though_the_index_names_ours(
     instances: list[Dataset], tmp_path: Path, institution_from: str, pet_kept: bool
 ) -> None:
-    from pyschedvisu.config import Settings
     from pyschedvisu.retrieval import forget_capabilities, make_client, retrieve_day
     from pyschedvisu_core.schema import Reason
 
@@ -333,18 +341,12 @@ def test_study_whose_files_name_another_hospital_is_rejected_though_the_index_na
             ds.InstitutionName = "Clinique du Lac"
     # the PACS database answers our name for every entity; only the files tell the truth
     server = MiniScp(instances, index={"InstitutionName": "CHUV"})
-    settings = Settings(
-        pacs={
-            "port": server.port,
-            "called_ae": "MINISCP",
-            "move_port": 0,
-            "move_bind": "127.0.0.1",
-            "max_ops_per_s": 500.0,
-            "retrieval": "image-find",
-            "probe_cache": False,
-        },
-        paths={"data_dir": str(tmp_path / "data")},
-        retrieve={"accepted_institutions": ["chuv"], "institution_from": institution_from},
+    settings = day_settings(
+        server.port,
+        tmp_path,
+        retrieval="image-find",
+        probe_cache=False,
+        retrieve={"institution_from": institution_from},
     )
     client = make_client(settings)
     try:
@@ -546,7 +548,6 @@ def test_unreadable_day_wide_answer_does_not_mark_the_pacs_hierarchical(
 ) -> None:
     import pynetdicom.service_class as service_class
 
-    from pyschedvisu.config import Settings
     from pyschedvisu.retrieval import (
         cached_relational,
         forget_capabilities,
@@ -567,19 +568,8 @@ def test_unreadable_day_wide_answer_does_not_mark_the_pacs_hierarchical(
     monkeypatch.setattr(service_class, "encode", broken)
     forget_capabilities()
     server = MiniScp(instances)
-    settings = Settings(
-        pacs={
-            "port": server.port,
-            "called_ae": "MINISCP",
-            "move_port": 0,
-            "move_bind": "127.0.0.1",
-            "max_ops_per_s": 500.0,
-            "deflate_answers": False,
-            "retrieval": "image-find",
-            "probe_cache": False,
-        },
-        paths={"data_dir": str(tmp_path / "data")},
-        retrieve={"accepted_institutions": ["chuv"]},
+    settings = day_settings(
+        server.port, tmp_path, deflate_answers=False, retrieval="image-find", probe_cache=False
     )
     client = make_client(settings)
     try:
