@@ -856,10 +856,10 @@ class _Day:
                 break
             try:
                 answers = self.client.find("IMAGE", core.listed_image_query(study_uid, chunk))
+            except PacsAnswerError as exc:
+                log.warning("%s: unreadable answer (%s): per series", self.day, exc)
+                break
             except PacsOperationError as exc:
-                if isinstance(exc, PacsAnswerError):
-                    log.warning("%s: unreadable answer (%s): per series", self.day, exc)
-                    break
                 log.info("IMAGE-level query by UID list refused (%s): per series", exc)
                 self._no_uid_lists()
                 break
