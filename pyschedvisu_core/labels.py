@@ -33,9 +33,12 @@ def minify_description(expr: pl.Expr) -> pl.Expr:
     return unaccented.str.to_lowercase().str.replace_all(_DESCRIPTION_NOISE, "")
 
 
-def unaccented(pattern: str) -> str:
-    """A label pattern as it is matched: accents dropped, like the minified descriptions."""
-    decomposed = unicodedata.normalize("NFKD", pattern)
+def unaccented(text: str) -> str:
+    """``text`` without accents: NFKD, then combining marks dropped ("Médecine" -> "Medecine").
+
+    Also how label patterns are matched: like the minified descriptions, without accents.
+    """
+    decomposed = unicodedata.normalize("NFKD", text)
     return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
-import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -22,6 +21,7 @@ from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
 from pyschedvisu_core.dicomtime import combine, parse_da, parse_dt, parse_tm
+from pyschedvisu_core.labels import unaccented
 from pyschedvisu_core.schema import EXCLUDED_SCHEMA, Reason
 
 __all__ = [
@@ -49,11 +49,6 @@ _MAX_COUNT = 2**31 - 1
 # --------------------------------------------------------------------------- names
 
 
-def _unaccented(text: str) -> str:
-    """``text`` without accents: NFKD, then combining marks dropped ("Médecine" -> "Medecine")."""
-    return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
-
-
 def normalise_institution(name: str | None) -> str | None:
     """InstitutionName as compared with the accepted list; "" -> None.
 
@@ -62,7 +57,7 @@ def normalise_institution(name: str | None) -> str | None:
     """
     if name is None:
         return None
-    out = re.sub(r"[\s\x00]+", "", _unaccented(name)).lower()
+    out = re.sub(r"[\s\x00]+", "", unaccented(name)).lower()
     return out or None
 
 
@@ -321,7 +316,7 @@ def brain_fdg_minutes(series_description: str | None) -> int | None:
     """
     if not series_description:
         return None
-    text = _unaccented(series_description).lower()
+    text = unaccented(series_description).lower()
     if not (_BRAIN_FDG_TRACER.search(text) and _BRAIN_FDG_ORGAN.search(text)):
         return None
     match = _BRAIN_FDG_MINUTES.search(text)
