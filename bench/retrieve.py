@@ -152,7 +152,7 @@ class NaiveClient:
         """Studies, series, then first/last instance of each series; returns series seen."""
         from pydicom.dataset import Dataset
 
-        from pyschedvisu_core import pacs as core
+        from pyschedvisu_core import queries as core
 
         n = 0
         studies = {
@@ -335,7 +335,7 @@ def main() -> None:
                 finally:
                     orth.stop()
             elif target in ("hospital", "demo", "throttled"):
-                from pyschedvisu.pacs import Behaviour, DemoPacs
+                from pyschedvisu.demo_pacs import Behaviour, DemoPacs
 
                 behaviour = {
                     "hospital": Behaviour.hospital(),

@@ -11,9 +11,10 @@ import random
 
 import polars as pl
 
-from pyschedvisu.config import Settings, minify_machine
+from pyschedvisu.config import Settings
 from pyschedvisu_core import schema
 from pyschedvisu_core.calendar import business_days
+from pyschedvisu_core.labels import minify_machine
 
 
 def synthetic_studies(

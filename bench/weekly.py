@@ -92,7 +92,7 @@ recipients = ["bench@localhost"]
     )
     store = SeriesStore(settings.paths.data_dir)
     fingerprint = retrieval_fingerprint(settings)
-    todo = [d for d in history if not store.has_day(d, fingerprint)]
+    todo = [d for d in history if store.final_manifest(d, fingerprint) is None]
     if todo:
         t0 = time.perf_counter()
         series = synthetic_series(todo, settings)
@@ -279,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     from aiosmtpd.controller import Controller
     from aiosmtpd.handlers import Sink
 
-    from pyschedvisu.pacs import DemoPacs
+    from pyschedvisu.demo_pacs import DemoPacs
 
     smtp_port, pacs_port = free_port(), free_port()
     smtp = Controller(Sink(), hostname="127.0.0.1", port=smtp_port)

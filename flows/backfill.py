@@ -13,8 +13,8 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows import plan
-from flows.weekly import MAX_WORKERS, failed_state, retrieve_days, settings_for
+from flows.weekly import MAX_WORKERS, failed_state, settings_for
+from pyschedvisu_core import runs
 
 
 @flow(
@@ -39,6 +39,7 @@ def backfill(
     """
     from tasks.extract import extract_studies
     from tasks.notify import publish_artifacts
+    from tasks.retrieve import retrieve_days
 
     logger = get_run_logger()
     if end < start:
@@ -47,10 +48,10 @@ def backfill(
     days = settings.business_days(start, end)
     logger.info("backfill %s..%s: %d business day(s)", start, end, len(days))
     outcomes = retrieve_days(settings, days, force=force)
-    missing = plan.missing_days(outcomes)
+    missing = runs.missing_days(outcomes)
     studies_path = extract_studies(settings, None)
     publish_artifacts(
-        settings, end, [], plan.quality_rows(outcomes), missing, None, None, kind="backfill"
+        settings, end, [], runs.quality_rows(outcomes), missing, None, None, kind="backfill"
     )
     result = {
         "start": start.isoformat(),

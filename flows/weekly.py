@@ -11,15 +11,15 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from prefect import flow, get_run_logger, task, unmapped
-from prefect.cache_policies import NO_CACHE
-from prefect.futures import PrefectFuture
+from prefect import flow, get_run_logger
 from prefect.states import Failed, State
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows import plan
 from pyschedvisu.config import ReportSettings, Settings, load_settings
-from pyschedvisu_core.errors import StoreError
+from pyschedvisu.phases import PhaseClock
+from pyschedvisu_core import i18n, runs
+from pyschedvisu_core.calendar import report_end
+from pyschedvisu_core.periods import first_needed_day
 
 #: Tasks in flight at once (days being retrieved, pages being built). The PACS itself is
 #: protected by the retrieval task's own limits (pacs.max_concurrent, max_ops_per_s).
@@ -55,83 +55,14 @@ def resolve_end(end: dt.date | None, settings: Settings) -> dt.date:
     """``end`` or the automatic end date for the run's *scheduled* time (late runs report the right week)."""
     if end is not None:
         return end
-    return plan.report_end(_scheduled_time(), settings.calendar.report_cutoff_hour)
+    return report_end(_scheduled_time(), settings.calendar.report_cutoff_hour)
 
 
 def needed_days(settings: Settings, end: dt.date) -> list[dt.date]:
     """Business days from Jan 1 of the first year the periods reach back to, up to ``end``."""
     defs = settings.report.period_defs
     pairs = [(defs[p].weeks, defs[p].anchor) for p in settings.report.periods]
-    return settings.business_days(
-        plan.first_needed_day(end, pairs, settings.report.year_start), end
-    )
-
-
-def _outcome(day: dt.date, future: PrefectFuture[Any]) -> plan.DayOutcome:
-    future.wait()
-    state = future.state
-    if state.is_completed():
-        return plan.DayOutcome(day, True, dict(state.result()))
-    err = state.result(raise_on_failure=False)
-    message = (
-        f"{type(err).__name__}: {err}"
-        if isinstance(err, BaseException)
-        else (state.message or state.name or "")
-    )
-    return plan.DayOutcome(day, False, error=message)
-
-
-@task(name="stored-days", cache_policy=NO_CACHE)
-def stored_days(settings: Settings, days: list[dt.date]) -> dict[dt.date, dict[str, Any]]:
-    """Summaries of the ``days`` already *final* in the store with today's retrieval rules.
-
-    The same test ``retrieve_day`` starts with, done once for all days: a weekly run over
-    years of history then starts a task only for the days that need the PACS (a task run
-    costs ~40 ms of orchestration even when it only reads the store).
-    """
-    from pyschedvisu.retrieval import retrieval_fingerprint
-    from pyschedvisu.store import SeriesStore
-
-    store = SeriesStore(settings.paths.data_dir)
-    fingerprint = retrieval_fingerprint(settings)
-    out: dict[dt.date, dict[str, Any]] = {}
-    for day in days:
-        try:
-            man = store.manifest(day)
-        except StoreError:
-            continue  # unreadable: retrieve_day will fetch it again
-        if not man or man.get("fingerprint") != fingerprint or not man.get("final"):
-            continue
-        counts = man.get("counts", {})
-        out[day] = {
-            "day": day.isoformat(),
-            "studies": man.get("studies"),
-            "series": counts.get("series"),
-            "excluded": counts.get("excluded"),
-            "failed": counts.get("failed"),
-            "seconds": 0.0,
-            "method": man.get("method", ""),
-            "final": True,
-            "reasons": man.get("reasons", {}),
-            "from_cache": True,
-            "dimse_ops": 0,
-        }
-    return out
-
-
-def retrieve_days(
-    settings: Settings, days: list[dt.date], force: bool = False
-) -> list[plan.DayOutcome]:
-    """Map ``retrieve_day`` over the ``days`` not final in the store; a failing day is recorded, never raised."""
-    from tasks.retrieve import retrieve_day
-
-    stored = {} if force else stored_days(settings, days)
-    todo = [d for d in days if d not in stored]
-    futures = (
-        retrieve_day.map(todo, settings=unmapped(settings), force=unmapped(force)) if todo else []
-    )
-    fetched = {day: _outcome(day, fut) for day, fut in zip(todo, futures, strict=True)}
-    return [fetched[d] if d in fetched else plan.DayOutcome(d, True, stored[d]) for d in days]
+    return settings.business_days(first_needed_day(end, pairs, settings.report.year_start), end)
 
 
 def failed_state(kind: str, missing: list[dt.date], result: dict[str, Any]) -> State[Any]:
@@ -171,9 +102,10 @@ def weekly_report(
     from tasks.extract import extract_studies
     from tasks.notify import publish_artifacts, send_report
     from tasks.report import build_page, render_report
+    from tasks.retrieve import retrieve_days
 
     logger = get_run_logger()
-    clock = plan.PhaseClock()
+    clock = PhaseClock()
     settings = settings_for(config_path, periods)
     end = resolve_end(end, settings)
     days = needed_days(settings, end)
@@ -186,7 +118,7 @@ def weekly_report(
 
     with clock("retrieval"):
         outcomes = retrieve_days(settings, days)
-    missing = plan.missing_days(outcomes)
+    missing = runs.missing_days(outcomes)
     fetched = sum(1 for o in outcomes if o.ok and not o.summary.get("from_cache", False))
     logger.info(
         "retrieval: %d day(s) fetched, %d from cache/store, %d failed",
@@ -205,7 +137,7 @@ def weekly_report(
             for period in settings.report.periods
         ]
         pages = [p for p in (f.result() for f in page_futures) if p is not None]
-    note = plan.missing_days_note(missing, settings.report.language)
+    note = i18n.missing_days_note(missing, settings.report.language)
     notes = [note] if note else []
     with clock("render"):
         report = render_report(settings, pages, end, notes)
@@ -213,7 +145,7 @@ def weekly_report(
 
     week_start = end - dt.timedelta(days=end.weekday())
     week_days = [d for d in days if d >= week_start]
-    rows = plan.rows_worth_showing(plan.quality_rows(outcomes), week_start)
+    rows = runs.rows_worth_showing(runs.quality_rows(outcomes), week_start)
     with clock("artifacts"):
         publish_artifacts(settings, end, week_days, rows, missing, studies_path, report)
 

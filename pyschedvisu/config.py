@@ -22,14 +22,10 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from pyschedvisu import reference as ref
 from pyschedvisu_core.errors import ConfigError
+from pyschedvisu_core.labels import minify_machine
 
 ENV_PREFIX = "PYSCHEDVISU_"
 CONFIG_ENV = "PYSCHEDVISU_CONFIG"
-
-
-def minify_machine(name: str) -> str:
-    """Key of a display machine in ``[descriptions]`` and ``[draw.machine]``: ``PET GE`` -> ``petge``."""
-    return re.sub(r"[\s_]+", "", name).lower()
 
 
 def display_machine(group: str) -> str:
@@ -82,6 +78,11 @@ class PacsSettings(Section):
     )
     move_timeout_s: float = Field(
         600.0, gt=0, description="Longest wait for one C-MOVE / C-GET to finish (s)."
+    )
+    idle_release_s: float = Field(
+        5.0,
+        ge=0,
+        description="Release the open associations once the client has been idle this long (s); 0 = keep them until the run ends.",
     )
     deflate_answers: bool = Field(
         True,

@@ -24,14 +24,12 @@ study computation), so that any later rebuild reads ten files instead of thousan
 from __future__ import annotations
 
 import datetime as dt
-import fcntl
 import json
 import logging
 import os
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +42,7 @@ from pyschedvisu.store import (
     atomic_write_bytes,
     atomic_write_parquet,
     day_token,
+    file_lock,
     read_manifest,
 )
 from pyschedvisu_core import schema
@@ -164,17 +163,6 @@ def _tokens(
     return out
 
 
-@contextmanager
-def _locked(data_dir: Path) -> Iterator[None]:
-    data_dir.mkdir(parents=True, exist_ok=True)
-    with (data_dir / LOCK_FILE).open("a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)  # a second run waits instead of interleaving writes
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 def _read_state(path: Path) -> dict[str, Any]:
     try:
         state = json.loads(path.read_text(encoding="utf-8"))
@@ -242,7 +230,7 @@ def extract(
         data_dir / MIXED_FILE,
         data_dir / STATE_FILE,
     )
-    with _locked(data_dir):
+    with file_lock(data_dir / LOCK_FILE):  # a second run waits instead of interleaving writes
         store = SeriesStore(data_dir)
         state = _read_state(state_path)
         cfg = config_fingerprint(settings)

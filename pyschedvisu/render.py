@@ -31,10 +31,11 @@ from typing import Any
 import polars as pl
 
 from pyschedvisu import __version__
-from pyschedvisu.config import Settings, minify_machine
+from pyschedvisu.config import Settings
 from pyschedvisu.store import atomic_write_bytes, conform
 from pyschedvisu_core import figures, i18n, schema
 from pyschedvisu_core.errors import ReportError, StoreError
+from pyschedvisu_core.labels import minify_machine
 from pyschedvisu_core.periods import Period, make_periods
 from pyschedvisu_core.schedule import parse_duration
 

@@ -32,7 +32,7 @@ import os
 import tempfile
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +58,18 @@ KINDS = {
     "failed": schema.FAILED_SCHEMA,
     "excluded": schema.EXCLUDED_SCHEMA,
 }
+
+
+@contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (created if needed): other writers of it wait."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -162,16 +174,17 @@ class SeriesStore:
         man: dict[str, Any] | None = read_manifest(self.path(day, "manifest"))
         return man
 
-    def has_day(
-        self, day: dt.date, fingerprint: str | None = None, *, final_only: bool = True
-    ) -> bool:
-        """True when ``day`` is stored (with this retrieval fingerprint, and final if asked)."""
+    def final_manifest(self, day: dt.date, fingerprint: str) -> dict[str, Any] | None:
+        """The manifest of ``day`` when it is stored *final* with this retrieval fingerprint.
+
+        None otherwise: a day to fetch (not stored, stored by other rules, too recent to be
+        final, or a manifest that does not say ``final``: fetching again is the safe side).
+        Raises :class:`StoreError` when the manifest cannot be read.
+        """
         man = self.manifest(day)
-        if man is None:
-            return False
-        if fingerprint is not None and man.get("fingerprint") != fingerprint:
-            return False
-        return not (final_only and not man.get("final", True))
+        if man is None or man.get("fingerprint") != fingerprint or man.get("final") is not True:
+            return None
+        return man
 
     def days(self) -> list[dt.date]:
         """Every completely stored day, sorted."""
@@ -333,15 +346,8 @@ class SeriesStore:
                 )
         return years
 
-    @contextmanager
-    def _pack_lock(self) -> Iterator[None]:
-        self.root.mkdir(parents=True, exist_ok=True)
-        with (self.root / ".pack.lock").open("a") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+    def _pack_lock(self) -> AbstractContextManager[None]:
+        return file_lock(self.root / ".pack.lock")
 
 
 def _pack_index(fh: Any) -> dict[str, str]:

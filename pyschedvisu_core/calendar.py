@@ -5,8 +5,12 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 from functools import lru_cache
+from zoneinfo import ZoneInfo
 
 import holidays
+
+#: The department's clock: the cron and the automatic end date are in this zone.
+TIMEZONE = "Europe/Zurich"
 
 
 @lru_cache(maxsize=256)
@@ -71,3 +75,11 @@ def auto_report_end(now: dt.datetime, cutoff_hour: int = 22) -> dt.date:
     if friday > day:
         friday -= dt.timedelta(days=7)
     return friday
+
+
+def report_end(scheduled: dt.datetime, cutoff_hour: int, tz: str = TIMEZONE) -> dt.date:
+    """Automatic end date (DOMAIN §1) for a run *scheduled* at ``scheduled`` (aware datetime)."""
+    if scheduled.tzinfo is None:
+        raise ValueError("scheduled time must be timezone-aware")
+    local = dt.datetime.fromtimestamp(scheduled.timestamp(), tz=ZoneInfo(tz))
+    return auto_report_end(local, cutoff_hour)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import Literal
 
 Language = Literal["fr", "en"]
@@ -47,6 +48,7 @@ _TEXTS: dict[str, dict[str, str]] = {
         "navigation": "Navigation",
         "page_of": "{machine} – {period}",
         "no_data": "Pages sans données : {pages}",
+        "missing_days": "Données incomplètes : {n} jour(s) n'ont pas pu être lus au PACS ({days}) ; leurs examens manquent dans ce rapport.",
     },
     "en": {
         "report": "{period} report",
@@ -87,6 +89,7 @@ _TEXTS: dict[str, dict[str, str]] = {
         "navigation": "Navigation",
         "page_of": "{machine} – {period}",
         "no_data": "Pages without data: {pages}",
+        "missing_days": "Incomplete data: {n} day(s) could not be read from the PACS ({days}); their studies are missing from this report.",
     },
 }
 
@@ -171,3 +174,11 @@ def fmt_percent(value: float | None) -> str:
     if value is None or value != value:
         return "-"
     return f"{value:.0f} %"
+
+
+def missing_days_note(days: Sequence[dt.date], lang: str = "fr") -> str | None:
+    """The data-quality note printed in the report and the e-mail, or None when complete."""
+    if not days:
+        return None
+    listed = ", ".join(fmt_date(d) for d in days)
+    return text("missing_days", lang, n=len(days), days=listed)

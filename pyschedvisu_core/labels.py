@@ -8,6 +8,7 @@ is the most frequent non-``OTHER`` label among its series (ties: config label or
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Mapping, Sequence
 
@@ -19,8 +20,8 @@ OTHER = "OTHER"
 
 #: Characters removed from a StudyDescription before matching (plus every whitespace).
 _DESCRIPTION_NOISE = r"[\s_\-^()+:.']"
-#: Characters removed from a model name or a display machine name (config ``minify_machine``).
-_MODEL_NOISE = r"[\s_]"
+#: What a model name or a display machine name loses before comparison (NUL: DICOM padding).
+_MACHINE_NOISE = r"[\s\x00_]+"
 
 
 def minify_description(expr: pl.Expr) -> pl.Expr:
@@ -42,9 +43,17 @@ def unaccented(text: str) -> str:
     return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
-def minify_model(expr: pl.Expr) -> pl.Expr:
-    """``"Biograph64_Vision 600"`` -> ``"biograph64vision600"``; also display machine keys."""
-    return expr.str.to_lowercase().str.replace_all(_MODEL_NOISE, "")
+def minify_machine(name: str) -> str:
+    """Key of a model or display machine (``[machines]``, ``[descriptions]``, ``[draw.machine]``).
+
+    ``"Biograph64_Vision 600"`` -> ``"biograph64vision600"``, ``"PET GE"`` -> ``"petge"``.
+    """
+    return re.sub(_MACHINE_NOISE, "", name).lower()
+
+
+def minify_machine_expr(expr: pl.Expr) -> pl.Expr:
+    """:func:`minify_machine` of a string column."""
+    return expr.str.replace_all(_MACHINE_NOISE, "").str.to_lowercase()
 
 
 def fullmatch_regex(patterns: Sequence[str]) -> str:

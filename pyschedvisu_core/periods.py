@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -103,3 +103,12 @@ def bin_kind(n_business_days: int) -> BinKind:
         if n_business_days <= limit:
             return kind
     return "year"
+
+
+def first_needed_day(
+    end: dt.date, periods: Iterable[tuple[int | None, str | None]], year_start: int
+) -> dt.date:
+    """Jan 1 of the first year any of ``periods`` (``(weeks, anchor)`` pairs) reaches back to."""
+    starts = [period_bounds(end, weeks=w, anchor=a, year_start=year_start)[0] for w, a in periods]
+    first = min(starts, default=period_bounds(end, weeks=1)[0])
+    return dt.date(first.year, 1, 1)

@@ -11,16 +11,21 @@ import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
 
 import polars as pl
-from pydicom.charset import python_encoding
-from pydicom.datadict import dictionary_VR, tag_for_keyword
-from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
-from pydicom.multival import MultiValue
 
 from pyschedvisu_core.dicomtime import combine, parse_da, parse_dt, parse_tm
+from pyschedvisu_core.dicomvalues import (
+    PAD,
+    count,
+    n_values,
+    number,
+    raw_value,
+    sequence_items,
+    strings,
+    text_value,
+)
 from pyschedvisu_core.labels import unaccented
 from pyschedvisu_core.schema import EXCLUDED_SCHEMA, Reason
 
@@ -31,19 +36,14 @@ __all__ = [
     "filter_series",
     "filter_studies",
     "instances_needed",
-    "minify_model",
     "needs_file_headers",
     "normalise_institution",
     "series_timing",
 ]
 
-# DICOM pads text with spaces or NUL.
-_PAD = " \x00"
 _MIXED = "mixed"
 #: Longest acquisition we believe (an NM duration beyond this is a garbled header).
 _MAX_DURATION = dt.timedelta(hours=12)
-#: Largest count (frames, instances) we believe: a signed 32-bit int, as DICOM IS allows.
-_MAX_COUNT = 2**31 - 1
 
 
 # --------------------------------------------------------------------------- names
@@ -59,11 +59,6 @@ def normalise_institution(name: str | None) -> str | None:
         return None
     out = re.sub(r"[\s\x00]+", "", unaccented(name)).lower()
     return out or None
-
-
-def minify_model(name: str) -> str:
-    """ManufacturerModelName as used in ``[machines]``: lower case, no spaces nor underscores."""
-    return re.sub(r"[\s\x00_]+", "", name).lower()
 
 
 # --------------------------------------------------------------------------- frame filters
@@ -125,7 +120,7 @@ def _split(frame: pl.DataFrame, reason: pl.Series, level: str) -> tuple[pl.DataF
 
 
 def _stripped(frame: pl.DataFrame, name: str) -> pl.Series:
-    return frame.select(_col(frame, name, pl.String()).str.strip_chars(_PAD)).to_series()
+    return frame.select(_col(frame, name, pl.String()).str.strip_chars(PAD)).to_series()
 
 
 def filter_studies(
@@ -142,7 +137,7 @@ def filter_studies(
     pid_ok = _regex_mask(pid, f"^(?:{patient_id_pattern})$", lambda v: bool(compiled.fullmatch(v)))
 
     desc = _stripped(studies, "study_description").str.to_lowercase()
-    banned = pl.Series([d.strip(_PAD) for d in description_exclude], dtype=pl.String)
+    banned = pl.Series([d.strip(PAD) for d in description_exclude], dtype=pl.String)
     desc_bad = desc.is_in(banned.str.to_lowercase().implode()).fill_null(False)
 
     reason = (
@@ -294,7 +289,7 @@ def filter_institutions(
 
 def instances_needed(modality: str, n_instances: int) -> list[int]:
     """InstanceNumbers whose headers timing needs: CT/PT first and last, NM (and others) the first."""
-    if modality.strip(_PAD).upper() in ("CT", "PT") and n_instances > 1:
+    if modality.strip(PAD).upper() in ("CT", "PT") and n_instances > 1:
         return [1, n_instances]
     return [1]
 
@@ -326,136 +321,6 @@ def brain_fdg_minutes(series_description: str | None) -> int | None:
     return minutes if 0 < minutes <= 120 else None
 
 
-# --------------------------------------------------------------------------- header access
-
-_TEXT_VRS = frozenset(
-    {"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI", "UT"}
-)
-_MISSING = object()
-
-
-def _value(ds: Dataset, keyword: str) -> object:
-    """Value of ``keyword`` in ``ds`` without triggering pydicom's validation.
-
-    Text elements still raw (as read from a file or a C-FIND/C-STORE stream) are returned as
-    bytes and parsed by us, so a garbled value neither warns nor raises. ``_MISSING`` when absent.
-    """
-    tag = tag_for_keyword(keyword)
-    if tag is None:
-        return _MISSING
-    try:
-        elem = ds.get_item(tag)
-        if elem is None:
-            return _MISSING
-        if isinstance(elem, RawDataElement) and dictionary_VR(tag) in _TEXT_VRS:
-            return elem.value if isinstance(elem.value, bytes) else None
-        if isinstance(elem, RawDataElement):
-            return ds[tag].value
-        return getattr(elem, "value", None)
-    except Exception:  # a broken element is as good as no element
-        return None
-
-
-def _codec(ds: Dataset) -> str | None:
-    """Python codec of the dataset's SpecificCharacterSet; None when absent or not understood.
-
-    Only a single-valued charset is honoured: ISO 2022 code extensions (several values) switch
-    codecs inside a value, which the UTF-8 / latin-1 fallback handles well enough for names.
-    """
-    terms = _strings(_value(ds, "SpecificCharacterSet"))
-    if len(terms) != 1:
-        return None
-    return python_encoding.get(terms[0].upper())
-
-
-def decode_text(value: bytes, codec: str | None = None) -> str:
-    """Text of raw bytes: the declared codec; else (absent or wrong) UTF-8, then latin-1."""
-    for name in (codec, "utf-8"):
-        if name is None:
-            continue
-        try:
-            return value.decode(name)
-        except (UnicodeDecodeError, LookupError):
-            pass
-    return value.decode("latin-1")  # decodes any byte
-
-
-def _strings(value: object, codec: str | None = None) -> list[str]:
-    """A (possibly multi-valued) text value as a list of stripped strings."""
-    if value is _MISSING or value is None:
-        return []
-    if isinstance(value, bytes):
-        value = decode_text(value, codec)
-    if isinstance(value, str):
-        parts = value.split("\\")
-    elif isinstance(value, list | tuple | MultiValue):
-        parts = [decode_text(v, codec) if isinstance(v, bytes) else str(v) for v in value]
-    else:
-        parts = [str(value)]
-    return [p.strip(_PAD) for p in parts if p.strip(_PAD)]
-
-
-def _text(ds: Dataset, keyword: str) -> str | None:
-    """Single-valued text, stripped; None when absent or empty."""
-    items = _strings(_value(ds, keyword), _codec(ds))
-    return "\\".join(items) if items else None
-
-
-def _number(value: object) -> float | None:
-    """A finite, non-negative number from IS/DS/US/str/bytes values; else None."""
-    if value is _MISSING or value is None or isinstance(value, bool):
-        return None
-    try:
-        if isinstance(value, int | float | Decimal):
-            num = float(value)
-        else:
-            items = _strings(value)
-            if len(items) != 1:
-                return None
-            num = float(items[0])
-    except (ValueError, ArithmeticError):  # "abc", an int beyond float range (OverflowError)
-        return None
-    if not math.isfinite(num) or num < 0:
-        return None
-    return num
-
-
-def _count(value: object) -> int | None:
-    """A count (NumberOfFrames, InstanceNumber...): integral, 0..2**31-1; else None."""
-    num = _number(value)
-    if num is None or num > _MAX_COUNT or not num.is_integer():
-        return None
-    return int(num)
-
-
-def _n_values(value: object) -> int:
-    """How many values a multi-valued element holds (RadialPosition)."""
-    if value is _MISSING or value is None:
-        return 0
-    if isinstance(value, bytes | str):
-        return len(_strings(value))
-    if isinstance(value, list | tuple | MultiValue):
-        return len(value)
-    return 1
-
-
-def _sequence(ds: Dataset, keyword: str) -> list[Dataset] | None:
-    """Items of a sequence; None when absent or unreadable."""
-    tag = tag_for_keyword(keyword)
-    if tag is None or tag not in ds:
-        return None
-    try:
-        value = ds[tag].value
-    except Exception:
-        return None
-    if value is None:
-        return None
-    try:
-        return [item for item in value if isinstance(item, Dataset)]
-    except TypeError:
-        return None
-
-
 # --------------------------------------------------------------------------- timing
 
 
@@ -476,11 +341,11 @@ class SeriesTiming:
 
 
 def _is_secondary(ds: Dataset) -> bool:
-    return any(v.upper() == "SECONDARY" for v in _strings(_value(ds, "ImageType")))
+    return any(v.upper() == "SECONDARY" for v in strings(raw_value(ds, "ImageType")))
 
 
 def _instance_number(ds: Dataset) -> int | None:
-    return _count(_value(ds, "InstanceNumber"))
+    return count(raw_value(ds, "InstanceNumber"))
 
 
 def _ordered(headers: Sequence[Dataset]) -> list[Dataset]:
@@ -500,27 +365,27 @@ def _acq_datetime(
     Without a usable AcquisitionTime, AcquisitionDateTime (what enhanced objects and some
     exports carry instead) tells the same moment.
     """
-    raw = _value(ds, "AcquisitionTime")
+    raw = raw_value(ds, "AcquisitionTime")
     tm = parse_tm(raw)
     if tm is None:
-        stamp = parse_dt(_value(ds, "AcquisitionDateTime"))
+        stamp = parse_dt(raw_value(ds, "AcquisitionDateTime"))
         if stamp is not None:
             return stamp, ""
-        why = "AcquisitionTime missing" if not _strings(raw) else "AcquisitionTime unparseable"
+        why = "AcquisitionTime missing" if not strings(raw) else "AcquisitionTime unparseable"
         return None, why
     date = (
-        parse_da(_value(ds, "AcquisitionDate"))
+        parse_da(raw_value(ds, "AcquisitionDate"))
         or series_date
-        or parse_da(_value(ds, "SeriesDate"))
+        or parse_da(raw_value(ds, "SeriesDate"))
         or day
     )
     return combine(date, tm), ""
 
 
 def _frame_ms(item: Dataset, fallback: Dataset | None = None) -> float | None:
-    ms = _number(_value(item, "ActualFrameDuration"))
+    ms = number(raw_value(item, "ActualFrameDuration"))
     if ms is None and fallback is not None:
-        ms = _number(_value(fallback, "ActualFrameDuration"))
+        ms = number(raw_value(fallback, "ActualFrameDuration"))
     return ms
 
 
@@ -530,26 +395,26 @@ def _nm_duration(ds: Dataset) -> tuple[dt.timedelta | None, str]:
     A present, non-empty sequence is authoritative: when it is garbled the series fails rather
     than falling back to a less specific (and likely wrong) source.
     """
-    phases = _sequence(ds, "PhaseInformationSequence")
+    phases = sequence_items(ds, "PhaseInformationSequence")
     if phases:
         total = 0.0
         for k, item in enumerate(phases, 1):
             ms = _frame_ms(item, ds)  # an item without its own duration uses the top level
-            frames = _count(_value(item, "NumberOfFramesInPhase"))
+            frames = count(raw_value(item, "NumberOfFramesInPhase"))
             if ms is None:
                 return None, f"PhaseInformationSequence item {k}: ActualFrameDuration unusable"
             if frames is None:
                 return None, f"PhaseInformationSequence item {k}: NumberOfFramesInPhase unusable"
             total += ms * frames
         return _checked(total, "PhaseInformationSequence")
-    rotations = _sequence(ds, "RotationInformationSequence")
+    rotations = sequence_items(ds, "RotationInformationSequence")
     if rotations:
         total = 0.0
         for k, item in enumerate(rotations, 1):
             ms = _frame_ms(item, ds)
-            frames = _count(_value(item, "NumberOfFramesInRotation"))
+            frames = count(raw_value(item, "NumberOfFramesInRotation"))
             if frames is None:
-                frames = _n_values(_value(item, "RadialPosition")) or None
+                frames = n_values(raw_value(item, "RadialPosition")) or None
             if ms is None:
                 return None, f"RotationInformationSequence item {k}: ActualFrameDuration unusable"
             if frames is None:
@@ -560,7 +425,7 @@ def _nm_duration(ds: Dataset) -> tuple[dt.timedelta | None, str]:
             total += ms * frames
         return _checked(total, "RotationInformationSequence")
     ms = _frame_ms(ds)
-    frames = _count(_value(ds, "NumberOfFrames"))
+    frames = count(raw_value(ds, "NumberOfFrames"))
     if ms is None or frames is None:
         return None, "no duration: no Phase/RotationInformationSequence, " + (
             "ActualFrameDuration unusable" if ms is None else "NumberOfFrames unusable"
@@ -605,11 +470,11 @@ def _ordered_span(
 
 def _own_date(ds: Dataset) -> bool:
     """True when the instance dates its own acquisition time (see :func:`_acq_datetime`)."""
-    if parse_da(_value(ds, "AcquisitionDate")) is not None:
+    if parse_da(raw_value(ds, "AcquisitionDate")) is not None:
         return True
     return (
-        parse_tm(_value(ds, "AcquisitionTime")) is None
-        and parse_dt(_value(ds, "AcquisitionDateTime")) is not None
+        parse_tm(raw_value(ds, "AcquisitionTime")) is None
+        and parse_dt(raw_value(ds, "AcquisitionDateTime")) is not None
     )
 
 
@@ -632,9 +497,9 @@ def series_timing(
 
     ordered = _ordered(headers)
     first, last = ordered[0], ordered[-1]
-    machine = next((m for h in ordered if (m := _text(h, "ManufacturerModelName"))), None)
-    description = series_description or _text(first, "SeriesDescription")
-    mod = modality.strip(_PAD).upper()
+    machine = next((m for h in ordered if (m := text_value(h, "ManufacturerModelName"))), None)
+    description = series_description or text_value(first, "SeriesDescription")
+    mod = modality.strip(PAD).upper()
 
     start, why_start = _acq_datetime(first, day, series_date)
     end: dt.datetime | None = None
@@ -671,13 +536,13 @@ def needs_file_headers(modality: str, header: Dataset) -> bool:
     The caller then fetches the instance headers (C-GET / C-MOVE). A value that is present but
     garbled does not count: the file would carry the same value.
     """
-    if not _strings(_value(header, "AcquisitionTime")):
+    if not strings(raw_value(header, "AcquisitionTime")):
         return True
-    if _text(header, "ManufacturerModelName") is None:
+    if text_value(header, "ManufacturerModelName") is None:
         return True
-    if not _strings(_value(header, "ImageType")):  # absent or empty: SECONDARY unknown
+    if not strings(raw_value(header, "ImageType")):  # absent or empty: SECONDARY unknown
         return True
-    if modality.strip(_PAD).upper() == "NM":
+    if modality.strip(PAD).upper() == "NM":
         duration, _ = _nm_duration(header)
         return duration is None
     return False

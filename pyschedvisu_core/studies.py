@@ -49,7 +49,13 @@ from typing import Final
 import polars as pl
 
 from pyschedvisu_core import schema
-from pyschedvisu_core.labels import OTHER, label_expr, label_order, minify_description, minify_model
+from pyschedvisu_core.labels import (
+    OTHER,
+    label_expr,
+    label_order,
+    minify_description,
+    minify_machine_expr,
+)
 
 MIXED = "mixed cases"
 VENT_PERF = "VENT PERF."
@@ -126,7 +132,7 @@ def machine_lookup(machines: Mapping[str, Sequence[str]]) -> pl.DataFrame:
         names = (
             pl.Series(list(models), dtype=pl.String())
             .to_frame("m")
-            .select(minify_model(pl.col("m")))
+            .select(minify_machine_expr(pl.col("m")))
         )
         key = ",".join(sorted(set(names.to_series().to_list())))
         keys.setdefault(key, group)  # two groups with one model set: the first in config wins
@@ -163,7 +169,7 @@ def study_machines(series: pl.LazyFrame, machines: Mapping[str, Sequence[str]]) 
     models = (
         series.select("_sid", "date", "model")
         .unique()
-        .with_columns(minify_model(pl.col("model")).alias("_m"))
+        .with_columns(minify_machine_expr(pl.col("model")).alias("_m"))
         .unique(["_sid", "_m"])
         .sort("_sid", "_m")
         .group_by("_sid", maintain_order=True)
@@ -175,7 +181,9 @@ def study_machines(series: pl.LazyFrame, machines: Mapping[str, Sequence[str]]) 
     display = pl.col("machine_group").str.strip_suffix(NO_CT_SUFFIX)
     groups = groups.with_columns(
         display.alias("machine"),
-        pl.when(pl.col("machine_group") != MIXED).then(minify_model(display)).alias("machine_key"),
+        pl.when(pl.col("machine_group") != MIXED)
+        .then(minify_machine_expr(display))
+        .alias("machine_key"),
         pl.when(pl.col("machine_group") != MIXED)
         .then(display)
         .otherwise(pl.lit("mixed:") + pl.col("models"))

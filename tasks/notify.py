@@ -70,8 +70,7 @@ def publish_artifacts(
         create_table_artifact,
     )
 
-    from flows import plan
-    from pyschedvisu_core import schema
+    from pyschedvisu_core import runs, schema
 
     out: dict[str, Any] = {}
     if studies_path is not None:
@@ -89,10 +88,10 @@ def publish_artifacts(
             )
             for key in settings.display_machines()
         }
-        summary = plan.week_summary(studies, week_days, machines)
+        summary = runs.week_summary(studies, week_days, machines)
         out["week"] = summary
         create_markdown_artifact(
-            plan.week_markdown(end, summary, missing),
+            runs.week_markdown(end, summary, missing),
             key=f"{kind}-week-summary",
             description=f"Studies, utilisation and gaps per machine, week ending {end.isoformat()}",
         )

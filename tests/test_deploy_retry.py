@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from pyschedvisu.config import load_settings
-from pyschedvisu.pacs import Behaviour, DemoPacs
+from pyschedvisu.demo_pacs import Behaviour, DemoPacs
 from pyschedvisu.store import SeriesStore
 from tests.fixtures.prefect_server import BIN, PrefectServer, wait_until
 

@@ -19,7 +19,7 @@ import pytest
 from prefect.settings import PREFECT_API_URL, temporary_settings
 from pypdf import PdfReader
 
-from pyschedvisu.pacs import Behaviour, DemoPacs
+from pyschedvisu.demo_pacs import Behaviour, DemoPacs
 from pyschedvisu.store import SeriesStore
 from tests.fixtures.prefect_server import PrefectServer
 from tests.fixtures.smtp import SmtpSink

@@ -10,8 +10,8 @@ import polars as pl
 import pydicom
 import pytest
 
-import pyschedvisu.pacs.index as index_mod
-from pyschedvisu.pacs.index import INDEX_FILE, PacsIndex
+import pyschedvisu.demo_pacs.index as index_mod
+from pyschedvisu.demo_pacs.index import INDEX_FILE, PacsIndex
 from tests.fixtures.pacs import TINY, query, uid, write_tiny
 
 

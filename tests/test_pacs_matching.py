@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pyschedvisu.pacs.matching import is_universal, matches, tm_seconds
+from pyschedvisu.demo_pacs.matching import is_universal, matches, tm_seconds
 
 
 @pytest.mark.parametrize("q", [None, "", "  ", "*"])

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from pydicom.dataset import Dataset
 
-from pyschedvisu.pacs import Behaviour, DemoPacs
+from pyschedvisu.demo_pacs import Behaviour, DemoPacs
 from tests.fixtures.orthanc import Orthanc
 from tests.fixtures.pacs import MOVE, StoreScp, c_find, query, scu_ae, uid
 
@@ -206,7 +206,7 @@ def test_orthanc_refuses_deflated_answers_and_our_client_asks_plain(
     import datetime as dt
 
     from pyschedvisu.adapters.dimse import DimseClient, DimseConfig
-    from pyschedvisu_core import pacs as core
+    from pyschedvisu_core import queries as core
 
     orth = orthanc_factory(tiny_pacs_dir, "Always")
     client = DimseClient(DimseConfig(host=HOST, port=orth.dicom_port, called_ae=orth.aet))

@@ -12,7 +12,8 @@ import pytest
 from pynetdicom import AE
 from pynetdicom.sop_class import Verification
 
-from pyschedvisu.pacs import STATUS_THROTTLED, Behaviour, DemoPacs
+from pyschedvisu.demo_pacs import Behaviour, DemoPacs
+from pyschedvisu_core.status import BUSY as STATUS_THROTTLED
 from tests.fixtures.pacs import GET, MOVE, TINY, StoreScp, c_find, query, scu_ae, uid
 
 Factory = Callable[..., DemoPacs]
@@ -482,7 +483,7 @@ def test_verification_only_scu_gets_echo(tiny_pacs_dir: Path, demo_pacs: Factory
 
 
 def _day_series_query() -> Any:
-    from pyschedvisu_core import pacs as core
+    from pyschedvisu_core import queries as core
 
     return core.day_series_query(dt.date(2024, 3, 4), [uid("st1"), uid("st2")])
 

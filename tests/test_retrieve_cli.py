@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from pyschedvisu.cli import app
-from pyschedvisu.pacs import Behaviour
+from pyschedvisu.demo_pacs import Behaviour
 from pyschedvisu.retrieval import forget_capabilities
 from pyschedvisu.store import SeriesStore
 from tests.conftest import free_port
@@ -141,7 +141,7 @@ def test_pacs_check_records_day_wide_queries_for_the_retrieval(
 ) -> None:
     """Regression: ``pacs check`` wrote the capabilities without the day-wide answer."""
     from pyschedvisu.config import load_settings
-    from pyschedvisu.retrieval import cached_relational
+    from pyschedvisu.retrieval import record_for
 
     pacs, config, _ = setup
     settings = load_settings(config)
@@ -151,7 +151,7 @@ def test_pacs_check_records_day_wide_queries_for_the_retrieval(
         assert res.exit_code == 0, res.output
         assert f"day-wide (relational) C-FIND on 2024-03-04: {shown}" in res.output
         forget_capabilities()
-        assert cached_relational(settings) is relational
+        assert record_for(settings).relational is relational
     # a retrieval then asks day-wide at once: one SERIES query for the day's two studies
     pacs.reset_stats()
     res = run(config, "retrieve", "--start", "2024-03-04", "--end", "2024-03-04")

@@ -13,12 +13,12 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from pyschedvisu.config import Settings
-from pyschedvisu.pacs import Behaviour
+from pyschedvisu.demo_pacs import Behaviour
 from pyschedvisu.privacy import pseudonymise
 from pyschedvisu.retrieval import (
-    cached_relational,
     forget_capabilities,
     make_client,
+    record_for,
     retrieval_fingerprint,
     retrieve_day,
 )
@@ -349,7 +349,7 @@ def test_day_wide_series_query_replaces_one_query_per_study(served: Any) -> None
     retrieve_day(DAY, settings)
     series_finds = [op for op in pacs.stats.ops if op.kind == "find" and op.level == "SERIES"]
     assert len(series_finds) == 1
-    assert cached_relational(settings) is True
+    assert record_for(settings).relational is True
 
 
 def test_hierarchical_pacs_refusing_day_wide_queries_is_asked_per_study_and_remembered(
@@ -361,7 +361,7 @@ def test_hierarchical_pacs_refusing_day_wide_queries_is_asked_per_study_and_reme
     first = retrieve_day(DAY, settings)
     refused = [op for op in pacs.stats.ops if op.kind == "find" and op.status == 0xA900]
     assert len(refused) == 1
-    assert cached_relational(settings) is False
+    assert record_for(settings).relational is False
     forget_capabilities()  # the next run reads it back from the capabilities file
     pacs.reset_stats()
     again = retrieve_day(DAY, settings, force=True)
@@ -383,7 +383,7 @@ def test_pacs_ignoring_the_study_list_is_not_trusted(served: Any) -> None:
     # the day-wide answer held series of other days' studies: not trusted, then per study
     assert series_finds[0].matches > sum(op.matches for op in series_finds[1:])
     assert len(series_finds) > 1
-    assert cached_relational(settings) is False
+    assert record_for(settings).relational is False
     assert_frame_equal(
         result.series.select(expected_series().columns).sort("series_uid"),
         expected_series().sort("series_uid"),
@@ -429,7 +429,7 @@ def test_refused_many_series_retrieve_falls_back_to_one_per_series(served: Any) 
         result = retrieve_day(DAY, settings, client=client)
     finally:
         client.close()
-    assert client.batch_retrieve is False
+    assert record_for(settings).allows("batch_retrieve") is False  # the next days too
     assert_frame_equal(
         result.series.select(expected_series().columns).sort("series_uid"),
         expected_series().sort("series_uid"),
@@ -521,7 +521,7 @@ def test_pacs_refusing_series_lists_in_retrieves_is_asked_series_by_series(serve
         client.close()
     assert _timed(result) == PHANTOM_SERIES
     assert result.failed.height == 0
-    assert client.series_list_retrieve is False
+    assert record_for(settings).allows("series_list_retrieve") is False
     # the list refused once, then one retrieve per series
     assert [op.status for op in pacs.stats.ops if op.kind == "move"] == [0xA900, None, None]
 
@@ -563,8 +563,6 @@ def test_days_sharing_a_client_count_only_their_own_operations(served: Any, meth
 
 def test_client_closed_during_the_probe_remembers_nothing(served: Any) -> None:
     """Regression: Ctrl-C during the first probe recorded C-GET and C-MOVE as refused for good."""
-    from pyschedvisu.retrieval import cached_capabilities
-
     pacs, make = served
     pacs.behaviour = Behaviour(refuse_get=True, image_level_minimal=True)
     settings = make(retrieval="auto")
@@ -580,7 +578,7 @@ def test_client_closed_during_the_probe_remembers_nothing(served: Any) -> None:
         retrieve_day(DAY, settings, client=client)
     assert client.move_port_bound is None  # no Storage SCP started after close()
     forget_capabilities()
-    caps = cached_capabilities(settings)
+    caps = record_for(settings).capabilities()
     assert caps is None or not caps.probed  # the methods stay to be probed
     assert SeriesStore(settings.paths.data_dir).days() == []
     assert retrieve_day(DAY, settings).method == "c-move"  # a new client probes again
@@ -629,7 +627,7 @@ def test_day_wide_check_reports_and_remembers_nothing(served: Any) -> None:
         assert answered is None and why.startswith("not tested: ")
     finally:
         client.close()
-    assert cached_relational(settings) is None  # the caller remembers, not the check
+    assert record_for(settings).relational is None  # the caller remembers, not the check
 
 
 @pytest.mark.parametrize(("status", "lists_kept"), [(0xA702, True), (0xA900, False)])
@@ -653,4 +651,4 @@ def test_whole_series_list_is_switched_off_only_when_its_identifier_is_refused(
     finally:
         client.close()
     assert _timed(result) == PHANTOM_SERIES  # series by series instead
-    assert getattr(client, "series_list_retrieve", True) is lists_kept
+    assert record_for(settings).allows("series_list_retrieve") is lists_kept

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydicom.dataset import Dataset
 
-from pyschedvisu_core import pacs as core
+from pyschedvisu_core import queries as core
 
 
 def series(study: str | None, uid: str | None) -> Dataset:

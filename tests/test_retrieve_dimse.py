@@ -15,7 +15,7 @@ import pytest
 from pydicom.dataset import Dataset
 
 from pyschedvisu.adapters.dimse import DimseClient, DimseConfig, RateLimiter
-from pyschedvisu_core import pacs as core
+from pyschedvisu_core import queries as core
 from pyschedvisu_core.errors import (
     AssociationRejectedError,
     PacsAnswerError,
@@ -302,12 +302,7 @@ def test_probe_moves_no_file_when_image_level_has_timing(
 def test_strictly_hierarchical_pacs_is_queried_series_by_series(
     instances: list[Dataset], tmp_path: Path
 ) -> None:
-    from pyschedvisu.retrieval import (
-        cached_relational,
-        forget_capabilities,
-        make_client,
-        retrieve_day,
-    )
+    from pyschedvisu.retrieval import forget_capabilities, make_client, record_for, retrieve_day
 
     forget_capabilities()
     server = MiniScp(instances, strict_image=True)
@@ -316,8 +311,9 @@ def test_strictly_hierarchical_pacs_is_queried_series_by_series(
     try:
         result = retrieve_day(DAY, settings, client=client)
         assert result.series.height == 3 and result.failed.height == 0
-        assert client.per_study_image_find is False  # remembered for the next days
-        assert cached_relational(settings) is False  # and so are day-wide queries
+        record = record_for(settings)
+        assert record.allows("per_study_image_find") is False  # remembered for the next days
+        assert record.relational is False  # and so are day-wide queries
         finds = client.counters.find
         retrieve_day(DAY, settings, client=client, force=True)
         # 2 STUDY + 2 SERIES + 3 IMAGE (one per series, no refused per-study attempt)
@@ -548,12 +544,7 @@ def test_unreadable_day_wide_answer_does_not_mark_the_pacs_hierarchical(
 ) -> None:
     import pynetdicom.service_class as service_class
 
-    from pyschedvisu.retrieval import (
-        cached_relational,
-        forget_capabilities,
-        make_client,
-        retrieve_day,
-    )
+    from pyschedvisu.retrieval import forget_capabilities, make_client, record_for, retrieve_day
 
     real = service_class.encode
     garbage = b"\x08\x00\x15\x11SQ\x00\x00\xff\xff\xff\xff\xfe\xff\x00\xe0\x10\x00\x00\x00abc"
@@ -580,4 +571,4 @@ def test_unreadable_day_wide_answer_does_not_mark_the_pacs_hierarchical(
     assert broken_once  # the day-wide query met the broken answer
     # asked study by study for this day, whole; the PACS's style is left to find out
     assert result.series.height == 3 and result.failed.height == 0
-    assert cached_relational(settings) is None
+    assert record_for(settings).relational is None

@@ -6,8 +6,9 @@ InstanceNumber; what it leaves out (NumberOfSeriesRelatedInstances) is configura
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +17,10 @@ from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
 from pyschedvisu.config import Settings
-from pyschedvisu.retrieval import forget_capabilities, retrieve_day
+from pyschedvisu.retrieval import forget_capabilities, record_for, retrieve_day
 from pyschedvisu.store import SeriesStore
-from pyschedvisu_core import pacs as core
+from pyschedvisu_core import dicomvalues, transport
+from pyschedvisu_core import queries as core
 from pyschedvisu_core.errors import PacsOperationError
 from pyschedvisu_core.schema import Reason
 
@@ -71,7 +73,7 @@ class MemoryPacs:
     def __init__(self, instances: Sequence[Dataset], *, with_counts: bool = True) -> None:
         self.instances = list(instances)
         self.with_counts = with_counts
-        self.counters = core.OpCounters()
+        self.counters = transport.OpCounters()
         self.queries: list[tuple[str, Dataset]] = []
 
     def echo(self) -> None:
@@ -128,12 +130,34 @@ class MemoryPacs:
         study_uid: str,
         series_uid: str,
         sop_instance_uids: Sequence[str] | None,
-        method: core.Method,
+        method: transport.Method,
     ) -> list[Dataset]:
         raise PacsOperationError("no file transfer here", status=0xA801)
 
-    def probe(self, sample: Any = None, *, thorough: bool = False) -> core.Capabilities:
-        return core.Capabilities(image_find_timing=True, notes=("memory",))
+    def fetch_headers_many(
+        self, wanted: Sequence[tuple[str, str, Sequence[str]]], method: transport.Method
+    ) -> dict[str, list[Dataset]]:
+        raise PacsOperationError("no file transfer here", status=0xA801)
+
+    def fetch_whole_series(
+        self, study_uid: str, series_uids: Sequence[str], method: transport.Method
+    ) -> dict[str, list[Dataset]]:
+        raise PacsOperationError("no file transfer here", status=0xA801)
+
+    def probe(self, sample: Any = None, *, thorough: bool = False) -> transport.Capabilities:
+        return transport.Capabilities(image_find_timing=True, notes=("memory",))
+
+    @property
+    def closed(self) -> bool:
+        return False
+
+    @property
+    def answers_deflated(self) -> bool | None:
+        return None
+
+    @contextlib.contextmanager
+    def tally(self) -> Iterator[transport.OpCounters]:
+        yield self.counters
 
     def close(self) -> None:
         pass
@@ -144,13 +168,17 @@ def _fresh_probe_memory() -> None:
     forget_capabilities()
 
 
-def run(tmp_path: Path, pacs: MemoryPacs) -> Any:
-    settings = Settings.model_validate(
+def memory_settings(tmp_path: Path) -> Settings:
+    return Settings.model_validate(
         {
             "pacs": {"retrieval": "image-find", "probe_cache": False},
             "paths": {"data_dir": str(tmp_path / "data")},
         }
     )
+
+
+def run(tmp_path: Path, pacs: MemoryPacs) -> Any:
+    settings = memory_settings(tmp_path)
     return retrieve_day(DAY, settings, pacs, SeriesStore(tmp_path / "data"), force=True)
 
 
@@ -226,9 +254,9 @@ def test_timing_keys_asked_for_first_and_last_instances_only(tmp_path: Path) -> 
 def test_text_without_charset_is_utf8_first() -> None:
     ds = Dataset()
     ds.add_new(0x00080080, "LO", "Hôpital".encode())  # raw UTF-8 bytes, no charset
-    assert core.text_value(ds, "InstitutionName") == "Hôpital"
+    assert dicomvalues.text_value(ds, "InstitutionName") == "Hôpital"
     ds.add_new(0x00080080, "LO", "Hôpital".encode("latin-1"))
-    assert core.text_value(ds, "InstitutionName") == "Hôpital"
+    assert dicomvalues.text_value(ds, "InstitutionName") == "Hôpital"
 
 
 @pytest.mark.parametrize(("raw", "expected"), [("2147483647", 2**31 - 1), ("2147483648", None)])
@@ -292,14 +320,17 @@ def test_pacs_ignoring_instance_number_is_listed_instead(tmp_path: Path) -> None
     pacs = NumberBlindPacs([instance("1", "pet", n, f"08{n:02d}00") for n in range(1, 31)])
     result = run(tmp_path, pacs)
     assert times(result) == {"pet": ("080100", "083000")}
-    assert pacs.direct_picks is False  # remembered: the next days list at once
     assert len(image_answers(pacs)) >= 1
+    # remembered: the next day lists at once, without asking by InstanceNumber again
+    assert record_for(memory_settings(tmp_path)).allows("direct_picks") is False
+    asked = len(pacs.queries)
+    run(tmp_path, pacs)
+    again = pacs.queries[asked:]
+    assert again and not [q for _, q in again if q.get("InstanceNumber")]
 
 
 def test_days_starting_together_probe_the_pacs_once(tmp_path: Path) -> None:
     import threading
-
-    from pyschedvisu.retrieval import resolve_method
 
     settings = Settings.model_validate(
         {"pacs": {"probe_cache": False}, "paths": {"data_dir": str(tmp_path / "data")}}
@@ -309,7 +340,7 @@ def test_days_starting_together_probe_the_pacs_once(tmp_path: Path) -> None:
     calls: list[str] = []
 
     class SlowProbe(MemoryPacs):
-        def probe(self, sample: Any = None, *, thorough: bool = False) -> core.Capabilities:
+        def probe(self, sample: Any = None, *, thorough: bool = False) -> transport.Capabilities:
             calls.append(threading.current_thread().name)
             if len(calls) == 1:
                 probing.set()
@@ -322,7 +353,7 @@ def test_days_starting_together_probe_the_pacs_once(tmp_path: Path) -> None:
     results: list[Any] = []
 
     def day() -> None:
-        results.append(resolve_method(settings, pacs, ("1.2.3", "1.2.3.4")))
+        results.append(record_for(settings).resolve("auto", pacs, ("1.2.3", "1.2.3.4")))
 
     first = threading.Thread(target=day, name="day-1")
     first.start()
@@ -332,33 +363,33 @@ def test_days_starting_together_probe_the_pacs_once(tmp_path: Path) -> None:
     first.join(5)
     other.join(5)
     assert calls == ["day-1"]
-    assert [r[0] for r in results] == ["image-find", "image-find"]
+    assert [r.method for r in results] == ["image-find", "image-find"]
 
 
 def test_relational_learnt_during_a_probe_is_kept_and_the_probe_too(tmp_path: Path) -> None:
     """Regression: a day remembering "relational" while another probed undid the probe."""
     import threading
 
-    from pyschedvisu.retrieval import cached_capabilities, remember_relational, resolve_method
-
     settings = Settings.model_validate({"paths": {"data_dir": str(tmp_path / "data")}})
     probing, learnt = threading.Event(), threading.Event()
 
     class SlowProbe(MemoryPacs):
-        def probe(self, sample: Any = None, *, thorough: bool = False) -> core.Capabilities:
+        def probe(self, sample: Any = None, *, thorough: bool = False) -> transport.Capabilities:
             probing.set()
             assert learnt.wait(5)
             return super().probe(sample)
 
+    record = record_for(settings)
     day = threading.Thread(
-        target=resolve_method, args=(settings, SlowProbe([]), ("1.2.3", "1.2.3.4"))
+        target=record.resolve, args=("auto", SlowProbe([]), ("1.2.3", "1.2.3.4"))
     )
     day.start()
     assert probing.wait(5)
-    remember_relational(settings, True)  # another day found day-wide queries answered
+    record.set_relational(True)  # another day found day-wide queries answered
     learnt.set()
     day.join(5)
-    caps = cached_capabilities(settings)
+    forget_capabilities()  # what the file says, not only the memory
+    caps = record_for(settings).capabilities()
     assert caps is not None and caps.probed and caps.relational is True
     assert caps.image_find_timing
 
@@ -381,21 +412,22 @@ def test_series_counted_by_listing_are_picked_from_that_listing(tmp_path: Path) 
 
 def test_configured_method_keeps_its_file_fallbacks_once_day_wide_queries_are_known() -> None:
     """Regression: remembering "relational" left unprobed capabilities that allowed no fallback."""
-    learnt = core.Capabilities(probed=False, relational=True)
-    assert core.fallback_methods("image-find", learnt) == ["c-get", "c-move"]
-    probed = core.Capabilities(image_find_timing=True, c_get=True, c_move=False)
-    assert core.fallback_methods("image-find", probed) == ["c-get"]
+    learnt = transport.Capabilities(probed=False, relational=True)
+    assert transport.fallback_methods("image-find", learnt) == ["c-get", "c-move"]
+    probed = transport.Capabilities(image_find_timing=True, c_get=True, c_move=False)
+    assert transport.fallback_methods("image-find", probed) == ["c-get"]
 
 
 def test_one_doubtful_day_does_not_turn_day_wide_queries_off_for_good(tmp_path: Path) -> None:
     """Regression: a day started before another found day-wide queries answered recorded False."""
-    from pyschedvisu.retrieval import _Day, cached_relational
+    from pyschedvisu.retrieval.planner import DayPlanner
 
     settings = Settings.model_validate({"paths": {"data_dir": str(tmp_path / "data")}})
     pacs = MemoryPacs([])
-    early, late = _Day(DAY, settings, pacs, None), _Day(DAY, settings, pacs, None)
+    record = record_for(settings)
+    early, late = DayPlanner(DAY, settings, pacs, record), DayPlanner(DAY, settings, pacs, record)
     assert early.relational is None and late.relational is None
-    early._relational_ok()
-    late._relational_failed("3 series answered, 4 announced")
-    assert cached_relational(settings) is True
+    early.day_wide_answered()
+    late.day_wide_failed("3 series answered, 4 announced")
+    assert record_for(settings).relational is True
     assert late.relational is False  # this day goes on study by study

@@ -14,8 +14,8 @@ import polars as pl
 import pytest
 
 from pyschedvisu.config import Settings
+from pyschedvisu.demo_pacs import Behaviour
 from pyschedvisu.extraction import extract
-from pyschedvisu.pacs import Behaviour
 from pyschedvisu.retrieval import forget_capabilities, make_client, retrieve_day
 from pyschedvisu.store import SeriesStore
 from pyschedvisu_core.evaluation import evaluate

@@ -21,6 +21,7 @@ from pydicom.tag import Tag
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from pyschedvisu import reference as ref
+from pyschedvisu_core.labels import minify_machine
 from pyschedvisu_core.schema import EXCLUDED_SCHEMA, Reason
 from pyschedvisu_core.series import (
     SeriesTiming,
@@ -29,7 +30,6 @@ from pyschedvisu_core.series import (
     filter_series,
     filter_studies,
     instances_needed,
-    minify_model,
     needs_file_headers,
     normalise_institution,
     series_timing,
@@ -85,7 +85,7 @@ def test_normalise_institution(raw: str | None, expected: str | None) -> None:
     ],
 )
 def test_minify_model_matches_reference_machines(raw: str, expected: str) -> None:
-    assert minify_model(raw) == expected
+    assert minify_machine(raw) == expected
 
 
 def test_minify_model_of_every_reference_model_is_in_a_machine_group() -> None:
@@ -93,7 +93,7 @@ def test_minify_model_of_every_reference_model_is_in_a_machine_group() -> None:
     models = ["Biograph64", "Biograph64_Vision 600", "Discovery 690", "Tandem_Discovery_670",
               "BrightSpeed", "MILLENNIUM MPR", "Encore2", "Symbia Intevo 16"]  # fmt: skip
     in_groups = {name for names in ref.MACHINES.values() for name in names}
-    assert {minify_model(m) for m in models} == in_groups
+    assert {minify_machine(m) for m in models} == in_groups
 
 
 @pytest.mark.parametrize(

@@ -18,13 +18,14 @@ from pydicom import config as dicom_config
 from typer.testing import CliRunner
 
 from pyschedvisu.cli import app
-from pyschedvisu.config import Settings, minify_machine
+from pyschedvisu.config import Settings
 from pyschedvisu.synth import catalog, generate, plan
 from pyschedvisu.synth.generate import Dept
 from pyschedvisu.synth.plan import plan_day
 from pyschedvisu.synth.truth import label_of
 from pyschedvisu.synth.writer import tm
 from pyschedvisu_core import schema
+from pyschedvisu_core.labels import minify_machine
 from pyschedvisu_core.schema import Reason
 from tests.fixtures.synth import WEEK_SEED
 

@@ -69,7 +69,9 @@ from pynetdicom.sop_class import (
     Verification,
 )
 
-from pyschedvisu_core import pacs as core
+from pyschedvisu_core import queries
+from pyschedvisu_core import status as dimse_status
+from pyschedvisu_core.dicomvalues import text_value
 from pyschedvisu_core.errors import (
     AssociationRejectedError,
     PacsAnswerError,
@@ -79,6 +81,7 @@ from pyschedvisu_core.errors import (
     PacsTimeoutError,
     PacsUnreachableError,
 )
+from pyschedvisu_core.transport import Capabilities, Method, OpCounters
 
 log = logging.getLogger("pyschedvisu.pacs")
 
@@ -136,10 +139,6 @@ FIND_MODELS = {
     "study": StudyRootQueryRetrieveInformationModelFind,
     "patient": PatientRootQueryRetrieveInformationModelFind,
 }
-PENDING = frozenset({0xFF00, 0xFF01})
-#: "Busy / out of resources": worth a paced retry (the hospital PACS answered 0xC336).
-THROTTLE_STATUSES = frozenset({0xC336, *range(0xA700, 0xA800)})
-MOVE_DESTINATION_UNKNOWN = 0xA801
 SWITCH_INTERVAL_S = 0.001
 #: Answers read after a C-CANCEL (already on their way) before giving up and aborting.
 CANCEL_DRAIN_MAX = 10_000
@@ -155,7 +154,7 @@ def _status_error(op: str, code: int, status: Dataset | None = None) -> PacsErro
     comment = ""
     if status is not None and "ErrorComment" in status:
         comment = f" ({status.ErrorComment})"
-    if code in THROTTLE_STATUSES:
+    if dimse_status.is_busy(code):
         return PacsThrottledError(f"{op}: PACS busy, status 0x{code:04X}{comment}", status=code)
     return PacsOperationError(f"{op}: failed with status 0x{code:04X}{comment}", status=code)
 
@@ -224,7 +223,7 @@ def decode_header(raw: bytes, transfer_syntax: Any) -> Dataset:
 
 @dataclass(frozen=True)
 class DimseConfig:
-    """Plain connection settings (a copy of ``settings.pacs``)."""
+    """Plain connection settings (``pyschedvisu.retrieval.clients.dimse_config`` maps ``[pacs]``)."""
 
     host: str = "127.0.0.1"
     port: int = 11112
@@ -247,12 +246,6 @@ class DimseConfig:
     backoff_max_s: float = 30.0
     backoff_jitter_s: float = 0.5
     deflate_answers: bool = True
-
-    @classmethod
-    def from_settings(cls, pacs: Any) -> DimseConfig:
-        """From a ``PacsSettings`` section."""
-        names = cls.__dataclass_fields__
-        return cls(**{k: getattr(pacs, k) for k in names if hasattr(pacs, k)})
 
     @property
     def label(self) -> str:
@@ -283,7 +276,7 @@ class _Collector:
     series_uid: str
     wanted: set[str] | None  # None = every instance of the series
     got: dict[str, Dataset] = field(default_factory=dict)
-    tally: core.OpCounters | None = None  # of the caller that asked for these instances
+    tally: OpCounters | None = None  # of the caller that asked for these instances
 
     def missing(self) -> set[str]:
         return set() if self.wanted is None else self.wanted - set(self.got)
@@ -305,7 +298,7 @@ class _AskAgain(PacsTimeoutError):
 
 
 #: The counters of the caller's context (see :meth:`DimseClient.tally`).
-_TALLY: contextvars.ContextVar[core.OpCounters | None] = contextvars.ContextVar(
+_TALLY: contextvars.ContextVar[OpCounters | None] = contextvars.ContextVar(
     "pyschedvisu_dimse_tally", default=None
 )
 
@@ -315,7 +308,7 @@ class DimseClient:
 
     def __init__(self, config: DimseConfig, *, rng: random.Random | None = None) -> None:
         self.config = config
-        self._counters = core.OpCounters()
+        self._counters = OpCounters()
         self._count_lock = threading.Lock()
         self._lock = threading.Lock()
         #: pooled associations and when each became idle
@@ -329,13 +322,11 @@ class DimseClient:
         self._collectors: dict[str, list[_Collector]] = {}
         #: whose operations the data of an association belongs to (leased ones, C-MOVE
         #: deliveries once their first instance told), and bytes not yet attributed
-        self._owner: dict[Association, core.OpCounters | None] = {}
+        self._owner: dict[Association, OpCounters | None] = {}
         self._unowned: dict[Association, int] = {}
         self._msg_id = 0
         self._server: Any = None
         self.move_port_bound: int | None = None
-        #: Set False by the retrieval when the PACS refuses IMAGE-level queries per study.
-        self.per_study_image_find = True
         #: C-FIND answers asked deflated (off for good once a PACS's could not be read)
         self.deflate = config.deflate_answers
         #: whether the last association opened gets C-FIND answers deflated (None: none yet)
@@ -376,7 +367,7 @@ class DimseClient:
         return ae
 
     @property
-    def counters(self) -> core.OpCounters:
+    def counters(self) -> OpCounters:
         return self._counters
 
     @property
@@ -385,14 +376,14 @@ class DimseClient:
         return self._stop.is_set()
 
     @contextmanager
-    def tally(self) -> Iterator[core.OpCounters]:
+    def tally(self) -> Iterator[OpCounters]:
         """Counters of what this context asks (one day of several sharing the client).
 
         Everything counted in :attr:`counters` while the block runs, on behalf of this
         context (threads started with a copy of it included), is counted here too: exact
         per-day figures where a snapshot difference would also hold the other days'.
         """
-        counters = core.OpCounters()
+        counters = OpCounters()
         token = _TALLY.set(counters)
         try:
             yield counters
@@ -404,7 +395,7 @@ class DimseClient:
         name: str,
         n: int = 1,
         *,
-        owner: core.OpCounters | None = None,
+        owner: OpCounters | None = None,
         context: bool = True,
     ) -> None:
         """Count ``n`` in the client's counters, and in ``owner`` or the context's tally."""
@@ -427,7 +418,7 @@ class DimseClient:
                 self._unowned[event.assoc] = self._unowned.get(event.assoc, 0) + n
         quickack(event.assoc)
 
-    def _own(self, assoc: Any, tally: core.OpCounters | None) -> None:
+    def _own(self, assoc: Any, tally: OpCounters | None) -> None:
         """Attribute ``assoc``'s data (and what arrived before) to ``tally``."""
         with self._count_lock:
             if assoc in self._owner:
@@ -463,11 +454,11 @@ class DimseClient:
             raw = event.request.DataSet
             data = raw.getvalue() if hasattr(raw, "getvalue") else bytes(raw)
             ds = decode_header(data, event.context.transfer_syntax)
-            series_uid = core.text_value(ds, "SeriesInstanceUID") or ""
-            sop = core.text_value(ds, "SOPInstanceUID") or str(event.request.AffectedSOPInstanceUID)
+            series_uid = text_value(ds, "SeriesInstanceUID") or ""
+            sop = text_value(ds, "SOPInstanceUID") or str(event.request.AffectedSOPInstanceUID)
         except Exception as exc:  # a broken dataset must not kill the association
             log.debug("C-STORE: unreadable dataset (%s)", exc)
-            return 0xC210
+            return dimse_status.CANNOT_UNDERSTAND
         with self._lock:
             targets = list(self._collectors.get(series_uid, ()))
         owner = targets[0].tally if targets else None
@@ -479,7 +470,7 @@ class DimseClient:
                 col.got[sop] = ds
         if not targets:
             log.debug("C-STORE: instance of series %s nobody waits for", series_uid)
-        return 0x0000
+        return dimse_status.SUCCESS
 
     # -- associations ------------------------------------------------------------------
     def _associate(self) -> Association:
@@ -663,9 +654,9 @@ class DimseClient:
 
     def find(
         self,
-        level: core.Level,
+        level: queries.Level,
         query: Dataset,
-        root: core.Root = "study",
+        root: queries.Root = "study",
         *,
         limit: int | None = None,
     ) -> list[Dataset]:
@@ -690,7 +681,7 @@ class DimseClient:
                         raise PacsTimeoutError(
                             f"{label}: C-FIND {level}: no response (timeout or abort)"
                         )
-                    if code in PENDING:
+                    if dimse_status.is_pending(code):
                         self._count("responses")
                         if ident is None:  # pynetdicom could not decode it
                             raise self._unreadable(assoc, model, f"C-FIND {level}", len(out))
@@ -752,7 +743,7 @@ class DimseClient:
             assoc.send_c_cancel(msg_id, query_model=model)
             for n, (status, _) in enumerate(responses):
                 code = _status_code(status)
-                if code is None or code not in PENDING:
+                if code is None or not dimse_status.is_pending(code):
                     return  # final status (0xFE00 Cancel, success or failure)
                 if n > max(limit, CANCEL_DRAIN_MAX):  # answers already sent, or ignored
                     break
@@ -766,7 +757,7 @@ class DimseClient:
         study_uid: str,
         series_uid: str,
         sop_instance_uids: Sequence[str] | None,
-        method: core.Method,
+        method: Method,
     ) -> list[Dataset]:
         """Headers of the listed instances (None = whole series) by C-GET or C-MOVE."""
         if method == "c-get":
@@ -777,7 +768,7 @@ class DimseClient:
         raise ValueError(f"fetch_headers cannot use {method!r}")
 
     def fetch_headers_many(
-        self, wanted: Sequence[tuple[str, str, Sequence[str]]], method: core.Method
+        self, wanted: Sequence[tuple[str, str, Sequence[str]]], method: Method
     ) -> dict[str, list[Dataset]]:
         """Headers of listed instances of several series in one C-GET / C-MOVE.
 
@@ -786,13 +777,13 @@ class DimseClient:
         (``PacsOperationError``). Returns what arrived, by series; the caller checks it.
         """
         kind = self._retrieve_kind(method)
-        ident = core.retrieve_many_identifier(wanted)
+        ident = queries.retrieve_many_identifier(wanted)
         cols = [_Collector(series, set(sops)) for _, series, sops in wanted]
         got = self._retrieve_into(kind, ident, cols, strict=False, what=f"{len(cols)} series")
         return {c.series_uid: list(c.got.values()) for c in got if c.got}
 
     def fetch_whole_series(
-        self, study_uid: str, series_uids: Sequence[str], method: core.Method
+        self, study_uid: str, series_uids: Sequence[str], method: Method
     ) -> dict[str, list[Dataset]]:
         """Every instance of several series of one study in one C-GET / C-MOVE.
 
@@ -800,13 +791,13 @@ class DimseClient:
         (PS3.4 C.4.2.2.1). Returns what arrived, by series; the caller checks the counts.
         """
         kind = self._retrieve_kind(method)
-        ident = core.series_retrieve_identifier(study_uid, series_uids)
+        ident = queries.series_retrieve_identifier(study_uid, series_uids)
         cols = [_Collector(series, None) for series in dict.fromkeys(series_uids)]
         what = f"{len(cols)} series of study {study_uid}"
         got = self._retrieve_into(kind, ident, cols, strict=False, what=what)
         return {c.series_uid: list(c.got.values()) for c in got if c.got}
 
-    def _retrieve_kind(self, method: core.Method) -> str:
+    def _retrieve_kind(self, method: Method) -> str:
         """ "get" or "move" for ``method`` (our Storage SCP started for C-MOVE)."""
         if method not in ("c-get", "c-move"):
             raise ValueError(f"cannot retrieve files with {method!r}")
@@ -818,7 +809,7 @@ class DimseClient:
     def _retrieve(
         self, kind: str, study_uid: str, series_uid: str, sop_uids: Sequence[str] | None
     ) -> list[Dataset]:
-        ident = core.retrieve_identifier(study_uid, series_uid, sop_uids)
+        ident = queries.retrieve_identifier(study_uid, series_uid, sop_uids)
         col = _Collector(series_uid, set(sop_uids) if sop_uids else None)
         (done,) = self._retrieve_into(kind, ident, [col], strict=True, what=series_uid)
         return list(done.got.values())
@@ -858,7 +849,7 @@ class DimseClient:
                                 f"{label}: {name}: no response (timeout or abort)"
                             )
                         last = status
-                        if code in PENDING:
+                        if dimse_status.is_pending(code):
                             continue
                         final = code
                         break
@@ -872,15 +863,13 @@ class DimseClient:
                     ) from exc
                 if final is None:
                     raise PacsTimeoutError(f"{label}: {name}: no final status")
-                if final == MOVE_DESTINATION_UNKNOWN:
+                if final == dimse_status.MOVE_DESTINATION_UNKNOWN:
                     raise PacsOperationError(
                         f"{label}: C-MOVE destination {move_ae!r} unknown to the PACS: register it "
                         f"with this host and port {self.move_port_bound or self.config.move_port}",
                         status=final,
                     )
-                if final in THROTTLE_STATUSES:
-                    raise _status_error(name, final, last)
-                if final != 0 and not (0xB000 <= final <= 0xBFFF):
+                if final != dimse_status.SUCCESS and not dimse_status.is_warning(final):
                     raise _status_error(name, final, last)
                 missing = sum(len(col.missing()) for col in cols)
                 if missing and strict:
@@ -943,7 +932,7 @@ class DimseClient:
     # -- probe -------------------------------------------------------------------------
     def probe(
         self, sample: tuple[str, str] | None = None, *, thorough: bool = False
-    ) -> core.Capabilities:
+    ) -> Capabilities:
         """C-ECHO, then test IMAGE-level timing, C-GET and C-MOVE on ``sample`` (study, series).
 
         When IMAGE-level C-FIND answers the timing tags, C-GET / C-MOVE are not tried (no
@@ -952,21 +941,21 @@ class DimseClient:
         """
         self.echo()
         if sample is None:
-            return core.Capabilities(echo=True, notes=("no sample series to test retrieval with",))
+            return Capabilities(echo=True, notes=("no sample series to test retrieval with",))
         study_uid, series_uid = sample
         notes: list[str] = []
-        responses = self.find("IMAGE", core.image_query(study_uid, series_uid, timing=True))
-        timing = any(core.has_timing(r) for r in responses)
+        responses = self.find("IMAGE", queries.image_query(study_uid, series_uid, timing=True))
+        timing = any(queries.has_timing(r) for r in responses)
         notes.append(
             "IMAGE-level C-FIND returns AcquisitionTime"
             if timing
             else "IMAGE-level C-FIND does not return AcquisitionTime"
         )
-        uids = [u for u in (core.sop_uid(r) for r in responses) if u]
+        uids = [u for u in (queries.sop_uid(r) for r in responses) if u]
         ok: dict[str, bool] = {"c-get": False, "c-move": False}
         if timing and not thorough:
             notes.append("C-GET / C-MOVE not tested: only fallbacks here")
-            return core.Capabilities(
+            return Capabilities(
                 echo=True, image_find_timing=True, c_get=True, c_move=True, notes=tuple(notes)
             )
         if not uids:
@@ -991,7 +980,7 @@ class DimseClient:
         if self.closed:
             # closed meanwhile (Ctrl-C): what failed says nothing of the PACS, remember nothing
             raise PacsTimeoutError(f"{self.config.label}: client closed during the probe")
-        return core.Capabilities(
+        return Capabilities(
             echo=True,
             image_find_timing=timing,
             c_get=ok["c-get"],

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import typer
 
@@ -43,3 +44,17 @@ def setup_logging(level: str) -> None:
         handler._pyschedvisu = True  # type: ignore[attr-defined]
         root.addHandler(handler)
     root.setLevel(level)
+
+
+@overload
+def parse_day(value: str) -> dt.date: ...
+@overload
+def parse_day(value: None) -> None: ...
+def parse_day(value: str | None) -> dt.date | None:
+    """A date option (``YYYY-MM-DD``) as a date; a usage error (exit 2) naming it otherwise."""
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a date YYYY-MM-DD") from None

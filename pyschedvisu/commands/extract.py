@@ -7,17 +7,8 @@ from typing import Annotated
 
 import typer
 
-from pyschedvisu.commands._common import settings_from
+from pyschedvisu.commands._common import parse_day, settings_from
 from pyschedvisu_core.errors import PySchedVisuError
-
-
-def _date(value: str | None) -> dt.date | None:
-    if value is None:
-        return None
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError as exc:
-        raise typer.BadParameter(f"{value!r} is not a date YYYY-MM-DD") from exc
 
 
 def extract_cmd(
@@ -38,7 +29,7 @@ def extract_cmd(
     from pyschedvisu.extraction import extract
 
     settings = settings_from(ctx)
-    first, last = _date(start), _date(end)
+    first, last = parse_day(start), parse_day(end)
     days = None
     if first is not None or last is not None:
         first = first or dt.date(settings.report.year_start, 1, 1)

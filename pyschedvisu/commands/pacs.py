@@ -1,9 +1,7 @@
-"""``pyschedvisu pacs serve`` (the demo PACS) and ``pyschedvisu pacs check`` (when present)."""
+"""``pyschedvisu pacs serve`` (the demo PACS) and ``pyschedvisu pacs check`` (the configured PACS)."""
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import signal
 import threading
 from pathlib import Path
@@ -11,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from pyschedvisu.commands import pacs_check
 from pyschedvisu.commands._common import settings_from
 from pyschedvisu_core.errors import PacsError, StoreError
 
@@ -95,7 +94,7 @@ def serve(
     ] = None,
 ) -> None:
     """Serve DIR/dicom/** over DICOM (C-ECHO, C-FIND, C-GET, C-MOVE) until Ctrl-C."""
-    from pyschedvisu.pacs import Behaviour, DemoPacs
+    from pyschedvisu.demo_pacs import Behaviour, DemoPacs
 
     settings = settings_from(ctx)
     dests: dict[str, tuple[str, int]] = {}
@@ -163,8 +162,7 @@ def serve(
         )
 
 
-if importlib.util.find_spec("pyschedvisu.commands.pacs_check") is not None:
-    pacs_app.command("check")(importlib.import_module("pyschedvisu.commands.pacs_check").check)
+pacs_app.command("check")(pacs_check.check)
 
 
 def register(app: typer.Typer) -> None:

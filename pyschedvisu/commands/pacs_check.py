@@ -24,13 +24,7 @@ def check(
     ] = None,
 ) -> None:
     """C-ECHO the PACS, then test IMAGE-level timing attributes, C-GET and C-MOVE; exit 1 if unusable."""
-    from pyschedvisu.retrieval import (
-        check_day_wide,
-        find_sample,
-        make_client,
-        pacs_key,
-        remember_capabilities,
-    )
+    from pyschedvisu.retrieval import check_day_wide, find_sample, make_client, record_for
 
     settings = settings_from(ctx)
     p = settings.pacs
@@ -55,7 +49,7 @@ def check(
             typer.echo(f"PACS {label}: C-ECHO failed: {exc}", err=True)
             raise typer.Exit(code=1) from None
         typer.echo(f"C-ECHO {label}: ok ({(time.monotonic() - t0) * 1000:.0f} ms)")
-        deflated = getattr(client, "answers_deflated", None)
+        deflated = client.answers_deflated
         if not p.deflate_answers:
             typer.echo("C-FIND answers deflated: not asked (pacs.deflate_answers = false)")
         elif deflated is not None:
@@ -87,11 +81,10 @@ def check(
                 err=True,
             )
             raise typer.Exit(code=1)
-        remember_capabilities(settings, dataclasses.replace(caps, relational=relational))
+        record = record_for(settings)
+        record.remember(dataclasses.replace(caps, relational=relational))
         chosen = methods[0] if p.retrieval == "auto" else p.retrieval
-        typer.echo(
-            f"retrieval = {p.retrieval!r}: uses {chosen} (remembered for {pacs_key(settings)})"
-        )
+        typer.echo(f"retrieval = {p.retrieval!r}: uses {chosen} (remembered for {record.key})")
     except PacsError as exc:
         typer.echo(f"PACS {label}: {exc}", err=True)
         raise typer.Exit(code=1) from None

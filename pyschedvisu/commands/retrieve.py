@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from pyschedvisu.commands._common import settings_from
+from pyschedvisu.commands._common import parse_day, settings_from
 from pyschedvisu_core.errors import (
     AssociationRejectedError,
     PacsUnreachableError,
@@ -22,13 +22,6 @@ from pyschedvisu_core.errors import (
 
 EXIT_FAILED = 1
 EXIT_CONFIG = 2
-
-
-def _date(value: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise typer.BadParameter(f"{value!r} is not a date YYYY-MM-DD") from None
 
 
 def run_retrieve(settings: Any, start: dt.date, end: dt.date, force: bool, console: Console) -> int:
@@ -163,8 +156,8 @@ def register(app: typer.Typer) -> None:
         ] = False,
     ) -> None:
         """Retrieve business days from the PACS into the series store (days already final are skipped)."""
-        first = _date(start)
-        last = _date(end) if end else first
+        first = parse_day(start)
+        last = parse_day(end) if end else first
         if last < first:
             raise typer.BadParameter("--end is before --start")
         settings = settings_from(ctx)

@@ -6,7 +6,6 @@ run is recorded on that server (but still executed in this process).
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import os
 from pathlib import Path
@@ -14,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from pyschedvisu.commands._common import fail_config
+from pyschedvisu.commands._common import fail_config, parse_day
 from pyschedvisu.config import config_path, load_settings
 from pyschedvisu_core.errors import ConfigError
 
@@ -34,15 +33,6 @@ def local_mode_env() -> None:
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("DO_NOT_TRACK", "1")
-
-
-def _date(value: str | None) -> dt.date | None:
-    if value is None:
-        return None
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise typer.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)") from None
 
 
 def _config_arg(ctx: typer.Context) -> str | None:
@@ -95,7 +85,7 @@ def weekly(
     from flows.weekly import weekly_report
 
     state = weekly_report(
-        end=_date(end),
+        end=parse_day(end),
         periods=periods or None,
         send_email=email,
         config_path=cfg,
@@ -117,7 +107,7 @@ def backfill_cmd(
 ) -> None:
     """Run the backfill flow: retrieve and extract a range of days (no report)."""
     cfg = _config_arg(ctx)
-    first, last = _date(start), _date(end)
+    first, last = parse_day(start), parse_day(end)
     assert first is not None and last is not None
     local_mode_env()
     from flows.backfill import backfill

@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from pyschedvisu.commands._common import settings_from
-
-
-def _date(value: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError as exc:
-        raise typer.BadParameter(f"{value!r} is not a YYYY-MM-DD date") from exc
+from pyschedvisu.commands._common import parse_day, settings_from
 
 
 def synth(
@@ -39,7 +31,7 @@ def synth(
     """Generate a synthetic nuclear-medicine department with its ground truth."""
     from pyschedvisu.synth import generate
 
-    first, last = _date(start), _date(end)
+    first, last = parse_day(start), parse_day(end)
     if last < first:
         raise typer.BadParameter("--end is before --start")
     settings = settings_from(ctx)

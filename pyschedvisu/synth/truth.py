@@ -16,9 +16,10 @@ from typing import Any
 
 import polars as pl
 
-from pyschedvisu.config import display_machine, minify_machine
+from pyschedvisu.config import display_machine
 from pyschedvisu.synth.plan import DayPlan, Series, Study
 from pyschedvisu_core import schema
+from pyschedvisu_core.labels import minify_machine
 
 VENT_PERF = "VENT PERF."
 OTHER = "OTHER"

@@ -4,10 +4,8 @@
 the hospital PACS of DOMAIN.md §2.4; ``pyschedvisu pacs serve`` runs it from the CLI.
 """
 
-from pyschedvisu.pacs.index import PacsIndex
-from pyschedvisu.pacs.server import (
-    STATUS_MOVE_DEST_UNKNOWN,
-    STATUS_THROTTLED,
+from pyschedvisu.demo_pacs.index import PacsIndex
+from pyschedvisu.demo_pacs.server import (
     Behaviour,
     DemoPacs,
     OpRecord,
@@ -15,8 +13,6 @@ from pyschedvisu.pacs.server import (
 )
 
 __all__ = [
-    "STATUS_MOVE_DEST_UNKNOWN",
-    "STATUS_THROTTLED",
     "Behaviour",
     "DemoPacs",
     "OpRecord",

@@ -1,4 +1,4 @@
-"""Pure planning of the flows: end date from the scheduled time, needed days, quality rows."""
+"""What a run needs and tells: end date from the scheduled time, needed days, quality rows."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from flows import plan
-from pyschedvisu_core import schema
+from pyschedvisu.phases import PhaseClock
+from pyschedvisu_core import i18n, runs, schema
+from pyschedvisu_core.calendar import report_end
+from pyschedvisu_core.periods import first_needed_day
 
 ZH = ZoneInfo("Europe/Zurich")
 
@@ -19,32 +21,28 @@ ZH = ZoneInfo("Europe/Zurich")
 def test_saturday_cron_reports_the_friday_just_ended() -> None:
     # Saturday 01:00 Zurich = Friday 23:00 / 00:00 UTC depending on DST.
     sat = dt.datetime(2026, 11, 21, 1, 0, tzinfo=ZH)
-    assert plan.report_end(sat.astimezone(dt.UTC), 22) == dt.date(2026, 11, 20)
+    assert report_end(sat.astimezone(dt.UTC), 22) == dt.date(2026, 11, 20)
     summer = dt.datetime(2026, 7, 4, 1, 0, tzinfo=ZH)
-    assert plan.report_end(summer.astimezone(dt.UTC), 22) == dt.date(2026, 7, 3)
+    assert report_end(summer.astimezone(dt.UTC), 22) == dt.date(2026, 7, 3)
 
 
 def test_late_run_reports_the_week_it_was_scheduled_for() -> None:
     # The run scheduled on Saturday but started on Tuesday still reports the Friday before
     # the *scheduled* time; the end date depends only on the scheduled time passed in.
     scheduled = dt.datetime(2026, 11, 21, 1, 0, tzinfo=ZH)
-    assert plan.report_end(scheduled, 22) == dt.date(2026, 11, 20)
+    assert report_end(scheduled, 22) == dt.date(2026, 11, 20)
 
 
 def test_utc_midnight_edge_uses_zurich_day() -> None:
     # 22:30 UTC on Friday is 23:30 in Zurich (winter): past the 22:00 cut-off, Friday is complete.
-    assert plan.report_end(dt.datetime(2026, 11, 20, 22, 30, tzinfo=dt.UTC), 22) == dt.date(
-        2026, 11, 20
-    )
+    assert report_end(dt.datetime(2026, 11, 20, 22, 30, tzinfo=dt.UTC), 22) == dt.date(2026, 11, 20)
     # 20:30 UTC on Friday = 21:30 Zurich: before the cut-off, so yesterday (Thu) -> previous Friday.
-    assert plan.report_end(dt.datetime(2026, 11, 20, 20, 30, tzinfo=dt.UTC), 22) == dt.date(
-        2026, 11, 13
-    )
+    assert report_end(dt.datetime(2026, 11, 20, 20, 30, tzinfo=dt.UTC), 22) == dt.date(2026, 11, 13)
 
 
 def test_naive_scheduled_time_is_refused() -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
-        plan.report_end(dt.datetime(2026, 11, 21, 1, 0), 22)
+        report_end(dt.datetime(2026, 11, 21, 1, 0), 22)
 
 
 @given(
@@ -55,7 +53,7 @@ def test_naive_scheduled_time_is_refused() -> None:
     )
 )
 def test_report_end_is_a_past_friday(scheduled: dt.datetime) -> None:
-    end = plan.report_end(scheduled, 22)
+    end = report_end(scheduled, 22)
     assert end.weekday() == 4
     local_day = scheduled.astimezone(ZH).date()
     assert dt.timedelta(0) <= local_day - end <= dt.timedelta(days=8)
@@ -63,21 +61,19 @@ def test_report_end_is_a_past_friday(scheduled: dt.datetime) -> None:
 
 def test_first_needed_day_by_periods() -> None:
     end = dt.date(2026, 11, 20)
-    assert plan.first_needed_day(end, [(1, None)], 2016) == dt.date(2026, 1, 1)
-    assert plan.first_needed_day(end, [(1, None), (None, "first_year")], 2016) == dt.date(
-        2016, 1, 1
-    )
+    assert first_needed_day(end, [(1, None)], 2016) == dt.date(2026, 1, 1)
+    assert first_needed_day(end, [(1, None), (None, "first_year")], 2016) == dt.date(2016, 1, 1)
     # 4 weeks ending mid-January reach back into December: the previous year is needed.
-    assert plan.first_needed_day(dt.date(2027, 1, 15), [(4, None)], 2016) == dt.date(2026, 1, 1)
-    assert plan.first_needed_day(
-        dt.date(2027, 1, 15), [(1, None), (None, "year")], 2016
-    ) == dt.date(2027, 1, 1)
+    assert first_needed_day(dt.date(2027, 1, 15), [(4, None)], 2016) == dt.date(2026, 1, 1)
+    assert first_needed_day(dt.date(2027, 1, 15), [(1, None), (None, "year")], 2016) == dt.date(
+        2027, 1, 1
+    )
 
 
-def outcomes() -> list[plan.DayOutcome]:
+def outcomes() -> list[runs.DayOutcome]:
     return [
-        plan.DayOutcome(dt.date(2026, 11, 19), False, error="RetrievalError: PACS unreachable"),
-        plan.DayOutcome(
+        runs.DayOutcome(dt.date(2026, 11, 19), False, error="RetrievalError: PACS unreachable"),
+        runs.DayOutcome(
             dt.date(2026, 11, 16),
             True,
             {
@@ -90,7 +86,7 @@ def outcomes() -> list[plan.DayOutcome]:
                 "from_cache": True,
             },
         ),
-        plan.DayOutcome(
+        runs.DayOutcome(
             dt.date(2026, 11, 17),
             True,
             {
@@ -107,7 +103,7 @@ def outcomes() -> list[plan.DayOutcome]:
 
 
 def test_quality_rows_sorted_with_failures_named() -> None:
-    rows = plan.quality_rows(outcomes())
+    rows = runs.quality_rows(outcomes())
     assert [r["day"] for r in rows] == ["2026-11-16", "2026-11-17", "2026-11-19"]
     assert rows[0] == {
         "day": "2026-11-16",
@@ -126,19 +122,19 @@ def test_quality_rows_sorted_with_failures_named() -> None:
 
 
 def test_rows_worth_showing_drops_old_cache_hits_only() -> None:
-    rows = plan.quality_rows(outcomes())
-    kept = plan.rows_worth_showing(rows, keep_from=dt.date(2026, 11, 17))
+    rows = runs.quality_rows(outcomes())
+    kept = runs.rows_worth_showing(rows, keep_from=dt.date(2026, 11, 17))
     assert [r["day"] for r in kept] == ["2026-11-17", "2026-11-19"]
 
 
 def test_missing_days_note_names_the_days() -> None:
-    missing = plan.missing_days(outcomes())
+    missing = runs.missing_days(outcomes())
     assert missing == [dt.date(2026, 11, 19)]
-    note = plan.missing_days_note(missing, "fr")
+    note = i18n.missing_days_note(missing, "fr")
     assert note is not None and "19/11/2026" in note and "1 jour" in note
-    note_en = plan.missing_days_note(missing, "en")
+    note_en = i18n.missing_days_note(missing, "en")
     assert note_en is not None and "19/11/2026" in note_en
-    assert plan.missing_days_note([], "fr") is None
+    assert i18n.missing_days_note([], "fr") is None
 
 
 def _study(day: dt.date, machine: str, start: str, end: str) -> dict[str, object]:
@@ -166,7 +162,7 @@ def test_week_summary_counts_studies_slots_and_gaps() -> None:
         "intevo": ("Intevo", [7] * 5, 60),
     }
     week = [mon, tue, dt.date(2026, 11, 18), dt.date(2026, 11, 19), dt.date(2026, 11, 20)]
-    out = plan.week_summary(studies, week, machines)
+    out = runs.week_summary(studies, week, machines)
     assert out == [
         {
             "machine": "PET GE",
@@ -193,14 +189,14 @@ def test_week_summary_counts_studies_slots_and_gaps() -> None:
             "gap_hours": 0.0,
         },
     ]
-    md = plan.week_markdown(dt.date(2026, 11, 20), out, [dt.date(2026, 11, 19)])
+    md = runs.week_markdown(dt.date(2026, 11, 20), out, [dt.date(2026, 11, 19)])
     assert "| PET GE | 4 | 30 | 13.3 % | 1 | 1.0 h |" in md
     assert "| Intevo | 0 | 0 | – | 0 | 0.0 h |" in md
     assert "2026-11-19" in md
 
 
 def test_phase_clock_adds_up_named_phases() -> None:
-    clock = plan.PhaseClock()
+    clock = PhaseClock()
     with clock("a"):
         pass
     with clock("b"):

@@ -26,7 +26,8 @@ from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
-from pyschedvisu.pacs.matching import compile_query, is_universal
+from pyschedvisu.demo_pacs.matching import compile_query, is_universal
+from pyschedvisu_core import status
 from pyschedvisu_core.errors import PacsOperationError, StoreError
 
 log = logging.getLogger(__name__)
@@ -519,7 +520,9 @@ def _check_level(level: str) -> str:
     if lv == "INSTANCE":  # some SCUs write INSTANCE
         lv = "IMAGE"
     if lv not in _RANK:
-        raise PacsOperationError(f"unknown QueryRetrieveLevel {level!r}", status=0xA900)
+        raise PacsOperationError(
+            f"unknown QueryRetrieveLevel {level!r}", status=status.BAD_IDENTIFIER
+        )
     return lv
 
 

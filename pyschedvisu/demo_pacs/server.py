@@ -11,29 +11,24 @@ the throttle are protected by one lock.
 
 from __future__ import annotations
 
-import datetime as dt
 import gc
 import logging
 import socketserver
 import threading
 import time
-from collections import deque
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
 import polars as pl
-import pynetdicom
-import pynetdicom.association
 from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import AE, build_context, evt
+from pynetdicom.association import Association
 from pynetdicom.dimse_primitives import C_FIND, C_GET, C_MOVE
 from pynetdicom.dsutils import decode
 from pynetdicom.presentation import PresentationContext, StoragePresentationContexts
-from pynetdicom.service_class import QueryRetrieveServiceClass
 from pynetdicom.sop_class import (
     PatientRootQueryRetrieveInformationModelFind,
     PatientRootQueryRetrieveInformationModelGet,
@@ -43,19 +38,17 @@ from pynetdicom.sop_class import (
     StudyRootQueryRetrieveInformationModelMove,
     Verification,
 )
-from pynetdicom.transport import ThreadedAssociationServer
+from pynetdicom.transport import RequestHandler, ThreadedAssociationServer
 
 from pyschedvisu.adapters.dimse import nodelay
-from pyschedvisu.pacs.index import UNIQUE_KEY, PacsIndex, value_str
-from pyschedvisu.pacs.matching import compile_query, is_universal
+from pyschedvisu.demo_pacs.behaviour import Behaviour, OpRecord, PacsStats, Throttle
+from pyschedvisu.demo_pacs.index import UNIQUE_KEY, PacsIndex, value_str
+from pyschedvisu.demo_pacs.matching import compile_query, is_universal
+from pyschedvisu_core import status
 from pyschedvisu_core.errors import PacsError, PacsOperationError
 
 log = logging.getLogger(__name__)
 
-#: What the hospital PACS answered when it had too much to do (DOMAIN.md §2.4).
-STATUS_THROTTLED = 0xC336
-STATUS_BAD_IDENTIFIER = 0xA900  # Identifier does not match SOP Class
-STATUS_MOVE_DEST_UNKNOWN = 0xA801
 
 FIND_UIDS = {
     str(PatientRootQueryRetrieveInformationModelFind): "PATIENT",
@@ -72,178 +65,57 @@ MOVE_UIDS = {
 _UNCOMPRESSED = [str(ExplicitVRLittleEndian), str(ImplicitVRLittleEndian)]
 
 
-@dataclass
-class Behaviour:
-    """How the demo PACS behaves; change it at run time for fault injection.
+class _GatedAssociation(Association):
+    """An association of the demo PACS: its Q/R requests pass the PACS's gate first.
 
-    - ``refuse_get``: C-GET SOP classes are not supported (their presentation contexts are
-      rejected at association), as at the hospital.
-    - ``image_level_minimal``: IMAGE-level C-FIND returns only SOPInstanceUID, SOPClassUID,
-      InstanceNumber, StudyInstanceUID, SeriesInstanceUID (no timing tags).
-    - ``max_in_flight`` / ``max_ops_per_s``: a C-FIND/C-GET/C-MOVE beyond K concurrent
-      operations or R operations per second answers failure ``0xC336``.
-    - ``fail_dates``: any query or retrieve about one of these StudyDates aborts the
-      association (an unreachable PACS mid-run).
-    - ``reject_calling_aes`` / ``allowed_calling_aes``: associations from these / from any
-      other AE title are rejected ("calling AE title not recognised").
-    - ``relational``: SERIES / IMAGE queries may leave the study key universal or give a
-      UID list (relational-style, like Orthanc). When False the PACS is hierarchical about
-      the study key (PS3.4 C.4.1.3.1: one StudyInstanceUID below STUDY level): such a query
-      is refused with 0xA900, or, with ``hierarchical_ignores_keys``, answered as if the
-      study key and StudyDate had not been given (the whole archive: the worse case).
-    - ``single_uid_retrieve``: a C-GET / C-MOVE naming several UIDs at its level fails with
-      0xA900 (a PACS that ignores PS3.4 C.4.2.2.1 list of UID matching in retrieves).
+    The gate answers 0xC336 when the PACS is busy, and refuses a bad retrieve identifier,
+    before any work: pynetdicom has no public hook to fail a C-MOVE before it associates with
+    the destination. Only the demo PACS's own associations are of this class (see
+    :class:`_GatedHandler`): nothing changes for the rest of the process.
     """
 
-    refuse_get: bool = False
-    image_level_minimal: bool = False
-    max_in_flight: int | None = None
-    max_ops_per_s: float | None = None
-    fail_dates: set[dt.date] = field(default_factory=set)
-    reject_calling_aes: set[str] = field(default_factory=set)
-    allowed_calling_aes: set[str] | None = None
-    relational: bool = True
-    hierarchical_ignores_keys: bool = False
-    single_uid_retrieve: bool = False
+    pacs: DemoPacs
 
-    @classmethod
-    def hospital(
-        cls, *, max_in_flight: int | None = 2, max_ops_per_s: float | None = 10.0, **kwargs: Any
-    ) -> Behaviour:
-        """The hospital PACS of 2019: no C-GET, minimal IMAGE level, throttled, hierarchical."""
-        kwargs.setdefault("relational", False)
-        return cls(
-            refuse_get=True,
-            image_level_minimal=True,
-            max_in_flight=max_in_flight,
-            max_ops_per_s=max_ops_per_s,
-            **kwargs,
-        )
-
-
-@dataclass
-class OpRecord:
-    """One DIMSE operation served (or refused)."""
-
-    kind: str  # echo | find | get | move
-    level: str | None
-    calling_ae: str
-    status: int | None  # None: ran; STATUS_THROTTLED; or the failure status
-    started: float  # time.monotonic()
-    matches: int = 0  # C-FIND answers or C-STORE sub-operations
-
-
-@dataclass
-class PacsStats:
-    """Counters of the demo PACS. Read them directly; every update holds ``lock``."""
-
-    associations: int = 0
-    rejected: int = 0
-    aborted: int = 0
-    echo: int = 0
-    find: int = 0
-    get: int = 0
-    move: int = 0
-    store_sent: int = 0
-    bytes_sent: int = 0
-    throttled: int = 0
-    max_in_flight_seen: int = 0
-    relational_asked: int = 0  # C-FIND models offered with relational queries (ext. neg.)
-    ops: list[OpRecord] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
-
-    def add(self, **increments: int) -> None:
-        with self.lock:
-            for name, n in increments.items():
-                setattr(self, name, getattr(self, name) + n)
-
-    def as_dict(self) -> dict[str, Any]:
-        """A consistent copy of the counters (``ops`` as a list of dicts)."""
-        with self.lock:
-            out = {k: v for k, v in self.__dict__.items() if k not in ("lock", "ops")}
-            out["ops"] = [asdict(o) for o in self.ops]
-        return out
-
-
-class _Throttle:
-    """Concurrent-operation and rate ceilings, checked when an operation starts."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.in_flight = 0
-        self.starts: deque[float] = deque()
-
-    def enter(self, behaviour: Behaviour) -> bool:
-        now = time.monotonic()
-        with self.lock:
-            k = behaviour.max_in_flight
-            if k is not None and self.in_flight >= k:
-                return False
-            rate = behaviour.max_ops_per_s
-            if rate is not None and rate > 0:
-                # Sliding window: at least one second, long enough to hold one operation.
-                window = max(1.0, 1.0 / rate)
-                allowed = max(1, int(rate * window))
-                while self.starts and self.starts[0] <= now - window:
-                    self.starts.popleft()
-                if len(self.starts) >= allowed:
-                    return False
-            self.starts.append(now)
-            self.in_flight += 1
-            return True
-
-    def leave(self) -> None:
-        with self.lock:
-            self.in_flight -= 1
-
-
-class _GatedQueryRetrieve(QueryRetrieveServiceClass):
-    """Query/Retrieve SCP that answers 0xC336 before any work when the demo PACS is busy.
-
-    pynetdicom has no public hook to answer a C-MOVE with a failure status before it opens the
-    association to the destination, so the demo PACS's AE routes Q/R requests through this
-    subclass; associations of any other AE get the stock behaviour.
-    """
-
-    def SCP(self, req: Any, context: PresentationContext) -> None:
-        pacs: DemoPacs | None = getattr(self.assoc.ae, "_pyschedvisu_demo_pacs", None)
-        if pacs is None or not isinstance(req, C_FIND | C_GET | C_MOVE):
-            super().SCP(req, context)
+    def _serve_request(self, msg: Any, context_id: int) -> None:
+        if not isinstance(msg, C_FIND | C_GET | C_MOVE):
+            super()._serve_request(msg, context_id)
             return
-        kind = "find" if isinstance(req, C_FIND) else "get" if isinstance(req, C_GET) else "move"
-        pacs.stats.add(**{kind: 1})
-        if kind != "find":
-            # A bad retrieve identifier must fail before pynetdicom opens the C-MOVE
-            # association; C-FIND answers its own errors from the handler.
-            bad = pacs._check_retrieve(req, context)
-            if bad is not None:
-                pacs._record(kind, None, self.assoc, bad)
-                self._refuse(req, context, bad)
-                return
-        if not pacs._throttle.enter(pacs.behaviour):
-            pacs._record(kind, None, self.assoc, STATUS_THROTTLED, throttled=1)
-            self._refuse(req, context, STATUS_THROTTLED)
+        context = next((cx for cx in self.accepted_contexts if cx.context_id == context_id), None)
+        if context is None:  # pynetdicom answers an unknown context itself
+            super()._serve_request(msg, context_id)
             return
-        with pacs.stats.lock:
-            pacs.stats.max_in_flight_seen = max(
-                pacs.stats.max_in_flight_seen, pacs._throttle.in_flight
-            )
+        refusal = self.pacs.admit(msg, context, self)
+        if refusal is not None:
+            self._refuse(msg, context_id, refusal)
+            return
         try:
-            super().SCP(req, context)
+            super()._serve_request(msg, context_id)
         finally:
-            pacs._throttle.leave()
+            self.pacs.done()
 
-    def _refuse(self, req: Any, context: PresentationContext, status: int) -> None:
-        """Send the final response with a failure ``status`` and no sub-operation."""
+    def _refuse(self, req: Any, context_id: int, code: int) -> None:
+        """Send the final response with a failure ``code`` and no sub-operation."""
         rsp: Any = type(req)()
         rsp.MessageIDBeingRespondedTo = req.MessageID
         rsp.AffectedSOPClassUID = req.AffectedSOPClassUID
-        rsp.Status = status
+        rsp.Status = code
         if not isinstance(req, C_FIND):
             rsp.NumberOfCompletedSuboperations = 0
             rsp.NumberOfWarningSuboperations = 0
             rsp.NumberOfFailedSuboperations = 0
-        self.dimse.send_msg(rsp, int(context.context_id or 0))
+        self.dimse.send_msg(rsp, context_id)
+
+
+class _GatedHandler(RequestHandler):
+    """Makes every association of one demo PACS server a :class:`_GatedAssociation`."""
+
+    server: _Server
+
+    def _create_association(self) -> Association:
+        assoc = super()._create_association()
+        assoc.__class__ = _GatedAssociation  # same object, with the gate in front of Q/R
+        cast(_GatedAssociation, assoc).pacs = self.server.pacs
+        return assoc
 
 
 class _Server(ThreadedAssociationServer):
@@ -255,6 +127,8 @@ class _Server(ThreadedAssociationServer):
     """
 
     GC_INTERVAL_S = 60.0
+    #: the demo PACS whose gate this server's associations pass (set before serving)
+    pacs: DemoPacs
 
     def service_actions(self) -> None:
         now = time.monotonic()
@@ -266,27 +140,13 @@ class _Server(ThreadedAssociationServer):
             gc.collect()
 
 
-def _install_gate() -> None:
-    """Route Q/R requests of the demo PACS through :class:`_GatedQueryRetrieve` (idempotent)."""
-    current = pynetdicom.association.uid_to_service_class
-    if getattr(current, "_pyschedvisu_gate", False):
-        return
-
-    def uid_to_service_class(uid: str) -> Any:
-        cls = current(uid)
-        return _GatedQueryRetrieve if cls is QueryRetrieveServiceClass else cls
-
-    uid_to_service_class._pyschedvisu_gate = True  # type: ignore[attr-defined]
-    pynetdicom.association.uid_to_service_class = uid_to_service_class
-
-
 def _level(ident: Dataset, model: str) -> str:
     """The QueryRetrieveLevel of ``ident``, checked against the information ``model``."""
     level = str(ident.get("QueryRetrieveLevel", "")).strip().upper()
     if level == "PATIENT" and model == "STUDY":
-        raise PacsOperationError("PATIENT level in Study Root", status=STATUS_BAD_IDENTIFIER)
+        raise PacsOperationError("PATIENT level in Study Root", status=status.BAD_IDENTIFIER)
     if level not in ("PATIENT", "STUDY", "SERIES", "IMAGE", "INSTANCE"):
-        raise PacsOperationError(f"bad QueryRetrieveLevel {level!r}", status=STATUS_BAD_IDENTIFIER)
+        raise PacsOperationError(f"bad QueryRetrieveLevel {level!r}", status=status.BAD_IDENTIFIER)
     return "IMAGE" if level == "INSTANCE" else level
 
 
@@ -323,7 +183,7 @@ class DemoPacs:
         self.move_destinations: dict[str, tuple[str, int]] = dict(move_destinations or {})
         self.index = index if index is not None else PacsIndex.load(self.data_dir)
         self.stats = PacsStats()
-        self._throttle = _Throttle()
+        self._throttle = Throttle()
         self._server: Any = None
         self._ae: AE | None = None
         self._thread: threading.Thread | None = None
@@ -333,15 +193,10 @@ class DemoPacs:
         """Start serving in background threads; return the bound port."""
         if self._server is not None:
             return self.port
-        _install_gate()
-        # pynetdicom would log whole identifiers (PatientID...) at INFO: never for us.
-        pynetdicom._config.LOG_REQUEST_IDENTIFIERS = False
-        pynetdicom._config.LOG_RESPONSE_IDENTIFIERS = False
         ae = AE(ae_title=self.ae_title)
         ae.maximum_associations = 64
         ae.network_timeout = 60
         ae.dimse_timeout = 60
-        ae._pyschedvisu_demo_pacs = self  # type: ignore[attr-defined]
         ae.add_supported_context(Verification)
         for uid in (*FIND_UIDS, *GET_UIDS, *MOVE_UIDS):
             ae.add_supported_context(uid)
@@ -369,9 +224,11 @@ class DemoPacs:
                 (self.host, self.port),
                 evt_handlers=handlers,
                 server_class=_Server,
+                request_handler=_GatedHandler,
             )
         except OSError as exc:
             raise PacsError(f"demo PACS cannot listen on {self.host}:{self.port}: {exc}") from exc
+        server.pacs = self
         thread = threading.Thread(
             target=server.serve_forever,
             kwargs={"poll_interval": 0.05},
@@ -430,6 +287,34 @@ class DemoPacs:
         """Pick up files added or changed under ``data_dir`` since the start."""
         self.index = PacsIndex.load(self.data_dir)
 
+    # -- the gate of Q/R requests (see _GatedAssociation) --------------------------------
+    def admit(self, req: Any, context: PresentationContext, assoc: Any) -> int | None:
+        """None when ``req`` may be served now (then :meth:`done` after it), else its status.
+
+        Counts the request; refuses a bad retrieve identifier (before pynetdicom opens the
+        C-MOVE association) and, beyond the busy limits of :attr:`behaviour`, answers 0xC336.
+        """
+        kind = "find" if isinstance(req, C_FIND) else "get" if isinstance(req, C_GET) else "move"
+        self.stats.add(**{kind: 1})
+        if kind != "find":
+            # C-FIND answers its own identifier errors from the handler.
+            bad = self._check_retrieve(req, context)
+            if bad is not None:
+                self._record(kind, None, assoc, bad)
+                return bad
+        if not self._throttle.enter(self.behaviour):
+            self._record(kind, None, assoc, status.BUSY, throttled=1)
+            return status.BUSY
+        with self.stats.lock:
+            self.stats.max_in_flight_seen = max(
+                self.stats.max_in_flight_seen, self._throttle.in_flight
+            )
+        return None
+
+    def done(self) -> None:
+        """A request :meth:`admit` let through has been answered."""
+        self._throttle.leave()
+
     # -- helpers ------------------------------------------------------------------------
     def _transfer_syntaxes(self) -> list[str]:
         found = self.index.frame["TransferSyntaxUID"].drop_nulls().unique().sort().to_list()
@@ -442,11 +327,11 @@ class DemoPacs:
         kind: str,
         level: str | None,
         assoc: Any,
-        status: int | None,
+        code: int | None,
         matches: int = 0,
         **inc: int,
     ) -> None:
-        rec = OpRecord(kind, level, _calling_ae(assoc), status, time.monotonic(), matches)
+        rec = OpRecord(kind, level, _calling_ae(assoc), code, time.monotonic(), matches)
         with self.stats.lock:
             self.stats.ops.append(rec)
             for name, n in inc.items():
@@ -508,17 +393,19 @@ class DemoPacs:
 
     def _on_echo(self, event: Any) -> int:
         self._record("echo", None, event.assoc, None, echo=1)
-        return 0x0000
+        return status.SUCCESS
 
     def _on_store(self, event: Any) -> int:
-        return 0xA700  # read-only: "Refused: out of resources"
+        return status.OUT_OF_RESOURCES  # read-only
 
     # -- Q/R ----------------------------------------------------------------------------
     def _identifier(self, event: Any, model: str) -> tuple[Dataset, str]:
         try:
             ident: Dataset = event.identifier
         except Exception as exc:  # any decoding problem is a bad identifier
-            raise PacsOperationError(f"undecodable identifier: {exc}", status=0xC000) from exc
+            raise PacsOperationError(
+                f"undecodable identifier: {exc}", status=status.UNABLE_TO_PROCESS
+            ) from exc
         return ident, _level(ident, model)
 
     def _on_find(self, event: Any) -> Iterator[tuple[int, Dataset | None]]:
@@ -530,7 +417,7 @@ class DemoPacs:
             reps = self.index.match(ident, level)
         except PacsOperationError as exc:
             self._record("find", None, event.assoc, exc.status)
-            return iter([(exc.status or 0xC000, None)])
+            return iter([(exc.status or status.UNABLE_TO_PROCESS, None)])
         if self._touches_fail_dates(ident, reps):
             self._abort(event, "find", level)
             return iter(())
@@ -542,9 +429,9 @@ class DemoPacs:
                 reps, ident, level, minimal=minimal, retrieve_ae=self.ae_title
             ):
                 if event.is_cancelled:
-                    yield 0xFE00, None
+                    yield status.CANCEL, None
                     return
-                yield 0xFF00, ds
+                yield status.PENDING_ANSWER, ds
 
         return answers()
 
@@ -558,7 +445,7 @@ class DemoPacs:
             return ident
         if not b.hierarchical_ignores_keys:
             raise PacsOperationError(
-                "one StudyInstanceUID is required below STUDY level", status=STATUS_BAD_IDENTIFIER
+                "one StudyInstanceUID is required below STUDY level", status=status.BAD_IDENTIFIER
             )
         out = Dataset()
         out.update(ident)
@@ -580,20 +467,20 @@ class DemoPacs:
         except PacsOperationError as exc:
             return exc.status
         except Exception:  # any decoding problem is a bad identifier
-            return 0xC000
+            return status.UNABLE_TO_PROCESS
         key = UNIQUE_KEY[level]
         value = value_str(ident[key]) if key in ident else None
         if is_universal(value):
-            return STATUS_BAD_IDENTIFIER
+            return status.BAD_IDENTIFIER
         if self.behaviour.single_uid_retrieve and "\\" in str(value):
-            return STATUS_BAD_IDENTIFIER
+            return status.BAD_IDENTIFIER
         if not self.behaviour.relational and level in ("SERIES", "IMAGE"):
             # hierarchical retrieve (PS3.4 C.4.2.2.1): one study, and one series below
             upper = ["StudyInstanceUID"] + (["SeriesInstanceUID"] if level == "IMAGE" else [])
             for kw in upper:
                 value = value_str(ident[kw]) if kw in ident else None
                 if is_universal(value) or "\\" in str(value):
-                    return STATUS_BAD_IDENTIFIER
+                    return status.BAD_IDENTIFIER
         return None
 
     def _instances(self, event: Any, kind: str, uids: dict[str, str]) -> tuple[pl.DataFrame, str]:
@@ -604,23 +491,23 @@ class DemoPacs:
     def _stores(self, event: Any, rows: pl.DataFrame) -> Iterator[tuple[int, Dataset | None]]:
         for rel, size in rows.select("path", "size").iter_rows():
             if event.is_cancelled:
-                yield 0xFE00, None
+                yield status.CANCEL, None
                 return
             try:
                 ds = self.index.dataset(rel)
             except OSError as exc:
                 log.warning("demo PACS: cannot read %s (%s)", rel, exc)
-                yield 0xA702, None  # unable to perform sub-operations
+                yield status.SUBOPERATIONS_REFUSED, None
                 return
             self.stats.add(store_sent=1, bytes_sent=int(size))
-            yield 0xFF00, ds
+            yield status.PENDING_ANSWER, ds
 
     def _on_get(self, event: Any) -> Iterator[Any]:
         try:
             rows, level = self._instances(event, "get", GET_UIDS)
         except PacsOperationError as exc:
             self._record("get", None, event.assoc, exc.status)
-            return iter([1, (exc.status or 0xC000, None)])
+            return iter([1, (exc.status or status.UNABLE_TO_PROCESS, None)])
         if self._touches_fail_dates(event.identifier, rows):
             self._abort(event, "get", level)
             return iter(())
@@ -640,7 +527,7 @@ class DemoPacs:
         try:
             rows, level = self._instances(event, "move", MOVE_UIDS)
         except PacsOperationError as exc:
-            # Checked before by _GatedQueryRetrieve; pynetdicom can only fail a C-MOVE here
+            # Checked before by the gate (admit); pynetdicom can only fail a C-MOVE here
             # through its destination, so this is a defensive fallback.
             self._record("move", None, event.assoc, exc.status)
             return iter([(None, None)])
@@ -650,7 +537,7 @@ class DemoPacs:
         dest = self.move_destinations.get(dest_ae)
         if dest is None:
             log.info("demo PACS: unknown move destination %s", dest_ae)
-            self._record("move", level, event.assoc, STATUS_MOVE_DEST_UNKNOWN)
+            self._record("move", level, event.assoc, status.MOVE_DESTINATION_UNKNOWN)
             return iter([(None, None)])
         self._record("move", level, event.assoc, None, matches=rows.height)
         contexts = self._store_contexts(rows)
@@ -676,8 +563,6 @@ class DemoPacs:
 
 
 __all__ = [
-    "STATUS_MOVE_DEST_UNKNOWN",
-    "STATUS_THROTTLED",
     "Behaviour",
     "DemoPacs",
     "OpRecord",

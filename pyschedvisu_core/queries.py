@@ -1,29 +1,23 @@
-"""The small client protocol the retrieval talks to, and the queries it sends.
+"""The queries the retrieval sends, as pure data, and the checks of what comes back.
 
-Like an HTTP transport, a :class:`PacsClient` hides how DICOM messages travel
-(pynetdicom in :mod:`pyschedvisu.adapters.dimse`, anything else in tests). Query
-identifiers are built here, as pure data, so that every adapter asks the same thing.
+Every adapter (pynetdicom in :mod:`pyschedvisu.adapters.dimse`, the demo PACS in tests) asks
+exactly these identifiers; the answers are checked here before the retrieval trusts them.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal
 
-from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence as DicomSequence
 
-from pyschedvisu_core.series import decode_text
+from pyschedvisu_core.dicomvalues import text_value
 
 Level = Literal["PATIENT", "STUDY", "SERIES", "IMAGE"]
 Root = Literal["study", "patient"]
-Method = Literal["image-find", "c-get", "c-move"]
 
-#: Lightest first: IMAGE-level C-FIND moves no file at all, C-GET needs no port on our side.
-METHODS: tuple[Method, ...] = ("image-find", "c-get", "c-move")
 
 #: Attributes an IMAGE-level C-FIND asks for to time a series (DOMAIN §2.3).
 TIMING_KEYWORDS: tuple[str, ...] = (
@@ -338,46 +332,8 @@ def retrieve_many_identifier(wanted: Sequence[tuple[str, str, Sequence[str]]]) -
     return ds
 
 
-_CODECS = {"ISO_IR 192": "utf-8", "ISO_IR 100": "latin-1", "ISO_IR 6": "ascii"}
 #: Largest InstanceNumber (IS is a signed 32-bit integer): beyond is garbage.
 MAX_INSTANCE_NUMBER = 2**31 - 1
-
-
-def _codec(ds: Dataset) -> str | None:
-    """Codec of the declared SpecificCharacterSet; None when absent, garbled or unknown."""
-    try:
-        value = ds.get_item(0x00080005).value
-    except Exception:  # missing or garbled charset
-        return None
-    if isinstance(value, bytes | bytearray):
-        value = bytes(value).decode("ascii", "replace")
-    if not isinstance(value, str) and isinstance(value, Iterable):
-        value = "\\".join(str(v) for v in value)
-    last = str(value or "").split("\\")[-1].strip(" \x00")
-    return _CODECS.get(last)
-
-
-def text_value(ds: Dataset, keyword: str) -> str | None:
-    """A value of a response or header as text, read raw: garbage neither raises nor warns.
-
-    pydicom validates DA/TM/IS values when it converts them (a warning per bad value);
-    the rules parse them robustly themselves, so the raw bytes are taken as they are.
-    """
-    tag = tag_for_keyword(keyword)
-    if tag is None or tag not in ds:
-        return None
-    try:
-        value: Any = ds.get_item(tag).value
-    except Exception:  # a garbled element must not stop a day
-        return None
-    if value is None:
-        return None
-    if isinstance(value, bytes | bytearray):
-        value = decode_text(bytes(value), _codec(ds))
-    elif not isinstance(value, str) and isinstance(value, Iterable):
-        value = "\\".join(str(v) for v in value)
-    text = str(value).strip(" \x00")
-    return text or None
 
 
 def instance_number(ds: Dataset) -> int | None:
@@ -428,141 +384,3 @@ def sop_uid(ds: Dataset) -> str | None:
 def has_timing(ds: Dataset) -> bool:
     """True when an IMAGE-level response carries an AcquisitionTime value (probe test)."""
     return text_value(ds, "AcquisitionTime") is not None
-
-
-@dataclass(frozen=True)
-class Capabilities:
-    """What one PACS accepts, found by a probe (or set by the configuration)."""
-
-    echo: bool = True
-    image_find_timing: bool = False
-    c_get: bool = False
-    c_move: bool = False
-    notes: tuple[str, ...] = ()
-    #: answers SERIES / IMAGE queries over a list of studies (None: not tried yet)
-    relational: bool | None = None
-    #: False when only ``relational`` is known (the methods are still to be probed)
-    probed: bool = True
-
-    def methods(self) -> list[Method]:
-        """Usable methods, lightest first."""
-        ok = {"image-find": self.image_find_timing, "c-get": self.c_get, "c-move": self.c_move}
-        return [m for m in METHODS if ok[m]]
-
-    def to_json(self) -> dict[str, Any]:
-        """Plain form for the capabilities cache file."""
-        out = asdict(self)
-        out["notes"] = list(self.notes)
-        return out
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Capabilities:
-        """Inverse of :meth:`to_json`."""
-        return cls(
-            echo=bool(data.get("echo", True)),
-            image_find_timing=bool(data.get("image_find_timing", False)),
-            c_get=bool(data.get("c_get", False)),
-            c_move=bool(data.get("c_move", False)),
-            notes=tuple(str(n) for n in data.get("notes", ())),
-            relational=None if data.get("relational") is None else bool(data["relational"]),
-            probed=bool(data.get("probed", True)),
-        )
-
-
-def fallback_methods(primary: Method, caps: Capabilities | None) -> list[Method]:
-    """File methods to try, in order, when ``primary`` does not give what a series needs.
-
-    IMAGE-level responses may lack what a series needs (NM sequences, a PACS that only
-    indexes main tags). Without probe results (none, or only what day-wide queries taught)
-    every heavier file method is tried.
-    """
-    files: list[Method] = ["c-get", "c-move"]
-    candidates = [m for m in files if m != primary]
-    if caps is None or not caps.probed:
-        return candidates
-    return [m for m in candidates if m in caps.methods()]
-
-
-@dataclass
-class OpCounters:
-    """What a client did; adapters increment, callers read deltas with :meth:`minus`."""
-
-    associations: int = 0
-    inbound_associations: int = 0  # C-MOVE deliveries to our Storage SCP
-    echo: int = 0
-    find: int = 0
-    get: int = 0
-    move: int = 0
-    responses: int = 0
-    instances_received: int = 0
-    bytes_received: int = 0
-    retries: int = 0
-    throttled: int = 0
-    timeouts: int = 0
-    aborted: int = 0
-    extra: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def dimse_ops(self) -> int:
-        """DIMSE requests sent (C-ECHO, C-FIND, C-GET, C-MOVE), retries included."""
-        return self.echo + self.find + self.get + self.move
-
-    def snapshot(self) -> OpCounters:
-        """A copy."""
-        return OpCounters(**{**asdict(self), "extra": dict(self.extra)})
-
-    def minus(self, other: OpCounters) -> OpCounters:
-        """Counter deltas ``self - other``."""
-        a, b = asdict(self), asdict(other)
-        a.pop("extra")
-        b.pop("extra")
-        return OpCounters(**{k: a[k] - b[k] for k in a})
-
-    def as_dict(self) -> dict[str, int]:
-        """Plain counters, plus ``dimse_ops``."""
-        out = {k: v for k, v in asdict(self).items() if k != "extra"}
-        out["dimse_ops"] = self.dimse_ops
-        return out
-
-
-@runtime_checkable
-class PacsClient(Protocol):
-    """What the retrieval needs from a PACS. Every method raises ``PacsError`` subclasses."""
-
-    @property
-    def counters(self) -> OpCounters:
-        """Operations done so far (live object; use ``snapshot()``)."""
-        ...
-
-    def echo(self) -> None:
-        """C-ECHO; raises when the PACS is unreachable or rejects us."""
-        ...
-
-    def find(
-        self, level: Level, query: Dataset, root: Root = "study", *, limit: int | None = None
-    ) -> list[Dataset]:
-        """C-FIND at ``level``: every matching identifier.
-
-        More than ``limit`` answers cancels the query and raises ``PacsOperationError``.
-        """
-        ...
-
-    def fetch_headers(
-        self,
-        study_uid: str,
-        series_uid: str,
-        sop_instance_uids: Sequence[str] | None,
-        method: Method,
-    ) -> list[Dataset]:
-        """Instance headers (no pixel data) of the listed instances (None = whole series)."""
-        ...
-
-    def probe(
-        self, sample: tuple[str, str] | None = None, *, thorough: bool = False
-    ) -> Capabilities:
-        """Find what the PACS accepts, using ``(study_uid, series_uid)`` as test data."""
-        ...
-
-    def close(self) -> None:
-        """Release associations and stop any Storage SCP."""
-        ...

@@ -1,43 +1,20 @@
-"""Pure planning helpers of the flows: which end date, which days, what to tell about them.
+"""What happened in a run, told without patient data: per-day outcomes, data quality, the week.
 
-No Prefect import and no I/O: plain functions of plain values and frames, tested on their own.
+Plain values and frames in, plain rows and text out: the flows' artifacts and the CLI tables
+are built from these.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import time
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import polars as pl
 
-from pyschedvisu_core.calendar import auto_report_end
-from pyschedvisu_core.periods import period_bounds
+from pyschedvisu_core.labels import minify_machine_expr
 from pyschedvisu_core.schedule import daily_counts, find_gaps
-
-#: The department's clock: the cron and the automatic end date are in this zone.
-TIMEZONE = "Europe/Zurich"
-
-
-def report_end(scheduled: dt.datetime, cutoff_hour: int, tz: str = TIMEZONE) -> dt.date:
-    """Automatic end date (DOMAIN §1) for a run *scheduled* at ``scheduled`` (aware datetime)."""
-    if scheduled.tzinfo is None:
-        raise ValueError("scheduled time must be timezone-aware")
-    local = dt.datetime.fromtimestamp(scheduled.timestamp(), tz=ZoneInfo(tz))
-    return auto_report_end(local, cutoff_hour)
-
-
-def first_needed_day(
-    end: dt.date, periods: Iterable[tuple[int | None, str | None]], year_start: int
-) -> dt.date:
-    """Jan 1 of the first year any of ``periods`` (``(weeks, anchor)`` pairs) reaches back to."""
-    starts = [period_bounds(end, weeks=w, anchor=a, year_start=year_start)[0] for w, a in periods]
-    first = min(starts, default=period_bounds(end, weeks=1)[0])
-    return dt.date(first.year, 1, 1)
 
 
 @dataclass
@@ -88,16 +65,6 @@ def missing_days(outcomes: Iterable[DayOutcome]) -> list[dt.date]:
     return sorted(o.day for o in outcomes if not o.ok)
 
 
-def missing_days_note(days: list[dt.date], language: str = "fr") -> str | None:
-    """The data-quality note printed in the report and the e-mail, or None when complete."""
-    if not days:
-        return None
-    listed = ", ".join(d.strftime("%d/%m/%Y") for d in days)
-    if language == "fr":
-        return f"Données incomplètes : {len(days)} jour(s) n'ont pas pu être lus au PACS ({listed}) ; leurs examens manquent dans ce rapport."
-    return f"Incomplete data: {len(days)} day(s) could not be read from the PACS ({listed}); their studies are missing from this report."
-
-
 def rows_worth_showing(rows: list[dict[str, Any]], keep_from: dt.date) -> list[dict[str, Any]]:
     """Rows of the report week, plus any day fetched in this run or failed (cache hits elsewhere are noise)."""
     first = keep_from.isoformat()
@@ -116,7 +83,7 @@ def week_summary(
     table (``schedule.find_gaps`` / ``daily_counts``): slots count only on days with data.
     """
     frame = studies.filter(pl.col("date").is_in(days)).with_columns(
-        _key=pl.col("machine").str.replace_all(r"[\s_]+", "").str.to_lowercase()
+        _key=minify_machine_expr(pl.col("machine"))
     )
     out = []
     for key, (name, slots, gap_minutes) in machines.items():
@@ -156,21 +123,3 @@ def week_markdown(end: dt.date, rows: list[dict[str, Any]], missing: list[dt.dat
             f"**Missing days** (not retrieved): {', '.join(d.isoformat() for d in missing)}",
         ]
     return "\n".join(lines) + "\n"
-
-
-@dataclass
-class PhaseClock:
-    """Wall time of the named phases of a run (seconds, in order), for logs and the benchmark."""
-
-    seconds: dict[str, float] = field(default_factory=dict)
-
-    @contextmanager
-    def __call__(self, name: str) -> Iterator[None]:
-        t0 = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - t0, 3)
-
-    def text(self) -> str:
-        return ", ".join(f"{k} {v:.1f}" for k, v in self.seconds.items())

@@ -1,0 +1,205 @@
+"""What one PACS allows, in one record (DOMAIN §2.4: find what the PACS accepts, use the lightest).
+
+A :class:`PacsRecord` per PACS (and data dir) holds everything the retrieval knows of it:
+
+- **probed**, kept in ``<data_dir>/pacs_capabilities.json``: which methods read instance timing
+  (IMAGE-level C-FIND, C-GET, C-MOVE) and whether day-wide (relational) queries are answered;
+- **learned** while this process runs, not kept (cheap to learn again, and a PACS upgrade must
+  not stay hidden behind an old file): IMAGE-level queries per study, lists of SOP Instance
+  UIDs, picks by InstanceNumber, one retrieve for many series, lists of series in a retrieve.
+
+Every read-modify-write holds the record's lock; days starting together probe once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from pyschedvisu.config import Settings
+from pyschedvisu.store import atomic_write_bytes
+from pyschedvisu_core.errors import RetrievalError
+from pyschedvisu_core.transport import Capabilities, Method, PacsClient, fallback_methods
+
+log = logging.getLogger("pyschedvisu.retrieval")
+
+CAPABILITIES_FILE = "pacs_capabilities.json"
+
+#: The query and retrieve forms a PACS may turn out not to take (learned, per process).
+Form = Literal[
+    "per_study_image_find",  # IMAGE-level C-FIND over a whole study
+    "uid_lists",  # IMAGE-level C-FIND with a list of SOP Instance UIDs
+    "direct_picks",  # IMAGE-level C-FIND of instance 1 and N by InstanceNumber, day-wide
+    "batch_retrieve",  # one C-GET / C-MOVE for listed instances of many series
+    "series_list_retrieve",  # one C-GET / C-MOVE for several whole series of a study
+]
+FORMS: tuple[Form, ...] = (
+    "per_study_image_find",
+    "uid_lists",
+    "direct_picks",
+    "batch_retrieve",
+    "series_list_retrieve",
+)
+
+
+def pacs_key(settings: Settings) -> str:
+    """Key of a PACS in the capabilities file: what it accepts depends on all of these."""
+    p = settings.pacs
+    return (
+        f"{p.host}:{p.port}/{p.called_ae}/{p.calling_ae}/{p.move_ae or p.calling_ae}:{p.move_port}"
+    )
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """How this run reads instance timing: the primary method, then the file methods to try."""
+
+    method: Method
+    fallbacks: list[Method]
+    capabilities: Capabilities | None
+
+
+class PacsRecord:
+    """Everything known of what one PACS allows (see the module docstring)."""
+
+    def __init__(self, key: str, path: Path | None) -> None:
+        self.key = key
+        #: the capabilities file, None when ``pacs.probe_cache`` is off
+        self.path = path
+        self._lock = threading.RLock()
+        self._probe_lock = threading.Lock()
+        self._caps: Capabilities | None = None
+        self._loaded = False
+        self._refused: set[Form] = set()
+
+    # -- probed (kept) ----------------------------------------------------------------------
+    def capabilities(self) -> Capabilities | None:
+        """What a probe found (or only whether day-wide queries work); None: nothing yet."""
+        with self._lock:
+            if not self._loaded:
+                self._loaded = True
+                self._caps = self._read()
+            return self._caps
+
+    def _read(self) -> Capabilities | None:
+        if self.path is None:
+            return None
+        try:
+            entry = json.loads(self.path.read_text(encoding="utf-8"))[self.key]
+            return Capabilities.from_json(entry)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return None
+
+    def remember(self, caps: Capabilities) -> None:
+        """Keep ``caps`` for this PACS (and in the capabilities file, other PACS kept)."""
+        with self._lock:
+            self._caps, self._loaded = caps, True
+            if self.path is None:
+                return
+            try:
+                data = json.loads(self.path.read_text(encoding="utf-8"))
+                if not isinstance(data, dict):
+                    data = {}
+            except (OSError, ValueError):
+                data = {}
+            entry = caps.to_json()
+            entry["probed_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+            data[self.key] = entry
+            atomic_write_bytes(self.path, json.dumps(data, indent=2, sort_keys=True).encode())
+
+    @property
+    def relational(self) -> bool | None:
+        """Whether the PACS answers day-wide (relational) queries; None: not tried yet."""
+        caps = self.capabilities()
+        return None if caps is None else caps.relational
+
+    def set_relational(self, ok: bool) -> None:
+        """Remember, with the probe results, whether day-wide queries can be used."""
+        with self._lock:  # read-modify-write: a probe finishing meanwhile is not undone
+            caps = self.capabilities() or Capabilities(probed=False)
+            if caps.relational != ok:
+                self.remember(dataclasses.replace(caps, relational=ok))
+
+    def hierarchical_unless_known(self) -> bool:
+        """Record the PACS as hierarchical if nothing says otherwise; True when recorded now.
+
+        A PACS never seen answering day-wide queries is remembered as hierarchical; one that
+        did before (another day running alongside) keeps its record: one doubtful day must not
+        turn day-wide queries off for good.
+        """
+        with self._lock:
+            if self.relational is not None:
+                return False
+            self.set_relational(False)
+            return True
+
+    def resolve(
+        self, configured: str, client: PacsClient, sample: tuple[str, str] | None
+    ) -> Resolved:
+        """How to read instance timing on this PACS.
+
+        The configured method wins; ``auto`` probes once (remembered) and takes the lightest
+        allowed: IMAGE-level C-FIND > C-GET > C-MOVE.
+        """
+        caps = self.capabilities()
+        if configured != "auto":
+            method: Method = configured  # type: ignore[assignment]
+            return Resolved(method, fallback_methods(method, caps), caps)
+        with self._probe_lock:  # days starting together: one probe, not one each
+            caps = self.capabilities()
+            if caps is None or not caps.probed:
+                probed = client.probe(sample)
+                with self._lock:  # what other days learnt meanwhile (relational) is kept
+                    caps = dataclasses.replace(probed, relational=self.relational, probed=True)
+                    if sample is not None:
+                        self.remember(caps)
+                log.info("PACS %s probed: %s", self.key, "; ".join(caps.notes))
+        methods = caps.methods()
+        if not methods:
+            if sample is None:
+                # Nothing to test with: the heaviest, most widely allowed method is the safe bet.
+                return Resolved("c-move", [], None)
+            raise RetrievalError(
+                f"PACS {self.key} allows no way to read instance timing "
+                f"({'; '.join(caps.notes)}). Set pacs.retrieval and check pacs.move_ae / move_port."
+            )
+        return Resolved(methods[0], fallback_methods(methods[0], caps), caps)
+
+    # -- learned (this process) -----------------------------------------------------------
+    def allows(self, form: Form) -> bool:
+        """False once the PACS refused (or misread) this query / retrieve form."""
+        with self._lock:
+            return form not in self._refused
+
+    def refuse(self, form: Form) -> None:
+        """The PACS does not take ``form``: the other ways are used from now on."""
+        with self._lock:
+            self._refused.add(form)
+
+
+_records: dict[tuple[str, str | None], PacsRecord] = {}
+_records_lock = threading.Lock()
+
+
+def record_for(settings: Settings) -> PacsRecord:
+    """The record of the configured PACS, as kept in this data dir (one per process)."""
+    key = pacs_key(settings)
+    path = Path(settings.paths.data_dir) / CAPABILITIES_FILE if settings.pacs.probe_cache else None
+    with _records_lock:
+        record = _records.get((key, str(path) if path else None))
+        if record is None:
+            record = PacsRecord(key, path)
+            _records[(key, str(path) if path else None)] = record
+        return record
+
+
+def forget_capabilities() -> None:
+    """Drop every record held in memory (the capabilities files stay): tests, ``pacs check``."""
+    with _records_lock:
+        _records.clear()
