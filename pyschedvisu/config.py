@@ -286,7 +286,7 @@ class DrawSettings(Section):
     colors: list[str] = Field(
         list(ref.COLORS),
         min_length=2,
-        description="Colours of the labels, in each machine's label order; OTHER takes the last.",
+        description="Colours of the labels (#rrggbb, rgb(r, g, b) or CSS names), in each machine's label order; OTHER takes the last. Later takes [2] get a darker shade. Keep a contrast of at least 3:1 on white.",
     )
     day_start_hour: int = Field(
         8, ge=0, le=23, description="Top of the schedule (widened to the earliest start)."
@@ -308,8 +308,17 @@ class DrawSettings(Section):
         default_factory=lambda: {
             k: MachineDraw.model_validate(v) for k, v in ref.MACHINE_DRAW.items()
         },
-        description="Per display machine (minified name): slots, gap threshold, preparation minutes.",
+        description="Per display machine (minified name): slots, gap threshold, preparation minutes, service window.",
     )
+
+    @field_validator("colors")
+    @classmethod
+    def _colors(cls, value: list[str]) -> list[str]:
+        from pyschedvisu_core.colors import to_rgb
+
+        for item in value:
+            to_rgb(item)  # ValueError names the colour
+        return value
 
 
 class PeriodDef(Section):

@@ -23,7 +23,7 @@ import logging
 import mimetypes
 import shutil
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,7 @@ import polars as pl
 
 from pyschedvisu import __version__
 from pyschedvisu.config import Settings, minify_machine
-from pyschedvisu.store import atomic_write_bytes, conform
+from pyschedvisu.store import SeriesStore, atomic_write_bytes, conform, read_manifest
 from pyschedvisu_core import figures, i18n, schema
 from pyschedvisu_core.errors import ReportError, StoreError
 from pyschedvisu_core.periods import Period, make_periods
@@ -60,6 +60,9 @@ class Page:
     end: dt.date
     n_studies: int
     figure: str  # plotly figure JSON (no generation time: the page is cacheable)
+    counts: pl.DataFrame | None = None  # schedule.count_table of the page (workbook)
+    durations: pl.DataFrame | None = None  # schedule.duration_table of the page (workbook)
+    period_start: dt.date | None = None  # the configured start, when trimmed to the data
 
     @property
     def title(self) -> str:
@@ -101,19 +104,86 @@ def _data_uri(path: Path) -> str | None:
     return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
 
 
-def page_spec(settings: Settings, machine_key: str, period: Period) -> figures.PageSpec:
-    """Plain page values for the core, from the settings."""
+def service_windows(studies: pl.DataFrame | str | Path) -> dict[str, tuple[dt.date, dt.date]]:
+    """First and last day with studies of each display machine in the whole study table."""
+    try:
+        lf = pl.scan_parquet(studies) if isinstance(studies, str | Path) else studies.lazy()
+        rows = (
+            lf.group_by("machine")
+            .agg(first=pl.col("date").min(), last=pl.col("date").max())
+            .collect()
+            .iter_rows()
+        )
+        return {str(m): (a, b) for m, a, b in rows}
+    except (OSError, pl.exceptions.PolarsError) as exc:
+        raise StoreError(f"{studies}: cannot read the study table ({exc})") from exc
+
+
+def service_window(
+    settings: Settings, machine_key: str, windows: dict[str, tuple[dt.date, dt.date]]
+) -> tuple[dt.date | None, dt.date | None]:
+    """The machine's service window: ``in_service_from/until`` of its draw config, defaulting
+    to its first / last day with studies (None when it has none)."""
+    draw = settings.draw.machine[machine_key]
+    first, last = windows.get(settings.machine_names()[machine_key], (None, None))
+    return draw.in_service_from or first, draw.in_service_until or last
+
+
+def final_days(data_dir: str | Path, start: dt.date, end: dt.date) -> list[dt.date]:
+    """Days from ``start`` to ``end`` retrieved for good: final in the series store.
+
+    A day still within ``retrieve.final_after_hours`` may yet change: it counts its slots
+    only once final (or when it has studies). Unreadable manifests count as not retrieved.
+    """
+    store = SeriesStore(data_dir)
+    out: list[dt.date] = []
+    for year in range(start.year, end.year + 1):
+        for path in sorted((store.root / f"{year:04d}").glob("*.manifest.json")):
+            try:
+                day = dt.date.fromisoformat(path.name.split(".")[0])
+            except ValueError:
+                continue
+            if not start <= day <= end:
+                continue
+            try:
+                man = read_manifest(path)
+            except StoreError as exc:
+                log.warning("%s", exc)
+                continue
+            if isinstance(man, dict) and man.get("final", True):
+                out.append(day)
+    return out
+
+
+def page_spec(
+    settings: Settings,
+    machine_key: str,
+    period: Period,
+    *,
+    retrieved: Collection[dt.date] = (),
+    window: tuple[dt.date | None, dt.date | None] = (None, None),
+) -> figures.PageSpec:
+    """Plain page values for the core, from the settings.
+
+    ``window``: the machine's service window (:func:`service_window`). A period starting
+    before it is trimmed to it (its bins would be empty columns), and says so.
+    """
     draw = settings.draw.machine[machine_key]
     images = [*settings.report.logos]
     if machine_key in settings.report.machine_pictures:
         images.append(settings.report.machine_pictures[machine_key])
     logos = tuple(uri for uri in (_data_uri(Path(p)) for p in images) if uri)
+    first, last = window
+    start = period.start
+    if first is not None and period.start < first <= period.end:
+        start = first
+    days = tuple(settings.business_days(start, period.end))
     return figures.PageSpec(
         machine=settings.machine_names()[machine_key],
         period_label=period.label,
-        start=period.start,
+        start=start,
         end=period.end,
-        days=tuple(settings.business_days(period.start, period.end)),
+        days=days,
         description_order=tuple(settings.descriptions.get(machine_key, {})),
         colors=tuple(settings.draw.colors),
         slots_per_weekday=tuple(draw.slots_per_weekday),
@@ -126,6 +196,10 @@ def page_spec(settings: Settings, machine_key: str, period: Period) -> figures.P
         distribution_smooth_s=parse_duration(settings.draw.distribution_smooth),
         language=settings.report.language,
         logos=logos,
+        retrieved=frozenset(d for d in retrieved if start <= d <= period.end),
+        service_from=first,
+        service_until=last,
+        period_start=period.start if start != period.start else None,
     )
 
 
@@ -160,27 +234,36 @@ def build_page(
     machine: str,
     period: str,
     end: dt.date,
+    retrieved: Collection[dt.date] = (),
+    windows: dict[str, tuple[dt.date, dt.date]] | None = None,
 ) -> Page | None:
     """The page of ``machine`` (display or minified name) for ``period`` ending on ``end``.
 
-    ``studies``: the study table or the path of ``studies.parquet``. None when the machine
-    has no study on the business days of the period.
+    ``studies``: the study table or the path of ``studies.parquet``. ``retrieved``: the days
+    final in the series store (:func:`final_days`); ``windows``: :func:`service_windows` of
+    the whole table (read here when not given). None when the machine has no study on the
+    business days of the period.
     """
     key = _machine_key(settings, machine)
     name = settings.machine_names()[key]
     (per,) = report_periods(settings, end, [period])
+    if windows is None:
+        windows = service_windows(studies)
+    spec = page_spec(
+        settings, key, per, retrieved=retrieved, window=service_window(settings, key, windows)
+    )
     if isinstance(studies, str | Path):
-        frame = load_studies(studies, name, per.start, per.end)
+        frame = load_studies(studies, name, spec.start, per.end)
     else:
         frame = studies.filter(
-            (pl.col("machine") == name) & pl.col("date").is_between(per.start, per.end)
+            (pl.col("machine") == name) & pl.col("date").is_between(spec.start, per.end)
         )
-    spec = page_spec(settings, key, per)
     frame = frame.filter(pl.col("date").is_in(list(spec.days)))
     if frame.height == 0:
         return None
     try:
-        payload = figure_json(figures.page_dict(frame, spec))
+        numbers = figures.page_numbers(frame, spec)
+        payload = figure_json(figures.page_dict(frame, spec, numbers))
     except (ValueError, KeyError, pl.exceptions.PolarsError) as exc:
         raise ReportError(f"page {name} / {period}: {exc}") from exc
     return Page(
@@ -188,10 +271,13 @@ def build_page(
         machine_key=key,
         period=period,
         period_label=per.label,
-        start=per.start,
+        start=spec.start,
         end=per.end,
         n_studies=frame.height,
         figure=payload,
+        counts=numbers.counts,
+        durations=numbers.durations,
+        period_start=spec.period_start,
     )
 
 
