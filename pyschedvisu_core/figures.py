@@ -38,7 +38,7 @@ GAP_LINES_MAX_DAYS = 126
 #: The time-of-day distribution is shown from this many business days on.
 DISTRIBUTION_MIN_DAYS = 84
 #: Vertical domain (paper) of the schedule.
-SCHEDULE_Y = (0.56, 0.905)
+SCHEDULE_Y = (0.575, 0.905)
 #: Half width of a box and the alternating left/right shift, in day units.
 BOX_HALF = 0.34
 BOX_SHIFT = 0.08
@@ -780,10 +780,7 @@ def count_table_draw(table: pl.DataFrame, with_days: bool, lang: str) -> TableDr
     keys += ["slots", "exams", "gaps", "util", "no_activity", "no_data"]
     header = [i18n.text("date", lang)]
     columns: list[list[str]] = [
-        [
-            i18n.text(_COUNT_ROW_TEXT.get(k, k), lang) + (" (%)" if k == "util" else "")
-            for k in keys
-        ]
+        [i18n.text(_COUNT_ROW_TEXT.get(k, k), lang) + (" (%)" if k == "util" else "") for k in keys]
     ]
     col_fill: list[str | None] = [_SUM_FILL]
     for rec in table.iter_rows(named=True):
@@ -809,7 +806,7 @@ def count_table_draw(table: pl.DataFrame, with_days: bool, lang: str) -> TableDr
         left=(True,) + (False,) * (len(header) - 1),
         axis=4,
         domain_x=(0.0, 1.0),
-        domain_y=(0.39, 0.525),
+        domain_y=(0.388, 0.52),
         min_rows=8,
         meta="count-table",
     )
@@ -994,8 +991,28 @@ def notes_lines(spec: PageSpec, n_days: int, overlap_days: Sequence[dt.date] = (
         listed = ", ".join(i18n.fmt_date(d) for d in overlap_days[:NOTE_MAX_DAYS])
         if len(overlap_days) > NOTE_MAX_DAYS:
             listed += f" (+{len(overlap_days) - NOTE_MAX_DAYS})"
-        lines.append("<b>⚠ " + i18n.text("overlaps_note", lang, days=listed) + "</b>")
-    return lines
+        text = "⚠ " + i18n.text("overlaps_note", lang, days=listed)
+        return [*(wrap(x) for x in lines), "<b>" + wrap(text) + "</b>"]
+    return [wrap(x) for x in lines]
+
+
+#: Characters per line of the notes (8 px text across the page's 719 px).
+NOTE_WIDTH = 150
+
+
+def wrap(text: str, width: int = NOTE_WIDTH) -> str:
+    """``text`` broken with ``<br>`` at spaces before ``width`` characters: plotly.js does not
+    wrap annotations, and a long note ran off the page."""
+    lines: list[str] = []
+    current = ""
+    for word in text.split(" "):
+        if current and len(current) + 1 + len(word) > width:
+            lines.append(current)
+            current = word
+        else:
+            current = f"{current} {word}" if current else word
+    lines.append(current)
+    return "<br>".join(lines)
 
 
 def overlap_days(studies: pl.DataFrame) -> list[dt.date]:
@@ -1062,7 +1079,7 @@ def page_dict(
     # An explicit duration range from the data, not plotly's autorange (the print form draws
     # the violins as shapes): every study, point and violin vertex inside, with headroom.
     longest = labeled["duration_s"].drop_nulls().max() if labeled.height else None
-    longest_min = float(longest) / 60 if isinstance(longest, int | float) else None  # type: ignore[redundant-expr]
+    longest_min = float(longest) / 60 if isinstance(longest, int | float) else None
 
     tickvals, ticktext, bounds = tick_marks(day_set, positions, lang)
     total = counts.filter(pl.col("row") == "total")
@@ -1114,7 +1131,7 @@ def page_dict(
         _note(1, 0.972, "", size=10, color=_MUTED, xanchor="right", name="generated"),
         _note(
             1,
-            0.538,
+            0.537,
             f"<b>{i18n.text('overall', lang, util=i18n.fmt_percent(overall))}</b>",
             size=10,
             xanchor="right",
@@ -1244,11 +1261,8 @@ def page_dict(
             "tickvals": [0, 0.5, 1],
             "ticktext": ["0", "50 %", "100 %"],
             "title": {
-                "text": i18n.text("distribution", lang)
-                + "<br><span style='font-size:8px'>"
-                + i18n.text("distribution_axis", lang)
-                + "</span>",
-                "font": {"size": 9},
+                "text": i18n.text("distribution_axis", lang),
+                "font": {"size": 8},
                 "standoff": 2,
             },
             "tickfont": axis_font,
@@ -1261,6 +1275,10 @@ def page_dict(
             "mirror": True,
         }
         layout["legend2"] = {
+            "title": {
+                "text": "<b>" + i18n.text("distribution", lang) + "</b>",
+                "font": {"size": 8},
+            },
             "x": 0.835,
             "y": SCHEDULE_Y[0] + 0.004,
             "xanchor": "left",

@@ -270,19 +270,19 @@ def count_table(daily: pl.DataFrame, bins: pl.DataFrame) -> pl.DataFrame:
     )
     sums = [pl.col(c).sum() for c in COUNT_COLUMNS if c != "util"]
     total = per_bin.select(
+        *sums,
         label=pl.lit("total"),
         row=pl.lit("total"),
         first_day=pl.col("first_day").min(),
         last_day=pl.col("last_day").max(),
-        *sums,
     ).with_columns(util=utilisation(pl.col("exams"), pl.col("slots")))
     with_data = per_bin.filter(pl.col("days") > 0)
     mean = with_data.select(
+        *[pl.col(c).mean() for c in COUNT_COLUMNS if c != "util"],
         label=pl.lit("mean"),
         row=pl.lit("mean"),
         first_day=pl.lit(None, dtype=pl.Date()),
         last_day=pl.lit(None, dtype=pl.Date()),
-        *[pl.col(c).mean() for c in COUNT_COLUMNS if c != "util"],
     ).with_columns(util=total["util"][0] if total.height else None)
     if with_data.height == 0:
         mean = mean.clear(1).with_columns(label=pl.lit("mean"), row=pl.lit("mean"))
@@ -320,7 +320,9 @@ def duration_table(
     order = pl.DataFrame({"label": list(labels)}, schema={"label": pl.String()})
     rows = order.join(stats, on="label", how="inner", maintain_order="left")
     gap_row = gaps.select(pl.lit(GAPS).alias("label"), *_duration_stats("duration_s"))
-    return pl.concat([rows.select(DURATION_COLUMNS), gap_row.select(DURATION_COLUMNS).cast(rows.schema)])
+    return pl.concat(
+        [rows.select(DURATION_COLUMNS), gap_row.select(DURATION_COLUMNS).cast(rows.schema)]
+    )
 
 
 def _seconds_of_day(col: str) -> pl.Expr:

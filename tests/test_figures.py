@@ -130,7 +130,7 @@ def test_count_table_cells(week_fig: go.Figure) -> None:
     assert rest[16:24] == ["Trous", "1", "1", "0", "0", "0", "2", "1.0"]
     assert rest[24:32] == ["Util. (%)", "40 %", "13 %", "-", "-", "-", "27 %", "27 %"]
     # nothing retrieved on Wed-Fri (no store): no data, not counted; zeros left blank
-    assert rest[32:] == ["J. sans activité", "J. sans données", "1", "1", "1", "3"]
+    assert rest[32:] == ["J. sans act.", "J. sans donn.", "1", "1", "1", "3"]
     assert "27 %" in annotation(week_fig, "overall")
 
 
