@@ -165,11 +165,13 @@ def page_spec(
     *,
     retrieved: Collection[dt.date] = (),
     window: tuple[dt.date | None, dt.date | None] = (None, None),
+    first_data: dt.date | None = None,
 ) -> figures.PageSpec:
     """Plain page values for the core, from the settings.
 
-    ``window``: the machine's service window (:func:`service_window`). A period starting
-    before it is trimmed to it (its bins would be empty columns), and says so.
+    ``window``: the machine's service window (:func:`service_window`); ``first_data``: its
+    first day with studies. A period starting before both is trimmed to the earlier of them
+    (its bins would be empty columns), and says so; studies are never trimmed away.
     """
     draw = settings.draw.machine[machine_key]
     images = [*settings.report.logos]
@@ -179,11 +181,12 @@ def page_spec(
     first, last = window
     start = period.start
     days = tuple(settings.business_days(start, period.end))
-    if first is not None and days and days[0] < first <= period.end:
+    trim = min((d for d in (first, first_data) if d is not None), default=None)
+    if trim is not None and days and days[0] < trim <= period.end:
         # business days of the period before the machine's service: trimmed (a holiday or a
         # weekend at the period's start is no reason to say so)
-        start = first
-        days = tuple(d for d in days if d >= first)
+        start = trim
+        days = tuple(d for d in days if d >= trim)
     return figures.PageSpec(
         machine=settings.machine_names()[machine_key],
         period_label=period.label,
@@ -256,7 +259,12 @@ def build_page(
     if windows is None:
         windows = service_windows(studies)
     spec = page_spec(
-        settings, key, per, retrieved=retrieved, window=service_window(settings, key, windows)
+        settings,
+        key,
+        per,
+        retrieved=retrieved,
+        window=service_window(settings, key, windows),
+        first_data=windows.get(name, (None, None))[0],
     )
     if isinstance(studies, str | Path):
         frame = load_studies(studies, name, spec.start, per.end)
@@ -343,11 +351,16 @@ def build_overview(
         )
         for key in settings.display_machines():
             window = service_window(settings, key, windows)
-            spec = page_spec(settings, key, per, retrieved=retrieved, window=window)
+            data = windows.get(settings.machine_names()[key], (None, None))[0]
+            spec = page_spec(
+                settings, key, per, retrieved=retrieved, window=window, first_data=data
+            )
             before = None
             if prev is not None:
                 shifted = Period(per.name, per.label, prev[0], prev[1])
-                before = page_spec(settings, key, shifted, retrieved=retrieved, window=window)
+                before = page_spec(
+                    settings, key, shifted, retrieved=retrieved, window=window, first_data=data
+                )
             items.append(overview.SummaryItem(per.name, spec, before))
     table = overview.summary_table(frame, items)
     trend = Period("trends", "trends", trend_start, end)

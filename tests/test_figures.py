@@ -9,6 +9,7 @@ import math
 from typing import Any
 
 import plotly.graph_objects as go
+import polars as pl
 import pytest
 
 from pyschedvisu_core import figures as F
@@ -351,3 +352,55 @@ def test_typed_arrays_round_trip() -> None:
     arr = F.typed_array([1.5, None, 3.25])
     back = F.decode_array(arr)
     assert back[0] == 1.5 and math.isnan(back[1]) and back[2] == 3.25
+
+
+def test_violin_axis_contains_every_study_point_and_violin_with_headroom() -> None:
+    """Regression: a violin was cut at the top of its axis (MAX 40:12 on a 40-min axis)."""
+    rows = [study(MON, "08:00", "08:40", "FDG STAND.", f"a{i}") for i in range(3)]
+    rows.append(study(MON, "09:00", "09:40", "FDG STAND.", "b"))
+    long = frame(rows).with_columns(
+        end=pl.when(pl.col("study_uid") == "b")
+        .then(pl.col("end") + dt.timedelta(seconds=12))
+        .otherwise(pl.col("end"))
+    )
+    fig = F.page_dict(long, spec())
+    top = fig["layout"]["yaxis2"]["range"][1]
+    ys = [v for t in fig["data"] if t.get("yaxis") == "y2" for v in t["y"] if v is not None]
+    assert max(ys) == pytest.approx(40.2)
+    assert top >= 40.2 * 1.05  # headroom above the longest study
+
+
+def test_time_of_day_panel_has_its_own_legend_and_axis_title() -> None:
+    start = dt.date(2019, 6, 10)
+    f = F.page_dict(synthetic(start, END), spec(start=start, period_label="semestriel"))
+    curves = [t for t in f["data"] if t.get("meta") == "distribution"]
+    assert curves and all(t["showlegend"] and t["legend"] == "legend2" for t in curves)
+    assert [t["name"] for t in curves] == list(ORDER[:3])
+    assert f["layout"]["legend2"]["title"]["text"] == "<b>Répartition horaire</b>"
+    assert "max = 100 %" in f["layout"]["xaxis3"]["title"]["text"]
+    # the schedule's legend keeps the box colours only
+    assert not [t for t in f["data"] if t.get("legend") is None and t.get("meta") == "distribution"]
+
+
+def test_the_page_height_is_used_down_to_the_footer() -> None:
+    f = F.page_dict(known_week(), spec())
+    layout = f["layout"]
+    assert layout["margin"]["b"] <= 30
+    assert layout["yaxis5"]["domain"][0] == 0.0  # the duration table reaches the bottom
+    assert layout["yaxis2"]["domain"][0] <= 0.06  # the violins too (their labels below)
+
+
+def test_notes_wrap_and_name_the_service_window_and_the_overlaps() -> None:
+    sp = spec(service_from=MON, service_until=END)
+    lines = F.notes_lines(sp, 5, [MON, dt.date(2019, 11, 20)])
+    parts = [p.replace("<b>", "").replace("</b>", "") for x in lines for p in x.split("<br>")]
+    assert all(len(part) <= F.NOTE_WIDTH for part in parts) and len(parts) > len(lines)
+    assert "(du 18/11/2019 au 22/11/2019)" in " ".join(lines).replace("<br>", " ")
+    assert "Plus de 100 %" in " ".join(lines)
+    assert lines[-1].startswith("<b>⚠ Qualité des données")
+    assert "18/11/2019, 20/11/2019" in lines[-1].replace("<br>", " ")
+
+
+def test_trimmed_period_says_so_in_the_header() -> None:
+    f = F.page_figure(known_week(), spec(period_start=dt.date(2016, 1, 1)))
+    assert annotation(f, "subtitle").endswith("— données depuis le 18/11/2019")

@@ -480,3 +480,23 @@ def test_duration_density_vectorised_equals_the_kernel_sum(
     ]
     assert got["minutes"].to_list() == pytest.approx(grid)
     assert got["density"].to_list() == pytest.approx([d / max(dens) for d in dens], rel=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (None, "-"),
+        (0, "00:00"),
+        (2100, "35:00"),
+        (3599.4, "59:59"),
+        (3599.6, "1:00 h"),
+        (265 * 60 + 18, "4:25 h"),  # a gap printed "265:18" before
+        (10 * 3600 + 29 * 60 + 31, "10:30 h"),
+    ],
+)
+def test_durations_from_an_hour_on_read_as_hours_and_minutes(
+    seconds: float | None, text: str
+) -> None:
+    from pyschedvisu_core import i18n
+
+    assert i18n.fmt_duration(seconds) == text
