@@ -383,7 +383,7 @@ def build_overview(
         days = figures.overlap_days(week.filter(pl.col("machine") == name))
         if days:
             listed = ", ".join(i18n.fmt_date(d) for d in days)
-            notes.append(f"⚠ {name} – " + i18n.text("overlaps_note", lang, days=listed))
+            notes.append(f"{name} – " + i18n.text("overlaps_note", lang, days=listed))
     title = settings.report.title
     summary = overview.summary_dict(table, title=title, end=end, lang=lang)
     trends = overview.trends_dict(frame, specs, title=title, end=end, lang=lang)

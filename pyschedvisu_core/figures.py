@@ -840,7 +840,7 @@ def duration_table_draw(table: pl.DataFrame, spec: PageSpec) -> TableDraw:
         left=(False, True, False, False, False, False, False, False),
         axis=5,
         domain_x=(0.5, 1.0),
-        domain_y=(0.0, 0.28),
+        domain_y=(0.0, 0.268),
         min_rows=max(len(rows) + 1, 11),
         meta="duration-table",
     )
@@ -997,7 +997,7 @@ def notes_lines(spec: PageSpec, n_days: int, overlap_days: Sequence[dt.date] = (
 
 
 #: Characters per line of the notes (8 px text across the page's 719 px).
-NOTE_WIDTH = 150
+NOTE_WIDTH = 152
 
 
 def wrap(text: str, width: int = NOTE_WIDTH) -> str:
@@ -1139,13 +1139,13 @@ def page_dict(
         ),
         _note(
             0,
-            0.383,
+            0.382,
             "<br>".join(notes_lines(spec, n_days, overlap_days(num.studies))),
             size=8,
             color=_MUTED,
             name="notes",
         ),
-        _note(0, 0.3, f"<b>{i18n.text('durations', lang)}</b>", size=11, name="violin-title"),
+        _note(0, 0.284, f"<b>{i18n.text('durations', lang)}</b>", size=11, name="violin-title"),
         _note(0, -0.008, "", size=8, color=_MUTED, yanchor="top", name="footer"),
         *status_notes,
     ]
@@ -1234,7 +1234,7 @@ def page_dict(
             "tickangle": -35 if len(labels) > 4 else 0,
         },
         "yaxis2": {
-            "domain": [0.06, 0.28],
+            "domain": [0.06, 0.262],
             "anchor": "x2",
             "tickfont": axis_font,
             "ticklabeloverflow": "allow",
@@ -1350,7 +1350,7 @@ def stamp(
         elif ann.get("name") == "footer":
             ann["text"] = footer
         elif ann.get("name") == "notes" and extra_notes:
-            ann["text"] = ann["text"] + "".join(f"<br><b>⚠ {n}</b>" for n in extra_notes)
+            ann["text"] = ann["text"] + "".join(f"<br><b>{wrap('⚠ ' + n)}</b>" for n in extra_notes)
         anns.append(ann)
     layout["annotations"] = anns
     return {**fig, "layout": layout}

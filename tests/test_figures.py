@@ -396,7 +396,7 @@ def test_notes_wrap_and_name_the_service_window_and_the_overlaps() -> None:
     parts = [p.replace("<b>", "").replace("</b>", "") for x in lines for p in x.split("<br>")]
     assert all(len(part) <= F.NOTE_WIDTH for part in parts) and len(parts) > len(lines)
     assert "(du 18/11/2019 au 22/11/2019)" in " ".join(lines).replace("<br>", " ")
-    assert "Plus de 100 %" in " ".join(lines)
+    assert "plus de 100 % : plus d'examens que de plages" in " ".join(lines).replace("<br>", " ")
     assert lines[-1].startswith("<b>⚠ Qualité des données")
     assert "18/11/2019, 20/11/2019" in lines[-1].replace("<br>", " ")
 
