@@ -778,7 +778,6 @@ def build_html(
     for head, fig, below in front:
         nav.append(f'<a href="#page-{n}">{html.escape(head)}</a>')
         section(head, fig, below)
-    shown_as = {id(a): s for a, s in aliases}
     current = None
     anchors: dict[int, int] = {}
     for page, fig in zip(pages, figs, strict=True):
@@ -805,7 +804,6 @@ def build_html(
                     f'<section><h2>{html.escape(alias.title)}</h2><p class="ref">'
                     f'<a href="#page-{anchors[id(page)]}">{html.escape(ref)}</a></p></section>'
                 )
-    del shown_as
     return "".join(
         [
             f'<!DOCTYPE html><html lang="{lang}"><head><meta charset="utf-8">',

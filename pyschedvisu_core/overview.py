@@ -199,7 +199,7 @@ def _layout(annotations: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
 def summary_cells(table: pl.DataFrame, lang: str) -> tuple[list[str], list[list[str]]]:
     """Header and rows of the summary table as printed (also the HTML table)."""
     header = [
-        i18n.text("report", lang, period="").strip().capitalize() if lang == "en" else "Période",
+        i18n.text("period", lang),
         i18n.text("machine", lang),
         i18n.text("exams", lang),
         i18n.text("slots", lang),
@@ -211,8 +211,6 @@ def summary_cells(table: pl.DataFrame, lang: str) -> tuple[list[str], list[list[
         i18n.text("no_data_row", lang),
         i18n.text("change", lang),
     ]
-    if lang == "en":
-        header[0] = "Period"
     rows: list[list[str]] = []
     previous_period = None
     for r in table.iter_rows(named=True):
