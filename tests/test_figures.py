@@ -404,3 +404,12 @@ def test_notes_wrap_and_name_the_service_window_and_the_overlaps() -> None:
 def test_trimmed_period_says_so_in_the_header() -> None:
     f = F.page_figure(known_week(), spec(period_start=dt.date(2016, 1, 1)))
     assert annotation(f, "subtitle").endswith("— données depuis le 18/11/2019")
+
+
+def test_studies_overlapped_by_another_patient_are_listed_in_the_page_notes() -> None:
+    studies = known_week().with_columns(
+        foreign_overlaps=pl.when(pl.col("study_uid") == "u2").then(2).otherwise(0).cast(pl.Int32)
+    )
+    notes = annotation(F.page_figure(studies, spec()), "notes").replace("<br>", " ")
+    assert "⚠ Qualité des données" in notes and "18/11/2019" in notes
+    assert "Qualité des données" not in annotation(F.page_figure(known_week(), spec()), "notes")
