@@ -471,3 +471,27 @@ def test_a_page_that_cannot_be_prepared_is_a_report_error(tmp_path: Path) -> Non
     with pytest.raises(ReportError):
         render.render_report(s, [broken], END)
     assert not list(tmp_path.rglob("*.pdf"))
+
+
+def test_summary_rows_agree_with_the_pages_count_tables(tmp_path: Path) -> None:
+    store_days(tmp_path, final=WEEK[:3])
+    s = Settings()
+    studies = two_machines()
+    retrieved = render.final_days(tmp_path, dt.date(2019, 1, 1), END)
+    overview = render.build_overview(s, studies, END, retrieved)
+    rows = {(r["machine"], r["period"]): r for r in overview.summary.iter_rows(named=True)}
+    # every machine of the config, in its order, for every period
+    names = [s.machine_names()[k] for k in s.display_machines()]
+    assert overview.summary["machine"].to_list()[: len(names)] == names
+    for machine in ("petge", "intevo"):
+        for period in ("hebdomadaire", "mensuel"):
+            page = render.build_page(s, studies, machine, period, END, retrieved)
+            assert page is not None and page.counts is not None
+            total = page.counts.filter(pl.col("row") == "total").row(0, named=True)
+            row = rows[(page.machine, period)]
+            assert (row["exams"], row["slots"]) == (total["exams"], total["slots"])
+            assert row["utilisation_pct"] == pytest.approx(total["util"])
+            assert (row["no_activity_days"], row["no_data_days"]) == (
+                total["no_activity"],
+                total["no_data"],
+            )
