@@ -101,7 +101,7 @@ def weekly_report(
     """
     from tasks.extract import extract_studies
     from tasks.notify import publish_artifacts, send_report
-    from tasks.report import build_page, render_report
+    from tasks.report import build_page, render_report, report_inputs
     from tasks.retrieve import retrieve_days
 
     logger = get_run_logger()
@@ -131,8 +131,9 @@ def weekly_report(
         studies_path = extract_studies(settings, days)
 
     with clock("pages"):
+        retrieved, windows = report_inputs(settings, studies_path, days[0] if days else end, end)
         page_futures = [
-            build_page.submit(settings, studies_path, machine, period, end)
+            build_page.submit(settings, studies_path, machine, period, end, retrieved, windows)
             for machine in settings.display_machines()
             for period in settings.report.periods
         ]
@@ -140,7 +141,7 @@ def weekly_report(
     note = i18n.missing_days_note(missing, settings.report.language)
     notes = [note] if note else []
     with clock("render"):
-        report = render_report(settings, pages, end, notes)
+        report = render_report(settings, pages, end, notes, studies_path, retrieved, windows)
     logger.info("report: %s (%s pages)", report.get("pdf"), report.get("pages"))
 
     week_start = end - dt.timedelta(days=end.weekday())
@@ -162,6 +163,7 @@ def weekly_report(
         "missing": [d.isoformat() for d in missing],
         "pdf": report.get("pdf"),
         "html": report.get("html"),
+        "xlsx": report.get("xlsx"),
         "pages": report.get("pages"),
         "email": delivery,
         "phases_s": clock.seconds,

@@ -10,6 +10,7 @@ Secret blocks that hold them.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import re
@@ -252,6 +253,16 @@ class ExtractSettings(Section):
     )
 
 
+class TakesSettings(Section):
+    """How a study is cut into takes (DOMAIN §3.3)."""
+
+    overlap_tolerance_s: int = Field(
+        60,
+        ge=0,
+        description="Another patient's series cuts a study into takes only when it lies in an idle stretch between two of its series and overlaps neither by more than this (s); one that overlaps more (clock offset, wrong scanner) is a data-quality finding, not a cut.",
+    )
+
+
 class MachineDraw(Section):
     slots_per_weekday: list[int] = Field(
         description="Planned studies per weekday, Mon..Fri.", min_length=5, max_length=5
@@ -262,13 +273,21 @@ class MachineDraw(Section):
     prep_minutes: int = Field(
         10, ge=0, description="Preparation time padded before and after each study."
     )
+    in_service_from: dt.date | None = Field(
+        None,
+        description="First day the machine was in service (YYYY-MM-DD): retrieved days from then on count their slots, with or without studies. Unset = its first day with studies in the study table.",
+    )
+    in_service_until: dt.date | None = Field(
+        None,
+        description="Last day the machine was in service (YYYY-MM-DD). Unset = its last day with studies in the study table.",
+    )
 
 
 class DrawSettings(Section):
     colors: list[str] = Field(
         list(ref.COLORS),
         min_length=2,
-        description="Colours of the labels, in each machine's label order; OTHER takes the last.",
+        description="Colours of the labels (#rrggbb, rgb(r, g, b) or CSS names), in each machine's label order; OTHER takes the last. Later takes [2] get a darker shade. Keep a contrast of at least 3:1 on white.",
     )
     day_start_hour: int = Field(
         8, ge=0, le=23, description="Top of the schedule (widened to the earliest start)."
@@ -290,8 +309,17 @@ class DrawSettings(Section):
         default_factory=lambda: {
             k: MachineDraw.model_validate(v) for k, v in ref.MACHINE_DRAW.items()
         },
-        description="Per display machine (minified name): slots, gap threshold, preparation minutes.",
+        description="Per display machine (minified name): slots, gap threshold, preparation minutes, service window.",
     )
+
+    @field_validator("colors")
+    @classmethod
+    def _colors(cls, value: list[str]) -> list[str]:
+        from pyschedvisu_core.colors import to_rgb
+
+        for item in value:
+            to_rgb(item)  # ValueError names the colour
+        return value
 
 
 class PeriodDef(Section):
@@ -412,6 +440,7 @@ class Settings(BaseSettings):
     calendar: CalendarSettings = Field(default_factory=CalendarSettings)
     retrieve: RetrieveSettings = Field(default_factory=RetrieveSettings)
     extract: ExtractSettings = Field(default_factory=ExtractSettings)
+    takes: TakesSettings = Field(default_factory=TakesSettings)
     machines: dict[str, list[str]] = Field(
         default_factory=lambda: {k: list(v) for k, v in ref.MACHINES.items()},
         description="Machine group -> minified model names that must ALL appear in one study. '<name>_NoCT' = same scanner without CT.",
@@ -590,6 +619,8 @@ def _toml_value(value: Any) -> str:
         return repr(value)
     if isinstance(value, Path):
         return json.dumps(str(value))
+    if isinstance(value, dt.date):
+        return value.isoformat()  # a TOML local date
     if isinstance(value, str):
         return json.dumps(value, ensure_ascii=False)
     if isinstance(value, list):

@@ -85,12 +85,14 @@ def core_arguments(settings: Settings) -> dict[str, Any]:
         },
         "prep_minutes": {k: v.prep_minutes for k, v in settings.draw.machine.items()},
         "retake_split_s": settings.extract.retake_split_s,
+        "overlap_tolerance_s": settings.takes.overlap_tolerance_s,
     }
 
 
 def config_fingerprint(settings: Settings) -> str:
     """Everything the study table depends on besides the series."""
-    return f"{settings.fingerprint('extract', 'machines', 'descriptions', 'draw')}-r{RULES_VERSION}"
+    sections = ("extract", "takes", "machines", "descriptions", "draw")
+    return f"{settings.fingerprint(*sections)}-r{RULES_VERSION}"
 
 
 STAMP_KEYS = ("written_at", "fingerprint", "counts")

@@ -214,17 +214,21 @@ DESCRIPTIONS: dict[str, dict[str, list[str]]] = {
     },
 }
 
+#: Description colours, in each machine's description order; OTHER takes the last (grey).
+#: Each has a contrast of at least 3.25:1 on white, and the ten and the darker shades of the
+#: first nine (later takes [2]) differ pairwise by a CIEDE2000 ΔE of at least 10.1 (DOMAIN §4;
+#: the 2019 names "gold", "pink", "lightblue"... were barely visible on white).
 COLORS = [
-    "orange",
-    "gold",
-    "red",
-    "pink",
-    "brown",
-    "orchid",
-    "cornflowerblue",
-    "lightblue",
-    "lightgreen",
-    "aquamarine",
+    "#d46300",  # orange
+    "#b8860b",  # dark gold
+    "#d62728",  # red
+    "#c2368f",  # magenta
+    "#874b4b",  # brown
+    "#8e5cc2",  # purple
+    "#1f6fb4",  # blue
+    "#138a94",  # teal
+    "#2a8a2a",  # green
+    "#737373",  # grey: OTHER
 ]
 RETAKE_DESCRIPTIONS = ["OS 3 PHASE", "CAPS. I123", "LYMPHOGRA.", "PARATHYRO", "TAU CERV."]
 

@@ -22,8 +22,11 @@ import json
 import logging
 import mimetypes
 import shutil
+import subprocess
+import sys
+import tempfile
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,11 +35,11 @@ import polars as pl
 
 from pyschedvisu import __version__
 from pyschedvisu.config import Settings
-from pyschedvisu.store import atomic_write_bytes, conform
-from pyschedvisu_core import figures, i18n, schema
+from pyschedvisu.store import SeriesStore, atomic_write_bytes, conform
+from pyschedvisu_core import figures, i18n, overview, schema
 from pyschedvisu_core.errors import ReportError, StoreError
 from pyschedvisu_core.labels import minify_machine
-from pyschedvisu_core.periods import Period, make_periods
+from pyschedvisu_core.periods import Period, make_periods, previous_bounds
 from pyschedvisu_core.schedule import parse_duration
 
 log = logging.getLogger("pyschedvisu.render")
@@ -61,6 +64,9 @@ class Page:
     end: dt.date
     n_studies: int
     figure: str  # plotly figure JSON (no generation time: the page is cacheable)
+    counts: pl.DataFrame | None = None  # schedule.count_table of the page (workbook)
+    durations: pl.DataFrame | None = None  # schedule.duration_table of the page (workbook)
+    period_start: dt.date | None = None  # the configured start, when trimmed to the data
 
     @property
     def title(self) -> str:
@@ -102,19 +108,71 @@ def _data_uri(path: Path) -> str | None:
     return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
 
 
-def page_spec(settings: Settings, machine_key: str, period: Period) -> figures.PageSpec:
-    """Plain page values for the core, from the settings."""
+def service_windows(studies: pl.DataFrame | str | Path) -> dict[str, tuple[dt.date, dt.date]]:
+    """First and last day with studies of each display machine in the whole study table."""
+    try:
+        lf = pl.scan_parquet(studies) if isinstance(studies, str | Path) else studies.lazy()
+        rows = (
+            lf.group_by("machine")
+            .agg(first=pl.col("date").min(), last=pl.col("date").max())
+            .collect()
+            .iter_rows()
+        )
+        return {str(m): (a, b) for m, a, b in rows}
+    except (OSError, pl.exceptions.PolarsError) as exc:
+        raise StoreError(f"{studies}: cannot read the study table ({exc})") from exc
+
+
+def service_window(
+    settings: Settings, machine_key: str, windows: dict[str, tuple[dt.date, dt.date]]
+) -> tuple[dt.date | None, dt.date | None]:
+    """The machine's service window: ``in_service_from/until`` of its draw config, defaulting
+    to its first / last day with studies (None when it has none)."""
+    draw = settings.draw.machine[machine_key]
+    first, last = windows.get(settings.machine_names()[machine_key], (None, None))
+    return draw.in_service_from or first, draw.in_service_until or last
+
+
+def final_days(data_dir: str | Path, start: dt.date, end: dt.date) -> list[dt.date]:
+    """Days from ``start`` to ``end`` retrieved for good: :meth:`SeriesStore.final_days`."""
+    return SeriesStore(data_dir).final_days(start, end)
+
+
+def page_spec(
+    settings: Settings,
+    machine_key: str,
+    period: Period,
+    *,
+    retrieved: Collection[dt.date] = (),
+    window: tuple[dt.date | None, dt.date | None] = (None, None),
+    first_data: dt.date | None = None,
+) -> figures.PageSpec:
+    """Plain page values for the core, from the settings.
+
+    ``window``: the machine's service window (:func:`service_window`); ``first_data``: its
+    first day with studies. A period starting before both is trimmed to the earlier of them
+    (its bins would be empty columns), and says so; studies are never trimmed away.
+    """
     draw = settings.draw.machine[machine_key]
     images = [*settings.report.logos]
     if machine_key in settings.report.machine_pictures:
         images.append(settings.report.machine_pictures[machine_key])
     logos = tuple(uri for uri in (_data_uri(Path(p)) for p in images) if uri)
+    first, last = window
+    start = period.start
+    days = tuple(settings.business_days(start, period.end))
+    trim = min((d for d in (first, first_data) if d is not None), default=None)
+    if trim is not None and days and days[0] < trim <= period.end:
+        # business days of the period before the machine's service: trimmed (a holiday or a
+        # weekend at the period's start is no reason to say so)
+        start = trim
+        days = tuple(d for d in days if d >= trim)
     return figures.PageSpec(
         machine=settings.machine_names()[machine_key],
         period_label=period.label,
-        start=period.start,
+        start=start,
         end=period.end,
-        days=tuple(settings.business_days(period.start, period.end)),
+        days=days,
         description_order=tuple(settings.descriptions.get(machine_key, {})),
         colors=tuple(settings.draw.colors),
         slots_per_weekday=tuple(draw.slots_per_weekday),
@@ -127,6 +185,10 @@ def page_spec(settings: Settings, machine_key: str, period: Period) -> figures.P
         distribution_smooth_s=parse_duration(settings.draw.distribution_smooth),
         language=settings.report.language,
         logos=logos,
+        retrieved=frozenset(d for d in retrieved if start <= d <= period.end),
+        service_from=first,
+        service_until=last,
+        period_start=period.start if start != period.start else None,
     )
 
 
@@ -161,27 +223,41 @@ def build_page(
     machine: str,
     period: str,
     end: dt.date,
+    retrieved: Collection[dt.date] = (),
+    windows: dict[str, tuple[dt.date, dt.date]] | None = None,
 ) -> Page | None:
     """The page of ``machine`` (display or minified name) for ``period`` ending on ``end``.
 
-    ``studies``: the study table or the path of ``studies.parquet``. None when the machine
-    has no study on the business days of the period.
+    ``studies``: the study table or the path of ``studies.parquet``. ``retrieved``: the days
+    final in the series store (:func:`final_days`); ``windows``: :func:`service_windows` of
+    the whole table (read here when not given). None when the machine has no study on the
+    business days of the period.
     """
     key = _machine_key(settings, machine)
     name = settings.machine_names()[key]
     (per,) = report_periods(settings, end, [period])
+    if windows is None:
+        windows = service_windows(studies)
+    spec = page_spec(
+        settings,
+        key,
+        per,
+        retrieved=retrieved,
+        window=service_window(settings, key, windows),
+        first_data=windows.get(name, (None, None))[0],
+    )
     if isinstance(studies, str | Path):
-        frame = load_studies(studies, name, per.start, per.end)
+        frame = load_studies(studies, name, spec.start, per.end)
     else:
         frame = studies.filter(
-            (pl.col("machine") == name) & pl.col("date").is_between(per.start, per.end)
+            (pl.col("machine") == name) & pl.col("date").is_between(spec.start, per.end)
         )
-    spec = page_spec(settings, key, per)
     frame = frame.filter(pl.col("date").is_in(list(spec.days)))
     if frame.height == 0:
         return None
     try:
-        payload = figure_json(figures.page_dict(frame, spec))
+        numbers = figures.page_numbers(frame, spec)
+        payload = figure_json(figures.page_dict(frame, spec, numbers))
     except (ValueError, KeyError, pl.exceptions.PolarsError) as exc:
         raise ReportError(f"page {name} / {period}: {exc}") from exc
     return Page(
@@ -189,11 +265,109 @@ def build_page(
         machine_key=key,
         period=period,
         period_label=per.label,
-        start=per.start,
+        start=spec.start,
         end=per.end,
         n_studies=frame.height,
         figure=payload,
+        counts=numbers.counts,
+        durations=numbers.durations,
+        period_start=spec.period_start,
     )
+
+
+@dataclass(frozen=True)
+class Overview:
+    """The summary and trends pages (figure JSON) and the summary table (workbook)."""
+
+    summary_figure: str
+    trends_figure: str
+    summary: pl.DataFrame
+    overlap_notes: tuple[str, ...] = ()  # data-quality lines of the report's week
+
+
+def summary_periods(settings: Settings, end: dt.date) -> list[Period]:
+    """The report's week, then every configured period (the week once if it is one of them)."""
+    periods = report_periods(settings, end)
+    defs = settings.report.period_defs
+    if not any(defs[p.name].weeks == 1 for p in periods):
+        weekly = [n for n, d in defs.items() if d.weeks == 1]
+        if weekly:
+            periods = report_periods(settings, end, weekly[:1]) + periods
+        else:
+            monday = end - dt.timedelta(days=end.weekday())
+            label = "weekly" if settings.report.language == "en" else "hebdomadaire"
+            periods = [Period("week", label, monday, end), *periods]
+    return periods
+
+
+def build_overview(
+    settings: Settings,
+    studies: pl.DataFrame | str | Path,
+    end: dt.date,
+    retrieved: Collection[dt.date] = (),
+    windows: dict[str, tuple[dt.date, dt.date]] | None = None,
+) -> Overview:
+    """The summary page (every machine x the report's week and each period, against the period
+    before) and the trends page (last 52 weeks against the 52 before), from the study table."""
+    lang = settings.report.language
+    if windows is None:
+        windows = service_windows(studies)
+    periods = summary_periods(settings, end)
+    first = min(p.start for p in periods)
+    trend_start = end - dt.timedelta(days=end.weekday(), weeks=2 * overview.TREND_WEEKS - 1)
+    earliest = min(first, trend_start) - dt.timedelta(days=370)  # the periods before
+    frame = (
+        load_studies(studies, start=earliest, end=end)
+        if isinstance(studies, str | Path)
+        else studies.filter(pl.col("date").is_between(earliest, end))
+    )
+    items: list[overview.SummaryItem] = []
+    for per in periods:
+        d = settings.report.period_defs.get(per.name)
+        prev = (
+            previous_bounds(per.start, per.end, weeks=d.weeks, anchor=d.anchor)
+            if d is not None
+            else previous_bounds(per.start, per.end, weeks=1)
+        )
+        for key in settings.display_machines():
+            window = service_window(settings, key, windows)
+            data = windows.get(settings.machine_names()[key], (None, None))[0]
+            spec = page_spec(
+                settings, key, per, retrieved=retrieved, window=window, first_data=data
+            )
+            before = None
+            if prev is not None:
+                shifted = Period(per.name, per.label, prev[0], prev[1])
+                before = page_spec(
+                    settings, key, shifted, retrieved=retrieved, window=window, first_data=data
+                )
+            items.append(overview.SummaryItem(per.name, spec, before))
+    table = overview.summary_table(frame, items)
+    trend = Period("trends", "trends", trend_start, end)
+    specs = [
+        page_spec(
+            settings,
+            key,
+            trend,
+            retrieved=retrieved,
+            window=service_window(settings, key, windows),
+        )
+        for key in settings.display_machines()
+    ]
+    # the report's week: which machines had studies overlapped by another patient's series
+    monday = end - dt.timedelta(days=end.weekday())
+    notes: list[str] = []
+    week = frame.filter(pl.col("date") >= monday)
+    for key in settings.display_machines():
+        name = settings.machine_names()[key]
+        days = figures.overlap_days(week.filter(pl.col("machine") == name))
+        if days:
+            listed = ", ".join(i18n.fmt_date(d) for d in days)
+            notes.append(f"{name} – " + i18n.text("overlaps_note", lang, days=listed))
+    title = settings.report.title
+    summary = overview.summary_dict(table, title=title, end=end, lang=lang)
+    trends = overview.trends_dict(frame, specs, title=title, end=end, lang=lang)
+    return Overview(figure_json(summary), figure_json(trends), table, tuple(notes))
 
 
 # -- PDF -----------------------------------------------------------------------------------
@@ -319,8 +493,16 @@ def merge_pdf(
     title: str,
     subject: str,
     keywords: str,
+    front: Sequence[str] = (),
+    aliases: Sequence[tuple[Page, Page]] = (),
 ) -> bytes:
-    """Merge single-page PDFs; outline ``title`` -> machine -> period; metadata; compression."""
+    """Merge single-page PDFs; outline ``title`` -> [front pages] -> machine -> period;
+    metadata; compression.
+
+    ``front``: titles of the leading pages (summary, trends), before those of ``pages``.
+    ``aliases``: (page not repeated, the identical page shown instead): its period's outline
+    entry points at the page shown.
+    """
     from pypdf import PdfReader, PdfWriter
     from pypdf.errors import PyPdfError
 
@@ -333,15 +515,28 @@ def merge_pdf(
     except PyPdfError as exc:
         raise ReportError(f"a rendered page is not a valid PDF ({exc})") from exc
     root = writer.add_outline_item(title=title, page_number=0)
+    for index, name in enumerate(front):
+        writer.add_outline_item(title=name, page_number=index, parent=root)
+    offset = len(front)
+    index_of = {id(page): offset + i for i, page in enumerate(pages)}
+    alias_of: dict[int, list[Page]] = {}
+    for alias, shown in aliases:
+        alias_of.setdefault(id(shown), []).append(alias)
     machine_items: dict[str, Any] = {}
-    for index, page in enumerate(pages):
+    for page in pages:
+        index = index_of[id(page)]
         if page.machine not in machine_items:
             machine_items[page.machine] = writer.add_outline_item(
                 title=page.machine, page_number=index, parent=root
             )
-        writer.add_outline_item(
-            title=page.period_label, page_number=index, parent=machine_items[page.machine]
-        )
+        parent = machine_items[page.machine]
+        writer.add_outline_item(title=page.period_label, page_number=index, parent=parent)
+        for alias in alias_of.get(id(page), []):
+            writer.add_outline_item(
+                title=f"{alias.period_label} (= {page.period_label})",
+                page_number=index,
+                parent=parent,
+            )
     writer.add_metadata(
         {
             "/Title": title,
@@ -368,10 +563,19 @@ padding:16px;box-sizing:border-box;font-size:14px}
 nav h1{font-size:17px;margin:0 0 4px}nav p{font-size:12px;color:#c9d3dc;margin:0 0 14px}
 nav h2{font-size:14px;margin:14px 0 4px;color:#fff}
 nav a{display:block;color:#c9d3dc;text-decoration:none;padding:2px 0 2px 10px}
-nav a:hover{color:#fff}main{margin-left:230px;padding:16px}
+nav a:hover{color:#fff}nav a.download{color:#fff;font-weight:bold;padding:6px 0}
+main{margin-left:230px;padding:16px}
 section{background:#fff;width:794px;margin:0 auto 24px;box-shadow:0 1px 4px rgba(0,0,0,.2)}
 section h2{font-size:13px;margin:0;padding:6px 10px;background:#f1f4f7;color:#5b6770}
+section h3{font-size:12px;margin:10px 10px 4px;color:#2f3e4e}
+section p.ref{font-size:12px;margin:0;padding:8px 10px;color:#5b6770}
 .fig{width:794px;height:1123px}
+.tables{padding:0 10px 12px;overflow-x:auto}
+table.data{border-collapse:collapse;font-size:11px;margin-bottom:8px}
+table.data th{background:#2f3e4e;color:#fff;padding:3px 6px;cursor:pointer;white-space:nowrap}
+table.data th:after{content:" \\2195";color:#8a96a3}
+table.data td{padding:2px 6px;border-bottom:1px solid #e3e8ed;text-align:right;white-space:nowrap}
+table.data td.l{text-align:left}table.data tr.sum td{background:#dde4ea;font-weight:bold}
 """
 
 _JS = """
@@ -388,6 +592,21 @@ _JS = """
       {rootMargin:"600px"});
     divs.forEach(d=>io.observe(d));
   } else { divs.forEach(draw); }
+  // sortable tables: click a header; cells sort on data-v (a number) when they have one
+  document.querySelectorAll("table.data th").forEach(function(th){
+    th.addEventListener("click",function(){
+      const table=th.closest("table"),body=table.tBodies[0],col=th.cellIndex;
+      const asc=th.dataset.asc!=="1"; th.dataset.asc=asc?"1":"0";
+      const rows=Array.from(body.rows).filter(r=>!r.classList.contains("sum"));
+      const sums=Array.from(body.rows).filter(r=>r.classList.contains("sum"));
+      const key=r=>{const c=r.cells[col];const v=c.dataset.v;
+        return v!==undefined&&v!==""?parseFloat(v):c.textContent;};
+      rows.sort((a,b)=>{const x=key(a),y=key(b);
+        const r=(typeof x==="number"&&typeof y==="number")?x-y:String(x).localeCompare(String(y));
+        return asc?r:-r;});
+      rows.concat(sums).forEach(r=>body.appendChild(r));
+    });
+  });
 })();
 """
 
@@ -397,29 +616,174 @@ def _script_json(data: str) -> str:
     return data.replace("</", "<\\/")
 
 
+Cell = tuple[str, float | None]  # printed text, sort value
+
+
+def html_table(header: Sequence[str], rows: Sequence[Sequence[Cell]], sums: int = 0) -> str:
+    """A sortable HTML table; the last ``sums`` rows (total, mean) stay at the bottom."""
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = []
+    for k, row in enumerate(rows):
+        cls = ' class="sum"' if k >= len(rows) - sums else ""
+        cells = []
+        for c, (text, value) in enumerate(row):
+            left = ' class="l"' if c == 0 or (value is None and not _numberish(text)) else ""
+            v = "" if value is None or value != value else f' data-v="{value:g}"'
+            cells.append(f"<td{left}{v}>{html.escape(text)}</td>")
+        body.append(f"<tr{cls}>{''.join(cells)}</tr>")
+    return (
+        f'<table class="data"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+    )
+
+
+def _numberish(text: str) -> bool:
+    return bool(text) and (text[0].isdigit() or text in ("-", ""))
+
+
+def _num(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and value == value else None
+
+
+def page_tables_html(page: Page, lang: str) -> str:
+    """The count and duration tables of a page as real HTML tables (copyable, sortable)."""
+    parts = []
+    if page.counts is not None:
+        keys = ["days", "slots", "exams", "gaps", "util", "no_activity", "no_data"]
+        header = [i18n.text("date", lang)] + [
+            i18n.text({"no_activity": "no_activity_row", "no_data": "no_data_row"}.get(k, k), lang)
+            + (" (%)" if k == "util" else "")
+            for k in keys
+        ]
+        rows = []
+        for r in page.counts.iter_rows(named=True):
+            kind = str(r["row"])
+            label = i18n.text(kind, lang) if kind in ("total", "mean") else str(r["label"])
+            cells: list[Cell] = [(label, None)]
+            for k in keys:
+                value = r[k]
+                if k == "util":
+                    text = i18n.fmt_percent(value)
+                elif value is None:
+                    text = "-"
+                else:
+                    text = f"{value:.1f}" if kind == "mean" else f"{value:.0f}"
+                cells.append((text, _num(value)))
+            rows.append(cells)
+        parts.append(f"<h3>{html.escape(i18n.text('counts_table', lang))}</h3>")
+        parts.append(html_table(header, rows, sums=2))
+    if page.durations is not None:
+        stats = ("mean_s", "median_s", "p90_s", "min_s", "max_s")
+        header = [
+            i18n.text(k, lang) for k in ("description", "n", "moy", "median", "p90", "min", "max")
+        ]
+        rows = []
+        for r in page.durations.iter_rows(named=True):
+            label = str(r["label"])
+            name = (
+                i18n.text("gaps_row", lang)
+                if label == "GAPS"
+                else i18n.description_label(label, lang)
+            )
+            cells = [(name, None), (str(r["n"]), _num(r["n"]))]
+            cells += [(i18n.fmt_duration(r[k]), _num(r[k])) for k in stats]
+            rows.append(cells)
+        parts.append(f"<h3>{html.escape(i18n.text('durations_table', lang))}</h3>")
+        parts.append(html_table(header, rows, sums=1))
+    return f'<div class="tables">{"".join(parts)}</div>' if parts else ""
+
+
+def summary_table_html(summary: pl.DataFrame, lang: str) -> str:
+    """The summary page's table as a real HTML table."""
+    header, printed = overview.summary_cells(summary, lang)
+    keys = [
+        None,
+        None,
+        "exams",
+        "slots",
+        "utilisation_pct",
+        "gaps",
+        "median_duration_s",
+        "retakes",
+        "no_activity_days",
+        "no_data_days",
+        "change_pct",
+    ]
+    rows = []
+    for r, texts in zip(summary.iter_rows(named=True), printed, strict=True):
+        texts = [str(r["period_label"]), *texts[1:]]  # every row names its period here
+        rows.append([(t, _num(r[k]) if k else None) for t, k in zip(texts, keys, strict=True)])
+    return f'<div class="tables">{html_table(header, rows)}</div>'
+
+
 def build_html(
-    pages: Sequence[Page], figs: Sequence[dict[str, Any]], *, title: str, subtitle: str, lang: str
+    pages: Sequence[Page],
+    figs: Sequence[dict[str, Any]],
+    *,
+    title: str,
+    subtitle: str,
+    lang: str,
+    front: Sequence[tuple[str, dict[str, Any], str]] = (),
+    aliases: Sequence[tuple[Page, Page]] = (),
+    workbook: str | None = None,
 ) -> str:
-    """One self-contained HTML file: plotly.js inlined once, every page, a machine/period menu."""
+    """One self-contained HTML file: plotly.js inlined once, every page with its tables as
+    real HTML tables, a machine/period menu and a link to the workbook.
+
+    ``front``: (title, figure, HTML below it) of the leading pages (summary, trends).
+    ``aliases``: pages not repeated, shown as a reference to the identical one.
+    ``workbook``: file name of the Excel workbook beside the HTML file.
+    """
     from plotly.offline import get_plotlyjs
 
     nav: list[str] = []
+    if workbook:
+        nav.append(
+            f'<a class="download" href="{html.escape(workbook)}" download>'
+            f"⬇ {html.escape(i18n.text('workbook', lang))}</a>"
+        )
+    sections = []
+    data = []
+    n = 0
+
+    def section(head: str, fig: dict[str, Any], below: str) -> None:
+        nonlocal n
+        sections.append(
+            f'<section id="page-{n}"><h2>{html.escape(head)}</h2>'
+            f'<div class="fig" data-src="fig-{n}"></div>{below}</section>'
+        )
+        payload = _script_json(json.dumps(fig, separators=(",", ":")))
+        data.append(f'<script type="application/json" id="fig-{n}">{payload}</script>')
+        n += 1
+
+    for head, fig, below in front:
+        nav.append(f'<a href="#page-{n}">{html.escape(head)}</a>')
+        section(head, fig, below)
     current = None
-    for i, page in enumerate(pages):
+    anchors: dict[int, int] = {}
+    for page, fig in zip(pages, figs, strict=True):
         if page.machine != current:
             current = page.machine
             nav.append(f"<h2>{html.escape(page.machine)}</h2>")
-        nav.append(f'<a href="#page-{i}">{html.escape(page.period_label)}</a>')
-    sections = []
-    data = []
-    for i, (page, fig) in enumerate(zip(pages, figs, strict=True)):
-        sections.append(
-            f'<section id="page-{i}"><h2>{html.escape(page.title)}</h2>'
-            f'<div class="fig" data-src="fig-{i}"></div></section>'
-        )
-        data.append(
-            f'<script type="application/json" id="fig-{i}">{_script_json(json.dumps(fig, separators=(",", ":")))}</script>'
-        )
+        anchors[id(page)] = n
+        nav.append(f'<a href="#page-{n}">{html.escape(page.period_label)}</a>')
+        section(page.title, fig, page_tables_html(page, lang))
+        for alias, shown in aliases:
+            if shown is page:
+                ref = i18n.text(
+                    "same_as",
+                    lang,
+                    machine=alias.machine,
+                    period=alias.period_label,
+                    other=page.period_label,
+                )
+                nav.append(
+                    f'<a href="#page-{anchors[id(page)]}">{html.escape(alias.period_label)} '
+                    f"(= {html.escape(page.period_label)})</a>"
+                )
+                sections.append(
+                    f'<section><h2>{html.escape(alias.title)}</h2><p class="ref">'
+                    f'<a href="#page-{anchors[id(page)]}">{html.escape(ref)}</a></p></section>'
+                )
     return "".join(
         [
             f'<!DOCTYPE html><html lang="{lang}"><head><meta charset="utf-8">',
@@ -441,7 +805,8 @@ def build_html(
 
 
 def output_paths(output_dir: Path, end: dt.date, generated_at: dt.datetime) -> tuple[Path, Path]:
-    """``<output_dir>/<YYYY>/pyschedvisu_report_<end>_<YYYYmmdd-HHMMSS>.pdf`` and ``.html``."""
+    """``<output_dir>/<YYYY>/pyschedvisu_report_<end>_<YYYYmmdd-HHMMSS>.pdf`` and ``.html``
+    (the workbook is the same name with ``.xlsx``)."""
     stem = f"pyschedvisu_report_{end.isoformat()}_{generated_at:%Y%m%d-%H%M%S}"
     folder = Path(output_dir) / f"{end.year:04d}"
     return folder / f"{stem}.pdf", folder / f"{stem}.html"
@@ -461,6 +826,26 @@ def _ordered(settings: Settings, pages: Sequence[Page]) -> list[Page]:
     )
 
 
+def identical_pages(pages: Sequence[Page]) -> tuple[list[Page], list[tuple[Page, Page]]]:
+    """(pages to show, [(page not repeated, the identical page shown)]).
+
+    Two pages of one machine over the same business days show the same studies with the
+    same rules: the same page (a yearly and a long-term page when the data start this year).
+    The first in report order is shown, the others become a one-line reference to it.
+    """
+    shown: list[Page] = []
+    aliases: list[tuple[Page, Page]] = []
+    seen: dict[tuple[str, dt.date, dt.date], Page] = {}
+    for page in pages:
+        key = (page.machine_key, page.start, page.end)
+        if key in seen:
+            aliases.append((page, seen[key]))
+        else:
+            seen[key] = page
+            shown.append(page)
+    return shown, aliases
+
+
 def skipped_pages(settings: Settings, pages: Sequence[Page], end: dt.date) -> list[str]:
     """``machine / period`` of every configured page that has no data (so was not built)."""
     have = {(p.machine_key, p.period) for p in pages}
@@ -474,74 +859,213 @@ def skipped_pages(settings: Settings, pages: Sequence[Page], end: dt.date) -> li
     ]
 
 
+def workbook_sheets(pages: Sequence[Page], summary: pl.DataFrame | None) -> dict[str, pl.DataFrame]:
+    """The ``counts``, ``durations`` and ``summary`` sheets (see :mod:`pyschedvisu.workbook`)."""
+    from pyschedvisu import workbook as wbk
+
+    counts = [wbk.counts_rows(p.machine, p.period, p.counts) for p in pages if p.counts is not None]
+    durations = [
+        wbk.durations_rows(p.machine, p.period, p.durations)
+        for p in pages
+        if p.durations is not None
+    ]
+    return {
+        "counts": pl.concat(counts) if counts else schema.empty(wbk.COUNTS_SCHEMA),
+        "durations": pl.concat(durations) if durations else schema.empty(wbk.DURATIONS_SCHEMA),
+        "summary": summary if summary is not None else schema.empty(overview.SUMMARY_SCHEMA),
+    }
+
+
+def start_workbook(
+    scratch: Path,
+    out: Path,
+    studies: pl.DataFrame | str | Path | None,
+    machines: Sequence[str],
+    first: dt.date,
+    end: dt.date,
+    sheets: dict[str, pl.DataFrame],
+) -> subprocess.Popen[bytes]:
+    """Start ``python -m pyschedvisu.workbook`` writing the report's workbook to ``out``.
+
+    The small sheets (and the study table when given as a frame) go through Parquet files
+    in ``scratch``, which must outlive the process.
+    """
+    spec: dict[str, Any] = {
+        "out": str(out),
+        "studies": None,
+        "machines": list(machines),
+        "first": first.isoformat(),
+        "end": end.isoformat(),
+    }
+    if isinstance(studies, str | Path):
+        spec["studies"] = str(studies)
+    elif studies is not None:
+        spec["studies"] = str(scratch / "studies.parquet")
+        studies.write_parquet(spec["studies"])
+    for name, frame in sheets.items():
+        spec[name] = str(scratch / f"{name}.parquet")
+        frame.write_parquet(spec[name])
+    spec_path = scratch / "workbook.json"
+    spec_path.write_text(json.dumps(spec), encoding="utf-8")
+    return subprocess.Popen(
+        [sys.executable, "-m", "pyschedvisu.workbook", str(spec_path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+def finish_workbook(process: subprocess.Popen[bytes], timeout: float = 600) -> None:
+    """Wait for the workbook process; its error (last lines) as an OSError."""
+    try:
+        _, err = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()
+        raise OSError(f"the workbook took more than {timeout:.0f} s") from None
+    if process.returncode != 0:
+        tail = " | ".join(err.decode("utf-8", "replace").strip().splitlines()[-3:])
+        raise OSError(f"the workbook could not be written: {tail}")
+
+
 def render_report(
     settings: Settings,
     pages: Sequence[Page | None],
     end: dt.date,
     notes: Sequence[str] | None = None,
     *,
+    studies: pl.DataFrame | str | Path | None = None,
+    overview_pages: Overview | None = None,
+    retrieved: Collection[dt.date] = (),
+    windows: dict[str, tuple[dt.date, dt.date]] | None = None,
     generated_at: dt.datetime | None = None,
     tabs: int = KALEIDO_TABS,
 ) -> dict[str, Any]:
-    """Render ``pages`` into the PDF (and HTML) report.
+    """Render the summary, the trends and ``pages`` into the PDF, HTML and Excel report.
 
-    Returns ``{"pdf": str, "html": str | None, "pages": int, "skipped": [machine / period]}``.
-    ``notes``: data-quality lines printed on every page (e.g. missing days).
+    Returns ``{"pdf", "html" (or None), "xlsx", "pages", "skipped": [machine / period],
+    "identical": [machine / period shown as a reference]}``. ``notes``: data-quality lines
+    printed on every page (e.g. missing days). ``studies``: the study table (or its path):
+    the summary and trends pages (unless ``overview_pages`` is given) and the workbook's
+    ``studies`` sheet come from it; without it the report has neither.
     """
+
     lang = settings.report.language
     real = _ordered(settings, [p for p in pages if p is not None])
     skipped = skipped_pages(settings, real, end)
     if not real:
         raise ReportError(f"no page to render for {end}: no machine has studies in any period")
+    shown, aliases = identical_pages(real)
+    if overview_pages is None and studies is not None:
+        overview_pages = build_overview(settings, studies, end, retrieved, windows)
     when = generated_at or dt.datetime.now()
     pdf_path, html_path = output_paths(settings.paths.output_dir, end, when)
+    xlsx_path = pdf_path.with_suffix(".xlsx")
     title = f"{settings.report.title} – {i18n.fmt_date(end)}"
+    generated = i18n.text("generated", lang, when=i18n.fmt_datetime(when))
+    footer = i18n.text("saved", lang, path=str(pdf_path))
+    references = [
+        i18n.text("same_as", lang, machine=a.machine, period=a.period_label, other=b.period_label)
+        for a, b in aliases
+    ]
+    front_titles: list[str] = []
+    front_figs: list[dict[str, Any]] = []
+    if overview_pages is not None:
+        front_titles = [i18n.text("summary_title", lang), i18n.text("trends_title", lang)]
+        front_figs = [
+            json.loads(overview_pages.summary_figure),
+            json.loads(overview_pages.trends_figure),
+        ]
     stamped: list[dict[str, Any]] = []
 
-    def prepare() -> list[dict[str, Any]]:
-        stamped.extend(
-            figures.stamp(
-                json.loads(p.figure),
-                generated=i18n.text("generated", lang, when=i18n.fmt_datetime(when)),
-                footer=i18n.text("saved", lang, path=str(pdf_path)),
-                extra_notes=list(notes or ()),
+    # The workbook is written by a process of its own from the start: ten years of studies
+    # are seconds of xlsxwriter's pure Python, which a thread would hold the GIL for while
+    # this process drives Chromium and builds the HTML.
+    sheets = workbook_sheets(real, overview_pages.summary if overview_pages else None)
+    first = min(p.start for p in report_periods(settings, end))
+    names = [settings.machine_names()[k] for k in settings.display_machines()]
+    with tempfile.TemporaryDirectory(prefix="pyschedvisu-workbook-") as scratch:
+        workbook = start_workbook(Path(scratch), xlsx_path, studies, names, first, end, sheets)
+
+        def prepare() -> list[dict[str, Any]]:
+            extra = [*(overview_pages.overlap_notes if overview_pages else ()), *references]
+            for k, fig in enumerate(front_figs):
+                stamped.append(
+                    figures.stamp(
+                        fig,
+                        generated=generated,
+                        footer=footer,
+                        extra_notes=[*(notes or ()), *(extra if k == 0 else ())],
+                    )
+                )
+            stamped.extend(
+                figures.stamp(
+                    json.loads(p.figure),
+                    generated=generated,
+                    footer=footer,
+                    extra_notes=list(notes or ()),
+                )
+                for p in shown
             )
-            for p in real
-        )
-        return [figures.printable(f) for f in stamped]
+            return [figures.printable(f) for f in stamped]
 
-    def html_doc() -> str | None:
-        if not settings.report.html:
-            return None
-        return build_html(
-            real,
-            stamped,
+        def html_doc() -> str | None:
+            if not settings.report.html:
+                return None
+            k = len(front_figs)
+            front = []
+            for t, f in zip(front_titles, stamped[:k], strict=True):
+                below = ""
+                if overview_pages is not None and f is stamped[0]:
+                    below = summary_table_html(overview_pages.summary, lang)
+                front.append((t, f, below))
+            return build_html(
+                shown,
+                stamped[k:],
+                title=title,
+                subtitle=generated,
+                lang=lang,
+                front=front,
+                aliases=aliases,
+                workbook=xlsx_path.name,
+            )
+
+        machines = list(dict.fromkeys(p.machine for p in shown))
+        periods = list(dict.fromkeys(p.period_label for p in shown))
+        count = len(front_figs) + len(shown)
+        log.info(
+            "rendering %d pages (%d skipped, %d identical) with kaleido",
+            count,
+            len(skipped),
+            len(aliases),
+        )
+        page_pdfs, doc = _render(prepare, count, tabs, PAGE_TIMEOUT_S, html_doc)
+        pdf = merge_pdf(
+            page_pdfs,
+            shown,
             title=title,
-            subtitle=i18n.text("generated", lang, when=i18n.fmt_datetime(when)),
-            lang=lang,
+            subject=i18n.text("report", lang, period=", ".join(periods)).capitalize()
+            + f" {i18n.text('from_to', lang, start=i18n.fmt_date(min(p.start for p in shown)), end=i18n.fmt_date(end))}",
+            keywords=", ".join(["pySchedVisu", *machines, *periods]),
+            front=front_titles,
+            aliases=aliases,
         )
-
-    machines = list(dict.fromkeys(p.machine for p in real))
-    periods = list(dict.fromkeys(p.period_label for p in real))
-    log.info("rendering %d pages (%d skipped) with kaleido", len(real), len(skipped))
-    page_pdfs, doc = _render(prepare, len(real), tabs, PAGE_TIMEOUT_S, html_doc)
-    pdf = merge_pdf(
-        page_pdfs,
-        real,
-        title=title,
-        subject=i18n.text("report", lang, period=", ".join(periods)).capitalize()
-        + f" {i18n.text('from_to', lang, start=i18n.fmt_date(min(p.start for p in real)), end=i18n.fmt_date(end))}",
-        keywords=", ".join(["pySchedVisu", *machines, *periods]),
-    )
-    try:
-        atomic_write_bytes(pdf_path, pdf)
-        html_out = None
-        if doc is not None:
-            atomic_write_bytes(html_path, doc.encode("utf-8"))
-            html_out = str(html_path)
-    except OSError as exc:
-        raise ReportError(
-            f"cannot write the report under {settings.paths.output_dir}: {exc}"
-        ) from exc
-    log.info("report written: %s (%d bytes)", pdf_path, len(pdf))
-    return {"pdf": str(pdf_path), "html": html_out, "pages": len(real), "skipped": skipped}
+        try:
+            atomic_write_bytes(pdf_path, pdf)
+            html_out = None
+            if doc is not None:
+                atomic_write_bytes(html_path, doc.encode("utf-8"))
+                html_out = str(html_path)
+            finish_workbook(workbook)
+        except (OSError, pl.exceptions.PolarsError) as exc:
+            raise ReportError(
+                f"cannot write the report under {settings.paths.output_dir}: {exc}"
+            ) from exc
+    log.info("report written: %s (%d bytes) and %s", pdf_path, len(pdf), xlsx_path.name)
+    return {
+        "pdf": str(pdf_path),
+        "html": html_out,
+        "xlsx": str(xlsx_path),
+        "pages": count,
+        "skipped": skipped,
+        "identical": [f"{a.machine} / {a.period_label}" for a, _ in aliases],
+    }

@@ -28,6 +28,7 @@ import datetime as dt
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import tempfile
 import uuid
@@ -40,6 +41,8 @@ import polars as pl
 
 from pyschedvisu_core import schema
 from pyschedvisu_core.errors import StoreError
+
+log = logging.getLogger("pyschedvisu.store")
 
 
 def _read_umask() -> int:
@@ -185,6 +188,31 @@ class SeriesStore:
         if man is None or man.get("fingerprint") != fingerprint or man.get("final") is not True:
             return None
         return man
+
+    def final_days(self, start: dt.date, end: dt.date) -> list[dt.date]:
+        """Days from ``start`` to ``end`` stored *final* (whatever rules stored them), sorted.
+
+        A day still within ``retrieve.final_after_hours`` may yet change: not final. A manifest
+        that does not say ``final`` is not final (as in :meth:`final_manifest`); an unreadable
+        one counts as not retrieved, with a warning.
+        """
+        out: list[dt.date] = []
+        for year in range(start.year, end.year + 1):
+            for path in sorted((self.root / f"{year:04d}").glob("*.manifest.json")):
+                try:
+                    day = dt.date.fromisoformat(path.name.split(".")[0])
+                except ValueError:
+                    continue
+                if not start <= day <= end:
+                    continue
+                try:
+                    man = read_manifest(path)
+                except StoreError as exc:
+                    log.warning("%s", exc)
+                    continue
+                if isinstance(man, dict) and man.get("final") is True:
+                    out.append(day)
+        return out
 
     def days(self) -> list[dt.date]:
         """Every completely stored day, sorted."""

@@ -38,7 +38,7 @@ GAP_LINES_MAX_DAYS = 126
 #: The time-of-day distribution is shown from this many business days on.
 DISTRIBUTION_MIN_DAYS = 84
 #: Vertical domain (paper) of the schedule.
-SCHEDULE_Y = (0.545, 0.905)
+SCHEDULE_Y = (0.575, 0.905)
 #: Half width of a box and the alternating left/right shift, in day units.
 BOX_HALF = 0.34
 BOX_SHIFT = 0.08
@@ -46,6 +46,15 @@ BOX_SHIFT = 0.08
 WEEK_SPACER = 1.0
 #: Trace ``meta`` of traces that only serve the interactive HTML (dropped for print).
 HOVER_META = "hover"
+#: Background of day columns by status (DOMAIN §4): retrieved without a study, not retrieved,
+#: outside the service window. Pale, far from every description colour.
+STATUS_FILLS = {
+    sch.NO_ACTIVITY: "#fdf0d5",
+    sch.NO_DATA: "#e4e8ec",
+    sch.OUT_OF_SERVICE: "#f1f1f1",
+}
+#: Longest list of days printed in a data-quality note (the rest are counted).
+NOTE_MAX_DAYS = 12
 
 _INK = "#1f2d3d"
 _MUTED = "#5b6770"
@@ -76,6 +85,48 @@ class PageSpec:
     distribution_smooth_s: int = 900
     language: str = "fr"
     logos: tuple[str, ...] = field(default=())  # image sources (URLs or data: URIs)
+    #: business days retrieved (final in the store): they count their slots in service
+    retrieved: frozenset[dt.date] = frozenset()
+    #: the machine's service window (first, last day; None = open)
+    service_from: dt.date | None = None
+    service_until: dt.date | None = None
+    #: the configured start of the period when the page was trimmed to the service window
+    period_start: dt.date | None = None
+
+
+@dataclass(frozen=True)
+class PageNumbers:
+    """The numbers of one page, shared by its figure, the workbook and the summary."""
+
+    studies: pl.DataFrame  # studies on the page's business days
+    labeled: pl.DataFrame  # :func:`schedule.with_labels`
+    labels: list[str]  # in drawing order
+    gaps: pl.DataFrame  # :func:`schedule.find_gaps`
+    daily: pl.DataFrame  # :func:`schedule.daily_counts`
+    counts: pl.DataFrame  # :func:`schedule.count_table`
+    durations: pl.DataFrame  # :func:`schedule.duration_table`
+
+
+def page_numbers(studies: pl.DataFrame, spec: PageSpec) -> PageNumbers:
+    """Labels, gaps, day statuses, count and duration tables of one machine and period."""
+    day_set = list(spec.days)
+    studies = studies.filter(pl.col("date").is_in(day_set))
+    labeled = sch.with_labels(studies, spec.retake_descriptions)
+    labels = sch.label_order(
+        spec.description_order, labeled["label"].unique().to_list(), spec.retake_descriptions
+    )
+    gaps = sch.find_gaps(studies, spec.gap_minutes)
+    daily = sch.daily_counts(
+        studies,
+        gaps,
+        day_set,
+        spec.slots_per_weekday,
+        spec.retrieved,
+        (spec.service_from, spec.service_until),
+    )
+    counts = sch.count_table(daily, sch.day_bins(day_set, bin_kind(len(day_set)), spec.language))
+    durations = sch.duration_table(labeled, gaps, labels)
+    return PageNumbers(studies, labeled, labels, gaps, daily, counts, durations)
 
 
 # -- small helpers ----------------------------------------------------------------------
@@ -371,6 +422,76 @@ def schedule_traces(
     return traces
 
 
+def status_traces(
+    daily: pl.DataFrame, spec: PageSpec, spacer: float, hours: tuple[int, int]
+) -> tuple[list[Trace], list[dict[str, Any]]]:
+    """Pale day columns for days without activity, without data or out of service, with a
+    legend entry each, and (periods up to ``EDGE_ONLY_DAYS``) their status written upright in
+    the column. Returns the traces and the annotations.
+
+    Runs of consecutive days of one status are one rectangle, so ten years stay a few paths.
+    """
+    top, bottom = hours
+    positions = dict(zip(spec.days, day_positions(spec.days, spacer), strict=True))
+    lang = spec.language
+    traces: list[Trace] = []
+    notes: list[dict[str, Any]] = []
+    rows = daily.select("date", "status").iter_rows()
+    runs: list[tuple[str, float, float]] = []  # status, first x, last x
+    prev_status, prev_index = None, -2
+    for index, (day, status) in enumerate(rows):
+        x = positions[day]
+        if status in STATUS_FILLS and status == prev_status and index == prev_index + 1:
+            runs[-1] = (status, runs[-1][1], x)
+        elif status in STATUS_FILLS:
+            runs.append((status, x, x))
+        prev_status, prev_index = status, index
+    for status, fill in STATUS_FILLS.items():
+        mine = [(a, b) for st, a, b in runs if st == status]
+        if not mine:
+            continue
+        xs: list[float | None] = []
+        ys: list[float | None] = []
+        for a, b in mine:
+            xs += [a - 0.5, b + 0.5, b + 0.5, a - 0.5, a - 0.5, None]
+            ys += [top, top, bottom, bottom, top, None]
+        name = i18n.text(f"status_{status}", lang)
+        traces.append(
+            _scatter(
+                x=typed_array(xs),
+                y=typed_array(ys),
+                mode="lines",
+                fill="toself",
+                fillcolor=fill,
+                line={"color": fill, "width": 0},
+                name=name,
+                legendgroup=status,
+                showlegend=True,
+                hoverinfo="skip",
+                xaxis="x",
+                yaxis="y",
+                meta="status-" + status,
+            )
+        )
+        if len(spec.days) <= EDGE_ONLY_DAYS:
+            for day, st in daily.select("date", "status").iter_rows():
+                if st == status:
+                    notes.append(
+                        {
+                            "xref": "x",
+                            "yref": "y",
+                            "x": positions[day],
+                            "y": (top + bottom) / 2,
+                            "text": name,
+                            "textangle": -90,
+                            "showarrow": False,
+                            "font": {"size": 10, "color": _MUTED},
+                            "name": "status",
+                        }
+                    )
+    return traces, notes
+
+
 def occupancy_traces(geo: pl.DataFrame, spec: PageSpec, labels: Sequence[str]) -> list[Any]:
     """Very long periods: one cell per column of days x 10 minutes, in the colour of the label
     most in progress there (a box per study would be far below one pixel wide).
@@ -645,42 +766,61 @@ def _fmt_count(value: float | None, row: str) -> str:
     return f"{value:.1f}" if row == "mean" else f"{value:.0f}"
 
 
+#: Row label keys (i18n) of the count table rows.
+_COUNT_ROW_TEXT = {"no_activity": "no_activity_row", "no_data": "no_data_row"}
+
+
 def count_table_draw(table: pl.DataFrame, with_days: bool, lang: str) -> TableDraw:
-    """The count table, transposed: one column per bin, then Total and Moyen."""
-    keys = (["days"] if with_days else []) + ["slots", "exams", "gaps", "util"]
+    """The count table, transposed: one column per bin, then Total and Moyen.
+
+    Rows: [Jours], Plages, Exam., Trous, Util. (%), days without activity, days without data
+    (blank where zero, so that the exceptions stand out).
+    """
+    keys = ["days"] if with_days else []
+    keys += ["slots", "exams", "gaps", "util", "no_activity", "no_data"]
     header = [i18n.text("date", lang)]
     columns: list[list[str]] = [
-        [i18n.text(k, lang) + (" (%)" if k == "util" else "") for k in keys]
+        [i18n.text(_COUNT_ROW_TEXT.get(k, k), lang) + (" (%)" if k == "util" else "") for k in keys]
     ]
     col_fill: list[str | None] = [_SUM_FILL]
     for rec in table.iter_rows(named=True):
         row = str(rec["row"])
         header.append(i18n.text(row, lang) if row in ("total", "mean") else str(rec["label"]))
-        columns.append(
-            [i18n.fmt_percent(rec[k]) if k == "util" else _fmt_count(rec[k], row) for k in keys]
-        )
+        cells = []
+        for k in keys:
+            if k == "util":
+                cells.append(i18n.fmt_percent(rec[k]))
+            elif k in _COUNT_ROW_TEXT:
+                cells.append("" if row == "mean" or not rec[k] else _fmt_count(rec[k], row))
+            else:
+                cells.append(_fmt_count(rec[k], row))
+        columns.append(cells)
         col_fill.append(_SUM_FILL if row != "bin" else None)
     rows = tuple(tuple(col[i] for col in columns) for i in range(len(keys)))
     fills = tuple(tuple(cf or _ROW_FILLS[i % 2] for cf in col_fill) for i in range(len(keys)))
     return TableDraw(
         header=tuple(header),
         rows=rows,
-        widths=(1.5,) + (1.0,) * (len(header) - 1),
+        widths=(1.7,) + (1.0,) * (len(header) - 1),
         fills=fills,
         left=(True,) + (False,) * (len(header) - 1),
         axis=4,
         domain_x=(0.0, 1.0),
-        domain_y=(0.385, 0.5),
-        min_rows=6,
+        domain_y=(0.388, 0.52),
+        min_rows=8,
         meta="count-table",
     )
 
 
 def duration_table_draw(table: pl.DataFrame, spec: PageSpec) -> TableDraw:
-    """DESCRIPTION, N.EXA, MOY, MIN, MAX (mm:ss) per label, then the TROUS row."""
+    """DESCRIPTION, N.EXA, MOY, MED, P90, MIN, MAX per label, then the TROUS row.
+
+    Durations as mm:ss, or h:mm h from an hour on (gaps last hours: "265:18" read badly).
+    """
     lang = spec.language
     rows = []
     fills = []
+    stats = ("mean_s", "median_s", "p90_s", "min_s", "max_s")
     for i, rec in enumerate(table.iter_rows(named=True)):
         label = str(rec["label"])
         if label == sch.GAPS:
@@ -688,29 +828,20 @@ def duration_table_draw(table: pl.DataFrame, spec: PageSpec) -> TableDraw:
         else:
             name = i18n.description_label(label, lang)
             swatch = sch.color_of(label, spec.description_order, spec.colors)
-        rows.append(
-            (
-                "",
-                name,
-                str(rec["n"]),
-                i18n.fmt_mmss(rec["mean_s"]),
-                i18n.fmt_mmss(rec["min_s"]),
-                i18n.fmt_mmss(rec["max_s"]),
-            )
-        )
+        rows.append(("", name, str(rec["n"]), *(i18n.fmt_duration(rec[k]) for k in stats)))
         base = _SUM_FILL if label == sch.GAPS else _ROW_FILLS[i % 2]
-        fills.append((swatch, base, base, base, base, base))
-    keys = ("description", "n", "moy", "min", "max")
+        fills.append((swatch, *([base] * (len(stats) + 2))))
+    keys = ("description", "n", "moy", "median", "p90", "min", "max")
     return TableDraw(
         header=("", *(i18n.text(k, lang) for k in keys)),
         rows=tuple(rows),
-        widths=(0.3, 3.2, 1.1, 1.1, 1.1, 1.1),
+        widths=(0.3, 2.9, 0.9, 1.0, 1.0, 1.0, 1.0, 1.0),
         fills=tuple(fills),
-        left=(False, True, False, False, False, False),
+        left=(False, True, False, False, False, False, False, False),
         axis=5,
-        domain_x=(0.58, 1.0),
-        domain_y=(0.0, 0.285),
-        min_rows=14,
+        domain_x=(0.5, 1.0),
+        domain_y=(0.0, 0.268),
+        min_rows=max(len(rows) + 1, 11),
         meta="duration-table",
     )
 
@@ -815,8 +946,10 @@ def distribution_traces(dist: pl.DataFrame, spec: PageSpec, labels: Sequence[str
                 mode="lines",
                 line={"color": color, "width": 1.6},
                 name=i18n.description_label(label, spec.language),
-                legendgroup=label,
-                showlegend=False,
+                legendgroup="dist-" + label,
+                # its own legend, in the panel: the schedule's legend names box colours
+                legend="legend2",
+                showlegend=True,
                 hoverinfo="skip",
                 xaxis="x3",
                 yaxis="y3",
@@ -829,13 +962,22 @@ def distribution_traces(dist: pl.DataFrame, spec: PageSpec, labels: Sequence[str
 # -- the page -----------------------------------------------------------------------------
 
 
-def notes_lines(spec: PageSpec, n_days: int) -> list[str]:
-    """The explanatory notes printed under the count table."""
+def notes_lines(spec: PageSpec, n_days: int, overlap_days: Sequence[dt.date] = ()) -> list[str]:
+    """The explanatory notes printed under the count table (and the data-quality findings)."""
     lang = spec.language
+    window = ""
+    if spec.service_from is not None and spec.service_until is not None:
+        window = i18n.text(
+            "service_window",
+            lang,
+            start=i18n.fmt_date(spec.service_from),
+            end=i18n.fmt_date(spec.service_until),
+        )
     lines = [
-        i18n.text("note_slots", lang),
-        i18n.text("note_gaps", lang, gap=spec.gap_minutes, prep=spec.prep_minutes),
+        i18n.text("note_slots", lang, window=window),
         i18n.text("note_util", lang),
+        i18n.text("note_gaps", lang, gap=spec.gap_minutes, prep=spec.prep_minutes),
+        i18n.text("note_durations", lang),
     ]
     if spec.retake_descriptions:
         lines.append(i18n.text("note_takes", lang, labels=", ".join(spec.retake_descriptions)))
@@ -845,7 +987,40 @@ def notes_lines(spec: PageSpec, n_days: int) -> list[str]:
         lines.append(i18n.text("note_edges", lang, days=EDGE_ONLY_DAYS))
     else:
         lines.append(i18n.text("note_boxes", lang))
-    return lines
+    if overlap_days:
+        listed = ", ".join(i18n.fmt_date(d) for d in overlap_days[:NOTE_MAX_DAYS])
+        if len(overlap_days) > NOTE_MAX_DAYS:
+            listed += f" (+{len(overlap_days) - NOTE_MAX_DAYS})"
+        text = "⚠ " + i18n.text("overlaps_note", lang, days=listed)
+        return [*(wrap(x) for x in lines), "<b>" + wrap(text) + "</b>"]
+    return [wrap(x) for x in lines]
+
+
+#: Characters per line of the notes (8 px text across the page's 719 px).
+NOTE_WIDTH = 152
+
+
+def wrap(text: str, width: int = NOTE_WIDTH) -> str:
+    """``text`` broken with ``<br>`` at spaces before ``width`` characters: plotly.js does not
+    wrap annotations, and a long note ran off the page."""
+    lines: list[str] = []
+    current = ""
+    for word in text.split(" "):
+        if current and len(current) + 1 + len(word) > width:
+            lines.append(current)
+            current = word
+        else:
+            current = f"{current} {word}" if current else word
+    lines.append(current)
+    return "<br>".join(lines)
+
+
+def overlap_days(studies: pl.DataFrame) -> list[dt.date]:
+    """Days with a study that another patient's series overlaps (``foreign_overlaps``)."""
+    if "foreign_overlaps" not in studies.columns:
+        return []
+    found = studies.filter(pl.col("foreign_overlaps").fill_null(0) > 0)
+    return sorted(found["date"].unique().to_list())
 
 
 def page_figure(studies: pl.DataFrame, spec: PageSpec) -> go.Figure:
@@ -857,25 +1032,21 @@ def page_figure(studies: pl.DataFrame, spec: PageSpec) -> go.Figure:
     return go.Figure(page_dict(studies, spec))
 
 
-def page_dict(studies: pl.DataFrame, spec: PageSpec) -> dict[str, Any]:
+def page_dict(
+    studies: pl.DataFrame, spec: PageSpec, numbers: PageNumbers | None = None
+) -> dict[str, Any]:
     """The page as a plain figure dict (``data``, ``layout``), ready for JSON / plotly.js.
 
     What :func:`page_figure` validates; the report uses this one directly, since plotly.py's
-    validation of tens of traces took longer than computing the page.
+    validation of tens of traces took longer than computing the page. ``numbers``: the page's
+    :func:`page_numbers` when the caller already has them.
     """
     lang = spec.language
     day_set = list(spec.days)
-    studies = studies.filter(pl.col("date").is_in(day_set))
-    labeled = sch.with_labels(studies, spec.retake_descriptions)
-    labels = sch.label_order(
-        spec.description_order, labeled["label"].unique().to_list(), spec.retake_descriptions
-    )
-    gaps = sch.find_gaps(studies, spec.gap_minutes)
+    num = numbers or page_numbers(studies, spec)
+    labeled, labels, gaps, counts = num.labeled, num.labels, num.gaps, num.counts
     n_days = len(day_set)
     kind = bin_kind(n_days)
-    daily = sch.daily_counts(studies, gaps, day_set, spec.slots_per_weekday)
-    counts = sch.count_table(daily, sch.day_bins(day_set, kind, lang))
-    durations = sch.duration_table(labeled, gaps, labels)
     show_dist = n_days >= DISTRIBUTION_MIN_DAYS
 
     spacer = WEEK_SPACER if n_days <= SEGMENT_DAYS else 0.0
@@ -885,8 +1056,10 @@ def page_dict(studies: pl.DataFrame, spec: PageSpec) -> dict[str, Any]:
     xmax = positions[-1] if positions else 0.0
     # Pixels of the schedule, to draw the hatching at 45° on the page.
     px_w = (PAGE_WIDTH - 75) * (sched_x[1] - sched_x[0]) / (xmax + 1.4)
-    px_h = (PAGE_HEIGHT - 65) * (SCHEDULE_Y[1] - SCHEDULE_Y[0]) / max(bottom - top, 1)
-    traces: list[Any] = schedule_traces(labeled, spec, labels, gaps, px_w / px_h, 1 / px_h)
+    px_h = (PAGE_HEIGHT - 53) * (SCHEDULE_Y[1] - SCHEDULE_Y[0]) / max(bottom - top, 1)
+    bands, status_notes = status_traces(num.daily, spec, spacer, (top, bottom))
+    traces: list[Any] = bands
+    traces += schedule_traces(labeled, spec, labels, gaps, px_w / px_h, 1 / px_h)
     if show_dist:
         firsts = [lab for lab in labels if sch.base_description(lab) != sch.OTHER][:3]
         dist = sch.time_of_day_distribution(
@@ -896,16 +1069,17 @@ def page_dict(studies: pl.DataFrame, spec: PageSpec) -> dict[str, Any]:
     table_axes: dict[str, Any] = {}
     for draw in (
         count_table_draw(counts, with_days=kind != "day", lang=lang),
-        duration_table_draw(durations, spec),
+        duration_table_draw(num.durations, spec),
     ):
         tr, ax = table_traces(draw)
         traces += tr
         table_axes.update(ax)
     violins = violin_traces(labeled, labels, spec)
     traces += violins
-    # An explicit duration range (zero to the longest + 5 %): the print form draws the
-    # violins as shapes, which plotly's autorange pads differently from traces.
-    longest = max((v for t in violins for v in t["y"] if v is not None), default=None)
+    # An explicit duration range from the data, not plotly's autorange (the print form draws
+    # the violins as shapes): every study, point and violin vertex inside, with headroom.
+    longest = labeled["duration_s"].drop_nulls().max() if labeled.height else None
+    longest_min = float(longest) / 60 if isinstance(longest, int | float) else None
 
     tickvals, ticktext, bounds = tick_marks(day_set, positions, lang)
     total = counts.filter(pl.col("row") == "total")
@@ -937,14 +1111,13 @@ def page_dict(studies: pl.DataFrame, spec: PageSpec) -> dict[str, Any]:
         }
         for b in bounds
     ]
-    subtitle = " — ".join(
-        [
-            week_header(spec.start, spec.end, lang),
-            i18n.text(
-                "from_to", lang, start=i18n.fmt_date(spec.start), end=i18n.fmt_date(spec.end)
-            ),
-        ]
-    )
+    parts = [
+        week_header(spec.start, spec.end, lang),
+        i18n.text("from_to", lang, start=i18n.fmt_date(spec.start), end=i18n.fmt_date(spec.end)),
+    ]
+    if spec.period_start is not None and spec.period_start < spec.start:
+        parts.append(i18n.text("trimmed", lang, start=i18n.fmt_date(spec.start)))
+    subtitle = " — ".join(parts)
     annotations: list[dict[str, Any]] = [
         _note(
             0,
@@ -958,15 +1131,23 @@ def page_dict(studies: pl.DataFrame, spec: PageSpec) -> dict[str, Any]:
         _note(1, 0.972, "", size=10, color=_MUTED, xanchor="right", name="generated"),
         _note(
             1,
-            0.513,
+            0.537,
             f"<b>{i18n.text('overall', lang, util=i18n.fmt_percent(overall))}</b>",
             size=10,
             xanchor="right",
             name="overall",
         ),
-        _note(0, 0.378, "<br>".join(notes_lines(spec, n_days)), size=8, color=_MUTED, name="notes"),
-        _note(0, 0.298, f"<b>{i18n.text('durations', lang)}</b>", size=11, name="violin-title"),
-        _note(0, -0.012, "", size=8, color=_MUTED, yanchor="top", name="footer"),
+        _note(
+            0,
+            0.382,
+            "<br>".join(notes_lines(spec, n_days, overlap_days(num.studies))),
+            size=8,
+            color=_MUTED,
+            name="notes",
+        ),
+        _note(0, 0.284, f"<b>{i18n.text('durations', lang)}</b>", size=11, name="violin-title"),
+        _note(0, -0.008, "", size=8, color=_MUTED, yanchor="top", name="footer"),
+        *status_notes,
     ]
     images = [
         {
@@ -990,7 +1171,7 @@ def page_dict(studies: pl.DataFrame, spec: PageSpec) -> dict[str, Any]:
         "template": _NO_TEMPLATE,
         "width": PAGE_WIDTH,
         "height": PAGE_HEIGHT,
-        "margin": {"l": 50, "r": 25, "t": 25, "b": 40},
+        "margin": {"l": 50, "r": 25, "t": 25, "b": 28},
         "paper_bgcolor": "white",
         "plot_bgcolor": "white",
         "font": {"family": _FONT, "color": _INK, "size": 10},
@@ -1039,7 +1220,7 @@ def page_dict(studies: pl.DataFrame, spec: PageSpec) -> dict[str, Any]:
             "anchor": "x",
         },
         "xaxis2": {
-            "domain": [0.0, 0.55],
+            "domain": [0.0, 0.47],
             "anchor": "y2",
             "tickfont": axis_font,
             "ticklabeloverflow": "allow",
@@ -1050,10 +1231,10 @@ def page_dict(studies: pl.DataFrame, spec: PageSpec) -> dict[str, Any]:
             "ticktext": [i18n.description_label(lab, lang) for lab in labels],
             "showline": True,
             "linecolor": "#8a96a3",
-            "tickangle": -35 if len(labels) > 5 else 0,
+            "tickangle": -35 if len(labels) > 4 else 0,
         },
         "yaxis2": {
-            "domain": [0.05, 0.285],
+            "domain": [0.06, 0.262],
             "anchor": "x2",
             "tickfont": axis_font,
             "ticklabeloverflow": "allow",
@@ -1062,7 +1243,7 @@ def page_dict(studies: pl.DataFrame, spec: PageSpec) -> dict[str, Any]:
             "gridcolor": "#e3e8ed",
             "zeroline": False,
             "rangemode": "tozero",
-            **({"range": [0, longest * 1.05]} if longest else {}),
+            **({"range": [0, longest_min * 1.08 + 0.5]} if longest_min else {}),
             "showline": True,
             "linecolor": "#8a96a3",
         },
@@ -1079,7 +1260,11 @@ def page_dict(studies: pl.DataFrame, spec: PageSpec) -> dict[str, Any]:
             "range": [0, 1.05],
             "tickvals": [0, 0.5, 1],
             "ticktext": ["0", "50 %", "100 %"],
-            "title": {"text": i18n.text("distribution", lang), "font": {"size": 9}, "standoff": 4},
+            "title": {
+                "text": i18n.text("distribution_axis", lang),
+                "font": {"size": 8},
+                "standoff": 2,
+            },
             "tickfont": axis_font,
             "ticklabeloverflow": "allow",
             "showgrid": True,
@@ -1088,6 +1273,20 @@ def page_dict(studies: pl.DataFrame, spec: PageSpec) -> dict[str, Any]:
             "showline": True,
             "linecolor": "#8a96a3",
             "mirror": True,
+        }
+        layout["legend2"] = {
+            "title": {
+                "text": "<b>" + i18n.text("distribution", lang) + "</b>",
+                "font": {"size": 8},
+            },
+            "x": 0.835,
+            "y": SCHEDULE_Y[0] + 0.004,
+            "xanchor": "left",
+            "yanchor": "bottom",
+            "font": {"size": 8},
+            "bgcolor": "rgba(255,255,255,0.85)",
+            "bordercolor": "#c8d0d8",
+            "borderwidth": 0.5,
         }
         layout["yaxis3"] = {
             "domain": list(SCHEDULE_Y),
@@ -1151,7 +1350,7 @@ def stamp(
         elif ann.get("name") == "footer":
             ann["text"] = footer
         elif ann.get("name") == "notes" and extra_notes:
-            ann["text"] = ann["text"] + "".join(f"<br><b>⚠ {n}</b>" for n in extra_notes)
+            ann["text"] = ann["text"] + "".join(f"<br><b>{wrap('⚠ ' + n)}</b>" for n in extra_notes)
         anns.append(ann)
     layout["annotations"] = anns
     return {**fig, "layout": layout}

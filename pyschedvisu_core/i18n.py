@@ -38,9 +38,10 @@ _TEXTS: dict[str, dict[str, str]] = {
         "durations": "Durées des examens",
         "hover": "{label}<br>{date}<br>{start} – {end} ({minutes} min)",
         "hover_gap": "Trou<br>{date}<br>{start} – {end} ({minutes} min)",
-        "note_slots": "Plages : examens planifiables par jour ouvrable (configuration), comptées les jours avec des données.",
+        "note_slots": "Plages : examens planifiables par jour ouvrable (configuration), comptées les jours avec examens et les jours lus au PACS où la machine est en service{window} ; jour lu sans examen : sans activité (compté) ; jour non lu : sans données (non compté).",
         "note_gaps": "Trous : pauses d'au moins {gap} min entre deux examens consécutifs, préparation de {prep} min incluse avant et après chaque examen.",
-        "note_util": "Util. : examens réalisés / plages disponibles ; Moyen = moyenne par colonne avec données.",
+        "note_util": "Util. : examens / plages ; Moyen et utilisation globale = total des examens / total des plages ; plus de 100 % : plus d'examens que de plages.",
+        "note_durations": "Durées en mm:ss, en h:mm h au-delà d'une heure ; MED = médiane, P90 = 90e centile (90 % des examens sont plus courts).",
         "note_takes": "[1] / [2] : première prise / prises suivantes (reprises) d'un même examen ({labels}).",
         "note_boxes": "Cadre : examen avec préparation ; bloc intérieur : acquisition ; hachures : examens avec reprise.",
         "note_edges": "Au-delà de {days} jours ouvrables, seuls les contours des examens sont dessinés.",
@@ -49,6 +50,38 @@ _TEXTS: dict[str, dict[str, str]] = {
         "page_of": "{machine} – {period}",
         "no_data": "Pages sans données : {pages}",
         "missing_days": "Données incomplètes : {n} jour(s) n'ont pas pu être lus au PACS ({days}) ; leurs examens manquent dans ce rapport.",
+        "service_window": " (du {start} au {end})",
+        "trimmed": "données depuis le {start}",
+        "no_activity_row": "J. sans act.",
+        "no_data_row": "J. sans donn.",
+        "status_no_activity": "sans activité",
+        "status_no_data": "sans données",
+        "status_out_of_service": "hors service",
+        "median": "MED",
+        "p90": "P90",
+        "overlaps_note": "Qualité des données : série d'un autre patient chevauchant un examen (horloge ou machine erronée ; examen non coupé) : {days}.",
+        "distribution_axis": "examens en cours (max = 100 %)",
+        "same_as": "{machine} – {period} : identique à « {other} » (mêmes jours, mêmes examens), page non répétée.",
+        "summary_title": "Synthèse",
+        "trends_title": "Tendances",
+        "summary_subtitle": "Toutes les machines, dans l'ordre de la configuration — rapport au {end}",
+        "trends_subtitle": "52 dernières semaines (trait plein) et l'année précédente (pointillés) — au {end}",
+        "machine": "Machine",
+        "period": "Période",
+        "median_duration": "Durée méd.",
+        "retakes": "Reprises",
+        "change": "Δ exam.",
+        "change_note": "Δ exam. : variation du nombre d'examens par rapport à la même période juste avant (▲ hausse, ▼ baisse) ; - : pas de période précédente ou aucune donnée.",
+        "summary_note": "Util. = total des examens / total des plages (jours avec examens ou lus au PACS en service). J. sans act. : jours lus sans examen ; J. sans donn. : jours non lus, non comptés.",
+        "weekly_util": "Utilisation hebdomadaire (%)",
+        "weekly_exams": "Examens par semaine",
+        "monthly_descriptions": "Examens par mois et description",
+        "this_year": "52 dernières semaines",
+        "last_year": "année précédente",
+        "workbook": "Tableaux (Excel)",
+        "tables": "Tableaux de la page",
+        "counts_table": "Comptes",
+        "durations_table": "Durées",
     },
     "en": {
         "report": "{period} report",
@@ -79,9 +112,10 @@ _TEXTS: dict[str, dict[str, str]] = {
         "durations": "Study durations",
         "hover": "{label}<br>{date}<br>{start} – {end} ({minutes} min)",
         "hover_gap": "Gap<br>{date}<br>{start} – {end} ({minutes} min)",
-        "note_slots": "Slots: studies that can be planned per business day (configuration), counted on days with data.",
+        "note_slots": "Slots: studies that can be planned per business day (configuration), counted on days with studies and on days read from the PACS while the machine is in service{window}; a day read without a study: no activity (counted); a day not read: no data (not counted).",
         "note_gaps": "Gaps: idle time of at least {gap} min between consecutive studies, with {prep} min of preparation before and after each study.",
-        "note_util": "Util.: studies done / slots available; Mean = mean of the columns with data.",
+        "note_util": "Util.: studies / slots; Mean and overall utilisation = total studies / total slots; above 100 %: more studies than planned slots.",
+        "note_durations": "Durations as mm:ss, as h:mm h beyond an hour; MED = median, P90 = 90th percentile (90 % of the studies are shorter).",
         "note_takes": "[1] / [2]: first take / later takes (retakes) of the same study ({labels}).",
         "note_boxes": "Frame: study with preparation; inner block: acquisition; hatched: studies with retakes.",
         "note_edges": "Beyond {days} business days only the outlines of the studies are drawn.",
@@ -90,6 +124,38 @@ _TEXTS: dict[str, dict[str, str]] = {
         "page_of": "{machine} – {period}",
         "no_data": "Pages without data: {pages}",
         "missing_days": "Incomplete data: {n} day(s) could not be read from the PACS ({days}); their studies are missing from this report.",
+        "service_window": " (from {start} to {end})",
+        "trimmed": "data from {start}",
+        "no_activity_row": "Days no act.",
+        "no_data_row": "Days no data",
+        "status_no_activity": "no activity",
+        "status_no_data": "no data",
+        "status_out_of_service": "out of service",
+        "median": "MED",
+        "p90": "P90",
+        "overlaps_note": "Data quality: another patient's series overlapping a study (clock or scanner wrong; study not cut): {days}.",
+        "distribution_axis": "studies in progress (max = 100 %)",
+        "same_as": "{machine} – {period}: same as “{other}” (same days, same studies), page not repeated.",
+        "summary_title": "Summary",
+        "trends_title": "Trends",
+        "summary_subtitle": "All machines, in configuration order — report ending {end}",
+        "trends_subtitle": "Last 52 weeks (solid) and the year before (dotted) — ending {end}",
+        "machine": "Machine",
+        "period": "Period",
+        "median_duration": "Median dur.",
+        "retakes": "Retakes",
+        "change": "Δ exams",
+        "change_note": "Δ exams: change in the number of studies against the same period just before (▲ up, ▼ down); -: no previous period or no data.",
+        "summary_note": "Util. = total studies / total slots (days with studies or read from the PACS in service). Days no act.: days read without any study; Days no data: days not read, not counted.",
+        "weekly_util": "Weekly utilisation (%)",
+        "weekly_exams": "Studies per week",
+        "monthly_descriptions": "Studies per month and description",
+        "this_year": "last 52 weeks",
+        "last_year": "year before",
+        "workbook": "Tables (Excel)",
+        "tables": "Tables of the page",
+        "counts_table": "Counts",
+        "durations_table": "Durations",
     },
 }
 
@@ -167,6 +233,18 @@ def fmt_mmss(seconds: float | None) -> str:
         return "-"
     total = round(seconds)
     return f"{total // 60:02d}:{total % 60:02d}"
+
+
+def fmt_duration(seconds: float | None) -> str:
+    """``mm:ss`` under an hour, ``h:mm h`` from an hour on (``265:18`` reads ``4:25 h``);
+    ``-`` for a missing value."""
+    if seconds is None or seconds != seconds:
+        return "-"
+    total = round(seconds)
+    if total < 3600:
+        return f"{total // 60:02d}:{total % 60:02d}"
+    minutes = round(seconds / 60)
+    return f"{minutes // 60}:{minutes % 60:02d} h"
 
 
 def fmt_percent(value: float | None) -> str:

@@ -52,6 +52,21 @@ def period_bounds(
     raise ValueError(f"a period needs weeks or an anchor (got weeks={weeks}, anchor={anchor!r})")
 
 
+def previous_bounds(
+    start: dt.date, end: dt.date, *, weeks: int | None = None, anchor: str | None = None
+) -> tuple[dt.date, dt.date] | None:
+    """The same period just before ``start..end``: ``weeks`` earlier for a period in weeks,
+    the same dates a year earlier for ``anchor="year"``; None for ``"first_year"`` (nothing
+    comes before the first year)."""
+    if weeks is not None:
+        shift = dt.timedelta(weeks=weeks)
+        return start - shift, end - shift
+    if anchor == "year":
+        last = end.replace(day=28) if (end.month, end.day) == (2, 29) else end
+        return dt.date(start.year - 1, 1, 1), last.replace(year=end.year - 1)
+    return None
+
+
 def make_periods(
     end: dt.date,
     names: Sequence[str],

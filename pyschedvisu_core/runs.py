@@ -7,7 +7,7 @@ are built from these.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,25 +71,38 @@ def rows_worth_showing(rows: list[dict[str, Any]], keep_from: dt.date) -> list[d
     return [r for r in rows if r["day"] >= first or r["status"] != "ok" or not r["from cache"]]
 
 
+@dataclass(frozen=True)
+class MachinePlan:
+    """What the week summary needs of one machine's configuration (plain values)."""
+
+    name: str
+    slots: Sequence[int]
+    gap_minutes: int
+    service: tuple[dt.date | None, dt.date | None] = (None, None)
+
+
 def week_summary(
     studies: pl.DataFrame,
     days: list[dt.date],
-    machines: Mapping[str, tuple[str, list[int], int]],
+    machines: Mapping[str, MachinePlan],
+    retrieved: Collection[dt.date] = (),
 ) -> list[dict[str, Any]]:
     """Per display machine over ``days``: studies, slots, utilisation %, gaps (count, hours).
 
     ``studies`` is a frame of ``schema.STUDY_SCHEMA``; ``machines`` maps the minified machine
-    key to ``(display name, slots Mon..Fri, gap minutes)``. Same rules as the report's count
-    table (``schedule.find_gaps`` / ``daily_counts``): slots count only on days with data.
+    key to its :class:`MachinePlan`. Same rules as the report's count table
+    (``schedule.find_gaps`` / ``daily_counts``): a day counts its slots when it has studies,
+    or when it is ``retrieved`` (final in the store) inside the machine's service window.
     """
     frame = studies.filter(pl.col("date").is_in(days)).with_columns(
         _key=minify_machine_expr(pl.col("machine"))
     )
     out = []
-    for key, (name, slots, gap_minutes) in machines.items():
+    for key, plan in machines.items():
+        name = plan.name
         mine = frame.filter(pl.col("_key") == key)
-        gaps = find_gaps(mine, gap_minutes)
-        daily = daily_counts(mine, gaps, days, slots)
+        gaps = find_gaps(mine, plan.gap_minutes)
+        daily = daily_counts(mine, gaps, days, plan.slots, retrieved, plan.service)
         n_slots = int(daily["slots"].sum())
         out.append(
             {

@@ -9,11 +9,12 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 import polars as pl
 
 from pyschedvisu_core import i18n
+from pyschedvisu_core.colors import later_take_shade
 from pyschedvisu_core.periods import BinKind
 
 OTHER = "OTHER"
@@ -56,12 +57,13 @@ def label_order(
 
 
 def color_of(description: str, order: Sequence[str], colors: Sequence[str]) -> str:
-    """Colour of a description: its rank in the machine's order; ``OTHER`` (and unknown) the last."""
+    """Colour of a description: its rank in the machine's order; ``OTHER`` (and unknown) the
+    last. A later take ``X [2]`` gets a darker shade of X's colour, so that the two takes of
+    one description read as a pair but never as one."""
     desc = base_description(description)
     known = [d for d in order if d != OTHER]
-    if desc in known:
-        return colors[known.index(desc) % (len(colors) - 1)]
-    return colors[-1]
+    base = colors[known.index(desc) % (len(colors) - 1)] if desc in known else colors[-1]
+    return later_take_shade(base) if description.endswith(" [2]") else base
 
 
 def with_labels(studies: pl.DataFrame, retake_descriptions: Sequence[str] = ()) -> pl.DataFrame:
@@ -106,20 +108,46 @@ def find_gaps(studies: pl.DataFrame, gap_minutes: float) -> pl.DataFrame:
     )
 
 
+#: Status of a business day for one machine (DOMAIN §4, utilisation).
+ACTIVITY = "activity"  # studies that day: counted
+NO_ACTIVITY = "no_activity"  # retrieved, in service, no study: counted, 0 exams
+NO_DATA = "no_data"  # not retrieved (or not final yet): not counted
+OUT_OF_SERVICE = "out_of_service"  # before / after the machine's service window: not counted
+DAY_STATUSES = (ACTIVITY, NO_ACTIVITY, NO_DATA, OUT_OF_SERVICE)
+
+
 def daily_counts(
     studies: pl.DataFrame,
     gaps: pl.DataFrame,
     days: Sequence[dt.date],
     slots_per_weekday: Sequence[int],
+    retrieved: Collection[dt.date] = (),
+    service: tuple[dt.date | None, dt.date | None] = (None, None),
 ) -> pl.DataFrame:
-    """One row per business day: ``date, has_data, slots, exams, gaps``.
+    """One row per business day: ``date, status, counted, slots, exams, gaps``.
 
-    Slots are counted only on days with data, so that a machine installed or retired during
-    a long period is not charged for days it did not exist (nor for days not retrieved).
+    A day counts its weekday slots when it has studies, or when it was retrieved (final in
+    the store: ``retrieved``) and lies in the machine's service window ``service`` (first and
+    last day, None = open): an idle scanner then lowers utilisation instead of vanishing from
+    it. Days not retrieved (``no_data``) and days outside the window (``out_of_service``) are
+    not counted. Holidays are not in ``days`` at all.
     """
+    first, last = service
     base = pl.DataFrame(
-        {"date": list(days), "slot": [int(slots_per_weekday[d.weekday()]) for d in days]},
-        schema={"date": pl.Date(), "slot": pl.Int64()},
+        {
+            "date": list(days),
+            "slot": [int(slots_per_weekday[d.weekday()]) for d in days],
+            "retrieved": [d in retrieved for d in days] if retrieved else [False] * len(days),
+            "in_service": [
+                (first is None or d >= first) and (last is None or d <= last) for d in days
+            ],
+        },
+        schema={
+            "date": pl.Date(),
+            "slot": pl.Int64(),
+            "retrieved": pl.Boolean(),
+            "in_service": pl.Boolean(),
+        },
     )
     exams = studies.group_by("date").agg(exams=pl.len().cast(pl.Int64))
     n_gaps = gaps.group_by("date").agg(gaps=pl.len().cast(pl.Int64))
@@ -128,12 +156,27 @@ def daily_counts(
         .join(n_gaps, on="date", how="left")
         .with_columns(pl.col("exams", "gaps").fill_null(0))
     )
-    return out.select(
-        "date",
-        has_data=pl.col("exams") > 0,
-        slots=pl.when(pl.col("exams") > 0).then(pl.col("slot")).otherwise(0),
-        exams="exams",
-        gaps="gaps",
+    status = (
+        pl.when(pl.col("exams") > 0)
+        .then(pl.lit(ACTIVITY))
+        .when(~pl.col("in_service"))
+        .then(pl.lit(OUT_OF_SERVICE))
+        .when(pl.col("retrieved"))
+        .then(pl.lit(NO_ACTIVITY))
+        .otherwise(pl.lit(NO_DATA))
+    )
+    counted = pl.col("status").is_in([ACTIVITY, NO_ACTIVITY])
+    return (
+        out.with_columns(status=status)
+        .with_columns(counted=counted)
+        .select(
+            "date",
+            "status",
+            "counted",
+            slots=pl.when(pl.col("counted")).then(pl.col("slot")).otherwise(0),
+            exams="exams",
+            gaps="gaps",
+        )
     )
 
 
@@ -189,73 +232,97 @@ def _bin_label(first: dt.date, last: dt.date, kind: BinKind, lang: str, years: b
 
 
 #: Columns of :func:`count_table` (values as floats: the mean row is fractional).
-COUNT_COLUMNS = ("days", "slots", "exams", "gaps", "util")
+COUNT_COLUMNS = ("days", "slots", "exams", "gaps", "util", "no_activity", "no_data")
+
+
+def utilisation(exams: pl.Expr, slots: pl.Expr) -> pl.Expr:
+    """Utilisation in % = exams / slots (null without slots): the one definition, everywhere."""
+    return pl.when(slots > 0).then(100 * exams / slots)
 
 
 def count_table(daily: pl.DataFrame, bins: pl.DataFrame) -> pl.DataFrame:
     """The count table: one row per bin, then ``Total`` and ``Moyen`` (mean) rows.
 
-    Columns ``label, row ("bin"|"total"|"mean"), days, slots, exams, gaps, util`` (util in %,
-    null without slots). The mean is over bins with data; the total row's util is the
-    overall utilisation.
+    Columns ``label, row ("bin"|"total"|"mean"), first_day, last_day, days, slots, exams, gaps,
+    util, no_activity, no_data``: ``days`` = days counted (with studies, or retrieved in
+    service), util in % (null without slots), ``no_activity`` / ``no_data`` = days of those
+    statuses. The mean row holds the mean per bin of the bins with counted days, but its util
+    is the total's (total exams / total slots), so that "mean" and "overall" utilisation are
+    one number.
     """
     per_bin = (
         daily.join(bins, on="date", how="left")
         .group_by("bin", "bin_label")
         .agg(
-            days=pl.col("has_data").sum().cast(pl.Float64),
+            first_day=pl.col("date").min(),
+            last_day=pl.col("date").max(),
+            days=pl.col("counted").sum().cast(pl.Float64),
             slots=pl.col("slots").sum().cast(pl.Float64),
             exams=pl.col("exams").sum().cast(pl.Float64),
             gaps=pl.col("gaps").sum().cast(pl.Float64),
+            no_activity=(pl.col("status") == NO_ACTIVITY).sum().cast(pl.Float64),
+            no_data=(pl.col("status") == NO_DATA).sum().cast(pl.Float64),
         )
         .sort("bin")
-        .with_columns(
-            util=pl.when(pl.col("slots") > 0).then(100 * pl.col("exams") / pl.col("slots")),
-            row=pl.lit("bin"),
-        )
-        .select(label="bin_label", row="row", **{c: c for c in COUNT_COLUMNS})
+        .with_columns(util=utilisation(pl.col("exams"), pl.col("slots")), row=pl.lit("bin"))
+        .select("bin_label", "row", "first_day", "last_day", *COUNT_COLUMNS)
+        .rename({"bin_label": "label"})
     )
+    sums = [pl.col(c).sum() for c in COUNT_COLUMNS if c != "util"]
     total = per_bin.select(
+        *sums,
         label=pl.lit("total"),
         row=pl.lit("total"),
-        days=pl.col("days").sum(),
-        slots=pl.col("slots").sum(),
-        exams=pl.col("exams").sum(),
-        gaps=pl.col("gaps").sum(),
-    ).with_columns(util=pl.when(pl.col("slots") > 0).then(100 * pl.col("exams") / pl.col("slots")))
+        first_day=pl.col("first_day").min(),
+        last_day=pl.col("last_day").max(),
+    ).with_columns(util=utilisation(pl.col("exams"), pl.col("slots")))
     with_data = per_bin.filter(pl.col("days") > 0)
     mean = with_data.select(
+        *[pl.col(c).mean() for c in COUNT_COLUMNS if c != "util"],
         label=pl.lit("mean"),
         row=pl.lit("mean"),
-        **{c: pl.col(c).mean() for c in COUNT_COLUMNS},
-    )
+        first_day=pl.lit(None, dtype=pl.Date()),
+        last_day=pl.lit(None, dtype=pl.Date()),
+    ).with_columns(util=total["util"][0] if total.height else None)
     if with_data.height == 0:
-        mean = mean.clear(1)
-        mean = mean.with_columns(label=pl.lit("mean"), row=pl.lit("mean"))
-    return pl.concat([per_bin, total.select(per_bin.columns), mean.select(per_bin.columns)])
+        mean = mean.clear(1).with_columns(label=pl.lit("mean"), row=pl.lit("mean"))
+    cols = per_bin.columns
+    return pl.concat(
+        [per_bin, total.select(cols).cast(per_bin.schema), mean.select(cols).cast(per_bin.schema)]
+    )
+
+
+def _duration_stats(col: str) -> list[pl.Expr]:
+    d = pl.col(col)
+    return [
+        pl.len().cast(pl.Int64).alias("n"),
+        d.mean().alias("mean_s"),
+        d.median().alias("median_s"),
+        d.quantile(0.9, "linear").alias("p90_s"),
+        d.min().alias("min_s"),
+        d.max().alias("max_s"),
+    ]
+
+
+#: Columns of :func:`duration_table`.
+DURATION_COLUMNS = ("label", "n", "mean_s", "median_s", "p90_s", "min_s", "max_s")
 
 
 def duration_table(
     labeled: pl.DataFrame, gaps: pl.DataFrame, labels: Sequence[str]
 ) -> pl.DataFrame:
-    """``label, n, mean_s, min_s, max_s`` per label (in ``labels`` order), then the gap row
-    (label :data:`GAPS`) with the count and durations of the gaps."""
-    stats = labeled.group_by("label").agg(
-        n=pl.len().cast(pl.Int64),
-        mean_s=pl.col("duration_s").mean(),
-        min_s=pl.col("duration_s").min(),
-        max_s=pl.col("duration_s").max(),
-    )
+    """``label, n, mean_s, median_s, p90_s, min_s, max_s`` per label (in ``labels`` order),
+    then the gap row (label :data:`GAPS`) with the count and durations of the gaps.
+
+    P90 interpolates linearly between the two nearest durations (as numpy's default).
+    """
+    stats = labeled.group_by("label").agg(_duration_stats("duration_s"))
     order = pl.DataFrame({"label": list(labels)}, schema={"label": pl.String()})
     rows = order.join(stats, on="label", how="inner", maintain_order="left")
-    gap_row = gaps.select(
-        label=pl.lit(GAPS),
-        n=pl.len().cast(pl.Int64),
-        mean_s=pl.col("duration_s").mean(),
-        min_s=pl.col("duration_s").min(),
-        max_s=pl.col("duration_s").max(),
+    gap_row = gaps.select(pl.lit(GAPS).alias("label"), *_duration_stats("duration_s"))
+    return pl.concat(
+        [rows.select(DURATION_COLUMNS), gap_row.select(DURATION_COLUMNS).cast(rows.schema)]
     )
-    return pl.concat([rows, gap_row.select(rows.columns).cast(rows.schema)])
 
 
 def _seconds_of_day(col: str) -> pl.Expr:

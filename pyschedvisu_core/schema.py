@@ -58,6 +58,8 @@ STUDY_SCHEMA: dict[str, pl.DataType] = {
     "study_descriptions": pl.String(),
     "n_series": pl.Int32(),
     "fully_contained": pl.Boolean(),
+    # another patient's series overlapping an idle stretch of this study (not a cut, §3.3)
+    "foreign_overlaps": pl.Int32(),
     "time_to_prev_s": pl.Float64(),
     "time_to_next_s": pl.Float64(),
     "time_to_prev_prep_s": pl.Float64(),

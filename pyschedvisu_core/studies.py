@@ -24,6 +24,9 @@ modalities            String        sorted distinct modalities, comma-joined
 protocol_names         String        sorted distinct ProtocolNames, comma-joined ('' when none)
 study_descriptions     String        sorted distinct raw StudyDescriptions, comma-joined
 n_series               Int32         series counted (after duplicate removal; summed on merges)
+foreign_overlaps       Int32         another patient's series reaching into an idle stretch of this
+                                     study but overlapping it by more than the tolerance: not a
+                                     cut, a data-quality finding (DOMAIN §3.3)
 fully_contained        Boolean       the raw span lies inside another study's of the same machine
 time_to_prev_s         Float64       start − previous study's end (raw); null for the first
 time_to_next_s         Float64       next study's start − end (raw); null for the last
@@ -38,7 +41,8 @@ minified, sorted, comma-joined model names) and are meant to be kept apart from 
 Choices where DOMAIN §3 leaves room (good sense, documented): duplicate studies (§3.9) are
 dropped *before* padding and neighbour times, so a copy never looks "contained"; a padded span
 is never cut inside its own acquisition span (when raw spans overlap the padding there is
-dropped); the interleave window of a take split is ``[latest end so far, start)``.
+dropped); the interleave window of a take split is ``[latest end so far, start)``, widened by
+the overlap tolerance for series that reach into it.
 """
 
 from __future__ import annotations
@@ -60,13 +64,18 @@ from pyschedvisu_core.labels import (
 MIXED = "mixed cases"
 VENT_PERF = "VENT PERF."
 NO_CT_SUFFIX = "_NoCT"
+#: Default of ``takes.overlap_tolerance_s``: how far another patient's series may overlap ours
+#: and still count as scanned in between (clock rounding between consoles).
+OVERLAP_TOLERANCE_S: Final = 60
 #: Engine for the materialised stages of :func:`build_studies` (see there).
 ENGINE: Final = "in-memory"
 #: Bumped whenever a rule changes, so stored study tables are recomputed.
 #: 2: takes measured from the latest end so far, not the previous series' end;
 #: 3: only another patient's series cut a study into takes, not the same patient's other study;
-#: 4: accents dropped from StudyDescription (and label patterns) before matching
-RULES_VERSION = 4
+#: 4: accents dropped from StudyDescription (and label patterns) before matching;
+#: 5: another patient's series overlapping ours by more than a tolerance no longer cuts a take
+#: (a data-quality finding, ``foreign_overlaps``)
+RULES_VERSION = 5
 
 _SERIES_COLUMNS = [
     "date",
@@ -230,17 +239,26 @@ def _count_in(sorted_keys: pl.Expr, lo: pl.Expr, hi: pl.Expr) -> pl.Expr:
     ).cast(pl.Int64)
 
 
-def assign_takes(series: pl.LazyFrame, retake_split_s: int) -> pl.LazyFrame:
+def assign_takes(
+    series: pl.LazyFrame, retake_split_s: int, overlap_tolerance_s: int = OVERLAP_TOLERANCE_S
+) -> pl.LazyFrame:
     """DOMAIN §3.3: drop duplicate series, then number the takes of each study UID.
 
     With ``reach_i = max(end_1 .. end_{i-1})`` (series of the study by start), a new take starts
-    at series i when ``start_i - reach_i > retake_split_s`` or when a series of another
-    patient's study on the same lane starts in ``[reach_i, start_i)`` (another patient was
-    scanned in between; a study's patient is its first series' ``patient_key``).
-    The latest end so far, not the previous series' end: a long series overlapping later short
-    ones keeps the scanner busy, so neither a gap nor room for another patient opened there.
-    Without overlaps both are the same. Adds ``take`` (Int32); ``study_key`` is made per study
-    later. Rows come out sorted by study, then start.
+    at series i when ``start_i - reach_i > retake_split_s`` or when a series X of another
+    patient's study on the same lane lies in the idle stretch ``[reach_i, start_i)``: it reaches
+    into it (``X.start < start_i`` and ``X.end >= reach_i``) and overlaps neither side by more
+    than ``overlap_tolerance_s`` (``X.start >= reach_i - tol`` and ``X.end <= start_i + tol``).
+    A study's patient is its first series' ``patient_key``.
+
+    One scanner cannot image two patients at once: a foreign series that reaches into the
+    stretch but overlaps one of ours by more than the tolerance comes from a clock offset or a
+    mis-assigned machine. Cutting there left seconds-long "studies" (the 2019 rule); it is
+    counted instead in ``_overlaps`` (per series row, for the stretch before it), a
+    data-quality finding. The latest end so far, not the previous series' end: a long series
+    overlapping later short ones keeps the scanner busy, so neither a gap nor room for another
+    patient opened there. Adds ``take`` (Int32) and ``_overlaps`` (Int32); ``study_key`` is made
+    per study later. Rows come out sorted by study, then start.
     """
     ordered = ["_sid", "start", "end", "patient_key", "series_uid"]
     dup_keys = ["_sid", "start", "end", "patient_key"]
@@ -264,14 +282,15 @@ def assign_takes(series: pl.LazyFrame, retake_split_s: int) -> pl.LazyFrame:
     with_prev = dedup.with_columns(
         pl.when(~first).then(pl.col("_s0") + pl.duration(microseconds=reach_us)).alias("_end_prev")
     ).with_columns(
-        # An overlap (reach past start) leaves an empty window, never an inverted one.
-        pl.min_horizontal(pl.coalesce("_end_prev", "start"), "start").alias("_from")
+        # An idle stretch only where the study's earlier series have all ended (reach < start).
+        (~first & (pl.col("_end_prev") < pl.col("start"))).alias("_idle")
     )
-    # Starts in [from, start) on the whole lane (one scanner, one day) less those of the same
-    # patient there (its own study's included), each packed on its group id relative to the
-    # date and sorted once. The same patient is no other patient scanned in between (DOMAIN
-    # §3.3): a copy of the exam archived under a second UID, or a second exam of that patient
-    # on the scanner, must not cut it into takes.
+    # Foreign series reaching into [reach, start): on the whole lane (one scanner, one day),
+    # those starting before `start` less those ending before `reach` (which then also started
+    # before `start`), less the same for the series of the same patient there (its own study's
+    # included). The same patient is no other patient scanned in between (DOMAIN §3.3): a copy
+    # of the exam archived under a second UID, or a second exam of that patient on the scanner,
+    # must not cut it into takes. Four binary searches on packed integer keys per row.
     day0 = pl.col("date").cast(schema.DT)
     # A study's patient (its first series'; the study itself when unknown) mixed with its
     # lane into one integer group: hashes and a numeric rank, not strings (10 years: 765k rows).
@@ -280,18 +299,61 @@ def assign_takes(series: pl.LazyFrame, retake_split_s: int) -> pl.LazyFrame:
     patient = pl.when(first).then(patient).forward_fill()
     lane_hash = pl.col("_lid").hash(seed=2)
     with_prev = with_prev.with_columns((patient ^ lane_hash).rank("dense").alias("_pl"))
-    lane = _packed(pl.col("_lid"), _us(pl.col("start") - day0) + _BEFORE_DAY_US)
-    lane_from = _packed(pl.col("_lid"), _us(pl.col("_from") - day0) + _BEFORE_DAY_US)
-    same = _packed(pl.col("_pl"), _us(pl.col("start") - day0) + _BEFORE_DAY_US)
-    same_from = _packed(pl.col("_pl"), _us(pl.col("_from") - day0) + _BEFORE_DAY_US)
-    others = _count_in(lane.sort(), lane_from, lane) - _count_in(same.sort(), same_from, same)
+
+    def key(group: str, time: pl.Expr) -> pl.Expr:
+        return _packed(pl.col(group), _us(time - day0) + _BEFORE_DAY_US)
+
+    def reaching(group: str) -> pl.Expr:
+        floor = pl.col(group).cast(pl.Int64) * _SLOT_US
+        start, reach = pl.col("start"), pl.coalesce("_end_prev", "start")
+        starts, ends = key(group, start).sort(), key(group, pl.col("end")).sort()
+        return _count_in(starts, floor, key(group, start)) - _count_in(
+            ends, floor, key(group, reach)
+        )
+
+    candidates = pl.when(pl.col("_idle")).then(reaching("_lid") - reaching("_pl")).otherwise(0)
+    with_prev = with_prev.with_columns(candidates.alias("_cand")).with_row_index("_rid")
+    # The few stretches some foreign series reaches into: check each such series against the
+    # tolerance (a join on the lane, limited to those stretches).
+    tol = pl.duration(seconds=overlap_tolerance_s)
+    stretches = with_prev.filter(pl.col("_cand") > 0).select(
+        "_rid", "_lid", "_pl", "_end_prev", "start"
+    )
+    lane_series = with_prev.select(
+        "_lid",
+        pl.col("_pl").alias("_xpl"),
+        pl.col("start").alias("_xs"),
+        pl.col("end").alias("_xe"),
+    )
+    checked = (
+        stretches.join(lane_series, on="_lid", how="inner")
+        .filter(
+            (pl.col("_xpl") != pl.col("_pl"))
+            & (pl.col("_xs") < pl.col("start"))
+            & (pl.col("_xe") >= pl.col("_end_prev"))
+        )
+        .with_columns(
+            (
+                (pl.col("_xs") >= pl.col("_end_prev") - tol)
+                & (pl.col("_xe") <= pl.col("start") + tol)
+            ).alias("_between")
+        )
+        .group_by("_rid")
+        .agg(
+            pl.col("_between").any().alias("_cut"),
+            (~pl.col("_between")).sum().cast(pl.Int32).alias("_overlaps"),
+        )
+    )
+    with_cuts = with_prev.join(checked, on="_rid", how="left", maintain_order="left").with_columns(
+        pl.col("_cut").fill_null(False), pl.col("_overlaps").fill_null(0)
+    )
     gap_us = _us(pl.col("start") - pl.col("_end_prev"))
-    split = ~first & ((gap_us > retake_split_s * 1_000_000) | (others > 0))
+    split = ~first & ((gap_us > retake_split_s * 1_000_000) | pl.col("_cut"))
     # take = 1 + splits since the study's first row (a running sum, reset at each study).
     cs = split.cast(pl.Int64).cum_sum()
-    return with_prev.with_columns(
+    return with_cuts.with_columns(
         (cs - pl.when(first).then(cs).forward_fill() + 1).cast(pl.Int32).alias("take")
-    ).drop("_first", "_g", "_s0", "_end_prev", "_from", "_pl")
+    ).drop("_first", "_g", "_s0", "_end_prev", "_idle", "_pl", "_cand", "_rid", "_cut")
 
 
 def study_labels(
@@ -368,6 +430,7 @@ def group_studies(
         pl.col("start").min(),
         pl.col("end").max(),
         pl.len().cast(pl.Int32).alias("n_series"),
+        pl.col("_overlaps").sum().cast(pl.Int32).alias("foreign_overlaps"),
         *(pl.col(col).drop_nulls().unique().alias(alias) for col, alias in sets.items()),
     )
     return (
@@ -406,6 +469,7 @@ def merge_label(studies: pl.LazyFrame, label: str = VENT_PERF) -> pl.LazyFrame:
             pl.col("start").min(),
             pl.col("end").max(),
             pl.col("n_series").sum().cast(pl.Int32),
+            pl.col("foreign_overlaps").sum().cast(pl.Int32),
             _union_joined("modalities").alias("modalities"),
             _union_joined("protocol_names").alias("protocol_names"),
             _union_joined("study_descriptions").alias("study_descriptions"),
@@ -504,6 +568,7 @@ def build_studies(
     labels: Mapping[str, Mapping[str, Sequence[str]]],
     prep_minutes: Mapping[str, int],
     retake_split_s: int,
+    overlap_tolerance_s: int = OVERLAP_TOLERANCE_S,
 ) -> pl.LazyFrame:
     """Every rule of DOMAIN §3 on series rows (``schema.SERIES_SCHEMA``).
 
@@ -524,7 +589,7 @@ def build_studies(
     by_study = stage(study_machines(staged, machines))
     # Only the ids travel with the series rows; the machine columns are joined per study.
     staged = staged.join(by_study.select("_sid", "_lid"), on="_sid", how="left")
-    staged = stage(assign_takes(staged, retake_split_s))
+    staged = stage(assign_takes(staged, retake_split_s, overlap_tolerance_s))
     studies = stage(group_studies(staged, labels, by_study, sorted_takes=True))
     studies = stage(drop_duplicate_studies(merge_label(studies, VENT_PERF)))
     studies = neighbour_times(pad_preparation(studies, prep_minutes))

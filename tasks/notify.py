@@ -8,8 +8,9 @@ from typing import Any
 
 from prefect import get_run_logger, task
 
-from pyschedvisu import mail
+from pyschedvisu import mail, render
 from pyschedvisu.config import Settings
+from pyschedvisu.store import SeriesStore
 
 
 def _load_secret(name: str) -> str:
@@ -80,15 +81,22 @@ def publish_artifacts(
             else schema.empty(schema.STUDY_SCHEMA)
         )
         names = settings.machine_names()
+        windows = render.service_windows(studies)
         machines = {
-            key: (
+            key: runs.MachinePlan(
                 names[key],
                 list(settings.draw.machine[key].slots_per_weekday),
                 settings.draw.machine[key].gap_minutes,
+                render.service_window(settings, key, windows),
             )
             for key in settings.display_machines()
         }
-        summary = runs.week_summary(studies, week_days, machines)
+        retrieved = (
+            SeriesStore(settings.paths.data_dir).final_days(week_days[0], week_days[-1])
+            if week_days
+            else []
+        )
+        summary = runs.week_summary(studies, week_days, machines, retrieved)
         out["week"] = summary
         create_markdown_artifact(
             runs.week_markdown(end, summary, missing),

@@ -22,7 +22,7 @@ from prefect.context import TaskRunContext
 from pyschedvisu import render
 from pyschedvisu.config import Settings
 from pyschedvisu.render import Page
-from pyschedvisu_core import figures, i18n, periods, schedule
+from pyschedvisu_core import colors, figures, i18n, overview, periods, schedule
 
 #: Settings sections a page depends on.
 PAGE_SECTIONS = ("draw", "descriptions", "report", "calendar", "machines")
@@ -31,7 +31,7 @@ PAGE_SECTIONS = ("draw", "descriptions", "report", "calendar", "machines")
 @lru_cache(maxsize=1)
 def _code_version() -> str:
     digest = hashlib.sha256()
-    for module in (figures, schedule, periods, i18n, render):
+    for module in (figures, schedule, periods, i18n, colors, overview, render):
         digest.update(inspect.getsource(module).encode())
     return digest.hexdigest()[:12]
 
@@ -42,6 +42,28 @@ def _file_identity(path: str) -> str:
     except OSError:
         return "missing"
     return f"{st.st_size}-{st.st_mtime_ns}"
+
+
+def _digest(value: Any) -> str:
+    return hashlib.sha256(repr(value).encode()).hexdigest()[:16]
+
+
+@task(name="report-inputs", cache_policy=NO_CACHE)
+def report_inputs(
+    settings: Settings, studies_path: str, start: dt.date, end: dt.date
+) -> tuple[list[dt.date], dict[str, tuple[dt.date, dt.date]]]:
+    """(days from ``start`` to ``end`` final in the series store, each machine's first and last
+    day with studies): what the utilisation of every page depends on besides its studies."""
+    retrieved = render.final_days(settings.paths.data_dir, start, end)
+    windows = render.service_windows(studies_path)
+    get_run_logger().info(
+        "%d day(s) final in the store from %s to %s; %d machine(s) with studies",
+        len(retrieved),
+        start,
+        end,
+        len(windows),
+    )
+    return retrieved, windows
 
 
 def page_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
@@ -55,6 +77,11 @@ def page_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
         str(parameters["machine"]),
         str(parameters["period"]),
         str(parameters["end"]),
+        # which days are final in the store, and the machines' service windows
+        _digest(sorted(d.isoformat() for d in parameters.get("retrieved") or ())),
+        _digest(
+            sorted((k, str(a), str(b)) for k, (a, b) in (parameters.get("windows") or {}).items())
+        ),
     ]
     return "page-" + hashlib.sha256("|".join(parts).encode()).hexdigest()[:32]
 
@@ -69,10 +96,19 @@ def page_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
     retry_delay_seconds=2,
 )
 def build_page(
-    settings: Settings, studies_path: str, machine: str, period: str, end: dt.date
+    settings: Settings,
+    studies_path: str,
+    machine: str,
+    period: str,
+    end: dt.date,
+    retrieved: list[dt.date] | None = None,
+    windows: dict[str, tuple[dt.date, dt.date]] | None = None,
 ) -> Page | None:
-    """The page of ``machine`` for ``period`` ending on ``end``; None when it has no data."""
-    page = render.build_page(settings, studies_path, machine, period, end)
+    """The page of ``machine`` for ``period`` ending on ``end``; None when it has no data.
+
+    ``retrieved``, ``windows``: see :func:`report_inputs`.
+    """
+    page = render.build_page(settings, studies_path, machine, period, end, retrieved or (), windows)
     logger = get_run_logger()
     if page is None:
         logger.info("no data for %s / %s: page skipped", machine, period)
@@ -90,15 +126,33 @@ def build_page(
     name="render-report", tags=["kaleido"], retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE
 )
 def render_report(
-    settings: Settings, pages: list[Page], end: dt.date, notes: list[str] | None = None
+    settings: Settings,
+    pages: list[Page],
+    end: dt.date,
+    notes: list[str] | None = None,
+    studies_path: str | None = None,
+    retrieved: list[dt.date] | None = None,
+    windows: dict[str, tuple[dt.date, dt.date]] | None = None,
 ) -> dict[str, Any]:
-    """Render every page through one kaleido browser; write the PDF and HTML reports.
+    """Render the summary, trends and every page through one kaleido browser; write the
+    PDF, HTML and Excel reports.
 
-    Returns ``{"pdf", "html", "pages", "skipped"}`` (see :func:`pyschedvisu.render.render_report`).
+    Returns ``{"pdf", "html", "xlsx", "pages", "skipped", "identical"}`` (see
+    :func:`pyschedvisu.render.render_report`).
     """
-    result = render.render_report(settings, pages, end, notes)
+    result = render.render_report(
+        settings,
+        pages,
+        end,
+        notes,
+        studies=studies_path,
+        retrieved=retrieved or (),
+        windows=windows,
+    )
     logger = get_run_logger()
-    logger.info("report: %s, %d pages", result["pdf"], result["pages"])
+    logger.info("report: %s, %d pages, workbook %s", result["pdf"], result["pages"], result["xlsx"])
     for item in result["skipped"]:
         logger.info("skipped (no data): %s", item)
+    for item in result["identical"]:
+        logger.info("not repeated (identical to another period's page): %s", item)
     return result

@@ -34,6 +34,8 @@ EXTRACTION_CASES = {
     "duplicate_series",
     "mixed_cases",
     "partial_institution",
+    "overlapped",
+    "overlapping_other",
 }
 
 
@@ -80,6 +82,13 @@ def test_eight_synthetic_weeks_are_extracted_exactly(
     assert truth.filter(pl.col("take") > 1).height > 0
     assert truth.filter(pl.col("description") == "VENT PERF.").height > 0
     assert not pl.read_parquet(Path(settings.paths.data_dir) / MIXED_FILE).is_empty()
+    # another patient's series overlapping a study: no cut (same takes as the truth, above),
+    # a data-quality finding on exactly the overlapped studies
+    overlapped = pl.read_parquet(synth / "truth" / "cases.parquet").filter(
+        pl.col("case") == "overlapped"
+    )["study_uid"]
+    found = pl.read_parquet(result.path).filter(pl.col("foreign_overlaps") > 0)
+    assert sorted(found["study_uid"].unique()) == sorted(overlapped.unique())
 
     cfg = tmp_path / "c.toml"
     cfg.write_text(f'[paths]\ndata_dir = "{settings.paths.data_dir}"\n')

@@ -9,10 +9,12 @@ import math
 from typing import Any
 
 import plotly.graph_objects as go
+import polars as pl
 import pytest
 
 from pyschedvisu_core import figures as F
 from pyschedvisu_core.calendar import business_days
+from pyschedvisu_core.colors import later_take_shade
 from tests.report_data import END, MON, SECRET_PATIENT, frame, known_week, study
 
 ORDER = ("FDG STAND.", "FDG CORPS", "RB82 COEUR", "OS 3 PHASE")
@@ -73,7 +75,9 @@ def test_one_outer_and_one_acquisition_box_per_study(week_fig: go.Figure) -> Non
         "AUTRE",
     ]
     assert boxes[-1].line.color == COLORS[-1]
-    assert boxes[3].line.color == boxes[4].line.color == "pink"
+    # the later take [2] in a darker shade of its first take's colour
+    assert boxes[3].line.color == "pink"
+    assert boxes[4].line.color == later_take_shade("pink") != "pink"
 
 
 def test_consecutive_boxes_alternate_left_and_right(week_fig: go.Figure) -> None:
@@ -125,22 +129,40 @@ def test_count_table_cells(week_fig: go.Figure) -> None:
     assert rest[:8] == ["Plages", "15", "15", "0", "0", "0", "30", "15.0"]
     assert rest[8:16] == ["Exam.", "6", "2", "0", "0", "0", "8", "4.0"]
     assert rest[16:24] == ["Trous", "1", "1", "0", "0", "0", "2", "1.0"]
-    assert rest[24:] == ["Util. (%)", "40 %", "13 %", "-", "-", "-", "27 %", "27 %"]
+    assert rest[24:32] == ["Util. (%)", "40 %", "13 %", "-", "-", "-", "27 %", "27 %"]
+    # nothing retrieved on Wed-Fri (no store): no data, not counted; zeros left blank
+    assert rest[32:] == ["J. sans act.", "J. sans donn.", "1", "1", "1", "3"]
     assert "27 %" in annotation(week_fig, "overall")
+
+
+def test_retrieved_idle_days_count_their_slots_and_are_marked_in_the_schedule() -> None:
+    retrieved = frozenset(spec().days[:4])  # Friday not retrieved
+    f = F.page_figure(known_week(), spec(retrieved=retrieved, service_from=MON))
+    cells = F.table_cells(f, "count-table")
+    assert cells[8:16] == ["Plages", "15", "15", "15", "15", "0", "60", "15.0"]
+    assert cells[32:40] == ["Util. (%)", "40 %", "13 %", "0 %", "0 %", "-", "13 %", "13 %"]
+    (idle,) = traces(f, "status-no_activity")
+    (missing,) = traces(f, "status-no_data")
+    assert n_paths(idle, 6) == 1  # Wed + Thu: one run, one rectangle
+    assert n_paths(missing, 6) == 1 and missing.showlegend
+    assert [idle.name, missing.name] == ["sans activité", "sans données"]
+    marks = [a.text for a in f.layout.annotations if a.name == "status"]
+    assert marks == ["sans activité", "sans activité", "sans données"]
 
 
 def test_duration_table_cells(week_fig: go.Figure) -> None:
     cells = F.table_cells(week_fig, "duration-table")
-    rows = [cells[i : i + 5] for i in range(5, len(cells), 5)]  # the swatch column is blank
-    assert cells[:5] == ["DESCRIPTION", "N.EXA", "MOY", "MIN", "MAX"]
+    rows = [cells[i : i + 7] for i in range(7, len(cells), 7)]  # the swatch column is blank
+    assert cells[:7] == ["DESCRIPTION", "N.EXA", "MOY", "MED", "P90", "MIN", "MAX"]
+    # from an hour on as h:mm h (a 265-minute gap read "265:18")
     assert rows == [
-        ["FDG STAND.", "3", "35:00", "30:00", "45:00"],
-        ["FDG CORPS", "1", "30:00", "30:00", "30:00"],
-        ["RB82 COEUR", "1", "30:00", "30:00", "30:00"],
-        ["OS 3 PHASE [1]", "1", "20:00", "20:00", "20:00"],
-        ["OS 3 PHASE [2]", "1", "20:00", "20:00", "20:00"],
-        ["AUTRE", "1", "120:00", "120:00", "120:00"],
-        ["TROUS", "2", "55:00", "50:00", "60:00"],
+        ["FDG STAND.", "3", "35:00", "30:00", "42:00", "30:00", "45:00"],
+        ["FDG CORPS", "1", "30:00", "30:00", "30:00", "30:00", "30:00"],
+        ["RB82 COEUR", "1", "30:00", "30:00", "30:00", "30:00", "30:00"],
+        ["OS 3 PHASE [1]", "1", "20:00", "20:00", "20:00", "20:00", "20:00"],
+        ["OS 3 PHASE [2]", "1", "20:00", "20:00", "20:00", "20:00", "20:00"],
+        ["AUTRE", "1", "2:00 h", "2:00 h", "2:00 h", "2:00 h", "2:00 h"],
+        ["TROUS", "2", "55:00", "55:00", "59:00", "50:00", "1:00 h"],
     ]
 
 
@@ -304,12 +326,14 @@ def test_printable_draws_line_traces_as_one_path_shape_each() -> None:
     assert layer["means"] == "above" and layer["count-table"] == layer["boxes"] == "between"
     assert {t.get("meta") for t in out["data"]} == {
         "boxes",
+        "status-no_data",
         "count-table-text",
         "violin-points",
         "duration-table-text",
     }
     # boxes keep their legend entries, emptied; other converted traces are gone
     kept = [t for t in out["data"] if t.get("meta") in ("boxes", "acquisition", "gaps")]
+    assert [t["name"] for t in out["data"] if t.get("meta") == "status-no_data"] == ["sans données"]
     assert kept and all(t["meta"] == "boxes" and t["x"] == [None] for t in kept)
     assert len(kept) == len([t for t in fig["data"] if t.get("meta") == "boxes"])
     go.Figure(out)  # still a valid figure
@@ -328,3 +352,64 @@ def test_typed_arrays_round_trip() -> None:
     arr = F.typed_array([1.5, None, 3.25])
     back = F.decode_array(arr)
     assert back[0] == 1.5 and math.isnan(back[1]) and back[2] == 3.25
+
+
+def test_violin_axis_contains_every_study_point_and_violin_with_headroom() -> None:
+    """Regression: a violin was cut at the top of its axis (MAX 40:12 on a 40-min axis)."""
+    rows = [study(MON, "08:00", "08:40", "FDG STAND.", f"a{i}") for i in range(3)]
+    rows.append(study(MON, "09:00", "09:40", "FDG STAND.", "b"))
+    long = frame(rows).with_columns(
+        end=pl.when(pl.col("study_uid") == "b")
+        .then(pl.col("end") + dt.timedelta(seconds=12))
+        .otherwise(pl.col("end"))
+    )
+    fig = F.page_dict(long, spec())
+    top = fig["layout"]["yaxis2"]["range"][1]
+    ys = [v for t in fig["data"] if t.get("yaxis") == "y2" for v in t["y"] if v is not None]
+    assert max(ys) == pytest.approx(40.2)
+    assert top >= 40.2 * 1.05  # headroom above the longest study
+
+
+def test_time_of_day_panel_has_its_own_legend_and_axis_title() -> None:
+    start = dt.date(2019, 6, 10)
+    f = F.page_dict(synthetic(start, END), spec(start=start, period_label="semestriel"))
+    curves = [t for t in f["data"] if t.get("meta") == "distribution"]
+    assert curves and all(t["showlegend"] and t["legend"] == "legend2" for t in curves)
+    assert [t["name"] for t in curves] == list(ORDER[:3])
+    assert f["layout"]["legend2"]["title"]["text"] == "<b>Répartition horaire</b>"
+    assert "max = 100 %" in f["layout"]["xaxis3"]["title"]["text"]
+    # the schedule's legend keeps the box colours only
+    assert not [t for t in f["data"] if t.get("legend") is None and t.get("meta") == "distribution"]
+
+
+def test_the_page_height_is_used_down_to_the_footer() -> None:
+    f = F.page_dict(known_week(), spec())
+    layout = f["layout"]
+    assert layout["margin"]["b"] <= 30
+    assert layout["yaxis5"]["domain"][0] == 0.0  # the duration table reaches the bottom
+    assert layout["yaxis2"]["domain"][0] <= 0.06  # the violins too (their labels below)
+
+
+def test_notes_wrap_and_name_the_service_window_and_the_overlaps() -> None:
+    sp = spec(service_from=MON, service_until=END)
+    lines = F.notes_lines(sp, 5, [MON, dt.date(2019, 11, 20)])
+    parts = [p.replace("<b>", "").replace("</b>", "") for x in lines for p in x.split("<br>")]
+    assert all(len(part) <= F.NOTE_WIDTH for part in parts) and len(parts) > len(lines)
+    assert "(du 18/11/2019 au 22/11/2019)" in " ".join(lines).replace("<br>", " ")
+    assert "plus de 100 % : plus d'examens que de plages" in " ".join(lines).replace("<br>", " ")
+    assert lines[-1].startswith("<b>⚠ Qualité des données")
+    assert "18/11/2019, 20/11/2019" in lines[-1].replace("<br>", " ")
+
+
+def test_trimmed_period_says_so_in_the_header() -> None:
+    f = F.page_figure(known_week(), spec(period_start=dt.date(2016, 1, 1)))
+    assert annotation(f, "subtitle").endswith("— données depuis le 18/11/2019")
+
+
+def test_studies_overlapped_by_another_patient_are_listed_in_the_page_notes() -> None:
+    studies = known_week().with_columns(
+        foreign_overlaps=pl.when(pl.col("study_uid") == "u2").then(2).otherwise(0).cast(pl.Int32)
+    )
+    notes = annotation(F.page_figure(studies, spec()), "notes").replace("<br>", " ")
+    assert "⚠ Qualité des données" in notes and "18/11/2019" in notes
+    assert "Qualité des données" not in annotation(F.page_figure(known_week(), spec()), "notes")

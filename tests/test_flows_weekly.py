@@ -15,10 +15,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import pytest
 from prefect.settings import PREFECT_API_URL, temporary_settings
 from pypdf import PdfReader
 
+from pyschedvisu import render
 from pyschedvisu.demo_pacs import Behaviour, DemoPacs
 from pyschedvisu.store import SeriesStore
 from tests.fixtures.prefect_server import PrefectServer
@@ -109,6 +111,18 @@ def test_weekly_report_with_a_missing_day_then_complete(
     reader = PdfReader(pdfs[0])
     assert len(reader.pages) >= 1
     assert "<html" in htmls[0].read_text(errors="replace").lower()
+    # the workbook beside them; the day the PACS could not serve is "no data", not counted
+    (workbook,) = sorted((data / "reports").rglob("*.xlsx"))
+    assert workbook.with_suffix(".pdf") == pdfs[0]
+    counts = pl.read_excel(workbook, sheet_name="counts").filter(pl.col("period") == "hebdomadaire")
+    bad = counts.filter(pl.col("first_day").cast(pl.Date) == BAD_DAY)
+    assert bad.height >= 1 and bad["slots"].to_list() == [0] * bad.height
+    # "no data" where the day lies in the machine's service window (first..last day with
+    # studies), else out of service: neither counts
+    windows = render.service_windows(data / "studies.parquet")
+    for machine, no_data in bad.select("machine", "no_data_days").iter_rows():
+        first, last = windows[machine]
+        assert no_data == int(first <= BAD_DAY <= last), machine
 
     (mail,) = smtp_server.wait_for(1)
     assert sorted(mail.rcpt_tos) == ["chef@hospital.test", "planning@hospital.test"]

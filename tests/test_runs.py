@@ -157,9 +157,9 @@ def test_week_summary_counts_studies_slots_and_gaps() -> None:
         lambda f: f.select([pl.col(c).cast(schema.STUDY_SCHEMA[c]) for c in f.columns])
     )
     machines = {
-        "petge": ("PET GE", [15, 15, 15, 15, 15], 30),
-        "millennium": ("Millennium", [1, 7, 6, 3, 2], 60),
-        "intevo": ("Intevo", [7] * 5, 60),
+        "petge": runs.MachinePlan("PET GE", [15, 15, 15, 15, 15], 30),
+        "millennium": runs.MachinePlan("Millennium", [1, 7, 6, 3, 2], 60),
+        "intevo": runs.MachinePlan("Intevo", [7] * 5, 60),
     }
     week = [mon, tue, dt.date(2026, 11, 18), dt.date(2026, 11, 19), dt.date(2026, 11, 20)]
     out = runs.week_summary(studies, week, machines)
@@ -193,6 +193,22 @@ def test_week_summary_counts_studies_slots_and_gaps() -> None:
     assert "| PET GE | 4 | 30 | 13.3 % | 1 | 1.0 h |" in md
     assert "| Intevo | 0 | 0 | – | 0 | 0.0 h |" in md
     assert "2026-11-19" in md
+
+
+def test_week_summary_counts_retrieved_idle_days_in_service() -> None:
+    """Regression: the week artifact counted slots only on days with studies (DOMAIN §4)."""
+    week = [dt.date(2026, 11, 16) + dt.timedelta(days=i) for i in range(5)]
+    studies = pl.DataFrame([_study(week[0], "PET GE", "08:00", "09:00")]).pipe(
+        lambda f: f.select([pl.col(c).cast(schema.STUDY_SCHEMA[c]) for c in f.columns])
+    )
+    in_service = runs.MachinePlan("PET GE", [15] * 5, 30, (dt.date(2026, 1, 5), None))
+    retired = runs.MachinePlan("PET GE", [15] * 5, 30, (None, week[1]))
+    # Wednesday not retrieved: no data, not counted
+    retrieved = [week[0], week[1], week[3], week[4]]
+    (row,) = runs.week_summary(studies, week, {"petge": in_service}, retrieved)
+    assert (row["slots"], row["utilisation_pct"]) == (60, 1.7)
+    (row,) = runs.week_summary(studies, week, {"petge": retired}, retrieved)
+    assert row["slots"] == 30  # after its last day of service: not counted
 
 
 def test_phase_clock_adds_up_named_phases() -> None:

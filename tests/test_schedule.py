@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 from pyschedvisu_core import schedule as sch
+from pyschedvisu_core.colors import later_take_shade, to_lab
 from tests.report_data import MON, TUE, frame, known_week, study
 
 WEEK = [MON + dt.timedelta(days=i) for i in range(5)]
@@ -96,17 +97,21 @@ def test_label_order_and_colours_other_last() -> None:
         "NEW LABEL",
         "OTHER",
     ]
-    colors = ["c0", "c1", "c2", "last"]
+    colors = ["#d46300", "#b8860b", "#d62728", "#737373"]
     assert [
         sch.color_of(x, order, colors)
-        for x in ["FDG STAND.", "FDG CORPS", "RB82 COEUR", "OS 3 PHASE [2]", "OTHER"]
+        for x in ["FDG STAND.", "FDG CORPS", "RB82 COEUR", "OS 3 PHASE [1]", "OTHER"]
     ] == [
-        "c0",
-        "c1",
-        "c2",
-        "c0",
-        "last",  # 4th label wraps around, never takes OTHER's colour
+        "#d46300",
+        "#b8860b",
+        "#d62728",
+        "#d46300",  # 4th label wraps around, never takes OTHER's colour
+        "#737373",
     ]
+    # a later take: a darker shade of its description's colour
+    shade = sch.color_of("OS 3 PHASE [2]", order, colors)
+    assert shade == later_take_shade("#d46300") != "#d46300"
+    assert to_lab(shade)[0] == pytest.approx(to_lab("#d46300")[0] - 20, abs=1.0)
 
 
 def test_count_table_per_day_with_total_and_mean() -> None:
@@ -134,7 +139,147 @@ def test_count_table_per_day_with_total_and_mean() -> None:
     assert (rows["total"]["slots"], rows["total"]["exams"], rows["total"]["gaps"]) == (30, 8, 2)
     assert rows["total"]["util"] == pytest.approx(100 * 8 / 30)
     assert (rows["mean"]["exams"], rows["mean"]["gaps"]) == (4.0, 1.0)
-    assert rows["mean"]["util"] == pytest.approx((40 + 100 * 2 / 15) / 2)
+    # one definition of mean utilisation: total exams / total slots, as the total row
+    assert rows["mean"]["util"] == rows["total"]["util"]
+    assert (rows["Lu 18/11"]["first_day"], rows["total"]["last_day"]) == (MON, WEEK[-1])
+    assert (rows["Me 20/11"]["no_data"], rows["total"]["no_data"]) == (1, 3)
+
+
+D = dt.date  # inline dates below
+
+
+def week_counts(
+    studies: pl.DataFrame,
+    retrieved: list[dt.date],
+    service: tuple[dt.date | None, dt.date | None] = (None, None),
+    days: list[dt.date] = WEEK,
+) -> pl.DataFrame:
+    gaps = sch.find_gaps(studies, 30)
+    return sch.daily_counts(studies, gaps, days, [15, 15, 15, 15, 15], retrieved, service)
+
+
+def test_retrieved_day_without_study_in_service_counts_its_slots_with_no_activity() -> None:
+    """Regression: slots were counted only on days with studies, so a retrieved Tuesday with no
+    study on a PET showed Plages 0 and "-", and the week's utilisation left it out."""
+    studies = frame(
+        [
+            study(d, f"{8 + k:02d}:00", f"{8 + k:02d}:30", "OTHER", f"{d}-{k}")
+            for d in (WEEK[0], *WEEK[2:])
+            for k in range(2)
+        ]
+    )
+    got = week_counts(studies, retrieved=WEEK, service=(D(2019, 1, 7), D(2019, 12, 20)))
+    want = pl.DataFrame(
+        {
+            "date": WEEK,
+            "status": ["activity", "no_activity", "activity", "activity", "activity"],
+            "counted": [True] * 5,
+            "slots": [15] * 5,
+            "exams": [2, 0, 2, 2, 2],
+            "gaps": [0] * 5,
+        },
+        schema={
+            "date": pl.Date(),
+            "status": pl.String(),
+            "counted": pl.Boolean(),
+            "slots": pl.Int64(),
+            "exams": pl.Int64(),
+            "gaps": pl.Int64(),
+        },
+    )
+    assert_frame_equal(got, want)
+    table = sch.count_table(got, sch.day_bins(WEEK, "day"))
+    tuesday = table.filter(pl.col("label") == "Ma 19/11").row(0, named=True)
+    assert (tuesday["slots"], tuesday["exams"], tuesday["util"], tuesday["no_activity"]) == (
+        15,
+        0,
+        0,
+        1,
+    )
+    total = table.filter(pl.col("row") == "total").row(0, named=True)
+    assert total["util"] == pytest.approx(100 * 8 / 75)  # not 8 / 60
+
+
+def test_day_not_retrieved_is_no_data_and_not_counted() -> None:
+    studies = frame([study(MON, "08:00", "08:30", "OTHER", "a")])
+    got = week_counts(studies, retrieved=[MON, TUE])
+    assert got["status"].to_list() == ["activity", "no_activity", "no_data", "no_data", "no_data"]
+    assert got["slots"].to_list() == [15, 15, 0, 0, 0]
+
+
+def test_days_outside_the_service_window_do_not_count_even_retrieved() -> None:
+    studies = frame([study(WEEK[2], "08:00", "08:30", "OTHER", "a")])
+    got = week_counts(studies, retrieved=WEEK, service=(TUE, WEEK[3]))
+    assert got["status"].to_list() == [
+        "out_of_service",
+        "no_activity",
+        "activity",
+        "no_activity",
+        "out_of_service",
+    ]
+    assert got["slots"].to_list() == [0, 15, 15, 15, 0]
+
+
+def test_a_day_with_studies_counts_even_outside_the_window_or_not_retrieved() -> None:
+    # its studies prove the scanner worked and that its data are there
+    studies = frame([study(MON, "08:00", "08:30", "OTHER", "a")])
+    got = week_counts(studies, retrieved=[], service=(TUE, None))
+    assert got.row(0, named=True)["status"] == "activity" and got["slots"][0] == 15
+
+
+def test_holidays_never_count_even_retrieved() -> None:
+    from pyschedvisu_core.calendar import business_days
+
+    days = business_days(
+        D(2019, 12, 23), D(2019, 12, 27), "CH", "VD", ((12, 24), (12, 26), (12, 31))
+    )
+    assert days == [D(2019, 12, 23), D(2019, 12, 27)]  # 24-26 closed
+    every_day = [D(2019, 12, 23) + dt.timedelta(days=i) for i in range(5)]
+    got = week_counts(frame([study(days[0], "08:00", "08:30", "OTHER", "a")]), every_day, days=days)
+    assert got["slots"].sum() == 30
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    exams=st.lists(st.integers(0, 3), min_size=10, max_size=10),
+    retrieved=st.lists(st.booleans(), min_size=10, max_size=10),
+    window=st.tuples(st.integers(0, 9), st.integers(0, 9)),
+    slots=st.lists(st.integers(0, 20), min_size=5, max_size=5),
+)
+def test_slots_count_on_days_with_studies_or_retrieved_in_service(
+    exams: list[int], retrieved: list[bool], window: tuple[int, int], slots: list[int]
+) -> None:
+    days = [d for d in (MON + dt.timedelta(days=i) for i in range(14)) if d.weekday() < 5]
+    first, last = days[min(window)], days[max(window)]
+    rows = [
+        study(d, f"{8 + k:02d}:00", f"{8 + k:02d}:30", "OTHER", f"{d}-{k}")
+        for d, n in zip(days, exams, strict=True)
+        for k in range(n)
+    ]
+    studies = frame(rows) if rows else frame([study(MON, "08:00", "08:30", "OTHER", "x")]).clear()
+    got_retrieved = [d for d, r in zip(days, retrieved, strict=True) if r]
+    daily = sch.daily_counts(
+        studies, sch.find_gaps(studies, 30), days, slots, got_retrieved, (first, last)
+    )
+    counted = [
+        n > 0 or (r and first <= d <= last) for d, n, r in zip(days, exams, retrieved, strict=True)
+    ]
+    assert daily["counted"].to_list() == counted
+    assert daily["slots"].sum() == sum(
+        slots[d.weekday()] for d, c in zip(days, counted, strict=True) if c
+    )
+    table = sch.count_table(daily, sch.day_bins(days, "week"))
+    total = table.filter(pl.col("row") == "total").row(0, named=True)
+    mean = table.filter(pl.col("row") == "mean").row(0, named=True)
+    assert total["exams"] == sum(exams)
+    assert total["no_data"] == sum(
+        1
+        for d, n, r in zip(days, exams, retrieved, strict=True)
+        if n == 0 and first <= d <= last and not r
+    )
+    if total["slots"]:
+        assert total["util"] == pytest.approx(100 * sum(exams) / total["slots"])
+        assert mean["util"] == total["util"]
 
 
 def test_weekly_bins_count_days_with_data() -> None:
@@ -181,6 +326,8 @@ def test_duration_table_with_split_and_gap_row() -> None:
             ],
             "n": [3, 1, 1, 1, 1, 1, 2],
             "mean_s": [2100.0, 1800.0, 1800.0, 1200.0, 1200.0, 7200.0, 3300.0],
+            "median_s": [1800.0, 1800.0, 1800.0, 1200.0, 1200.0, 7200.0, 3300.0],
+            "p90_s": [2520.0, 1800.0, 1800.0, 1200.0, 1200.0, 7200.0, 3540.0],
             "min_s": [1800.0, 1800.0, 1800.0, 1200.0, 1200.0, 7200.0, 3000.0],
             "max_s": [2700.0, 1800.0, 1800.0, 1200.0, 1200.0, 7200.0, 3600.0],
         },
@@ -188,6 +335,8 @@ def test_duration_table_with_split_and_gap_row() -> None:
             "label": pl.String(),
             "n": pl.Int64(),
             "mean_s": pl.Float64(),
+            "median_s": pl.Float64(),
+            "p90_s": pl.Float64(),
             "min_s": pl.Float64(),
             "max_s": pl.Float64(),
         },
@@ -331,3 +480,23 @@ def test_duration_density_vectorised_equals_the_kernel_sum(
     ]
     assert got["minutes"].to_list() == pytest.approx(grid)
     assert got["density"].to_list() == pytest.approx([d / max(dens) for d in dens], rel=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (None, "-"),
+        (0, "00:00"),
+        (2100, "35:00"),
+        (3599.4, "59:59"),
+        (3599.6, "1:00 h"),
+        (265 * 60 + 18, "4:25 h"),  # a gap printed "265:18" before
+        (10 * 3600 + 29 * 60 + 31, "10:30 h"),
+    ],
+)
+def test_durations_from_an_hour_on_read_as_hours_and_minutes(
+    seconds: float | None, text: str
+) -> None:
+    from pyschedvisu_core import i18n
+
+    assert i18n.fmt_duration(seconds) == text

@@ -7,7 +7,7 @@ from typing import Any
 
 import polars as pl
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
@@ -383,6 +383,216 @@ def non_overlapping_frames(draw: st.DrawFn) -> pl.DataFrame:
 def test_takes_without_overlaps_are_those_of_the_previous_end_rule(frame: pl.DataFrame) -> None:
     got = dict(takes(frame).select("series_uid", "take").iter_rows())
     assert got == _takes_from_previous_end(frame)
+
+
+def test_another_patients_series_overlapping_ours_leaves_no_eight_second_study() -> None:
+    """Regression: a foreign series starting in the pause after a 0-second scout and running
+    into the CT and PET (clock offset, wrong scanner) cut the study after its scout, leaving a
+    0-8 s "FDG" study. It overlaps ours by minutes: no cut, a data-quality finding."""
+    frame = series(
+        {"study_uid": "A", "machine": CT, "start": t(8), "end": t(8), "patient_key": "p1"},
+        {
+            "study_uid": "A",
+            "machine": CT,
+            "start": t(8, 0, 30),
+            "end": t(8, 0, 50),
+            "patient_key": "p1",
+        },
+        {"study_uid": "A", "machine": PT, "start": t(8, 2), "end": t(8, 20), "patient_key": "p1"},
+        {
+            "study_uid": "B",
+            "machine": PT,
+            "start": t(8, 0, 8),
+            "end": t(8, 12),
+            "patient_key": "p2",
+        },
+    )
+    assert dict(takes(frame).select("series_uid", "study_key").iter_rows()) == {
+        "s0": "A_1",
+        "s1": "A_1",
+        "s2": "A_1",
+        "s3": "B_1",
+    }
+    out = run(frame)
+    assert_frame_equal(
+        cols(out, "study_key", "start", "end", "foreign_overlaps"),
+        pl.DataFrame(
+            {
+                "study_key": ["A_1", "B_1"],
+                "start": [t(8), t(8, 0, 8)],
+                "end": [t(8, 20), t(8, 12)],
+                # B reaches into both of A's pauses (scout -> CT, CT -> PET)
+                "foreign_overlaps": [2, 0],
+            },
+            schema={
+                "study_key": pl.String(),
+                "start": schema.DT,
+                "end": schema.DT,
+                "foreign_overlaps": pl.Int32(),
+            },
+        ),
+    )
+
+
+@pytest.mark.parametrize(
+    ("other_start", "other_end", "tolerance", "cut"),
+    [
+        ((9, 0, 0), (9, 30, 0), 60, True),  # inside the pause [9:00, 9:40): scanned in between
+        ((8, 59, 0), (9, 30, 0), 60, True),  # overlaps our earlier series by 60 s: tolerated
+        ((8, 58, 59), (9, 30, 0), 60, False),  # by 61 s: a finding, not a cut
+        ((9, 10, 0), (9, 41, 0), 60, True),  # overlaps our next series by 60 s: tolerated
+        ((9, 10, 0), (9, 41, 1), 60, False),  # by 61 s
+        ((8, 58, 59), (9, 30, 0), 0, False),  # no tolerance at all
+        ((9, 0, 0), (9, 40, 0), 0, True),  # touching both ends is no overlap
+        ((8, 30, 0), (9, 50, 0), 3600, True),  # a larger tolerance accepts more
+    ],
+)
+def test_overlap_tolerance_on_either_side_of_the_pause(
+    other_start: tuple[int, int, int],
+    other_end: tuple[int, int, int],
+    tolerance: int,
+    cut: bool,
+) -> None:
+    frame = series(
+        {"study_uid": "A", "machine": NM, "start": t(8, 30), "end": t(9), "patient_key": "p1"},
+        {"study_uid": "A", "machine": NM, "start": t(9, 40), "end": t(10), "patient_key": "p1"},
+        {
+            "study_uid": "B",
+            "machine": NM,
+            "start": t(*other_start),
+            "end": t(*other_end),
+            "patient_key": "p2",
+        },
+    )
+    lazy = assign_machines(clean_series(frame), MACHINES)
+    got = assign_takes(lazy, 3540, tolerance).collect().sort("series_uid")
+    assert got["take"].to_list()[:2] == ([1, 2] if cut else [1, 1])
+    assert got["_overlaps"].to_list()[:2] == [0, 0 if cut else 1]
+    out = run(frame, overlap_tolerance_s=tolerance).filter(pl.col("study_uid") == "A")
+    assert out["foreign_overlaps"].sum() == (0 if cut else 1)
+
+
+def _takes_by_the_rule(frame: pl.DataFrame, split: int = 3540, tol: int = 60) -> dict[str, int]:
+    """DOMAIN §3.3 written out series by series: an oracle for the vectorised rule."""
+    rows = frame.sort("start", "series_uid").to_dicts()
+    tolerance = dt.timedelta(seconds=tol)
+    patient = {r["study_uid"]: r["patient_key"] for r in reversed(rows)}  # first series'
+    out: dict[str, int] = {}
+    for uid in {r["study_uid"] for r in rows}:
+        own = [r for r in rows if r["study_uid"] == uid]
+        take, reach = 1, own[0]["end"]
+        out[own[0]["series_uid"]] = 1
+        for x in own[1:]:
+            between = reach < x["start"] and any(
+                patient[o["study_uid"]] != patient[uid]
+                and o["start"] < x["start"]
+                and o["end"] >= reach
+                and o["start"] >= reach - tolerance
+                and o["end"] <= x["start"] + tolerance
+                for o in rows
+            )
+            take += int((x["start"] - reach).total_seconds() > split or between)
+            out[x["series_uid"]] = take
+            reach = max(reach, x["end"])
+    return out
+
+
+@st.composite
+def overlapping_frames(draw: st.DrawFn) -> pl.DataFrame:
+    """One scanner, one day, series of a few studies and patients, overlaps allowed."""
+    n = draw(st.integers(1, 12))
+    patients = [f"p{draw(st.integers(0, 3))}" for _ in range(4)]
+    rows = []
+    for i in range(n):
+        start = dt.datetime.combine(D, dt.time(8)) + dt.timedelta(
+            seconds=draw(st.integers(0, 6 * 3600))
+        )
+        study = draw(st.integers(0, 3))
+        rows.append(
+            {
+                "study_uid": f"u{study}",
+                "patient_key": patients[study],
+                "machine": PT,
+                "start": start,
+                "end": start + dt.timedelta(seconds=draw(st.sampled_from([0, 30, 90, 600, 2400]))),
+                "series_uid": f"s{i:02d}",
+            }
+        )
+    return series(*rows)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(overlapping_frames(), st.sampled_from([0, 60, 600]))
+def test_takes_are_those_of_the_rule_written_out(frame: pl.DataFrame, tol: int) -> None:
+    # duplicates (same study, start, end) would be dropped first: keep frames without them
+    assume(frame.unique(subset=["study_uid", "start", "end"]).height == frame.height)
+    lazy = assign_machines(clean_series(frame), MACHINES)
+    got = dict(assign_takes(lazy, 3540, tol).collect().select("series_uid", "take").iter_rows())
+    assert got == _takes_by_the_rule(frame, tol=tol)
+
+
+@st.composite
+def study_with_overlapping_strangers(draw: st.DrawFn) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(our study alone, our study plus other patients' series that each overlap one of ours
+    by more than the 60 s tolerance)."""
+    cursor = dt.datetime.combine(D, dt.time(8))
+    ours = []
+    for i in range(draw(st.integers(2, 6))):
+        cursor += dt.timedelta(seconds=draw(st.integers(0, 1800)))
+        end = cursor + dt.timedelta(seconds=draw(st.sampled_from([0, 20, 300, 900])))
+        ours.append(
+            {
+                "study_uid": "A",
+                "patient_key": "p1",
+                "machine": PT,
+                "start": cursor,
+                "end": end,
+                "series_uid": f"a{i}",
+            }
+        )
+        cursor = end
+    strangers = []
+    for j in range(draw(st.integers(1, 4))):
+        target = draw(
+            st.sampled_from(
+                [o for o in ours if o["end"] - o["start"] > dt.timedelta(seconds=61)] or [None]
+            )
+        )
+        if target is None:
+            break
+        # overlap [target.start + a, target.start + a + 61 s + b] within the target series
+        length = (target["end"] - target["start"]).total_seconds()
+        a = draw(st.integers(0, int(length - 61)))
+        start = target["start"] + dt.timedelta(seconds=a)
+        end = start + dt.timedelta(seconds=61 + draw(st.integers(0, 3600)))
+        before = dt.timedelta(seconds=draw(st.integers(0, 1800)))
+        strangers.append(
+            {
+                "study_uid": f"X{j}",
+                "patient_key": f"q{j}",
+                "machine": PT,
+                "start": start - before if draw(st.booleans()) else start,
+                "end": end,
+                "series_uid": f"x{j}",
+            }
+        )
+    return series(*ours), series(*ours, *strangers)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(study_with_overlapping_strangers())
+def test_series_overlapping_ours_by_more_than_the_tolerance_never_cut_a_study(
+    pair: tuple[pl.DataFrame, pl.DataFrame],
+) -> None:
+    alone, crowded = pair
+    mine = pl.col("study_uid") == "A"
+    ours = pl.col("study_key").str.starts_with("A_")
+    assert_frame_equal(takes(crowded).filter(ours), takes(alone))
+    studies = run(crowded).filter(mine)
+    own = crowded.filter(mine)
+    shortest = (own["end"] - own["start"]).min()
+    # no take shorter than its shortest series unless it is one series
+    assert ((studies["n_series"] == 1) | ((studies["end"] - studies["start"]) >= shortest)).all()
 
 
 def test_duplicate_series_count_once() -> None:

@@ -387,8 +387,29 @@ def test_every_case_occurs_several_times_a_week(synth_week: Path) -> None:
         "mixed_cases",
         "no_machine",
         "tm_hour",
+        "overlapping_other",
     ):
         assert per_day[case] == 5, case
+
+
+def test_another_patients_overlapping_series_cuts_no_study_in_the_truth(synth_week: Path) -> None:
+    # DOMAIN §3.3: the "overlapping_other" series starts in the pause after the overlapped
+    # study's first series and runs minutes into it: the 2019 rule left its first series
+    # (a 0-second scout) as a study of its own. The truth keeps one take.
+    cases = pl.read_parquet(synth_week / "truth" / "cases.parquet")
+    studies = pl.read_parquet(synth_week / "truth" / "studies.parquet")
+    series = pl.read_parquet(synth_week / "truth" / "series.parquet")
+    overlapped = cases.filter(pl.col("case") == "overlapped")["study_uid"].unique()
+    others = cases.filter(pl.col("case") == "overlapping_other")["study_uid"].unique()
+    assert overlapped.len() == others.len() == 5
+    ours = studies.filter(pl.col("study_uid").is_in(overlapped.implode()))
+    assert ours["take"].to_list() == [1] * 5
+    assert ((ours["end"] - ours["start"]).dt.total_seconds() > 600).all()
+    theirs = series.filter(pl.col("study_uid").is_in(others.implode()))
+    for (day,), day_series in theirs.group_by("date"):
+        (other,) = day_series.iter_rows(named=True)
+        (study,) = ours.filter(pl.col("date") == day).iter_rows(named=True)
+        assert study["start"] < other["start"] and other["end"] < study["end"]
 
 
 def test_catalog_descriptions_get_their_intended_labels() -> None:

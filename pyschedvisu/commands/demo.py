@@ -281,6 +281,7 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(code=1) from None
         typer.echo(f"PDF:  {result.get('pdf')}")
         typer.echo(f"HTML: {result.get('html')}")
+        typer.echo(f"XLSX: {result.get('xlsx')}")
         typer.echo(
             f"({time.monotonic() - t0:.0f} s; run again: everything already retrieved is reused)"
         )

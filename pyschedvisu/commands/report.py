@@ -49,7 +49,8 @@ def report(
         typer.Option("--studies", help="Study table (default: <data_dir>/studies.parquet)."),
     ] = None,
 ) -> None:
-    """Build one page per machine x period and write the PDF and HTML reports."""
+    """Build the summary, the trends and one page per machine x period; write the PDF, HTML
+    and Excel reports."""
     from pyschedvisu import render
 
     settings = settings_from(ctx)
@@ -71,21 +72,30 @@ def report(
         raise typer.Exit(code=1)
     t0 = time.perf_counter()
     try:
+        first = min(p.start for p in render.summary_periods(settings, day))
+        # the periods before (summary) and two years of weeks (trends) reach further back
+        retrieved = render.final_days(settings.paths.data_dir, dt.date(first.year - 2, 1, 1), day)
+        windows = render.service_windows(path)
         pages = [
-            render.build_page(settings, path, machine, period, day)
+            render.build_page(settings, path, machine, period, day, retrieved, windows)
             for machine in settings.display_machines()
             for period in settings.report.periods
         ]
-        result = render.render_report(settings, pages, day)
+        result = render.render_report(
+            settings, pages, day, studies=path, retrieved=retrieved, windows=windows
+        )
     except PySchedVisuError as exc:
         typer.echo(f"report failed: {exc}", err=True)
         raise typer.Exit(code=1) from None
     typer.echo(result["pdf"])
     if result["html"]:
         typer.echo(result["html"])
+    typer.echo(result["xlsx"])
     typer.echo(f"{result['pages']} page(s) in {time.perf_counter() - t0:.1f} s")
     for item in result["skipped"]:
         typer.echo(f"skipped (no data): {item}")
+    for item in result["identical"]:
+        typer.echo(f"not repeated (same as another period's page): {item}")
 
 
 def register(app: typer.Typer) -> None:

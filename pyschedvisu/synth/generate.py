@@ -44,7 +44,7 @@ from pyschedvisu_core import schema
 log = logging.getLogger("pyschedvisu.synth")
 
 #: Bump when the generated content changes for a given seed and day.
-VERSION = "1"
+VERSION = "2"
 
 TRUTH_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
     "studies": schema.TRUTH_STUDY_SCHEMA,
@@ -90,6 +90,7 @@ class Dept:
                     for k, v in settings.descriptions.items()
                 },
                 retake_split_s=settings.extract.retake_split_s,
+                overlap_tolerance_s=settings.takes.overlap_tolerance_s,
             ),
         )
 

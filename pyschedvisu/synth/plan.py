@@ -638,6 +638,19 @@ def plan_day(
             end + dt.timedelta(minutes=rng.randint(5, 10)),
         )
 
+    # another patient's study whose console clock is off (or that was sent under the wrong
+    # scanner): its one series starts in the pause between a PET study's first two series and
+    # runs minutes into them. One scanner cannot image two patients at once: the PET study must
+    # stay one take (DOMAIN §3.3), the overlap being a data-quality finding. Drawn from its own
+    # random source, and after every other study, so the rest of the day is unchanged.
+    s = take_plain(
+        lambda s: (
+            s.machine == "petge" and len({x.span() for x in s.series if x.status == "kept"}) >= 3
+        )
+    )
+    if s:
+        _overlapping_other(p, s, random.Random(f"overlap|{seed}|{day.isoformat()}"))
+
     # special institutions
     for s in p.studies:
         if "no_institution" in s.cases:
@@ -671,6 +684,28 @@ def plan_day(
                     else x.times[0]
                 )
     return DayPlan(day, seed, p.studies)
+
+
+def _overlapping_other(p: DayPlanner, s: Study, rng: random.Random) -> None:
+    """Add the "overlapping_other" study over ``s`` (see :func:`plan_day`)."""
+    m = cat.MACHINES[s.machine or ""]
+    kept = sorted({x.span() for x in s.series if x.status == "kept"})
+    (_, first_end), (second_start, _) = kept[0], kept[1]
+    while True:
+        pid = str(rng.randint(10_000_000, 99_999_999))
+        if pid not in p._patients:
+            p._patients.add(pid)
+            break
+    patient = (pid, f"{rng.choice(cat.LAST_NAMES)}^{rng.choice(cat.FIRST_NAMES)}", "19700101", "F")
+    other = p.new_study(m.key, rng.choice(_type(m, "FDG STAND.").descriptions), patient=patient)
+    other.cases.append("overlapping_other")
+    s.cases.append("overlapped")
+    start = first_end + dt.timedelta(seconds=max(1, (second_start - first_end).seconds // 3))
+    end = second_start + dt.timedelta(seconds=rng.randint(300, 600))
+    n = 5
+    times = [(start + (end - start) * i / (n - 1)).replace(microsecond=0) for i in range(n)]
+    x = p._series(other, m, "PT", "pt", "PET WB", times)
+    x.cases.append("overlapping_other")
 
 
 def _derive(p: DayPlanner, s: Study, kind: str) -> None:
@@ -721,6 +756,8 @@ CASES: dict[str, str] = {
     "vent_perf": "'Ventilation TC'/'Ventilation' then 'Perfusion embolie' study, same patient/day/machine -> one VENT PERF. row (earlier study's uid/take, min start, max end)",
     "interleaved": "OS 1 PHASE: WB, then another patient's study, then SPECT+CT < 3540 s later -> takes 1 and 2",
     "interleaved_other": "the short 'GGL sein G' study of the other patient scanned in between",
+    "overlapped": "a PET GE study that another patient's series overlaps (clock offset or wrong scanner) -> one take, foreign_overlaps > 0",
+    "overlapping_other": "another patient's one-series PET GE study starting in the pause between that study's first two series and running minutes into them -> cuts nothing",
     "other_institution": "PET-CT study whose InstitutionName is another hospital -> excluded institution_not_accepted",
     "no_institution": "a normal study with no InstitutionName on any series -> excluded no_institution",
     "mixed_institution": "one series carries another hospital's name, the rest an accepted one -> kept ('mixed')",

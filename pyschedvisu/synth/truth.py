@@ -7,7 +7,6 @@ to it directly — no pipeline code is run. Frames use the shared schemas.
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 import re
 import unicodedata
 from collections import defaultdict
@@ -44,6 +43,7 @@ class Rules:
     machines: dict[str, list[str]]  # machine group -> minified model names
     descriptions: dict[str, dict[str, list[str]]]  # display key -> label -> patterns
     retake_split_s: int
+    overlap_tolerance_s: int = 60
 
 
 def minify_description(text: str) -> str:
@@ -167,22 +167,27 @@ def day_truth(plan: DayPlan, rules: Rules) -> dict[str, pl.DataFrame]:
         spans = sorted({s.span() for s in kept})  # same start/end in one study = duplicate series
         reportable[study.uid] = (display_machine(group), spans)
 
-    # series starts per display machine, to find another patient scanned in between
-    starts: dict[str, list[tuple[dt.datetime, str]]] = defaultdict(list)
+    # series spans per display machine, to find another patient scanned in between
+    spans_on: dict[str, list[tuple[dt.datetime, dt.datetime, str]]] = defaultdict(list)
     for uid, (machine, spans) in reportable.items():
-        starts[machine] += [(a, uid) for a, _ in spans]
+        spans_on[machine] += [(a, b, uid) for a, b in spans]
 
     by_uid = {s.uid: s for s in plan.studies}
+    tol = dt.timedelta(seconds=rules.overlap_tolerance_s)
     rows: list[dict[str, Any]] = []
     for uid, (machine, spans) in reportable.items():
         study = by_uid[uid]
         take, begin, finish = 1, spans[0][0], spans[0][1]
         takes: list[tuple[int, dt.datetime, dt.datetime]] = []
-        for (_, prev_end), (start, end) in itertools.pairwise(spans):
-            pause = (start - prev_end).total_seconds()
-            between = any(
-                prev_end <= a < start
-                for a, other in starts[machine]
+        reach = spans[0][1]  # the latest end of the study's series so far
+        for start, end in spans[1:]:
+            pause = (start - reach).total_seconds()
+            # another patient's series in the idle stretch [reach, start), overlapping neither
+            # side by more than the tolerance (an overlapping one cannot have been scanned in
+            # between on one scanner: it cuts nothing)
+            between = reach < start and any(
+                a < start and b >= reach and a >= reach - tol and b <= start + tol
+                for a, b, other in spans_on[machine]
                 if by_uid[other].patient_id != study.patient_id  # another patient, not a study
             )
             if pause > rules.retake_split_s or between:
@@ -190,6 +195,7 @@ def day_truth(plan: DayPlan, rules: Rules) -> dict[str, pl.DataFrame]:
                 take, begin, finish = take + 1, start, end
             else:
                 finish = max(finish, end)
+            reach = max(reach, end)
         takes.append((take, begin, finish))
         label = label_of(study.description, rules.descriptions.get(minify_machine(machine), {}))
         rows += [

@@ -1,0 +1,264 @@
+"""The report's Excel workbook: the numbers of every page, reusable.
+
+``pyschedvisu_report_<end>_<generated>.xlsx`` next to the PDF, with four sheets:
+
+* ``studies``: the study table over the report's longest period (configured machines, in
+  configuration order), without the patient key;
+* ``counts``: one row per machine x period x bin of the count tables (``COUNTS_SCHEMA``);
+* ``durations``: the duration tables (``DURATIONS_SCHEMA``), gaps included;
+* ``summary``: the summary page (``overview.SUMMARY_SCHEMA``).
+
+Written with xlsxwriter (polars' Excel engine) to a temporary file renamed into place. The
+small sheets go through ``polars.DataFrame.write_excel`` (a filterable table each); the
+``studies`` sheet is written column by column with the same engine, dates as Excel dates:
+polars' cell-by-cell formatting took 19 s for ten years (104,520 rows), this 5-8 s.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from pyschedvisu.store import FILE_MODE
+from pyschedvisu_core import schedule as sch
+from pyschedvisu_core import schema
+
+#: The ``counts`` sheet.
+COUNTS_SCHEMA: dict[str, pl.DataType] = {
+    "machine": pl.String(),
+    "period": pl.String(),
+    "bin_label": pl.String(),
+    "first_day": pl.Date(),
+    "last_day": pl.Date(),
+    "days": pl.Int64(),
+    "slots": pl.Int64(),
+    "exams": pl.Int64(),
+    "gaps": pl.Int64(),
+    "utilisation_pct": pl.Float64(),
+    "no_activity_days": pl.Int64(),
+    "no_data_days": pl.Int64(),
+}
+#: The ``durations`` sheet (``take``: 1 or 2 for descriptions split by take, else null).
+DURATIONS_SCHEMA: dict[str, pl.DataType] = {
+    "machine": pl.String(),
+    "period": pl.String(),
+    "description": pl.String(),
+    "take": pl.Int64(),
+    "n": pl.Int64(),
+    "mean_s": pl.Float64(),
+    "median_s": pl.Float64(),
+    "p90_s": pl.Float64(),
+    "min_s": pl.Float64(),
+    "max_s": pl.Float64(),
+}
+#: Columns of the ``studies`` sheet: the study table without the patient key.
+STUDY_COLUMNS = [c for c in schema.STUDY_SCHEMA if c != "patient_key"]
+
+_EXCEL_EPOCH = dt.datetime(1899, 12, 30)
+
+
+def counts_rows(machine: str, period: str, counts: pl.DataFrame) -> pl.DataFrame:
+    """The ``counts`` rows of one page's :func:`schedule.count_table` (its bins only)."""
+    return (
+        counts.filter(pl.col("row") == "bin")
+        .select(
+            machine=pl.lit(machine),
+            period=pl.lit(period),
+            bin_label=pl.col("label"),
+            first_day="first_day",
+            last_day="last_day",
+            days="days",
+            slots="slots",
+            exams="exams",
+            gaps="gaps",
+            utilisation_pct="util",
+            no_activity_days="no_activity",
+            no_data_days="no_data",
+        )
+        .cast(COUNTS_SCHEMA)  # type: ignore[arg-type]
+    )
+
+
+def durations_rows(machine: str, period: str, durations: pl.DataFrame) -> pl.DataFrame:
+    """The ``durations`` rows of one page's :func:`schedule.duration_table`."""
+    take = pl.col("label").str.extract(r" \[([12])\]$").cast(pl.Int64)
+    return (
+        durations.select(
+            machine=pl.lit(machine),
+            period=pl.lit(period),
+            description=pl.col("label").str.replace(r" \[[12]\]$", ""),
+            take=take,
+            n="n",
+            mean_s="mean_s",
+            median_s="median_s",
+            p90_s="p90_s",
+            min_s="min_s",
+            max_s="max_s",
+        )
+        .cast(DURATIONS_SCHEMA)  # type: ignore[arg-type]
+        .with_columns(
+            description=pl.when(pl.col("description") == sch.GAPS)
+            .then(pl.lit(sch.GAPS))
+            .otherwise(pl.col("description"))
+        )
+    )
+
+
+def studies_rows(studies: pl.DataFrame, machines: Sequence[str]) -> pl.DataFrame:
+    """Studies of the configured ``machines`` (display names, in that order), by machine,
+    date and start, without the patient key."""
+    rank = {m: i for i, m in enumerate(machines)}
+    for name, dtype in schema.STUDY_SCHEMA.items():  # tables written before a column existed
+        if name not in studies.columns:
+            studies = studies.with_columns(pl.lit(None, dtype=dtype).alias(name))
+    return (
+        studies.filter(pl.col("machine").is_in(list(machines)))
+        .with_columns(_rank=pl.col("machine").replace_strict(rank, return_dtype=pl.Int64))
+        .sort("_rank", "date", "start", "study_key")
+        .select(STUDY_COLUMNS)
+    )
+
+
+def _excel_serial(col: str, dtype: pl.DataType) -> pl.Expr:
+    value = pl.col(col).cast(pl.Datetime("us")) if dtype == pl.Date() else pl.col(col)
+    return ((value - pl.lit(_EXCEL_EPOCH)).dt.total_microseconds() / 86_400e6).alias(col)
+
+
+def _write_studies(wb: Any, studies: pl.DataFrame) -> None:
+    ws = wb.add_worksheet("studies")
+    bold = wb.add_format({"bold": True, "bg_color": "#dde4ea"})
+    formats = {
+        pl.Date(): wb.add_format({"num_format": "yyyy-mm-dd"}),
+        pl.Datetime("us"): wb.add_format({"num_format": "yyyy-mm-dd hh:mm:ss"}),
+    }
+    ws.write_row(0, 0, studies.columns, bold)
+    ws.freeze_panes(1, 0)
+    for j, (name, dtype) in enumerate(studies.schema.items()):
+        fmt = formats.get(dtype)
+        width = 20 if fmt is not None else 14
+        if name in ("study_uid", "study_key", "study_descriptions", "protocol_names"):
+            width = 34
+        ws.set_column(j, j, width, fmt)
+        values = (
+            studies.select(_excel_serial(name, dtype)).to_series()
+            if fmt is not None
+            else studies[name]
+        )
+        ws.write_column(1, j, values.to_list())
+    if studies.height:
+        ws.autofilter(0, 0, studies.height, studies.width - 1)
+
+
+def write_workbook(
+    path: Path,
+    *,
+    studies: pl.DataFrame,
+    counts: pl.DataFrame,
+    durations: pl.DataFrame,
+    summary: pl.DataFrame,
+) -> None:
+    """Write the four sheets to ``path`` atomically (temp file in its folder, then rename)."""
+    import xlsxwriter
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        wb = xlsxwriter.Workbook(tmp, {"strings_to_numbers": False, "strings_to_urls": False})
+        _write_studies(wb, studies.select(STUDY_COLUMNS))
+        for name, frame in (("counts", counts), ("durations", durations), ("summary", summary)):
+            frame.write_excel(
+                wb,
+                name,
+                table_style="Table Style Light 9",
+                float_precision=1,
+                freeze_panes=(1, 0),
+                column_widths=16,
+            )
+        wb.close()
+        os.chmod(tmp, FILE_MODE)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_report_workbook(
+    path: Path,
+    studies: pl.DataFrame | str | Path | None,
+    machines: Sequence[str],
+    first: dt.date,
+    end: dt.date,
+    counts: pl.DataFrame,
+    durations: pl.DataFrame,
+    summary: pl.DataFrame,
+) -> str:
+    """Read the studies of ``machines`` from ``first`` to ``end`` (the table or its path;
+    None: an empty sheet) and write the workbook to ``path``; returns the path.
+
+    Meant to run in a process of its own beside the rendering (see ``render.render_report``):
+    the ``studies`` sheet of ten years is seconds of pure Python.
+    """
+    if studies is None:
+        table = schema.empty(schema.STUDY_SCHEMA)
+    else:
+        lf = pl.scan_parquet(studies) if isinstance(studies, str | Path) else studies.lazy()
+        table = lf.filter(pl.col("date").is_between(first, end)).collect()
+    write_workbook(
+        Path(path),
+        studies=studies_rows(table, machines),
+        counts=counts,
+        durations=durations,
+        summary=summary,
+    )
+    return str(path)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m pyschedvisu.workbook SPEC.json``: write a workbook described by a JSON file
+    (``out``, ``studies`` (a Parquet path or null), ``machines``, ``first``, ``end`` and the
+    Parquet paths of the ``counts``, ``durations`` and ``summary`` sheets).
+
+    How the report writes its workbook beside the rendering: a process of its own, started
+    without importing the caller's ``__main__`` (multiprocessing's spawn would).
+    """
+    import json
+    import sys
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) != 1:
+        print("usage: python -m pyschedvisu.workbook SPEC.json", file=sys.stderr)
+        return 2
+    spec = json.loads(Path(args[0]).read_text(encoding="utf-8"))
+    write_report_workbook(
+        Path(spec["out"]),
+        spec["studies"],
+        spec["machines"],
+        dt.date.fromisoformat(spec["first"]),
+        dt.date.fromisoformat(spec["end"]),
+        **{k: pl.read_parquet(spec[k]) for k in ("counts", "durations", "summary")},
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
+
+
+__all__ = [
+    "COUNTS_SCHEMA",
+    "DURATIONS_SCHEMA",
+    "STUDY_COLUMNS",
+    "counts_rows",
+    "durations_rows",
+    "main",
+    "studies_rows",
+    "write_report_workbook",
+    "write_workbook",
+]
