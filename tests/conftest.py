@@ -31,6 +31,11 @@ def port() -> int:
     return free_port()
 
 
+#: The tests' pseudonymisation key: public, but as strong as a real one must be (64 hex
+#: characters, 256 bits by privacy.key_entropy_bits; a short word is refused).
+TEST_KEY = "96e42a54e3a1015561e9647282a03ab0f25610a35f820c2df03e3e0495f2d3e1"
+
+
 @pytest.fixture(autouse=True)
 def _isolated_env(
     monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
@@ -39,7 +44,7 @@ def _isolated_env(
     for key in list(os.environ):
         if key.startswith("PYSCHEDVISU_"):
             monkeypatch.delenv(key, raising=False)
-    monkeypatch.setenv("PYSCHEDVISU_PSEUDONYM_KEY", "test-key-not-secret")
+    monkeypatch.setenv("PYSCHEDVISU_PSEUDONYM_KEY", TEST_KEY)
 
 
 # Property tests check invariants, not speed: no per-example deadline, so a loaded CI machine
