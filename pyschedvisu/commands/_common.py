@@ -13,12 +13,26 @@ from pyschedvisu.config import Settings, load_settings
 from pyschedvisu_core.errors import ConfigError
 
 EXIT_CONFIG = 2
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
 def fail_config(err: ConfigError) -> typer.Exit:
     for line in err.problems:
         typer.echo(line, err=True)
     return typer.Exit(code=EXIT_CONFIG)
+
+
+def log_level(ctx: typer.Context, settings: Settings) -> str:
+    """``--log-level`` or ``logging.level``; exit 2 (one line) on a level that does not exist."""
+    obj: dict[str, Any] = ctx.find_root().obj or {}
+    level = str(obj.get("log_level") or settings.logging.level).upper()
+    if level not in LOG_LEVELS:
+        typer.echo(
+            f"--log-level: logging.level: one of {', '.join(LOG_LEVELS)} (got {level!r})", err=True
+        )
+        raise typer.Exit(code=EXIT_CONFIG)
+    settings.logging.level = level  # type: ignore[assignment]
+    return level
 
 
 def settings_from(ctx: typer.Context, path: Path | None = None) -> Settings:
@@ -28,9 +42,7 @@ def settings_from(ctx: typer.Context, path: Path | None = None) -> Settings:
         settings = load_settings(path or obj.get("config"))
     except ConfigError as err:
         raise fail_config(err) from None
-    if obj.get("log_level"):
-        settings.logging.level = obj["log_level"].upper()
-    setup_logging(settings.logging.level)
+    setup_logging(log_level(ctx, settings))
     return settings
 
 
