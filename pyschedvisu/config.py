@@ -157,7 +157,15 @@ class PathsSettings(Section):
         Path("var/reports"),
         description="Reports: <output_dir>/<YYYY>/pyschedvisu_report_<end>_<generated>.pdf/.html.",
     )
-    log_dir: Path = Field(Path("var/logs"), description="Log files, one dated folder per run.")
+    log_dir: Path = Field(
+        Path("var/logs"),
+        description="Log files: <log_dir>/<YYYY-MM-DD>/<command>_<HHMMSS>.log, one per command or flow run (INFO and above, no patient data).",
+    )
+    log_retention_days: int = Field(
+        90,
+        ge=0,
+        description="Dated log folders older than this many days are removed when a run starts; 0 = keep them all.",
+    )
 
 
 class LoggingSettings(Section):

@@ -120,7 +120,7 @@ def test_several_problems_give_one_line_each(tmp_path: Path) -> None:
 def test_config_init_writes_a_valid_file_and_refuses_to_overwrite(tmp_path: Path) -> None:
     target = tmp_path / "x" / "pyschedvisu.toml"
     assert runner.invoke(app, ["config", "init", str(target)]).exit_code == 0
-    assert load_settings(target) == load_settings()  # the defaults
+    assert load_settings(target) == load_settings()  # the defaults (+ the tests' log_dir)
     assert runner.invoke(app, ["config", "init", str(target)]).exit_code == 1
     ok = runner.invoke(app, ["--config", str(target), "config", "validate"])
     assert ok.exit_code == 0 and "OK" in ok.output
@@ -218,7 +218,9 @@ def test_pyschedvisu_variables_that_are_not_settings_are_allowed(
     cfg.write_text('[privacy]\nkey_env = "PYSCHEDVISU_KEY_2026"\n')
     monkeypatch.setenv("PYSCHEDVISU_KEY_2026", "x")
     assert load_settings(cfg).privacy.key_env == "PYSCHEDVISU_KEY_2026"
-    with pytest.raises(ConfigError, match=r"PYSCHEDVISU_KEY_2026 \(environment\): key_2026: no such"):
+    with pytest.raises(
+        ConfigError, match=r"PYSCHEDVISU_KEY_2026 \(environment\): key_2026: no such"
+    ):
         load_settings()
 
 
@@ -350,6 +352,7 @@ def test_bad_log_level_is_one_line() -> None:
 def test_config_validate_without_a_file_says_built_in_defaults_and_warns(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.delenv("PYSCHEDVISU_PATHS__LOG_DIR")
     result = runner.invoke(app, ["config", "validate"])
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
@@ -379,7 +382,9 @@ def test_config_validate_of_a_new_department_has_no_warning(
     )
     result = runner.invoke(app, ["--config", str(cfg), "config", "validate"])
     assert result.exit_code == 0
-    assert result.output.splitlines() == [f"{cfg}: OK"]
+    assert result.output.splitlines() == [
+        f"{cfg} + environment PYSCHEDVISU_PATHS__LOG_DIR: OK"  # the tests' own log folder
+    ]
     # the warnings name what set the value
     cfg.write_text('[pacs]\ncalled_ae = "DEMOPACS"\n')
     result = runner.invoke(app, ["--config", str(cfg), "config", "validate"])

@@ -10,6 +10,7 @@ from typing import Any
 import typer
 
 from pyschedvisu.config import Settings, load_settings
+from pyschedvisu.runlog import open_command_log
 from pyschedvisu_core.errors import ConfigError
 
 EXIT_CONFIG = 2
@@ -35,23 +36,58 @@ def log_level(ctx: typer.Context, settings: Settings) -> str:
     return level
 
 
-def settings_from(ctx: typer.Context, path: Path | None = None) -> Settings:
-    """Settings for a command: ``path`` or the root ``--config``; exit 2 on a bad config."""
+def command_name(ctx: typer.Context) -> str:
+    """``pacs-check`` for ``pyschedvisu pacs check``: the name of the command's log file."""
+    return "-".join(ctx.command_path.split()[1:]) or "pyschedvisu"
+
+
+def settings_from(ctx: typer.Context, path: Path | None = None, log_file: bool = True) -> Settings:
+    """Settings for a command: ``path`` or the root ``--config``; exit 2 on a bad config.
+
+    Sets up logging (stderr at the configured level) and, unless ``log_file`` is false, the
+    command's log file in ``paths.log_dir`` (closed when the command ends).
+    """
     obj: dict[str, Any] = ctx.find_root().obj or {}
     try:
         settings = load_settings(path or obj.get("config"))
     except ConfigError as err:
         raise fail_config(err) from None
     setup_logging(log_level(ctx, settings))
+    if log_file:
+        start_command_log(ctx, settings)
     return settings
 
 
+def obj_config(ctx: typer.Context) -> Any:
+    """The root ``--config`` (or ``$PYSCHEDVISU_CONFIG``) of the command, if any."""
+    return (ctx.find_root().obj or {}).get("config")
+
+
+def start_command_log(ctx: typer.Context, settings: Settings) -> None:
+    """Open this command's log file; it is closed when the command ends."""
+    run_log = open_command_log(settings, command_name(ctx))
+    if run_log is not None:
+        ctx.call_on_close(run_log.close)
+        # the command's options: dates, paths, flags (no patient data)
+        options = [f"{k}={v}" for k, v in ctx.params.items() if v not in (None, False)]
+        config = obj_config(ctx) or "built-in defaults"
+        run_log.note(
+            f"{' '.join([ctx.command_path, *options])}; config: {config}", name="pyschedvisu.cli"
+        )
+
+
 def setup_logging(level: str) -> None:
-    """Log to stderr at ``level``; patient data never reach INFO by construction."""
+    """Log to stderr at ``level``; patient data never reach INFO by construction.
+
+    The ``pyschedvisu`` loggers pass INFO on whatever ``level`` is, for the log file
+    (which never takes DEBUG); the terminal shows ``level`` and above.
+    """
     root = logging.getLogger("pyschedvisu")
-    if not any(getattr(h, "_pyschedvisu", False) for h in root.handlers):
+    handler = next((h for h in root.handlers if getattr(h, "_pyschedvisu", False)), None)
+    if handler is None:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         handler._pyschedvisu = True  # type: ignore[attr-defined]
         root.addHandler(handler)
-    root.setLevel(level)
+    handler.setLevel(level)
+    root.setLevel(min(logging.getLevelName(level), logging.INFO))

@@ -37,7 +37,7 @@ def init(
 @config_app.command("show")
 def show(ctx: typer.Context) -> None:
     """Print the effective configuration (file + environment overrides) as TOML."""
-    typer.echo(default_toml(settings_from(ctx)), nl=False)
+    typer.echo(default_toml(settings_from(ctx, log_file=False)), nl=False)
 
 
 @config_app.command("validate")
