@@ -1,10 +1,15 @@
-"""Log files of runs: one file per CLI command run or flow run, old ones removed.
+"""Log files of runs, and how a known failure is logged: once, in one line, no traceback.
 
 Each CLI command run and each flow run writes its log to
 ``<paths.log_dir>/<YYYY-MM-DD>/<name>_<HHMMSS>.log``: INFO and above (patient data never
 appear at INFO or above), or the configured level when it is higher. Dated folders older
 than ``paths.log_retention_days`` days are removed when a run opens its log. A flow run
 inside a CLI command (``pyschedvisu run weekly``) logs into the command's file.
+
+A *known* failure is one of our own errors (:class:`PySchedVisuError`: the PACS, the store,
+the config...) or a Failed state a flow returned on purpose (missing days). Prefect logs
+both with a traceback that says nothing the message does not; :class:`KnownFailureFilter`
+takes those tracebacks out. Anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -13,8 +18,11 @@ import datetime as dt
 import logging
 import re
 import shutil
+import threading
 from pathlib import Path
 from typing import Any
+
+from pyschedvisu_core.errors import PySchedVisuError
 
 log = logging.getLogger("pyschedvisu.runlog")
 
@@ -193,3 +201,76 @@ def open_command_log(settings: Any, name: str) -> RunLog | None:
 def command_log() -> RunLog | None:
     """The CLI command's log file, when one is open in this process."""
     return _command_log
+
+
+# -- known failures ----------------------------------------------------------------------
+
+#: Prefect's loggers that report how runs end (the flow, its tasks, the engine process).
+PREFECT_RUN_LOGGERS = ("prefect.flow_runs", "prefect.task_runs", "prefect.engine")
+
+
+def is_known_failure(exc: BaseException | None) -> bool:
+    """One of our errors, or Prefect re-raising a Failed state a flow returned on purpose."""
+    if isinstance(exc, PySchedVisuError):
+        return True
+    try:
+        from prefect.exceptions import FailedRun
+    except ImportError:  # pragma: no cover - Prefect is a dependency
+        return False
+    return isinstance(exc, FailedRun)
+
+
+class KnownFailureFilter(logging.Filter):
+    """On Prefect's run loggers: a known failure is one line without traceback.
+
+    - ``FailedRun`` (the engine raising the Failed state a flow *returned*, the way Prefect
+      ends a flow run that failed on purpose): dropped, the flow logged why at ERROR;
+    - one of our errors: the traceback is taken out; in a task it is a WARNING, and so is
+      that task's "Finished in state Failed" (the flow goes on, then says at ERROR what the
+      failure means for the run);
+    - anything else: untouched, traceback included.
+    """
+
+    #: Task runs seen failing with one of our errors (bounded: oldest forgotten first).
+    MAX_REMEMBERED = 10_000
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._known_task_runs: dict[str, None] = {}
+        self._lock = threading.Lock()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        task_run = str(getattr(record, "task_run_id", "") or "")
+        if exc is None:
+            if task_run in self._known_task_runs and record.levelno > logging.WARNING:
+                _as_warning(record)  # its "Finished in state Failed(...)"
+            return True
+        if not is_known_failure(exc):
+            return True
+        if not isinstance(exc, PySchedVisuError):
+            return False  # FailedRun: the reason is logged once already
+        record.exc_info = None
+        record.exc_text = None
+        if record.name.startswith("prefect.task_runs"):
+            if task_run:
+                with self._lock:
+                    self._known_task_runs[task_run] = None
+                    while len(self._known_task_runs) > self.MAX_REMEMBERED:
+                        del self._known_task_runs[next(iter(self._known_task_runs))]
+            if record.levelno > logging.WARNING:
+                _as_warning(record)
+        return True
+
+
+def _as_warning(record: logging.LogRecord) -> None:
+    record.levelno = logging.WARNING
+    record.levelname = logging.getLevelName(logging.WARNING)
+
+
+def quiet_known_failures() -> None:
+    """Install :class:`KnownFailureFilter` on Prefect's run loggers (once per process)."""
+    for name in PREFECT_RUN_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, KnownFailureFilter) for f in logger.filters):
+            logger.addFilter(KnownFailureFilter())

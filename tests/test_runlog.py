@@ -113,3 +113,42 @@ def test_a_log_folder_that_cannot_be_written_does_not_fail_the_command(
     assert result.exit_code == 0, result.output
     assert "no log file for this run" in caplog.text
     assert runlog.command_log() is None
+
+
+def _record(name: str, level: int, exc: BaseException | None, **extra: object) -> logging.LogRecord:
+    info = (type(exc), exc, exc.__traceback__) if exc is not None else None
+    record = logging.LogRecord(name, level, __file__, 1, "message", None, info)
+    record.__dict__.update(extra)
+    return record
+
+
+def test_known_failures_lose_their_traceback_and_bugs_keep_it() -> None:
+    from prefect.exceptions import FailedRun
+
+    from pyschedvisu_core.errors import PacsError, StoreError
+
+    quiet = runlog.KnownFailureFilter()
+    # the engine re-raising a Failed state the flow returned: dropped (the flow said why)
+    assert not quiet.filter(_record("prefect.engine", logging.ERROR, FailedRun("2 days")))
+    # one of our errors in a task: a warning, no traceback; and so its final state line
+    task = _record("prefect.task_runs", logging.ERROR, PacsError("busy"), task_run_id="t1")
+    assert quiet.filter(task)
+    assert (task.levelno, task.levelname, task.exc_info) == (logging.WARNING, "WARNING", None)
+    finished = _record("prefect.task_runs", logging.ERROR, None, task_run_id="t1")
+    assert quiet.filter(finished) and finished.levelno == logging.WARNING
+    other_task = _record("prefect.task_runs", logging.ERROR, None, task_run_id="t2")
+    assert quiet.filter(other_task) and other_task.levelno == logging.ERROR
+    # one of our errors at flow level: still an ERROR, without traceback
+    flow = _record("prefect.flow_runs", logging.ERROR, StoreError("disk"))
+    assert quiet.filter(flow) and flow.levelno == logging.ERROR and flow.exc_info is None
+    # a bug keeps everything
+    bug = _record("prefect.task_runs", logging.ERROR, KeyError("x"), task_run_id="t3")
+    assert quiet.filter(bug) and bug.exc_info is not None and bug.levelno == logging.ERROR
+
+
+def test_quiet_known_failures_is_installed_once() -> None:
+    runlog.quiet_known_failures()
+    runlog.quiet_known_failures()
+    for name in runlog.PREFECT_RUN_LOGGERS:
+        filters = logging.getLogger(name).filters
+        assert sum(isinstance(f, runlog.KnownFailureFilter) for f in filters) == 1

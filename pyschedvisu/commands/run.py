@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-from pyschedvisu.commands._common import fail_config
+from pyschedvisu.commands._common import fail_config, log_level, start_command_log
 from pyschedvisu.config import config_path, load_settings
 from pyschedvisu_core.errors import ConfigError
 
@@ -46,7 +46,10 @@ def _date(value: str | None) -> dt.date | None:
 
 
 def _config_arg(ctx: typer.Context) -> str | None:
-    """The config file for the flow (validated first: exit 2 on a bad one)."""
+    """The config file for the flow (validated first: exit 2 on a bad one).
+
+    Opens the command's log file: the flow run logs into it.
+    """
     obj = ctx.find_root().obj or {}
     path = config_path(obj.get("config"))
     try:
@@ -54,9 +57,13 @@ def _config_arg(ctx: typer.Context) -> str | None:
     except ConfigError as err:
         raise fail_config(err) from None
     # Prefect's console handler (on the root logger) prints our records: no second handler.
-    logging.getLogger("pyschedvisu").setLevel(
-        (obj.get("log_level") or settings.logging.level).upper()
-    )
+    logging.getLogger("pyschedvisu").setLevel(log_level(ctx, settings))
+    # Prefect's logging first: it leaves a root logger that has handlers (our file) without
+    # its console, and the flow run's lines would no longer be printed.
+    from prefect.logging.configuration import ensure_logging_setup
+
+    ensure_logging_setup()
+    start_command_log(ctx, settings)
     return str(Path(path).resolve()) if path else None
 
 
@@ -116,9 +123,9 @@ def backfill_cmd(
     ] = False,
 ) -> None:
     """Run the backfill flow: retrieve and extract a range of days (no report)."""
-    cfg = _config_arg(ctx)
     first, last = _date(start), _date(end)
     assert first is not None and last is not None
+    cfg = _config_arg(ctx)
     local_mode_env()
     from flows.backfill import backfill
 
