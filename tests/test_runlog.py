@@ -152,3 +152,15 @@ def test_quiet_known_failures_is_installed_once() -> None:
     for name in runlog.PREFECT_RUN_LOGGERS:
         filters = logging.getLogger(name).filters
         assert sum(isinstance(f, runlog.KnownFailureFilter) for f in filters) == 1
+
+
+def test_records_after_a_command_in_the_same_process_reach_the_current_stderr(
+    log_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Regression: the terminal handler kept the stderr of the first command run in the
+    process (a test runner's, closed after it): later records gave "--- Logging error ---"."""
+    assert runner.invoke(app, ["retrieve", "--start", SATURDAY]).exit_code == 0
+    logging.getLogger("pyschedvisu.test_runlog").warning("after the command")
+    err = capsys.readouterr().err
+    assert "WARNING pyschedvisu.test_runlog: after the command" in err
+    assert "Logging error" not in err

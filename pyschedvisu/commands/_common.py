@@ -76,6 +76,25 @@ def start_command_log(ctx: typer.Context, settings: Settings) -> None:
         )
 
 
+class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """A handler on ``sys.stderr`` as it is when a record is written, not when it was made.
+
+    (A command run inside another program, e.g. a test's CliRunner, gets a stderr that is
+    closed afterwards: records of the same process must not be written there later.)
+    """
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
 def setup_logging(level: str) -> None:
     """Log to stderr at ``level``; patient data never reach INFO by construction.
 
@@ -83,11 +102,10 @@ def setup_logging(level: str) -> None:
     (which never takes DEBUG); the terminal shows ``level`` and above.
     """
     root = logging.getLogger("pyschedvisu")
-    handler = next((h for h in root.handlers if getattr(h, "_pyschedvisu", False)), None)
+    handler = next((h for h in root.handlers if isinstance(h, _Stderr)), None)
     if handler is None:
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _Stderr()
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        handler._pyschedvisu = True  # type: ignore[attr-defined]
         root.addHandler(handler)
     handler.setLevel(level)
     root.setLevel(min(logging.getLevelName(level), logging.INFO))
