@@ -9,13 +9,15 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from pyschedvisu.commands._common import fail_config, log_level, start_command_log
-from pyschedvisu.config import config_path, load_settings
+from pyschedvisu.config import Settings, config_path, load_settings
 from pyschedvisu_core.errors import ConfigError
 
 run_app = typer.Typer(
@@ -45,8 +47,8 @@ def _date(value: str | None) -> dt.date | None:
         raise typer.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)") from None
 
 
-def _config_arg(ctx: typer.Context) -> str | None:
-    """The config file for the flow (validated first: exit 2 on a bad one).
+def _config_arg(ctx: typer.Context) -> tuple[str | None, Settings]:
+    """The config file for the flow (validated first: exit 2 on a bad one), and its settings.
 
     Opens the command's log file: the flow run logs into it.
     """
@@ -64,7 +66,26 @@ def _config_arg(ctx: typer.Context) -> str | None:
 
     ensure_logging_setup()
     start_command_log(ctx, settings)
-    return str(Path(path).resolve()) if path else None
+    return (str(Path(path).resolve()) if path else None), settings
+
+
+@contextmanager
+def days_kept_on_interrupt(settings: Settings, days: Callable[[], list[dt.date]]) -> Iterator[None]:
+    """On Ctrl-C or SIGTERM: say how many of the run's ``days`` are stored (kept), then stop."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        from pyschedvisu.store import SeriesStore
+
+        wanted = days()
+        stored = set(SeriesStore(settings.paths.data_dir).days())
+        kept = sum(1 for d in wanted if d in stored)
+        typer.echo(
+            f"interrupted: {kept} of {len(wanted)} day(s) in the store and kept; "
+            "run again to retrieve the others",
+            err=True,
+        )
+        raise
 
 
 def finish(state: Any) -> dict[str, Any]:
@@ -97,17 +118,20 @@ def weekly(
     ] = True,
 ) -> None:
     """Run the weekly report flow: retrieve, extract, build, render, e-mail."""
-    cfg = _config_arg(ctx)
+    cfg, settings = _config_arg(ctx)
     local_mode_env()
-    from flows.weekly import weekly_report
+    from flows.weekly import needed_days, weekly_report
+    from pyschedvisu_core.calendar import auto_report_end
 
-    state = weekly_report(
-        end=_date(end),
-        periods=periods or None,
-        send_email=email,
-        config_path=cfg,
-        return_state=True,
-    )
+    last = _date(end) or auto_report_end(dt.datetime.now(), settings.calendar.report_cutoff_hour)
+    with days_kept_on_interrupt(settings, lambda: needed_days(settings, last)):
+        state = weekly_report(
+            end=_date(end),
+            periods=periods or None,
+            send_email=email,
+            config_path=cfg,
+            return_state=True,
+        )
     result = finish(state)
     typer.echo(f"PDF:  {result.get('pdf')}")
     typer.echo(f"HTML: {result.get('html')}")
@@ -125,11 +149,12 @@ def backfill_cmd(
     """Run the backfill flow: retrieve and extract a range of days (no report)."""
     first, last = _date(start), _date(end)
     assert first is not None and last is not None
-    cfg = _config_arg(ctx)
+    cfg, settings = _config_arg(ctx)
     local_mode_env()
     from flows.backfill import backfill
 
-    state = backfill(start=first, end=last, config_path=cfg, force=force, return_state=True)
+    with days_kept_on_interrupt(settings, lambda: settings.business_days(first, last)):
+        state = backfill(start=first, end=last, config_path=cfg, force=force, return_state=True)
     result = finish(state)
     typer.echo(
         f"{result.get('days')} day(s), {result.get('fetched')} fetched; studies: {result.get('studies')}"
