@@ -178,7 +178,8 @@ class PrivacySettings(Section):
     """Pseudonymisation of patient ids (HMAC-SHA256) before anything is stored or logged."""
 
     key_env: str = Field(
-        "PYSCHEDVISU_PSEUDONYM_KEY", description="Environment variable holding the HMAC key."
+        "PYSCHEDVISU_PSEUDONYM_KEY",
+        description="Environment variable holding the HMAC key: at least 128 bits of entropy, e.g. `openssl rand -hex 32`.",
     )
     key_secret_block: str = Field(
         "",
@@ -1032,8 +1033,8 @@ def default_toml(settings: Settings | None = None) -> str:
         "# (two underscores; e.g. PYSCHEDVISU_PACS__HOST=pacs.example.org). A list is given as",
         "# JSON or comma-separated (PYSCHEDVISU_EMAIL__RECIPIENTS=a@example.org,b@example.org), a",
         "# table as a JSON object, which replaces the file's table (PYSCHEDVISU_MACHINES='{...}').",
-        "# Any other PYSCHEDVISU_ variable is an error, except PYSCHEDVISU_CONFIG (this file),",
-        "# PYSCHEDVISU_HOME and the secrets named below (privacy.key_env, email.*_env).",
+        "# A PYSCHEDVISU_ variable that names no setting is an error, except PYSCHEDVISU_CONFIG",
+        "# (this file), PYSCHEDVISU_HOME and the secrets named below (privacy.key_env, email.*_env).",
         "# Secrets (SMTP password, pseudonymisation key) never go here: only the names of the",
         "# environment variables or Prefect Secret blocks that hold them.",
     ]
