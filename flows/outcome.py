@@ -29,6 +29,7 @@ R = TypeVar("R")
 
 def failed(kind: str, reason: str) -> State[Any]:
     """The Failed state of a run that failed for a known ``reason``, logged once at ERROR."""
+    runlog.quiet_known_failures()  # Prefect's re-raise of this state says nothing more
     message = f"{kind}: {reason}"
     get_run_logger().error("%s", message)
     return Failed(message=message)

@@ -114,7 +114,14 @@ def test_known_failure_is_one_error_line_in_the_run_logs_and_its_log_file(
     assert "[retrieve-2024-03-04]" in text  # its tasks' lines, named
     assert not re.search(r"(?<![\d.])100\d(?![\d.])", text)  # no patient id of the department
 
-    # a config that cannot be read is a known failure too
+    # dates the wrong way round, and a config that cannot be read, are known failures too
+    state = backfill(start=END, end=START, config_path=str(config), return_state=True)
+    assert state.is_failed() and "end 2024-03-04 is before start 2024-03-08" in (
+        state.message or ""
+    )
+    errors = [r["message"] for r in run_logs(on_server, state) if r["level"] >= ERROR]
+    assert errors == ["backfill: end 2024-03-04 is before start 2024-03-08"], errors
+
     state = backfill(
         start=START, end=END, config_path=str(tmp_path / "nope.toml"), return_state=True
     )
