@@ -128,7 +128,7 @@ class RunLog:
         self.handler.handle(logging.LogRecord(name, level, __file__, 0, message, None, exc_info))
 
     def reattach(self) -> None:
-        """Put the handler back on the root logger (importing Prefect resets the root's)."""
+        """Put the handler back on the root logger, if a logging set-up took it off."""
         root = logging.getLogger()
         if self.handler not in root.handlers:
             root.addHandler(self.handler)
@@ -167,9 +167,15 @@ def open_run_log(
     numeric = max(logging.INFO, numeric if isinstance(numeric, int) else logging.INFO)
     try:
         removed = prune_log_folders(Path(log_dir), retention_days, now.date())
-        path = log_file_path(Path(log_dir), name, now)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.open("x", encoding="utf-8").close()
+        for attempt in range(5):  # another run may take the same name in the same second
+            path = log_file_path(Path(log_dir), name, now)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                path.open("x", encoding="utf-8").close()
+                break
+            except FileExistsError:
+                if attempt == 4:
+                    raise
         run_log = RunLog(path, numeric, flow_run_id)
     except OSError as exc:
         log.warning("no log file for this run: %s: %s", log_dir, exc.strerror or exc)
