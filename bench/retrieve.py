@@ -266,7 +266,11 @@ def main() -> None:
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--figure", type=Path, default=None, help="Write a PNG bar chart here.")
     args = ap.parse_args()
-    os.environ.setdefault("PYSCHEDVISU_PSEUDONYM_KEY", "bench-key-not-secret")
+    # public, but 256 bits as a real key must be (privacy.key_entropy_bits)
+    os.environ.setdefault(
+        "PYSCHEDVISU_PSEUDONYM_KEY",
+        "9ce3ea81bd5e958dc5fdfdd3b706c5520096750d54076e9f6cb27b0436a7f52a",
+    )
 
     from pyschedvisu.config import Settings
     from pyschedvisu.synth import generate

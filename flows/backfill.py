@@ -13,7 +13,9 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows.weekly import MAX_WORKERS, failed_state, settings_for
+from flows.outcome import failed, failed_state, run_logged
+from flows.weekly import MAX_WORKERS, settings_for
+from pyschedvisu.config import Settings
 from pyschedvisu_core import runs
 
 
@@ -37,14 +39,22 @@ def backfill(
         config_path: TOML configuration file. Empty: $PYSCHEDVISU_CONFIG, else built-in defaults.
         force: Fetch days again even when already stored.
     """
+    if end < start:
+        return failed("backfill", f"end {end} is before start {start}")
+    return run_logged(
+        "backfill",
+        lambda: settings_for(config_path),
+        lambda settings: _backfill(settings, start, end, force),
+    )
+
+
+def _backfill(settings: Settings, start: dt.date, end: dt.date, force: bool) -> Any:
+    """The body of :func:`backfill`, once its settings are loaded."""
     from tasks.extract import extract_studies
     from tasks.notify import publish_artifacts
     from tasks.retrieve import retrieve_days
 
     logger = get_run_logger()
-    if end < start:
-        raise ValueError(f"backfill: end {end} is before start {start}")
-    settings = settings_for(config_path)
     days = settings.business_days(start, end)
     logger.info("backfill %s..%s: %d business day(s)", start, end, len(days))
     outcomes = retrieve_days(settings, days, force=force)

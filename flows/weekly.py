@@ -2,7 +2,8 @@
 
 A day that still fails after its retries does not stop the others: the report is still
 produced with a data-quality note naming the missing days, then the run ends Failed so
-the dashboard shows it. Retrying the run re-fetches only those days (the others are
+the dashboard shows it, its reason logged once at ERROR (no traceback: see
+:mod:`flows.outcome`). Retrying the run re-fetches only those days (the others are
 cached / stored) and re-renders.
 """
 
@@ -12,9 +13,9 @@ import datetime as dt
 from typing import Any
 
 from prefect import flow, get_run_logger
-from prefect.states import Failed, State
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from flows.outcome import failed_state, run_logged
 from pyschedvisu.config import ReportSettings, Settings, load_settings
 from pyschedvisu.phases import PhaseClock
 from pyschedvisu_core import i18n, runs
@@ -65,19 +66,6 @@ def needed_days(settings: Settings, end: dt.date) -> list[dt.date]:
     return settings.business_days(first_needed_day(end, pairs, settings.report.year_start), end)
 
 
-def failed_state(kind: str, missing: list[dt.date], result: dict[str, Any]) -> State[Any]:
-    """The final state of a run with missing days: Failed, naming them (and the report, if any)."""
-    listed = ", ".join(d.isoformat() for d in missing)
-    written = (
-        f"; report written anyway: {result['pdf']} and {result['html']}"
-        if result.get("pdf")
-        else ""
-    )
-    return Failed(
-        message=f"{kind}: {len(missing)} day(s) could not be retrieved ({listed}){written}; retry this run once the PACS answers"
-    )
-
-
 @flow(
     name="weekly-report",
     flow_run_name=_run_name,
@@ -99,6 +87,15 @@ def weekly_report(
         send_email: Send the report by e-mail (if enabled in the config).
         config_path: TOML configuration file. Empty: $PYSCHEDVISU_CONFIG, else built-in defaults.
     """
+    return run_logged(
+        "weekly report",
+        lambda: settings_for(config_path, periods),
+        lambda settings: _weekly_report(settings, end, send_email),
+    )
+
+
+def _weekly_report(settings: Settings, end: dt.date | None, send_email: bool) -> Any:
+    """The body of :func:`weekly_report`, once its settings are loaded."""
     from tasks.extract import extract_studies
     from tasks.notify import publish_artifacts, send_report
     from tasks.report import build_page, render_report, report_inputs
@@ -106,7 +103,6 @@ def weekly_report(
 
     logger = get_run_logger()
     clock = PhaseClock()
-    settings = settings_for(config_path, periods)
     end = resolve_end(end, settings)
     days = needed_days(settings, end)
     logger.info(

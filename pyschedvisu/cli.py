@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import signal
+import sys
 from pathlib import Path
+from types import FrameType
 from typing import Annotated
 
 import typer
@@ -68,9 +71,40 @@ for _name in COMMAND_MODULES:
         importlib.import_module(_modname).register(app)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread as Ctrl-C raises KeyboardInterrupt.
+
+    A command stopped by ``kill``, systemd or a container runtime then stops the way it
+    stops on Ctrl-C: ``retrieve`` closes its PACS client, says how many days are done and
+    kept, and exits non-zero without a traceback.
+    """
+
+
+#: Exit code of a command stopped by SIGTERM (128 + 15, as a shell reports it); Ctrl-C: 130.
+EXIT_TERMINATED = 128 + signal.SIGTERM
+EXIT_INTERRUPTED = 130
+
+
+_terminated: list[int] = []
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    # Once: the stop is under way; a second SIGTERM must not cut its clean-up short.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    _terminated.append(signum)
+    raise Terminated()
+
+
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point (SIGTERM handled like Ctrl-C)."""
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        app()
+    except SystemExit as exc:
+        # typer turns a KeyboardInterrupt into exit 130; say SIGTERM's own code
+        if exc.code == EXIT_INTERRUPTED and _terminated:
+            sys.exit(EXIT_TERMINATED)
+        raise
 
 
 if __name__ == "__main__":

@@ -1,22 +1,34 @@
 """The one settings model of pySchedVisu (TOML file + environment overrides).
 
-Precedence, highest first: environment variables ``PYSCHEDVISU_<SECTION>__<KEY>``
-(values of list / table keys as JSON), the TOML file (``--config`` or
-``PYSCHEDVISU_CONFIG``), then the defaults below, which describe the reference
-department and its demo PACS. Secrets (SMTP password, pseudonymisation key) are
-never read from the file: only the *names* of the environment variables or Prefect
-Secret blocks that hold them.
+Precedence, highest first: environment variables ``PYSCHEDVISU_<SECTION>__<KEY>``, the
+TOML file (``--config`` or ``PYSCHEDVISU_CONFIG``), then the defaults below, which
+describe the reference department and its demo PACS. :func:`load_settings` applies
+them; ``Settings(**values)`` alone is the defaults plus ``values`` (no environment).
+
+From the environment, a list is a JSON list or a comma-separated string, a table is a
+JSON object that *replaces* the file's table, anything else is the plain value. A
+variable starting with ``PYSCHEDVISU_`` that is not a setting is an error, unless it
+is one of :data:`NON_SETTING_ENV` (or named by ``privacy.key_env`` / ``email.*_env``).
+
+Secrets (SMTP password, pseudonymisation key) are never read from the file: only the
+*names* of the environment variables or Prefect Secret blocks that hold them.
 """
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
+import difflib
 import json
 import os
 import re
 import tomllib
+import types
+from collections.abc import Mapping
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -27,6 +39,22 @@ from pyschedvisu_core.labels import minify_machine
 
 ENV_PREFIX = "PYSCHEDVISU_"
 CONFIG_ENV = "PYSCHEDVISU_CONFIG"
+#: Where the values come from when no config file is given.
+DEFAULTS_LABEL = "built-in defaults"
+
+#: Environment variables that start with ``PYSCHEDVISU_`` but are not settings (every other
+#: one must name a setting). The variables named by ``privacy.key_env``,
+#: ``email.username_env`` and ``email.password_env`` are accepted too, whatever their name.
+NON_SETTING_ENV: dict[str, str] = {
+    CONFIG_ENV: "the config file, like --config",
+    "PYSCHEDVISU_PSEUDONYM_KEY": "the pseudonymisation key, default name of privacy.key_env",
+    "PYSCHEDVISU_SMTP_USERNAME": "the SMTP user, default name of email.username_env",
+    "PYSCHEDVISU_SMTP_PASSWORD": "the SMTP password, default name of email.password_env",
+    "PYSCHEDVISU_HOME": "the checkout a Prefect worker runs the flows from, see prefect.yaml",
+    "PYSCHEDVISU_TEST_ORTHANC": "the Orthanc binary of the integration tests",
+}
+#: Settings whose value is the name of an environment variable (allowed whatever its name).
+ENV_NAME_SETTINGS = (("privacy", "key_env"), ("email", "username_env"), ("email", "password_env"))
 
 
 def display_machine(group: str) -> str:
@@ -131,7 +159,15 @@ class PathsSettings(Section):
         Path("var/reports"),
         description="Reports: <output_dir>/<YYYY>/pyschedvisu_report_<end>_<generated>.pdf/.html.",
     )
-    log_dir: Path = Field(Path("var/logs"), description="Log files, one dated folder per run.")
+    log_dir: Path = Field(
+        Path("var/logs"),
+        description="Log files: <log_dir>/<YYYY-MM-DD>/<command>_<HHMMSS>.log, one per command or flow run (INFO and above, no patient data).",
+    )
+    log_retention_days: int = Field(
+        90,
+        ge=0,
+        description="Dated log folders older than this many days are removed when a run starts; 0 = keep them all.",
+    )
 
 
 class LoggingSettings(Section):
@@ -144,7 +180,8 @@ class PrivacySettings(Section):
     """Pseudonymisation of patient ids (HMAC-SHA256) before anything is stored or logged."""
 
     key_env: str = Field(
-        "PYSCHEDVISU_PSEUDONYM_KEY", description="Environment variable holding the HMAC key."
+        "PYSCHEDVISU_PSEUDONYM_KEY",
+        description="Environment variable holding the HMAC key: at least 128 bits of entropy, e.g. `openssl rand -hex 32`.",
     )
     key_secret_block: str = Field(
         "",
@@ -425,13 +462,7 @@ class EmailSettings(Section):
 class Settings(BaseSettings):
     """Every setting of pySchedVisu. See ``pyschedvisu config init`` for a commented file."""
 
-    model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX,
-        env_nested_delimiter="__",
-        extra="forbid",
-        validate_assignment=True,
-        nested_model_default_partial_update=True,
-    )
+    model_config = SettingsConfigDict(extra="forbid", validate_assignment=True)
 
     pacs: PacsSettings = Field(default_factory=PacsSettings)
     paths: PathsSettings = Field(default_factory=PathsSettings)
@@ -464,8 +495,9 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # Environment beats the file (given as init kwargs); no .env or secrets dir.
-        return (env_settings, init_settings)
+        # Only the values given: load_settings() merges the file and the environment itself
+        # (a table set by env replaces the file's; every problem named by its source).
+        return (init_settings,)
 
     @field_validator("descriptions")
     @classmethod
@@ -549,64 +581,398 @@ def config_path(explicit: str | Path | None = None) -> Path | None:
     return Path(env) if env else None
 
 
-def _format_loc(loc: tuple[Any, ...]) -> str:
-    return ".".join(str(p) for p in loc if not (isinstance(p, str) and p.startswith("function-")))
+def read_config_file(file: Path) -> dict[str, Any]:
+    """The TOML table of ``file``; :class:`ConfigError` (one line) when it cannot be had."""
+    label = str(file)
+    try:
+        raw = file.read_bytes()
+    except FileNotFoundError:
+        problem = f"file not found (set --config or {CONFIG_ENV}, or run `pyschedvisu config init`)"
+    except IsADirectoryError:
+        problem = "is a directory, not a config file: give the TOML file itself"
+    except PermissionError:
+        problem = "cannot be read: permission denied"
+    except OSError as exc:
+        problem = f"cannot be read: {exc.strerror or exc}"
+    else:
+        try:
+            text = raw.decode("utf-8").removeprefix("\ufeff")
+        except UnicodeDecodeError as exc:
+            line = raw[: exc.start].count(b"\n") + 1
+            problem = (
+                f"not UTF-8 text (byte 0x{raw[exc.start]:02x} on line {line}): "
+                "save the file as UTF-8"
+            )
+        else:
+            try:
+                return tomllib.loads(text)
+            except tomllib.TOMLDecodeError as exc:
+                problem = f"not valid TOML: {exc}"
+    raise ConfigError([f"{label}: {problem}"])
 
 
-def _env_source(loc: tuple[Any, ...]) -> str | None:
-    """The environment variable that set ``loc`` (or its section), if one did."""
-    names = {k.upper() for k in os.environ if k.upper().startswith(ENV_PREFIX)}
-    parts = [str(p).upper() for p in loc if not (isinstance(p, str) and p.startswith("function-"))]
-    for n in range(len(parts), 0, -1):
-        name = ENV_PREFIX + "__".join(parts[:n])
-        if name in names:
-            return name
+# -- environment overrides ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EnvOverride:
+    """One setting set by an environment variable."""
+
+    variable: str  # as it is spelt in the environment
+    path: tuple[str, ...]  # field names and table keys, lower case
+    value: Any  # parsed: a list, a dict (a table) or the plain string
+
+
+@dataclass
+class EnvScan:
+    """The ``PYSCHEDVISU_`` variables of an environment, sorted out."""
+
+    overrides: list[EnvOverride] = dataclass_field(default_factory=list)
+    problems: list[str] = dataclass_field(default_factory=list)  # values that cannot be read
+    unknown: list[str] = dataclass_field(default_factory=list)  # names that are no setting
+
+
+def _unwrap(annotation: Any) -> Any:
+    """``X | None`` -> ``X``."""
+    if get_origin(annotation) in (Union, types.UnionType):
+        args = [a for a in get_args(annotation) if a is not type(None)]
+        if len(args) == 1:
+            return _unwrap(args[0])
+    return annotation
+
+
+def _kind(annotation: Any) -> Literal["model", "dict", "list", "scalar"]:
+    ann = _unwrap(annotation)
+    if isinstance(ann, type) and issubclass(ann, BaseModel):
+        return "model"
+    origin = get_origin(ann)
+    if origin is dict:
+        return "dict"
+    if origin is list:
+        return "list"
+    return "scalar"
+
+
+def _annotation_at(path: tuple[str, ...]) -> Any | None:
+    """Type of the setting at ``path`` (field names, table keys); None when there is none."""
+    ann: Any = Settings
+    for part in path:
+        kind = _kind(ann)
+        if kind == "model":
+            found = _unwrap(ann).model_fields.get(part)
+            if found is None:
+                return None
+            ann = found.annotation
+        elif kind == "dict" and part:
+            ann = get_args(_unwrap(ann))[1]
+        else:
+            return None
+    return ann
+
+
+def _table_example(annotation: Any) -> str:
+    ann = _unwrap(annotation)
+    if _kind(ann) == "model":
+        name, info = next(iter(ann.model_fields.items()))
+        default = info.get_default(call_default_factory=True)
+        try:
+            shown = json.dumps(default, default=str)
+        except (TypeError, ValueError):
+            shown = '"..."'
+        return json.dumps({name: None}).replace("null", shown)
+    return '{"<key>": ...}'
+
+
+def _parse_env_value(raw: str, annotation: Any) -> tuple[Any, str | None]:
+    """(value, None), or (None, what is wrong) for a variable setting a key of ``annotation``."""
+    kind = _kind(annotation)
+    text = raw.strip()
+    if kind == "list":
+        if not text.startswith("["):
+            return [item.strip() for item in text.split(",") if item.strip()], None
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as exc:
+            return None, (
+                f"not valid JSON ({exc.msg}, character {exc.pos + 1}): give a JSON list, "
+                'e.g. ["a", "b"], or comma-separated values, e.g. a,b'
+            )
+        if not isinstance(value, list):
+            return None, 'a JSON list is expected, e.g. ["a", "b"] (or a,b)'
+        return value, None
+    if kind in ("model", "dict"):
+        how = f"a table is set as a JSON object, e.g. '{_table_example(annotation)}'"
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as exc:
+            return None, f"not valid JSON ({exc.msg}, character {exc.pos + 1}): {how}"
+        if not isinstance(value, dict):
+            return None, f"{how}, not {type(value).__name__}"
+        return value, None
+    return raw, None
+
+
+def scan_environment(environ: Mapping[str, str] | None = None) -> EnvScan:
+    """Every ``PYSCHEDVISU_`` variable of ``environ`` (default: ``os.environ``), parsed."""
+    environ = os.environ if environ is None else environ
+    scan = EnvScan()
+    for name in sorted(environ):
+        upper = name.upper()
+        if not upper.startswith(ENV_PREFIX) or upper in NON_SETTING_ENV:
+            continue
+        path = tuple(upper[len(ENV_PREFIX) :].lower().split("__"))
+        annotation = _annotation_at(path)
+        if annotation is None:
+            scan.unknown.append(name)
+            continue
+        value, problem = _parse_env_value(environ[name], annotation)
+        if problem is not None:
+            scan.problems.append(f"{name} (environment): {'.'.join(path)}: {problem}")
+        else:
+            scan.overrides.append(EnvOverride(name, path, value))
+    return scan
+
+
+def _env_candidates() -> dict[str, str]:
+    """Every variable name that means something -> what it sets (``pacs.port``)."""
+    out: dict[str, str] = {}
+
+    def walk(model: type[BaseModel], prefix: tuple[str, ...]) -> None:
+        for name, info in model.model_fields.items():
+            path = (*prefix, name)
+            out[ENV_PREFIX + "__".join(path).upper()] = ".".join(path)
+            if _kind(info.annotation) == "model":
+                walk(_unwrap(info.annotation), path)
+
+    walk(Settings, ())
+    out.update(NON_SETTING_ENV)
+    return out
+
+
+def unknown_variable_problem(name: str) -> str:
+    """The line for a ``PYSCHEDVISU_`` variable that sets nothing, naming the closest one."""
+    candidates = _env_candidates()
+    rest = name.upper()[len(ENV_PREFIX) :]
+    by_rest = {c[len(ENV_PREFIX) :]: c for c in candidates}
+    (best,) = difflib.get_close_matches(rest, list(by_rest), n=1, cutoff=0.0) or (None,)
+    key = rest.lower().replace("__", ".") or "(empty)"
+    hint = ""
+    if best is not None:
+        var = by_rest[best]
+        hint = f"; closest: {var} ({candidates[var]})"
+    return (
+        f"{name} (environment): {key}: no such setting{hint}; settings are "
+        f"{ENV_PREFIX}<SECTION>__<KEY>, two underscores"
+    )
+
+
+def _match_key(table: dict[str, Any], key: str) -> str:
+    """The key of ``table`` spelt like ``key`` in any case (env names are upper case)."""
+    for existing in table:
+        if str(existing).lower() == key:
+            return str(existing)
+    return key
+
+
+def _default_value(info: Any) -> Any:
+    value = info.get_default(call_default_factory=True)
+    if isinstance(value, BaseModel):
+        return value.model_dump()
+    if isinstance(value, dict):
+        return {k: v.model_dump() if isinstance(v, BaseModel) else v for k, v in value.items()}
+    return copy.deepcopy(value)
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[EnvOverride]) -> dict[str, Any]:
+    """``data`` (the file's tables) with the ``overrides`` set: a table replaces, a key merges.
+
+    A key inside a table the file does not have starts from that table's default (setting
+    ``draw.machine.petge.gap_minutes`` keeps the other machines).
+    """
+    out = copy.deepcopy(data)
+    for ov in sorted(overrides, key=lambda o: len(o.path)):
+        node: dict[str, Any] = out
+        ann: Any = Settings
+        for i, part in enumerate(ov.path):
+            last = i == len(ov.path) - 1
+            if _kind(ann) == "model":
+                info = _unwrap(ann).model_fields[part]
+                key, child = part, info.annotation
+                if not last and not isinstance(node.get(key), dict):
+                    node[key] = _default_value(info) if _kind(child) == "dict" else {}
+            else:
+                key, child = _match_key(node, part), get_args(_unwrap(ann))[1]
+                if not last and not isinstance(node.get(key), dict):
+                    node[key] = {}
+            if last:
+                node[key] = copy.deepcopy(ov.value)
+            else:
+                node = node[key]
+                ann = child
+    return out
+
+
+def _env_names_allowed(data: Mapping[str, Any]) -> set[str]:
+    """Upper-case names of the variables the settings point at (privacy.key_env, ...)."""
+    names = set()
+    for section, key in ENV_NAME_SETTINGS:
+        value = data.get(section, {}).get(key) if isinstance(data.get(section), dict) else None
+        if not isinstance(value, str):
+            model = _unwrap(Settings.model_fields[section].annotation)
+            value = model.model_fields[key].default
+        names.add(str(value).upper())
+    return names
+
+
+# -- loading -----------------------------------------------------------------------------
+
+
+@dataclass
+class LoadedConfig:
+    """Settings and where they came from (``config validate`` says it)."""
+
+    settings: Settings
+    file: Path | None
+    file_data: dict[str, Any]
+    overrides: list[EnvOverride]
+
+    @property
+    def label(self) -> str:
+        return str(self.file) if self.file else DEFAULTS_LABEL
+
+    def source_of(self, path: tuple[str, ...]) -> str:
+        """Who set ``path``: the environment variable, the file, or the built-in defaults."""
+        env = _env_for(path, self.overrides)
+        if env:
+            return env
+        node: Any = self.file_data
+        for part in path:
+            if not isinstance(node, dict) or part not in node:
+                return DEFAULTS_LABEL
+            node = node[part]
+        return self.label
+
+
+def _loc(loc: tuple[Any, ...]) -> tuple[str, ...]:
+    return tuple(str(p) for p in loc if not (isinstance(p, str) and p.startswith("function-")))
+
+
+def _env_for(loc: tuple[str, ...], overrides: list[EnvOverride]) -> str | None:
+    """``"NAME (environment)"`` for the variable(s) that set ``loc``, or what it holds."""
+    low = tuple(p.lower() for p in loc)
+    covering = [o for o in overrides if low[: len(o.path)] == o.path]
+    if covering:
+        best = max(covering, key=lambda o: len(o.path))
+        return f"{best.variable} (environment)"
+    inside = [o.variable for o in overrides if low and o.path[: len(low)] == low]
+    if inside:
+        return ", ".join(inside) + " (environment)"
     return None
 
 
-def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
-    """Load settings from ``path`` (or ``$PYSCHEDVISU_CONFIG``) plus env overrides.
+def load_config(path: str | Path | None = None, **values: Any) -> LoadedConfig:
+    """Settings from ``path`` (or ``$PYSCHEDVISU_CONFIG``) plus the environment, with sources.
 
-    Raises :class:`ConfigError` with one ``file: section.key: what is wrong`` line per problem.
+    Raises :class:`ConfigError` with one ``source: section.key: what is wrong`` line per
+    problem, the source being the file, or the environment variable that set the value.
     """
     file = config_path(path)
-    label = str(file) if file else "<defaults>"
+    label = str(file) if file else DEFAULTS_LABEL
+    problems: list[str] = []
     data: dict[str, Any] = {}
+    unreadable = False
     if file is not None:
         try:
-            data = tomllib.loads(file.read_text(encoding="utf-8"))
-        except FileNotFoundError as exc:
-            raise ConfigError(
-                [
-                    f"{label}: file not found (set --config or {CONFIG_ENV}, or run `pyschedvisu config init`)"
-                ]
-            ) from exc
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError([f"{label}: not valid TOML: {exc}"]) from exc
-    for key, value in overrides.items():
-        data[key] = value
+            data = read_config_file(file)
+        except ConfigError as err:
+            problems.extend(err.problems)
+            unreadable = True
+    data.update(values)
+    scan = scan_environment()
+    problems.extend(scan.problems)
+    merged = apply_overrides(data, scan.overrides)
+    allowed = _env_names_allowed(merged)
+    problems.extend(unknown_variable_problem(n) for n in scan.unknown if n.upper() not in allowed)
+    if unreadable:
+        raise ConfigError(problems)  # nothing to validate: the file's line, the environment's
     try:
-        return Settings(**data)
+        settings = Settings(**merged)
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            loc = _format_loc(err["loc"]) or "(top level)"
-            msg = err["msg"].removeprefix("Value error, ")
-            if err["type"] == "extra_forbidden":
-                msg = "unknown key: remove it or check its spelling (see `pyschedvisu config init`)"
-            elif err["type"] == "missing":
-                msg = "required key is missing"
-            else:
-                got = err.get("input")
-                if not isinstance(got, dict | list) and got is not None:
-                    msg = f"{msg} (got {got!r})"
-            if loc == "(top level)" and " ;; " in msg:
-                problems.extend(f"{label}: {part}" for part in msg.split(" ;; "))
-                continue
-            env = _env_source(tuple(err["loc"]))
-            source = f"{env} (environment)" if env else label
-            problems.append(f"{source}: {loc}: {msg}")
-        raise ConfigError(problems) from exc
+        problems.extend(_validation_problems(exc, label, scan.overrides))
+    if problems:
+        raise ConfigError(problems)
+    return LoadedConfig(settings, file, data, scan.overrides)
+
+
+#: Host names of this machine: a PACS there on the default port is the demo PACS.
+_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+def config_warnings(loaded: LoadedConfig) -> list[str]:
+    """What a valid config still has of the demo and the reference department.
+
+    One ``source: section.key: what`` line each: a new department must change them.
+    """
+    s = loaded.settings
+    out = []
+    demo = PacsSettings()
+    pacs = s.pacs
+    if pacs.called_ae == demo.called_ae or (pacs.host in _LOOPBACK and pacs.port == demo.port):
+        key = "called_ae" if pacs.called_ae == demo.called_ae else "host"
+        out.append(
+            f"{loaded.source_of(('pacs', key))}: pacs.{key}: still the demo PACS "
+            f"({pacs.called_ae} on {pacs.host}:{pacs.port}): set pacs.host, pacs.port and "
+            "pacs.called_ae to your PACS"
+        )
+    reference = [
+        name
+        for name in s.retrieve.accepted_institutions
+        if name in ref.ACCEPTED_INSTITUTIONS and name != "mixed"
+    ]
+    if reference:
+        path = ("retrieve", "accepted_institutions")
+        out.append(
+            f"{loaded.source_of(path)}: retrieve.accepted_institutions: still the reference "
+            f"department's institutions ({', '.join(reference)}): set the normalised "
+            "InstitutionName(s) of your department's studies, or they are all excluded"
+        )
+    return out
+
+
+def load_settings(path: str | Path | None = None, **values: Any) -> Settings:
+    """Settings from ``path`` (or ``$PYSCHEDVISU_CONFIG``) plus the environment.
+
+    Raises :class:`ConfigError` with one ``source: section.key: what is wrong`` line per problem.
+    """
+    return load_config(path, **values).settings
+
+
+def _validation_problems(
+    exc: ValidationError, label: str, overrides: list[EnvOverride]
+) -> list[str]:
+    problems = []
+    for err in exc.errors():
+        loc = _loc(tuple(err["loc"]))
+        where = ".".join(loc) or "(top level)"
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key: remove it or check its spelling (see `pyschedvisu config init`)"
+        elif err["type"] == "missing":
+            msg = "required key is missing"
+        else:
+            got = err.get("input")
+            if not isinstance(got, dict | list) and got is not None:
+                msg = f"{msg} (got {got!r})"
+        if not loc and " ;; " in msg:
+            # whole-config checks: "section.key: what" each, blamed on what set that key
+            # (they are about [machines]: a table that came from the environment is named)
+            for part in msg.split(" ;; "):
+                key = tuple(part.split(":", 1)[0].split("."))
+                source = _env_for(key, overrides) or _env_for(("machines",), overrides)
+                problems.append(f"{source or label}: {part}")
+            continue
+        problems.append(f"{_env_for(loc, overrides) or label}: {where}: {msg}")
+    return problems
 
 
 # -- writing a commented default ----------------------------------------------------------
@@ -696,7 +1062,11 @@ def default_toml(settings: Settings | None = None) -> str:
     lines = [
         "# pySchedVisu configuration.",
         "# Every key can be overridden by an environment variable PYSCHEDVISU_<SECTION>__<KEY>",
-        "# (e.g. PYSCHEDVISU_PACS__HOST=pacs.example.org; lists and tables as JSON).",
+        "# (two underscores; e.g. PYSCHEDVISU_PACS__HOST=pacs.example.org). A list is given as",
+        "# JSON or comma-separated (PYSCHEDVISU_EMAIL__RECIPIENTS=a@example.org,b@example.org), a",
+        "# table as a JSON object, which replaces the file's table (PYSCHEDVISU_MACHINES='{...}').",
+        "# A PYSCHEDVISU_ variable that names no setting is an error, except PYSCHEDVISU_CONFIG",
+        "# (this file), PYSCHEDVISU_HOME and the secrets named below (privacy.key_env, email.*_env).",
         "# Secrets (SMTP password, pseudonymisation key) never go here: only the names of the",
         "# environment variables or Prefect Secret blocks that hold them.",
     ]

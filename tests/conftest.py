@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib.util
 import os
 import socket
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -31,15 +33,34 @@ def port() -> int:
     return free_port()
 
 
+#: The tests' pseudonymisation key: public, but as strong as a real one must be (64 hex
+#: characters, 256 bits by privacy.key_entropy_bits; a short word is refused).
+TEST_KEY = "96e42a54e3a1015561e9647282a03ab0f25610a35f820c2df03e3e0495f2d3e1"
+#: Where the tests' commands and flows write their log files (never the checkout's var/logs).
+LOG_DIR_ENV = "PYSCHEDVISU_PATHS__LOG_DIR"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_log_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Log files of the session's runs in a temporary folder, module fixtures included."""
+    path = tmp_path_factory.mktemp("logs")
+    previous = os.environ.get(LOG_DIR_ENV)
+    os.environ[LOG_DIR_ENV] = str(path)
+    yield path
+    if previous is None:
+        os.environ.pop(LOG_DIR_ENV, None)
+    else:
+        os.environ[LOG_DIR_ENV] = previous
+
+
 @pytest.fixture(autouse=True)
-def _isolated_env(
-    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
-) -> None:
+def _isolated_env(monkeypatch: pytest.MonkeyPatch, _session_log_dir: Path) -> None:
     """No test reads the developer's config or secrets by accident."""
     for key in list(os.environ):
         if key.startswith("PYSCHEDVISU_"):
             monkeypatch.delenv(key, raising=False)
-    monkeypatch.setenv("PYSCHEDVISU_PSEUDONYM_KEY", "test-key-not-secret")
+    monkeypatch.setenv("PYSCHEDVISU_PSEUDONYM_KEY", TEST_KEY)
+    monkeypatch.setenv(LOG_DIR_ENV, str(_session_log_dir))
 
 
 # Property tests check invariants, not speed: no per-example deadline, so a loaded CI machine

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 
@@ -7,7 +8,14 @@ import pytest
 from typer.testing import CliRunner
 
 from pyschedvisu.cli import app
-from pyschedvisu.config import Settings, default_toml, load_settings
+from pyschedvisu.config import (
+    NON_SETTING_ENV,
+    Settings,
+    _env_candidates,
+    default_toml,
+    load_settings,
+    scan_environment,
+)
 from pyschedvisu_core.errors import ConfigError
 
 runner = CliRunner()
@@ -112,7 +120,7 @@ def test_several_problems_give_one_line_each(tmp_path: Path) -> None:
 def test_config_init_writes_a_valid_file_and_refuses_to_overwrite(tmp_path: Path) -> None:
     target = tmp_path / "x" / "pyschedvisu.toml"
     assert runner.invoke(app, ["config", "init", str(target)]).exit_code == 0
-    assert load_settings(target) == Settings()
+    assert load_settings(target) == load_settings()  # the defaults (+ the tests' log_dir)
     assert runner.invoke(app, ["config", "init", str(target)]).exit_code == 1
     ok = runner.invoke(app, ["--config", str(target), "config", "validate"])
     assert ok.exit_code == 0 and "OK" in ok.output
@@ -132,3 +140,259 @@ def test_no_secret_keys_in_the_model() -> None:
             continue
         key = line.split("=", 1)[0].strip()
         assert key not in {"password", "secret", "key", "smtp_password"}, key
+
+
+# -- every source of config error: one line, exit 2, never a traceback ---------------------
+
+
+def one_line_exit_2(args: list[str], expected: str) -> str:
+    """Run the CLI; it must exit 2 with exactly one line, which holds ``expected``."""
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and expected in lines[0], result.output
+    assert "Traceback" not in result.output
+    return lines[0]
+
+
+def test_bad_json_in_an_env_list_is_one_line_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Regression: PYSCHEDVISU_EMAIL__RECIPIENTS='[a@b' gave a traceback."""
+    monkeypatch.setenv("PYSCHEDVISU_EMAIL__RECIPIENTS", "[a@b")
+    line = one_line_exit_2(["config", "validate"], "not valid JSON")
+    assert line.startswith("PYSCHEDVISU_EMAIL__RECIPIENTS (environment): email.recipients: ")
+
+
+def test_config_given_as_a_directory_is_one_line(tmp_path: Path) -> None:
+    """Regression: --config <a directory> gave a traceback."""
+    line = one_line_exit_2(["--config", str(tmp_path), "config", "validate"], "is a directory")
+    assert line.startswith(f"{tmp_path}: ")
+
+
+def test_undecodable_config_file_is_one_line(tmp_path: Path) -> None:
+    """Regression: a Latin-1 TOML file gave a UnicodeDecodeError traceback."""
+    cfg = tmp_path / "latin1.toml"
+    cfg.write_bytes('[pacs]\nhost = "hôpital"\n'.encode("latin-1"))
+    line = one_line_exit_2(["--config", str(cfg), "config", "validate"], "not UTF-8")
+    assert line == f"{cfg}: not UTF-8 text (byte 0xf4 on line 2): save the file as UTF-8"
+    # the same file in UTF-8 (with the BOM some editors write) is fine
+    cfg.write_bytes('\ufeff[pacs]\nhost = "hôpital"\n'.encode())
+    assert load_settings(cfg).pacs.host == "hôpital"
+
+
+def test_missing_config_file_is_one_line(tmp_path: Path) -> None:
+    one_line_exit_2(
+        ["--config", str(tmp_path / "nope.toml"), "retrieve", "--start", "2024-03-04"],
+        "file not found",
+    )
+
+
+@pytest.mark.parametrize(
+    ("variable", "closest"),
+    [
+        ("PYSCHEDVISU_PACS_PORT", "PYSCHEDVISU_PACS__PORT (pacs.port)"),  # one underscore
+        ("PYSCHEDVISU_NOSECT__X", "closest: PYSCHEDVISU_"),
+        ("PYSCHEDVISU_EMAIL__RECIPIENT", "PYSCHEDVISU_EMAIL__RECIPIENTS (email.recipients)"),
+        ("PYSCHEDVISU_PSEUDONYM_KEYS", "PYSCHEDVISU_PSEUDONYM_KEY (the pseudonymisation key"),
+    ],
+)
+def test_env_variable_that_sets_nothing_is_an_error_naming_the_closest(
+    monkeypatch: pytest.MonkeyPatch, variable: str, closest: str
+) -> None:
+    """Regression: PYSCHEDVISU_NOSECT__X and PYSCHEDVISU_PACS_PORT were silently ignored."""
+    monkeypatch.setenv(variable, "99999")
+    line = one_line_exit_2(["config", "show"], "no such setting")
+    assert line.startswith(f"{variable} (environment): ") and closest in line
+
+
+def test_pyschedvisu_variables_that_are_not_settings_are_allowed(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for name in NON_SETTING_ENV:
+        monkeypatch.setenv(name, "x")
+    monkeypatch.delenv("PYSCHEDVISU_CONFIG")
+    # a key variable named by the config is allowed too, whatever its name
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[privacy]\nkey_env = "PYSCHEDVISU_KEY_2026"\n')
+    monkeypatch.setenv("PYSCHEDVISU_KEY_2026", "x")
+    assert load_settings(cfg).privacy.key_env == "PYSCHEDVISU_KEY_2026"
+    with pytest.raises(
+        ConfigError, match=r"PYSCHEDVISU_KEY_2026 \(environment\): key_2026: no such"
+    ):
+        load_settings()
+
+
+def test_every_pyschedvisu_variable_the_project_reads_is_allowed() -> None:
+    """The allow-list holds every PYSCHEDVISU_ variable read or set outside the settings."""
+    root = Path(__file__).resolve().parents[1]
+    pattern = re.compile(
+        r"""(?:environ(?:\.get)?[\[(]\s*|envvar=|setenv\(\s*|\$\{?|^\s*)["']?(PYSCHEDVISU_[A-Z0-9_]+)""",
+        re.MULTILINE,
+    )
+    files = [root / "prefect.yaml", *(root / "docker").iterdir()]
+    files += [
+        p
+        for d in ("pyschedvisu", "flows", "tasks", "tests", "bench")
+        for p in (root / d).rglob("*.py")
+    ]
+    found: set[str] = set()
+    for path in files:
+        if path.is_file():
+            found.update(pattern.findall(path.read_text(errors="replace")))
+    assert {"PYSCHEDVISU_HOME", "PYSCHEDVISU_CONFIG", "PYSCHEDVISU_TEST_ORTHANC"} <= found
+    settings = set(_env_candidates()) - set(NON_SETTING_ENV)
+    deliberate = {  # this module's own examples of variables that set nothing
+        "PYSCHEDVISU_PACS_PORT",
+        "PYSCHEDVISU_NOSECT__X",
+        "PYSCHEDVISU_EMAIL__RECIPIENT",
+        "PYSCHEDVISU_PSEUDONYM_KEYS",
+        "PYSCHEDVISU_KEY_2026",
+    }
+    unknown = {
+        name
+        for name in found - deliberate
+        if name not in NON_SETTING_ENV
+        and name not in settings
+        and not name.endswith("_")
+        and scan_environment({name: "1"}).unknown
+    }
+    assert not unknown, f"add them to config.NON_SETTING_ENV (or make them settings): {unknown}"
+
+
+# -- environment values as documented -----------------------------------------------------
+
+
+def test_env_list_as_a_comma_separated_string(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Regression: a comma-separated PYSCHEDVISU_EMAIL__RECIPIENTS gave a 40-line traceback."""
+    monkeypatch.setenv("PYSCHEDVISU_EMAIL__RECIPIENTS", "a@example.org, b@example.org")
+    monkeypatch.setenv("PYSCHEDVISU_RETRIEVE__STUDY_MODALITIES", "PT")
+    monkeypatch.setenv("PYSCHEDVISU_DRAW__MACHINE__PETGE__SLOTS_PER_WEEKDAY", "1,2,3,4,5")
+    s = load_settings()
+    assert s.email.recipients == ["a@example.org", "b@example.org"]
+    assert s.retrieve.study_modalities == ["PT"]
+    assert s.draw.machine["petge"].slots_per_weekday == [1, 2, 3, 4, 5]
+    assert s.draw.machine["intevo"].slots_per_weekday == [7, 7, 7, 7, 7]  # other machines kept
+    result = runner.invoke(app, ["config", "show"])
+    assert 'recipients = ["a@example.org", "b@example.org"]' in result.output
+
+
+def test_env_table_replaces_the_file_table_instead_of_merging(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression: a table set by env was merged into the file's table."""
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(
+        '[retrieve]\nretries_per_day = 5\nstudy_modalities = ["PT"]\n'
+        '[report.machine_pictures]\npetge = "ge.png"\n'
+    )
+    monkeypatch.setenv("PYSCHEDVISU_RETRIEVE", '{"retries_per_day": 1}')
+    monkeypatch.setenv("PYSCHEDVISU_REPORT__MACHINE_PICTURES", '{"intevo": "intevo.png"}')
+    s = load_settings(cfg)
+    assert s.retrieve.retries_per_day == 1
+    assert s.retrieve.study_modalities == ["PT", "NM"]  # the default, not the file's
+    assert s.report.machine_pictures == {"intevo": Path("intevo.png")}
+    # a key of a table merges into the file's table
+    monkeypatch.delenv("PYSCHEDVISU_RETRIEVE")
+    monkeypatch.setenv("PYSCHEDVISU_RETRIEVE__RETRIES_PER_DAY", "2")
+    s = load_settings(cfg)
+    assert (s.retrieve.retries_per_day, s.retrieve.study_modalities) == (2, ["PT"])
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        (
+            "PYSCHEDVISU_CALENDAR__EXTRA_CLOSED_DAYS",
+            "12-24,13-45",
+            "calendar.extra_closed_days: '13-45' is not a MM-DD day",
+        ),
+        (
+            "PYSCHEDVISU_RETRIEVE",
+            '{"retries_per_day": "many"}',
+            "retrieve.retries_per_day: Input should be a valid integer",
+        ),
+        ("PYSCHEDVISU_RETRIEVE", "retries_per_day=1", "retrieve: not valid JSON"),
+        (
+            "PYSCHEDVISU_MACHINES",
+            '{"New Cam": ["newcam"]}',
+            "descriptions.newcam: machine 'New Cam' has no label table",
+        ),
+        (
+            "PYSCHEDVISU_PACS__PORT",
+            "99999",
+            "pacs.port: Input should be less than or equal to 65535",
+        ),
+        ("PYSCHEDVISU_PACS__RETRIEVAL", "ftp", "pacs.retrieval: Input should be"),
+    ],
+)
+def test_bad_env_value_is_one_line_naming_the_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variable: str, value: str, expected: str
+) -> None:
+    """A list, a table and a scalar: one line `VAR (environment): section.key: problem`, exit 2."""
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[pacs]\nhost = "pacs.local"\n')
+    monkeypatch.setenv(variable, value)
+    result = runner.invoke(app, ["--config", str(cfg), "extract"])
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert all(line.startswith(f"{variable} (environment): ") for line in lines), lines
+    assert any(expected in line for line in lines), lines
+    assert "Traceback" not in result.output and str(cfg) not in result.output
+
+
+def test_bad_log_level_is_one_line() -> None:
+    one_line_exit_2(["--log-level", "loud", "config", "show"], "--log-level: logging.level: ")
+
+
+# -- config validate says what it validated ----------------------------------------------
+
+
+def test_config_validate_without_a_file_says_built_in_defaults_and_warns(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("PYSCHEDVISU_PATHS__LOG_DIR")
+    result = runner.invoke(app, ["config", "validate"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert "built-in defaults (no --config, PYSCHEDVISU_CONFIG unset): OK" in lines
+    assert any(
+        line.startswith("warning: built-in defaults: pacs.called_ae: still the demo PACS")
+        for line in lines
+    ), lines
+    assert any(
+        "retrieve.accepted_institutions: still the reference department's" in line for line in lines
+    ), lines
+    monkeypatch.setenv("PYSCHEDVISU_PACS__PORT", "104")
+    result = runner.invoke(app, ["config", "validate"])
+    assert (
+        "built-in defaults (no --config, PYSCHEDVISU_CONFIG unset) + environment PYSCHEDVISU_PACS__PORT: OK"
+        in result.output
+    )
+
+
+def test_config_validate_of_a_new_department_has_no_warning(
+    tmp_path: Path,
+) -> None:
+    cfg = tmp_path / "dept.toml"
+    cfg.write_text(
+        '[pacs]\nhost = "pacs.hopital.example"\nport = 104\ncalled_ae = "HOPITALPACS"\n'
+        '[retrieve]\naccepted_institutions = ["hopitaldelexemple", "mixed"]\n'
+    )
+    result = runner.invoke(app, ["--config", str(cfg), "config", "validate"])
+    assert result.exit_code == 0
+    assert result.output.splitlines() == [
+        f"{cfg} + environment PYSCHEDVISU_PATHS__LOG_DIR: OK"  # the tests' own log folder
+    ]
+    # the warnings name what set the value
+    cfg.write_text('[pacs]\ncalled_ae = "DEMOPACS"\n')
+    result = runner.invoke(app, ["--config", str(cfg), "config", "validate"])
+    assert f"warning: {cfg}: pacs.called_ae: still the demo PACS" in result.output
+
+
+def test_config_validate_refuses_a_weak_pseudonym_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PYSCHEDVISU_PSEUDONYM_KEY", "x")
+    line = one_line_exit_2(["config", "validate"], "too weak")
+    assert line.startswith("PYSCHEDVISU_PSEUDONYM_KEY (environment): privacy.key_env: ")
+    assert "openssl rand -hex 32" in line

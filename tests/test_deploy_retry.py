@@ -172,3 +172,64 @@ def test_failed_backfill_retried_from_the_ui_fetches_only_the_missing_days(
     study_finds = [op for op in pacs.stats.ops if op.kind == "find" and op.level == "STUDY"]
     assert len(study_finds) == per_day * len(FAILING), pacs.stats.as_dict()
     assert store.manifest(dt.date(2024, 3, 4))["studies"] >= 1  # type: ignore[index]
+
+
+def run_logs(srv: PrefectServer, run_id: str) -> list[dict[str, Any]]:
+    """Every log record of a flow run (and its task runs) the server holds, oldest first."""
+    logs: list[dict[str, Any]] = srv.post(
+        "/logs/filter", {"logs": {"flow_run_id": {"any_": [run_id]}}, "sort": "TIMESTAMP_ASC"}
+    )
+    return logs
+
+
+def test_failed_flow_run_logs_its_reason_once_without_a_traceback(
+    prefect_server: PrefectServer,
+    worker: subprocess.Popen[bytes],
+    demo_pacs: Callable[..., DemoPacs],
+    tiny_pacs_dir: Path,
+    tmp_path: Path,
+) -> None:
+    """Regression: every intentionally Failed flow run made the worker log ERROR tracebacks.
+
+    Two known failures through the worker: a day the PACS does not deliver, and a config
+    file that does not exist. Each run is Failed, says why in exactly one ERROR record and
+    nowhere a traceback, neither in the run's logs nor in the worker's own output.
+    """
+    srv = prefect_server
+    pacs = demo_pacs(tiny_pacs_dir, behaviour=Behaviour(fail_dates={dt.date(2024, 3, 5)}))
+    config = write_config(tmp_path / "pyschedvisu.toml", pacs, tmp_path / "data")
+    (dep,) = srv.post("/deployments/filter", {"deployments": {"name": {"any_": ["backfill"]}}})
+    cases = {
+        "1 day(s) could not be retrieved (2024-03-05)": str(config),
+        "file not found": str(tmp_path / "missing.toml"),
+    }
+    for reason, config_path in cases.items():
+        run = srv.post(
+            f"/deployments/{dep['id']}/create_flow_run",
+            {
+                "parameters": {
+                    "start": "2024-03-04",
+                    "end": "2024-03-08",
+                    "config_path": config_path,
+                }
+            },
+        )
+        state = wait_state(srv, run["id"], 240)["state"]
+        assert state["type"] == "FAILED", state
+        assert reason in state["message"]
+        # the run's last records reach the server a moment after its state
+        logs = wait_until(
+            lambda run_id=run["id"]: (
+                [r for r in run_logs(srv, run_id) if "Finished in state" in r["message"]]
+                and run_logs(srv, run_id)
+            ),
+            60,
+            "the flow run's final log records",
+        )
+        errors = [r for r in logs if r["level"] >= 40]
+        assert len(errors) == 1, [r["message"] for r in errors]
+        assert reason in errors[0]["message"]
+        assert not [r["message"] for r in logs if "Traceback" in r["message"]]
+    worker_output = (tmp_path / "worker.log").read_text(errors="replace")
+    assert "Traceback" not in worker_output, worker_output[-4000:]
+    assert "exited with unexpected exception" not in worker_output

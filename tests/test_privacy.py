@@ -13,8 +13,16 @@ from hypothesis import strategies as st
 
 from pyschedvisu import privacy
 from pyschedvisu.config import PrivacySettings
-from pyschedvisu.privacy import DEMO_KEY, load_key, pseudonymise, pseudonymise_column
+from pyschedvisu.privacy import (
+    DEMO_KEY,
+    MIN_KEY_BITS,
+    key_entropy_bits,
+    load_key,
+    pseudonymise,
+    pseudonymise_column,
+)
 from pyschedvisu_core.errors import PseudonymKeyError
+from tests.conftest import TEST_KEY
 
 
 def test_is_hmac_sha256_hex() -> None:
@@ -49,16 +57,20 @@ def test_column_replaced_and_raw_dropped() -> None:
     assert keys[0] == keys[2] and keys[1] is None and keys[0] != "1"
 
 
+STRONG = TEST_KEY  # 64 hex characters: 256 bits by the estimate
+
+
 def test_key_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MY_KEY", "s3cret")
-    assert load_key(PrivacySettings(key_env="MY_KEY")) == b"s3cret"
+    monkeypatch.setenv("MY_KEY", STRONG)
+    assert load_key(PrivacySettings(key_env="MY_KEY")) == STRONG.encode()
 
 
 def test_env_wins_over_secret_block(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MY_KEY", "from-env")
+    monkeypatch.setenv("MY_KEY", STRONG)
     # The block is not even looked up (no Prefect API needed) when the env variable is set.
     assert (
-        load_key(PrivacySettings(key_env="MY_KEY", key_secret_block="no-such-block")) == b"from-env"
+        load_key(PrivacySettings(key_env="MY_KEY", key_secret_block="no-such-block"))
+        == STRONG.encode()
     )
 
 
@@ -79,3 +91,44 @@ def test_demo_key_only_when_allowed(
     caplog.clear()
     assert load_key(PrivacySettings(allow_demo_key=True)) == DEMO_KEY
     assert "PUBLIC demo key" not in caplog.text  # not once per day retrieved
+
+
+@pytest.mark.parametrize(
+    ("key", "bits"),
+    [
+        ("0123456789abcdef" * 2, 128),  # hex: 4 bits a character (`openssl rand -hex 16`)
+        ("9F" * 32, 64),  # hex, but only 2 different characters: 1 bit each
+        ("Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5MA", 180),  # base64 (cases and digits): 6 bits
+        ("correct horse battery staple", 56),  # words: 2 bits a character
+        ("test-key-not-secret", 38),
+        ("a" * 500, 0),
+        ("", 0),
+    ],
+)
+def test_key_entropy_is_estimated_per_character(key: str, bits: float) -> None:
+    assert key_entropy_bits(key) == pytest.approx(bits)
+
+
+@pytest.mark.parametrize("weak", ["x", "test-key-not-secret", "a" * 64, "0123456789abcdef"])
+def test_weak_key_is_refused_with_how_to_make_one(
+    monkeypatch: pytest.MonkeyPatch, weak: str
+) -> None:
+    """Regression: a 1-character pseudonymisation key was accepted."""
+    monkeypatch.setenv("PYSCHEDVISU_PSEUDONYM_KEY", weak)
+    with pytest.raises(PseudonymKeyError) as info:
+        load_key(PrivacySettings())
+    text = str(info.value)
+    assert text.startswith("environment variable PYSCHEDVISU_PSEUDONYM_KEY: ")
+    assert f"at least {MIN_KEY_BITS}" in text and "openssl rand -hex 32" in text
+    assert weak not in text or len(weak) < 2  # the key itself is never echoed
+
+
+def test_generated_keys_are_strong_enough() -> None:
+    import base64
+    import secrets
+
+    for _ in range(50):
+        assert key_entropy_bits(secrets.token_hex(32)) >= MIN_KEY_BITS
+        assert key_entropy_bits(secrets.token_hex(16)) >= MIN_KEY_BITS
+        assert key_entropy_bits(base64.b64encode(secrets.token_bytes(32)).decode()) >= 128
+    assert key_entropy_bits(TEST_KEY) >= MIN_KEY_BITS

@@ -25,11 +25,11 @@ from pyschedvisu.retrieval import (
 from pyschedvisu.store import SeriesStore
 from pyschedvisu_core.errors import AssociationRejectedError, PseudonymKeyError, RetrievalError
 from pyschedvisu_core.schema import Reason
-from tests.conftest import free_port
+from tests.conftest import TEST_KEY, free_port
 from tests.fixtures.pacs import uid
 
 DAY = dt.date(2024, 3, 4)
-KEY = b"test-key-not-secret"
+KEY = TEST_KEY.encode()
 
 
 def settings_for(pacs: Any, data_dir: Path, move_port: int, **pacs_overrides: Any) -> Settings:

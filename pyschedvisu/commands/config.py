@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from pyschedvisu.commands._common import fail_config, settings_from
-from pyschedvisu.config import default_toml, load_settings
+from pyschedvisu.config import CONFIG_ENV, config_warnings, default_toml, load_config
+from pyschedvisu.privacy import key_problem
 from pyschedvisu_core.errors import ConfigError
 
 config_app = typer.Typer(help="Write, show and check the configuration file.", no_args_is_help=True)
@@ -35,7 +37,7 @@ def init(
 @config_app.command("show")
 def show(ctx: typer.Context) -> None:
     """Print the effective configuration (file + environment overrides) as TOML."""
-    typer.echo(default_toml(settings_from(ctx)), nl=False)
+    typer.echo(default_toml(settings_from(ctx, log_file=False)), nl=False)
 
 
 @config_app.command("validate")
@@ -45,13 +47,36 @@ def validate(
         Path | None, typer.Argument(help="File to check (default: the --config file).")
     ] = None,
 ) -> None:
-    """Check a configuration file; exit 2 with one line per problem."""
+    """Check the configuration (file + environment); exit 2 with one line per problem.
+
+    Says which configuration it checked, and warns about what is still the demo PACS or
+    the reference department's (a new department changes them).
+    """
     target = path or (ctx.find_root().obj or {}).get("config")
     try:
-        load_settings(target)
+        loaded = load_config(target)
     except ConfigError as err:
         raise fail_config(err) from None
-    typer.echo(f"{target or '<defaults>'}: OK")
+    privacy = loaded.settings.privacy
+    key = os.environ.get(privacy.key_env, "")
+    problem = key_problem(key) if key else None
+    if problem is not None:
+        raise fail_config(
+            ConfigError([f"{privacy.key_env} (environment): privacy.key_env: {problem}"])
+        )
+    what = (
+        str(loaded.file) if loaded.file else f"built-in defaults (no --config, {CONFIG_ENV} unset)"
+    )
+    env = ", ".join(o.variable for o in loaded.overrides)
+    typer.echo(f"{what}{' + environment ' + env if env else ''}: OK")
+    for line in config_warnings(loaded):
+        typer.echo(f"warning: {line}", err=True)
+    if not (key or privacy.key_secret_block or privacy.allow_demo_key):
+        typer.echo(
+            f"warning: {privacy.key_env} (environment): not set, and no privacy.key_secret_block:"
+            " retrieval will refuse to run without a pseudonymisation key",
+            err=True,
+        )
 
 
 def register(app: typer.Typer) -> None:

@@ -6,15 +6,18 @@ run is recorded on that server (but still executed in this process).
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from pyschedvisu.commands._common import fail_config, parse_day
-from pyschedvisu.config import config_path, load_settings
+from pyschedvisu.commands._common import fail_config, log_level, parse_day, start_command_log
+from pyschedvisu.config import Settings, config_path, load_settings
 from pyschedvisu_core.errors import ConfigError
 
 run_app = typer.Typer(
@@ -35,8 +38,11 @@ def local_mode_env() -> None:
     os.environ.setdefault("DO_NOT_TRACK", "1")
 
 
-def _config_arg(ctx: typer.Context) -> str | None:
-    """The config file for the flow (validated first: exit 2 on a bad one)."""
+def _config_arg(ctx: typer.Context) -> tuple[str | None, Settings]:
+    """The config file for the flow (validated first: exit 2 on a bad one), and its settings.
+
+    Opens the command's log file: the flow run logs into it.
+    """
     obj = ctx.find_root().obj or {}
     path = config_path(obj.get("config"))
     try:
@@ -44,10 +50,33 @@ def _config_arg(ctx: typer.Context) -> str | None:
     except ConfigError as err:
         raise fail_config(err) from None
     # Prefect's console handler (on the root logger) prints our records: no second handler.
-    logging.getLogger("pyschedvisu").setLevel(
-        (obj.get("log_level") or settings.logging.level).upper()
-    )
-    return str(Path(path).resolve()) if path else None
+    logging.getLogger("pyschedvisu").setLevel(log_level(ctx, settings))
+    # Prefect's logging first: it leaves a root logger that has handlers (our file) without
+    # its console, and the flow run's lines would no longer be printed.
+    from prefect.logging.configuration import ensure_logging_setup
+
+    ensure_logging_setup()
+    start_command_log(ctx, settings)
+    return (str(Path(path).resolve()) if path else None), settings
+
+
+@contextmanager
+def days_kept_on_interrupt(settings: Settings, days: Callable[[], list[dt.date]]) -> Iterator[None]:
+    """On Ctrl-C or SIGTERM: say how many of the run's ``days`` are stored (kept), then stop."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        from pyschedvisu.store import SeriesStore
+
+        wanted = days()
+        stored = set(SeriesStore(settings.paths.data_dir).days())
+        kept = sum(1 for d in wanted if d in stored)
+        typer.echo(
+            f"interrupted: {kept} of {len(wanted)} day(s) in the store and kept; "
+            "run again to retrieve the others",
+            err=True,
+        )
+        raise
 
 
 def finish(state: Any) -> dict[str, Any]:
@@ -80,17 +109,22 @@ def weekly(
     ] = True,
 ) -> None:
     """Run the weekly report flow: retrieve, extract, build, render, e-mail."""
-    cfg = _config_arg(ctx)
+    cfg, settings = _config_arg(ctx)
     local_mode_env()
-    from flows.weekly import weekly_report
+    from flows.weekly import needed_days, weekly_report
+    from pyschedvisu_core.calendar import auto_report_end
 
-    state = weekly_report(
-        end=parse_day(end),
-        periods=periods or None,
-        send_email=email,
-        config_path=cfg,
-        return_state=True,
+    last = parse_day(end) or auto_report_end(
+        dt.datetime.now(), settings.calendar.report_cutoff_hour
     )
+    with days_kept_on_interrupt(settings, lambda: needed_days(settings, last)):
+        state = weekly_report(
+            end=parse_day(end),
+            periods=periods or None,
+            send_email=email,
+            config_path=cfg,
+            return_state=True,
+        )
     result = finish(state)
     typer.echo(f"PDF:  {result.get('pdf')}")
     typer.echo(f"HTML: {result.get('html')}")
@@ -106,13 +140,14 @@ def backfill_cmd(
     ] = False,
 ) -> None:
     """Run the backfill flow: retrieve and extract a range of days (no report)."""
-    cfg = _config_arg(ctx)
     first, last = parse_day(start), parse_day(end)
     assert first is not None and last is not None
+    cfg, settings = _config_arg(ctx)
     local_mode_env()
     from flows.backfill import backfill
 
-    state = backfill(start=first, end=last, config_path=cfg, force=force, return_state=True)
+    with days_kept_on_interrupt(settings, lambda: settings.business_days(first, last)):
+        state = backfill(start=first, end=last, config_path=cfg, force=force, return_state=True)
     result = finish(state)
     typer.echo(
         f"{result.get('days')} day(s), {result.get('fetched')} fetched; studies: {result.get('studies')}"
