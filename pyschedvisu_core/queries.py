@@ -19,7 +19,8 @@ Level = Literal["PATIENT", "STUDY", "SERIES", "IMAGE"]
 Root = Literal["study", "patient"]
 
 
-#: Attributes an IMAGE-level C-FIND asks for to time a series (DOMAIN §2.3).
+#: Attributes an IMAGE-level C-FIND asks for to time a series (DOMAIN §2.3), and the
+#: equipment identifiers that tell identical scanners apart (DOMAIN §7).
 TIMING_KEYWORDS: tuple[str, ...] = (
     "SOPInstanceUID",
     "InstanceNumber",
@@ -29,6 +30,8 @@ TIMING_KEYWORDS: tuple[str, ...] = (
     "ImageType",
     "ActualFrameDuration",
     "NumberOfFrames",
+    "StationName",
+    "DeviceSerialNumber",
 )
 #: NM sequences asked for at IMAGE level (empty sequence = "return it").
 TIMING_SEQUENCES: tuple[str, ...] = ("PhaseInformationSequence", "RotationInformationSequence")

@@ -51,7 +51,7 @@ def truth_problems(data_dir: Path, truth_dir: Path, days: list[dt.date]) -> list
             )["reason"].to_list()
             problems.append(f"kept in truth, missing ({where}): {row['series_uid']}")
         else:
-            for col in ("start", "end", "machine"):
+            for col in ("start", "end", "machine", "station_name", "device_serial_number"):
                 if row[col] != row[f"{col}_got"]:
                     problems.append(
                         f"{row['series_uid']} {col}: truth {row[col]} got {row[f'{col}_got']}"

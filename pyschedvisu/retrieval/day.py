@@ -44,7 +44,8 @@ from pyschedvisu_core.transport import METHODS, PacsClient
 log = logging.getLogger("pyschedvisu.retrieval")
 
 #: Bump when what is stored for a day changes meaning: stored days are then fetched again.
-STORE_VERSION = 1
+#: 2: StationName and DeviceSerialNumber kept per series (identical scanners, DOMAIN §7)
+STORE_VERSION = 2
 
 
 def retrieval_fingerprint(settings: Settings) -> str:
