@@ -13,8 +13,8 @@ kept in ``<data_dir>/studies.state.json``::
 A different config fingerprint, a missing table or ``force`` recomputes every day in scope. A
 run with nothing new writes nothing. Files: ``studies.parquet`` (``schema.STUDY_SCHEMA``,
 reportable machines only, see ``pyschedvisu_core.studies`` for the columns) and
-``studies_mixed.parquet`` (the ``mixed cases`` studies, plus their ``models``), both written
-atomically, then the state file. A lock file serialises concurrent runs on one data dir.
+``studies_mixed.parquet`` (the ``mixed cases`` studies, plus their ``models``, ``stations``,
+``serials``), both written atomically, then the state file. A lock file serialises concurrent runs on one data dir.
 
 Series are read through the store's yearly packs (see ``pyschedvisu.store``); the days that
 had to be read from their day files are packed meanwhile (a background thread, overlapping the
@@ -36,7 +36,7 @@ from typing import Any
 
 import polars as pl
 
-from pyschedvisu.config import Settings
+from pyschedvisu.config import Settings, plain_machines
 from pyschedvisu.store import (
     SeriesStore,
     atomic_write_bytes,
@@ -56,7 +56,12 @@ MIXED_FILE = "studies_mixed.parquet"
 STATE_FILE = "studies.state.json"
 LOCK_FILE = ".studies.lock"
 STATE_VERSION = 1
-MIXED_SCHEMA: dict[str, pl.DataType] = {**schema.STUDY_SCHEMA, "models": pl.String()}
+MIXED_SCHEMA: dict[str, pl.DataType] = {
+    **schema.STUDY_SCHEMA,
+    "models": pl.String(),
+    "stations": pl.String(),
+    "serials": pl.String(),
+}
 
 
 @dataclass
@@ -79,7 +84,7 @@ class ExtractResult:
 def core_arguments(settings: Settings) -> dict[str, Any]:
     """The plain config values the core needs (never the Settings object itself)."""
     return {
-        "machines": {k: list(v) for k, v in settings.machines.items()},
+        "machines": plain_machines(settings.machines),
         "labels": {
             k: {lk: list(lv) for lk, lv in v.items()} for k, v in settings.descriptions.items()
         },
