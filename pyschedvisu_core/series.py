@@ -212,7 +212,9 @@ def filter_institutions(
 
     Per study, the distinct normalised InstitutionNames of its series decide: none ->
     ``NO_INSTITUTION``; one -> kept if accepted; several -> ``"mixed"``, kept if ``"mixed"`` is
-    accepted and at least one of the names is. Others -> ``INSTITUTION``. Kept rows get
+    accepted and at least one of the names is. Others -> ``INSTITUTION``, followed by the
+    study's normalised names (``"institution_not_accepted: hopitalx, cliniquey"``: what to
+    accept, if they are ours; names hold no space, so ", " parts them). Kept rows get
     ``institution`` = the study's resolved name, or null for a series without a name of its
     own (stored, then dropped from the studies by DOMAIN §3.1, as the 2019 tool did); excluded
     rows are one per study (series_uid null).
@@ -252,10 +254,8 @@ def filter_institutions(
             .otherwise(pl.lit(None, dtype=pl.String)),
             _reason=pl.when(pl.col("_n") == 0)
             .then(pl.lit(Reason.NO_INSTITUTION))
-            .when((pl.col("_n") > 1) & (not mixed_ok))
-            .then(pl.lit(Reason.INSTITUTION))
-            .when(~pl.col("_any"))
-            .then(pl.lit(Reason.INSTITUTION))
+            .when(((pl.col("_n") > 1) & (not mixed_ok)) | ~pl.col("_any"))
+            .then(pl.lit(f"{Reason.INSTITUTION}: ") + pl.col("_names").list.join(", "))
             .otherwise(pl.lit(None, dtype=pl.String)),
         )
     )

@@ -357,7 +357,8 @@ def test_study_whose_files_name_another_hospital_is_rejected_though_the_index_na
     if pet_kept:
         assert rejected.height == 0
     else:
-        assert rejected.get_column("reason").to_list() == [Reason.INSTITUTION]
+        # the names its files carry, as the rule compares them
+        assert rejected.get_column("reason").to_list() == [f"{Reason.INSTITUTION}: cliniquedulac"]
         assert rejected.get_column("level").to_list() == ["study"]
         assert result.failed.height == 0
 

@@ -75,6 +75,7 @@ def truth_problems(data_dir: Path, truth_dir: Path, days: list[dt.date]) -> list
     )
     for row in truth.filter(pl.col("status") == "excluded").iter_rows(named=True):
         got = by_study.get(row["study_uid"]) or by_series.get(row["series_uid"])
+        got = got.split(":", 1)[0] if got else got  # the code; names may follow it
         if got != row["reason"]:
             problems.append(f"excluded {row['series_uid']}: truth {row['reason']} got {got}")
     return problems
