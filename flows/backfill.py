@@ -37,7 +37,7 @@ def backfill(
         config_path: TOML configuration file. Empty: $PYSCHEDVISU_CONFIG, else built-in defaults.
         force: Fetch days again even when already stored.
     """
-    from tasks.extract import extract_studies
+    from tasks.extract import extract_studies, summarise_dropped
     from tasks.notify import publish_artifacts
     from tasks.retrieve import retrieve_days
 
@@ -50,8 +50,17 @@ def backfill(
     outcomes = retrieve_days(settings, days, force=force)
     missing = runs.missing_days(outcomes)
     studies_path = extract_studies(settings, None)
+    dropped = summarise_dropped(settings, days)
     publish_artifacts(
-        settings, end, [], runs.quality_rows(outcomes), missing, None, None, kind="backfill"
+        settings,
+        end,
+        [],
+        runs.quality_rows(outcomes),
+        missing,
+        None,
+        None,
+        kind="backfill",
+        dropped=dropped,
     )
     result = {
         "start": start.isoformat(),
@@ -60,6 +69,7 @@ def backfill(
         "fetched": sum(1 for o in outcomes if o.ok and not o.summary.get("from_cache", False)),
         "missing": [d.isoformat() for d in missing],
         "studies": studies_path,
+        "dropped": dropped.lines(),
     }
     if missing:
         return failed_state("backfill", missing, result)

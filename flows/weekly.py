@@ -99,7 +99,7 @@ def weekly_report(
         send_email: Send the report by e-mail (if enabled in the config).
         config_path: TOML configuration file. Empty: $PYSCHEDVISU_CONFIG, else built-in defaults.
     """
-    from tasks.extract import extract_studies
+    from tasks.extract import extract_studies, summarise_dropped
     from tasks.notify import publish_artifacts, send_report
     from tasks.report import build_page, render_report
     from tasks.retrieve import retrieve_days
@@ -129,6 +129,7 @@ def weekly_report(
 
     with clock("extraction"):
         studies_path = extract_studies(settings, days)
+        dropped = summarise_dropped(settings, days)
 
     with clock("pages"):
         page_futures = [
@@ -139,6 +140,7 @@ def weekly_report(
         pages = [p for p in (f.result() for f in page_futures) if p is not None]
     note = i18n.missing_days_note(missing, settings.report.language)
     notes = [note] if note else []
+    notes += dropped.notes(settings.report.language)
     with clock("render"):
         report = render_report(settings, pages, end, notes)
     logger.info("report: %s (%s pages)", report.get("pdf"), report.get("pages"))
@@ -147,7 +149,9 @@ def weekly_report(
     week_days = [d for d in days if d >= week_start]
     rows = runs.rows_worth_showing(runs.quality_rows(outcomes), week_start)
     with clock("artifacts"):
-        publish_artifacts(settings, end, week_days, rows, missing, studies_path, report)
+        publish_artifacts(
+            settings, end, week_days, rows, missing, studies_path, report, dropped=dropped
+        )
 
     delivery: dict[str, Any] = {"sent": False, "reason": "send_email is false"}
     if send_email:
@@ -163,6 +167,7 @@ def weekly_report(
         "pdf": report.get("pdf"),
         "html": report.get("html"),
         "pages": report.get("pages"),
+        "dropped": dropped.lines(),
         "email": delivery,
         "phases_s": clock.seconds,
     }

@@ -46,6 +46,7 @@ from pyschedvisu.store import (
     read_manifest,
 )
 from pyschedvisu_core import schema
+from pyschedvisu_core.dropped import Dropped, from_manifests, from_tables
 from pyschedvisu_core.errors import ExtractionError, StoreError
 from pyschedvisu_core.studies import RULES_VERSION, build_studies, split_mixed
 
@@ -333,4 +334,36 @@ def _unchanged(path: Path, mixed_path: Path, known: dict[str, Any]) -> ExtractRe
     )
 
 
-__all__ = ["ExtractResult", "config_fingerprint", "core_arguments", "extract"]
+def _columns(path: Path, wanted: list[str], days: list[dt.date] | None) -> pl.DataFrame:
+    """``wanted`` columns of a study table (null where an older table lacks one)."""
+    if not path.exists():
+        return pl.DataFrame(schema={c: MIXED_SCHEMA[c] for c in wanted})
+    try:
+        lazy = pl.scan_parquet(path)
+        present = lazy.collect_schema().names()
+        if days is not None:
+            lazy = lazy.filter(pl.col("date").is_in(days))
+        return lazy.select(
+            pl.col(c) if c in present else pl.lit(None, dtype=MIXED_SCHEMA[c]).alias(c)
+            for c in wanted
+        ).collect()
+    except (OSError, pl.exceptions.PolarsError) as exc:
+        raise StoreError(f"{path}: unreadable study table ({exc}); delete it to recompute") from exc
+
+
+def dropped_studies(settings: Settings, days: Iterable[dt.date] | None = None) -> Dropped:
+    """What the rules left out over ``days`` (every stored day when None), with the values
+    that did not match: institutions (from the day manifests of the store), days with no
+    study kept, mixed-case scanner combinations and OTHER descriptions (from the tables)."""
+    data_dir = Path(settings.paths.data_dir)
+    store = SeriesStore(data_dir)
+    scope = sorted(set(days)) if days is not None else None
+    retrieval = from_manifests(store.manifests(scope))
+    studies = _columns(
+        data_dir / STUDIES_FILE, ["date", "machine", "description", "study_descriptions"], scope
+    )
+    mixed = _columns(data_dir / MIXED_FILE, ["date", "models", "stations", "serials"], scope)
+    return retrieval.merge(from_tables(studies, mixed, scope))
+
+
+__all__ = ["ExtractResult", "config_fingerprint", "core_arguments", "dropped_studies", "extract"]

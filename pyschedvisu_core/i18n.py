@@ -49,6 +49,10 @@ _TEXTS: dict[str, dict[str, str]] = {
         "page_of": "{machine} – {period}",
         "no_data": "Pages sans données : {pages}",
         "missing_days": "Données incomplètes : {n} jour(s) n'ont pas pu être lus au PACS ({days}) ; leurs examens manquent dans ce rapport.",
+        "dropped_institutions": "Exclus : {n} examen(s) d'autres institutions ({values}).",
+        "dropped_days": "{n} jour(s) ouvrable(s) sans aucun examen retenu ({days}).",
+        "dropped_mixed": "Hors rapport : {n} examen(s) d'un appareil non configuré ({values}).",
+        "dropped_other": "{n} examen(s) classé(s) AUTRE ({values}).",
     },
     "en": {
         "report": "{period} report",
@@ -90,6 +94,10 @@ _TEXTS: dict[str, dict[str, str]] = {
         "page_of": "{machine} – {period}",
         "no_data": "Pages without data: {pages}",
         "missing_days": "Incomplete data: {n} day(s) could not be read from the PACS ({days}); their studies are missing from this report.",
+        "dropped_institutions": "Left out: {n} stud(ies) of other institutions ({values}).",
+        "dropped_days": "{n} business day(s) with no study kept ({days}).",
+        "dropped_mixed": "Not in this report: {n} stud(ies) of a scanner not configured ({values}).",
+        "dropped_other": "{n} stud(ies) labelled OTHER ({values}).",
     },
 }
 
