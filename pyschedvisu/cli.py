@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "config",
     "synth",
     "pacs",
+    "discover",
     "retrieve",
     "extract",
     "evaluate",

@@ -9,6 +9,7 @@ The pipeline of a day, one module each::
     institutions.py  InstitutionName from the files where the PACS index cannot be trusted
     day.py           retrieve_day: the above in order, frames assembled by the core, stored
     check.py         what ``pacs check`` asks beyond a retrieval, and why a PACS keeps us out
+    survey.py        ``discover``: what the PACS holds over some days (no file moved by default)
 
 Frames are built by :mod:`pyschedvisu_core.dayframes` (pure); queries by
 :mod:`pyschedvisu_core.queries`; the client interface is :mod:`pyschedvisu_core.transport`.
