@@ -7,8 +7,13 @@ from typing import Any
 
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from pyschedvisu.synth.truth import Rules
+from pyschedvisu.synth.truth import _group as oracle_group
 from pyschedvisu_core import schema
+from pyschedvisu_core.labels import minify_machine
 from pyschedvisu_core.machines import identifier, machine_specs, match_group
 from pyschedvisu_core.studies import MIXED, build_studies, split_mixed
 
@@ -61,6 +66,39 @@ def test_identifiers_are_normalised_like_model_names_but_keep_their_punctuation(
     assert identifier("   ") is None
     (spec,) = machine_specs({"X": {"models": ["Symbia T16", "b"], "station_names": "S 1"}})
     assert (spec.models, spec.stations) == ("b,symbiat16", ("s1",))
+
+
+# -- the synthetic department's truth is an independent oracle of the same rule -------------
+
+_models = st.sets(st.sampled_from(["nm830", "ct540", "pet", "ctx"]), min_size=1, max_size=3)
+_ids = st.sets(st.sampled_from(["S1", "S2", "s 1", "42"]), max_size=2)
+_entry = st.one_of(
+    _models.map(sorted),
+    st.fixed_dictionaries(
+        {"models": _models.map(sorted)},
+        optional={"station_names": _ids.map(sorted), "device_serial_numbers": _ids.map(sorted)},
+    ),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.dictionaries(st.sampled_from(["A", "B", "C", "D"]), _entry, min_size=1, max_size=4),
+    _models,
+    _ids,
+    _ids,
+)
+def test_core_lookup_agrees_with_the_synthetic_truth(
+    machines: dict[str, Any], models: set[str], stations: set[str], serials: set[str]
+) -> None:
+    rules = Rules(machines=machines, descriptions={}, retake_split_s=3540)
+    want = oracle_group(
+        rules,
+        {minify_machine(m) for m in models},
+        {i for s in stations if (i := identifier(s))},
+        {i for s in serials if (i := identifier(s))},
+    )
+    assert match_group(machines, sorted(models), sorted(stations), sorted(serials)) == want
 
 
 # -- in the study table --------------------------------------------------------------------
