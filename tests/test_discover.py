@@ -25,9 +25,8 @@ import pytest
 from typer.testing import CliRunner
 
 from pyschedvisu.cli import app
-from pyschedvisu.config import Settings, load_settings
+from pyschedvisu.config import load_settings
 from pyschedvisu.retrieval import forget_capabilities
-from pyschedvisu.synth import SEELAND, generate
 from tests import seeland
 from tests.conftest import free_port
 from tests.fixtures.orthanc import Orthanc
@@ -35,13 +34,6 @@ from tests.fixtures.orthanc import Orthanc
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 START, END = seeland.DAYS[0].isoformat(), seeland.DAYS[-1].isoformat()
-
-
-@pytest.fixture(scope="session")
-def seeland_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("seeland")
-    generate(out, seeland.DAYS[0], seeland.DAYS[-1], seeland.SEED, Settings(), department=SEELAND)
-    return out
 
 
 @pytest.fixture(autouse=True)
