@@ -35,13 +35,14 @@ from typing import Any, cast
 import polars as pl
 
 from pyschedvisu import reference as ref
-from pyschedvisu.config import Settings, plain_machines
+from pyschedvisu.config import Settings, display_machine, plain_machines
 from pyschedvisu.store import atomic_write_bytes, atomic_write_parquet
 from pyschedvisu.synth.department import Department, relabel
 from pyschedvisu.synth.plan import DayPlan, plan_day
 from pyschedvisu.synth.truth import CASES_SCHEMA, KEPT_SERIES_SCHEMA, Rules, day_truth
 from pyschedvisu.synth.writer import write_day
 from pyschedvisu_core import schema
+from pyschedvisu_core.labels import minify_machine
 
 log = logging.getLogger("pyschedvisu.synth")
 
@@ -94,7 +95,7 @@ class Dept:
         else:
             # another department's config names other machines: its scanners are the
             # reference ones, planned as the reference department plans them
-            keys = list(ref.MACHINE_DRAW)
+            keys = list(dict.fromkeys(minify_machine(display_machine(g)) for g in ref.MACHINES))
             slots = {
                 k: list(cast(list[int], v["slots_per_weekday"]))
                 for k, v in ref.MACHINE_DRAW.items()
