@@ -288,9 +288,9 @@ def from_manifests(manifests: Mapping[dt.date, Mapping[str, Any]]) -> Dropped:
         status = day_status(man)
         if status != "ok":
             days[day] = status
-            reasons = man.get("reasons") or {}
-            if reasons:
-                why[day] = ", ".join(f"{k} {v}" for k, v in sorted(reasons.items()))
+            reasons = Counter({str(k): int(v) for k, v in (man.get("reasons") or {}).items()})
+            if reasons:  # the main reasons (study and series codes), most first
+                why[day] = ", ".join(f"{k} {v}" for k, v in _ranked(reasons)[:3])
     return Dropped(institutions=names, days=days, why=why)
 
 
