@@ -206,8 +206,13 @@ def test_rejected_association(instances: list[Dataset]) -> None:
     server.ae.require_calling_aet = ["SOMEONE"]
     c = DimseClient(config(server.port))
     try:
-        with pytest.raises(AssociationRejectedError, match="registered"):
+        with pytest.raises(
+            AssociationRejectedError, match="calling AE title not recognised"
+        ) as err:
             c.echo()
+        # the A-ASSOCIATE-RJ fields, and what to ask the PACS team
+        assert (err.value.result, err.value.source, err.value.reason) == (1, 1, 3)
+        assert "ask the PACS team to register" in str(err.value)
     finally:
         c.close()
         server.stop()
