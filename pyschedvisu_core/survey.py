@@ -425,19 +425,35 @@ class Draft:
 def _draft_institutions(
     series: pl.DataFrame, min_share: float
 ) -> tuple[list[str], list[tuple[str, str, int, float, bool]]]:
+    """(accepted names, rows ``raw, normalised, studies, share, ours``).
+
+    The share is the normalised name's (every spelling of it): "Médecine Nucléaire" and
+    "Medecine Nucleaire" are one name for the rule, and so for the draft.
+    """
     rows = kept(series).select("study_uid", "institution")
     total = rows["study_uid"].n_unique()
-    table = institutions(series, accepted=[])
+    raw = rows["institution"].drop_nulls().unique().to_list()
+    norm = {r: normalise_institution(r) for r in raw}
+    per_name = (
+        rows.with_columns(
+            pl.col("institution").replace_strict(norm, default=None, return_dtype=pl.String)
+        )
+        .drop_nulls("institution")
+        .group_by("institution")
+        .agg(pl.col("study_uid").n_unique().alias("n"))
+    )
+    studies_of = dict(per_name.iter_rows())
     out: list[tuple[str, str, int, float, bool]] = []
     ours: list[str] = []
-    for r in table.iter_rows(named=True):
-        if r["normalised"] is None:
+    for r in institutions(series, accepted=[]).iter_rows(named=True):
+        name = r["normalised"]
+        if name is None:
             continue
-        share = r["studies"] / total if total else 0.0
+        share = studies_of.get(name, 0) / total if total else 0.0
         mine = share >= min_share
-        out.append((r["institution"], r["normalised"], r["studies"], share, mine))
-        if mine and r["normalised"] not in ours:
-            ours.append(r["normalised"])
+        out.append((r["institution"], name, r["studies"], share, mine))
+        if mine and name not in ours:
+            ours.append(name)
     return [*ours, MIXED], out
 
 

@@ -187,3 +187,18 @@ def test_draft_of_nothing_or_of_foreign_images_only_still_validates(share: float
     load_settings(path)
     if share:
         assert d.accepted == ["mixed"] and d.machines == []
+
+
+def test_draft_counts_an_institution_spelt_two_ways_as_one_name() -> None:
+    studies, series = department()
+    # half of the PET/CT studies spell it with accents: one name for the rule, one share
+    spelt = series.with_columns(
+        pl.when(pl.col("study_uid").str.slice(2).cast(pl.Int32) % 2 == 0)
+        .then(pl.col("institution").str.replace("Seeland", "Séeland"))
+        .otherwise(pl.col("institution"))
+        .alias("institution")
+    )
+    d = survey.draft(studies, spelt, min_institution_share=0.6)
+    assert d.accepted == ["kantonsspitalseeland", "mixed"]
+    shares = {raw: share for raw, _, _, share, _ in d.institutions}
+    assert shares["Kantonsspital Séeland"] == shares[OURS] > 0.6
