@@ -198,6 +198,7 @@ def study_machines(series: pl.LazyFrame, machines: Mapping[str, MachineValue]) -
         .agg(pl.col("date").first(), pl.col("_m").str.join(",").alias("models"))
     )
     identified = sorted(identified_models(machines))
+    mixed_lane = pl.lit("mixed:") + pl.col("models")
     if identified:
         # identifiers only where an entry names them: other studies keep the plain lookup
         ids = (
@@ -217,22 +218,27 @@ def study_machines(series: pl.LazyFrame, machines: Mapping[str, MachineValue]) -
             pl.col(c).fill_null(pl.lit([], dtype=pl.List(pl.String())))
             for c in ("stations", "serials")
         )
-    else:
-        empty = pl.lit([], dtype=pl.List(pl.String()))
-        models = models.with_columns(empty.alias("stations"), empty.alias("serials"))
-    groups = models.join(match_groups(models, machines), on="_sid", how="left")
-    shown = pl.col("models").is_in(pl.Series(identified, dtype=pl.String()).implode())
-    groups = groups.with_columns(
-        pl.col("machine_group").fill_null(pl.lit(MIXED)),
-        *(pl.when(shown).then(pl.col(c).list.join(",")).alias(c) for c in ("stations", "serials")),
-    )
+        groups = models.join(match_groups(models, machines), on="_sid", how="left")
+        shown = pl.col("models").is_in(pl.Series(identified, dtype=pl.String()).implode())
+        groups = groups.with_columns(
+            *(
+                pl.when(shown).then(pl.col(c).list.join(",")).alias(c)
+                for c in ("stations", "serials")
+            )
+        )
+        mixed_lane = (
+            pl.when(shown)
+            .then(mixed_lane + "@" + pl.col("stations") + "/" + pl.col("serials"))
+            .otherwise(mixed_lane)
+        )
+    else:  # the model set alone decides (as in 2019): no identifier read at all
+        groups = models.join(match_groups(models, machines), on="_sid", how="left")
+        groups = groups.with_columns(
+            pl.lit(None, dtype=pl.String()).alias("stations"),
+            pl.lit(None, dtype=pl.String()).alias("serials"),
+        )
+    groups = groups.with_columns(pl.col("machine_group").fill_null(pl.lit(MIXED)))
     display = pl.col("machine_group").str.strip_suffix(NO_CT_SUFFIX)
-    mixed_lane = pl.lit("mixed:") + pl.col("models")
-    mixed_lane = (
-        pl.when(shown)
-        .then(mixed_lane + "@" + pl.col("stations") + "/" + pl.col("serials"))
-        .otherwise(mixed_lane)
-    )
     groups = groups.with_columns(
         display.alias("machine"),
         pl.when(pl.col("machine_group") != MIXED)

@@ -66,3 +66,18 @@ def test_write_config_refuses_an_existing_file_and_the_draft_validates(
     settings = load_settings(draft)
     assert settings.pacs.port == load_settings(cfg).pacs.port
     assert run(cfg, "discover", "--start", "2024-03-05", "--end", "2024-03-04").exit_code == 2
+
+
+def test_discover_says_why_the_pacs_keeps_us_out(
+    demo_pacs: Any, tiny_pacs_dir: Path, tmp_path: Path
+) -> None:
+    from pyschedvisu.demo_pacs import Behaviour
+
+    pacs = demo_pacs(tiny_pacs_dir, behaviour=Behaviour(reject_calling_aes={"PYSCHEDVISU"}))
+    path = tmp_path / "c.toml"
+    path.write_text(f'[pacs]\nport = {pacs.port}\ncalled_ae = "{pacs.ae_title}"\nmove_port = 0\n')
+    res = run(path, "discover", "--start", "2024-03-04", "--write-config", str(tmp_path / "d.toml"))
+    assert res.exit_code == 1
+    assert "NOT usable: association rejected permanently" in res.output
+    assert "hint: the PACS does not know our AE title 'PYSCHEDVISU'" in res.output
+    assert not (tmp_path / "d.toml").exists()
