@@ -219,39 +219,54 @@ class Dropped:
                 parts.append(f"| … {len(counts) - top} more | |")
             parts.append("")
         if self.days:
-            parts += ["## Business days with no study reported", "", "| day | status |"]
-            parts += ["|---|---|", *(f"| {d.isoformat()} | {s} |" for d, s in self.days.items())]
+            days = list(self.days.items())
+            parts += [f"## Business days with no study reported ({len(days)})", ""]
+            parts += ["| day | status | main reasons |", "|---|---|---|"]
+            parts += [f"| {d.isoformat()} | {s} | {self.why.get(d, '')} |" for d, s in days[-top:]]
+            if len(days) > top:
+                parts.append(f"| … {len(days) - top} earlier | | |")
             parts.append("")
         return "\n".join(parts)
 
-    def notes(self, lang: str = "fr", top: int = 3) -> list[str]:
-        """The report's data-quality notes (short: printed on every page)."""
+    def notes(self, lang: str = "fr", top: int = 1) -> list[str]:
+        """The report's data-quality notes: at most two short lines (printed on every page,
+        under the page's own notes); the full lists are in the artifact and the CLI.
+
+        One line for what the retrieval left out (institutions, days with no study kept), one
+        for what the config does not name (scanners, descriptions), ``top`` values each.
+        """
         out = []
+        left: list[str] = []
         if self.institutions:
-            out.append(
-                i18n.text(
-                    "dropped_institutions",
-                    lang,
-                    n=self.n_institutions,
-                    values=_top(self.institutions, top),
-                )
+            values = _short(self.institutions, top)
+            left.append(
+                i18n.text("dropped_institutions", lang, n=self.n_institutions, values=values)
             )
         kept = [d for d, s in self.days.items() if s != NO_STUDIES_FOUND]
         if kept:
-            out.append(i18n.text("dropped_days", lang, n=len(kept), days=_days(kept, top)))
+            left.append(i18n.text("dropped_days", lang, n=len(kept), days=_days(kept, top)))
+        if left:
+            out.append(i18n.text("dropped_left_out", lang, parts=" ; ".join(left)))
+        unknown: list[str] = []
         if self.combinations:
-            out.append(
-                i18n.text(
-                    "dropped_mixed", lang, n=self.n_mixed, values=_top(self.combinations, top)
-                )
-            )
+            values = _short(self.combinations, top)
+            unknown.append(i18n.text("dropped_mixed", lang, n=self.n_mixed, values=values))
         if self.other:
-            out.append(
-                i18n.text(
-                    "dropped_other", lang, n=self.n_other, values=_top(self.other_total(), top)
-                )
-            )
+            descriptions: Counter[str] = Counter()
+            for counts in self.other.values():
+                descriptions.update(counts)
+            values = _short(descriptions, top)
+            unknown.append(i18n.text("dropped_other", lang, n=self.n_other, values=values))
+        if unknown:
+            out.append(i18n.text("dropped_unknown", lang, parts=" ; ".join(unknown)))
         return out
+
+
+def _short(counts: Counter[str], n: int) -> str:
+    """``name 12, …``: the ``n`` first values, for a note that must stay on one line."""
+    ranked = _ranked(counts)
+    text = ", ".join(f"{k} {v}" for k, v in ranked[:n])
+    return text + (", …" if len(ranked) > n else "")
 
 
 def _ranked(counts: Counter[str]) -> list[tuple[str, int]]:

@@ -81,9 +81,10 @@ def missing_days(outcomes: Iterable[DayOutcome]) -> list[dt.date]:
 
 
 def rows_worth_showing(rows: list[dict[str, Any]], keep_from: dt.date) -> list[dict[str, Any]]:
-    """Rows of the report week, plus any day fetched in this run or failed (cache hits elsewhere are noise)."""
+    """Rows of the report week, plus any day fetched in this run or failed (cache hits elsewhere
+    are noise: a warning of a day read back from the store was told when it was fetched)."""
     first = keep_from.isoformat()
-    return [r for r in rows if r["day"] >= first or r["status"] != "ok" or not r["from cache"]]
+    return [r for r in rows if r["day"] >= first or r["status"] == "FAILED" or not r["from cache"]]
 
 
 def week_summary(

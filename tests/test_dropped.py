@@ -93,12 +93,18 @@ def test_manifests_and_tables_merge_into_lines_an_artifact_and_short_notes() -> 
     assert "1 business day(s) with no studies found: 2024-03-06" in lines
     assert any(line.startswith("1 studies left out as mixed cases") and "ctx,nmy (1)" in line for line in lines)  # fmt: skip
     md = got.markdown()
-    assert "| ksseeland | 56 |" in md and "| 2024-03-05 | no studies kept |" in md
-    notes = got.notes("en")
-    assert (
-        notes[0] == "Left out: 58 stud(ies) of other institutions (ksseeland (56), hopitalx (2))."
-    )
-    assert notes[1] == "1 business day(s) with no study kept (2024-03-05)."  # not the empty one
-    assert got.notes("fr")[2].startswith("Hors rapport : 1 examen(s) d'un appareil non configuré")
+    assert "| ksseeland | 56 |" in md
+    assert "| 2024-03-05 | no studies kept | institution_not_accepted 56 |" in md
+    short = got.markdown(top=1)  # the latest days only
+    assert "| 2024-03-06 |" in short and "| 2024-03-05 |" not in short
+    assert "| … 1 earlier | | |" in short
+    # two short lines at most (on every page); the day with no study found is not one
+    assert got.notes("en") == [
+        "Left out: 58 stud(ies) of other institutions (ksseeland 56, …) ; "
+        "1 business day(s) with no study kept (2024-03-05).",
+        "Not configured: 1 stud(ies) of unknown scanners, not in this report (ctx,nmy 1) ; "
+        "3 labelled OTHER ((none) 1, …).",
+    ]
+    assert got.notes("fr")[1].startswith("Non configuré : 1 examen(s) d'appareils inconnus")
     assert not dropped.Dropped() and dropped.Dropped().notes() == []
     assert "Nothing" in dropped.Dropped().markdown()

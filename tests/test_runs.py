@@ -234,5 +234,8 @@ def test_a_business_day_whose_studies_were_all_filtered_out_is_a_warning_naming_
     assert rows[0]["status"] == "no studies kept"
     assert rows[0]["institutions not accepted"] == "ksseeland (40), kantonsspitalseeland (16)"
     assert rows[1]["status"] == "no studies found"
-    # warnings are shown even for days outside the report week
+    # warnings of days fetched in this run are shown, outside the report week too; those
+    # read back from the store were told when they were fetched
     assert len(runs.rows_worth_showing(rows, keep_from=dt.date(2026, 12, 1))) == 2
+    cached = [{**r, "from cache": True} for r in rows]
+    assert runs.rows_worth_showing(cached, keep_from=dt.date(2026, 12, 1)) == []
