@@ -30,6 +30,8 @@ def run_retrieve(settings: Any, start: dt.date, end: dt.date, force: bool, conso
     Up to ``pacs.max_concurrent`` days are in flight at once over the one shared client, so
     its pacing and association limits still hold for the whole run.
     """
+    from rich.markup import escape
+
     from pyschedvisu.retrieval import failure_hint, make_client, retrieve_day
     from pyschedvisu.store import SeriesStore
     from pyschedvisu_core.dropped import day_status, from_summaries
@@ -138,13 +140,13 @@ def run_retrieve(settings: Any, start: dt.date, end: dt.date, force: bool, conso
         )
     console.print(table)
     for line in from_summaries(rows).lines():
-        console.print(f"[yellow]WARNING[/yellow]: {line}", soft_wrap=True)
+        console.print(f"[yellow]WARNING[/yellow]: {escape(line)}", soft_wrap=True)
     if failures:
         for day, why in sorted(failures.items()):
             console.print(f"[red]day {day} failed[/red]: {why}", soft_wrap=True)
         hint = failure_hint(settings, client.counters, list(failures.values()))
         if hint is not None:
-            console.print(f"[yellow]hint[/yellow]: {hint.text()}", soft_wrap=True)
+            console.print(f"[yellow]hint[/yellow]: {escape(hint.text())}", soft_wrap=True)
         console.print(
             f"{len(failures)} of {len(days)} day(s) not retrieved; run again to retry them"
         )
