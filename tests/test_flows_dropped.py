@@ -5,7 +5,8 @@ of its institution names not accepted, one scanner missing from ``[machines]``, 
 machine only. The run completes (nothing is missing from the PACS); the data-quality artifact
 marks the business days with no study, a ``weekly-dropped`` artifact lists the institutions,
 scanner combinations and descriptions that did not match with their counts, and the report
-carries the same in its data-quality note. No patient data anywhere.
+carries the same in its data-quality note. No patient data anywhere. With the reference
+config, the backfill flow marks every day "no studies kept" and names the institutions.
 """
 
 from __future__ import annotations
@@ -130,3 +131,40 @@ def test_weekly_flow_names_what_did_not_match(
     for value in seeland.patient_values():
         for text in texts:
             assert not re.search(rf"(?<![\w.]){re.escape(value)}(?![\w.])", text), value
+
+
+def test_backfill_with_the_reference_config_names_the_institutions_it_excluded(
+    on_server: PrefectServer,
+    demo_pacs: Callable[..., DemoPacs],
+    seeland_dir: Path,
+    tmp_path: Path,
+) -> None:
+    """The reference config against another department: every day retrieved (the run
+    completes), every study excluded by institution, each day marked, the names listed."""
+    from flows.backfill import backfill
+
+    forget_capabilities()
+    pacs = demo_pacs(seeland_dir)
+    cfg = tmp_path / "reference.toml"
+    cfg.write_text(
+        f'[pacs]\nport = {pacs.port}\ncalled_ae = "{pacs.ae_title}"\nmove_port = 0\n'
+        f'[paths]\ndata_dir = "{(tmp_path / "data").as_posix()}"\n'
+    )
+    state = backfill(
+        start=seeland.DAYS[0], end=seeland.DAYS[-1], config_path=str(cfg), return_state=True
+    )
+    assert state.is_completed(), state
+    told = "\n".join(state.result()["dropped"])
+    assert "3 business day(s) with no studies kept" in told
+    assert "kantonsspitalseeland (" in told and "ksseelandpet-ct (" in told
+    found = on_server.post(
+        "/artifacts/filter",
+        {"artifacts": {"flow_run_id": {"any_": [str(state.state_details.flow_run_id)]}}},
+    )
+    arts = {a["key"]: a for a in found}
+    md = arts["backfill-dropped"]["data"]
+    assert "## Studies excluded by institution" in md and "| kantonsspitalseeland |" in md
+    rows = arts["backfill-data-quality"]["data"]
+    rows = json.loads(rows) if isinstance(rows, str) else rows
+    assert {r["status"] for r in rows} == {"no studies kept"}
+    assert all("kantonsspitalseeland (" in r["institutions not accepted"] for r in rows)
