@@ -148,6 +148,8 @@ def synthetic_series(days: list[dt.date], settings: Settings, seed: int = 7) -> 
         pl.col("machine"),
         (base + pl.duration(seconds=pl.col("off_s"))).alias("start"),
         (base + pl.duration(seconds=pl.col("off_s") + pl.col("dur_s"))).alias("end"),
+        pl.lit(None, dtype=pl.String()).alias("station_name"),
+        pl.lit(None, dtype=pl.String()).alias("device_serial_number"),
     ).cast(schema.SERIES_SCHEMA)  # type: ignore[arg-type]
 
 

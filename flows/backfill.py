@@ -50,7 +50,7 @@ def backfill(
 
 def _backfill(settings: Settings, start: dt.date, end: dt.date, force: bool) -> Any:
     """The body of :func:`backfill`, once its settings are loaded."""
-    from tasks.extract import extract_studies
+    from tasks.extract import extract_studies, summarise_dropped
     from tasks.notify import publish_artifacts
     from tasks.retrieve import retrieve_days
 
@@ -60,8 +60,17 @@ def _backfill(settings: Settings, start: dt.date, end: dt.date, force: bool) -> 
     outcomes = retrieve_days(settings, days, force=force)
     missing = runs.missing_days(outcomes)
     studies_path = extract_studies(settings, None)
+    dropped = summarise_dropped(settings, days)
     publish_artifacts(
-        settings, end, [], runs.quality_rows(outcomes), missing, None, None, kind="backfill"
+        settings,
+        end,
+        [],
+        runs.quality_rows(outcomes),
+        missing,
+        None,
+        None,
+        kind="backfill",
+        dropped=dropped,
     )
     result = {
         "start": start.isoformat(),
@@ -70,6 +79,7 @@ def _backfill(settings: Settings, start: dt.date, end: dt.date, force: bool) -> 
         "fetched": sum(1 for o in outcomes if o.ok and not o.summary.get("from_cache", False)),
         "missing": [d.isoformat() for d in missing],
         "studies": studies_path,
+        "dropped": dropped.lines(),
     }
     if missing:
         return failed_state("backfill", missing, result)

@@ -96,7 +96,7 @@ def weekly_report(
 
 def _weekly_report(settings: Settings, end: dt.date | None, send_email: bool) -> Any:
     """The body of :func:`weekly_report`, once its settings are loaded."""
-    from tasks.extract import extract_studies
+    from tasks.extract import extract_studies, summarise_dropped
     from tasks.notify import publish_artifacts, send_report
     from tasks.report import build_page, render_report, report_inputs
     from tasks.retrieve import retrieve_days
@@ -125,6 +125,7 @@ def _weekly_report(settings: Settings, end: dt.date | None, send_email: bool) ->
 
     with clock("extraction"):
         studies_path = extract_studies(settings, days)
+        dropped = summarise_dropped(settings, days)
 
     with clock("pages"):
         retrieved, windows = report_inputs(settings, studies_path, days[0] if days else end, end)
@@ -136,6 +137,7 @@ def _weekly_report(settings: Settings, end: dt.date | None, send_email: bool) ->
         pages = [p for p in (f.result() for f in page_futures) if p is not None]
     note = i18n.missing_days_note(missing, settings.report.language)
     notes = [note] if note else []
+    notes += dropped.notes(settings.report.language)
     with clock("render"):
         report = render_report(settings, pages, end, notes, studies_path, retrieved, windows)
     logger.info("report: %s (%s pages)", report.get("pdf"), report.get("pages"))
@@ -144,7 +146,9 @@ def _weekly_report(settings: Settings, end: dt.date | None, send_email: bool) ->
     week_days = [d for d in days if d >= week_start]
     rows = runs.rows_worth_showing(runs.quality_rows(outcomes), week_start)
     with clock("artifacts"):
-        publish_artifacts(settings, end, week_days, rows, missing, studies_path, report)
+        publish_artifacts(
+            settings, end, week_days, rows, missing, studies_path, report, dropped=dropped
+        )
 
     delivery: dict[str, Any] = {"sent": False, "reason": "send_email is false"}
     if send_email:
@@ -161,6 +165,7 @@ def _weekly_report(settings: Settings, end: dt.date | None, send_email: bool) ->
         "html": report.get("html"),
         "xlsx": report.get("xlsx"),
         "pages": report.get("pages"),
+        "dropped": dropped.lines(),
         "email": delivery,
         "phases_s": clock.seconds,
     }

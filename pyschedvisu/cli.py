@@ -27,6 +27,7 @@ COMMAND_MODULES = [
     "config",
     "synth",
     "pacs",
+    "discover",
     "retrieve",
     "extract",
     "evaluate",

@@ -282,6 +282,33 @@ class RetrieveSettings(Section):
         return value
 
 
+class MachineEntry(Section):
+    """A ``[machines]`` entry naming its scanner (identical scanners, DOMAIN §7).
+
+    ``"Intevo 1" = { models = ["encore2", "symbiaintevo16"], station_names = ["NMINTEVO1"] }``:
+    the study's model set must be ``models`` and one of its series must carry one of the
+    named StationName (and / or DeviceSerialNumber) values. A bare list of models is the same
+    entry naming no identifier.
+    """
+
+    models: list[str] = Field(
+        min_length=1, description="Minified model names that must ALL appear in one study."
+    )
+    station_names: list[str] = Field(
+        default_factory=list,
+        description="StationName (0008,1010) values of this scanner (any of them); empty = any.",
+    )
+    device_serial_numbers: list[str] = Field(
+        default_factory=list,
+        description="DeviceSerialNumber (0018,1000) values of this scanner (any of them); empty = any.",
+    )
+
+    @field_validator("station_names", "device_serial_numbers", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+
 class ExtractSettings(Section):
     retake_split_s: int = Field(
         3540,
@@ -472,9 +499,9 @@ class Settings(BaseSettings):
     retrieve: RetrieveSettings = Field(default_factory=RetrieveSettings)
     extract: ExtractSettings = Field(default_factory=ExtractSettings)
     takes: TakesSettings = Field(default_factory=TakesSettings)
-    machines: dict[str, list[str]] = Field(
+    machines: dict[str, list[str] | MachineEntry] = Field(
         default_factory=lambda: {k: list(v) for k, v in ref.MACHINES.items()},
-        description="Machine group -> minified model names that must ALL appear in one study. '<name>_NoCT' = same scanner without CT.",
+        description='Machine group -> minified model names that must ALL appear in one study. \'<name>_NoCT\' = same scanner without CT. Two scanners of one model: name each one\'s StationName and / or DeviceSerialNumber, e.g. "Intevo 1" = { models = ["encore2", "symbiaintevo16"], station_names = ["NMINTEVO1"] } (see `pyschedvisu discover`).',
     )
     descriptions: dict[str, dict[str, list[str]]] = Field(
         default_factory=lambda: {
@@ -508,6 +535,31 @@ class Settings(BaseSettings):
             for patterns in table.values():
                 for p in patterns:
                     _check_regex(p)
+        return value
+
+    @field_validator("machines")
+    @classmethod
+    def _machines_distinct(
+        cls, value: dict[str, list[str] | MachineEntry]
+    ) -> dict[str, list[str] | MachineEntry]:
+        """Entries naming the same models and the same identifiers cannot be told apart."""
+        from pyschedvisu_core.machines import machine_specs
+
+        by_key: dict[tuple[str, tuple[str, ...], tuple[str, ...]], list[str]] = {}
+        for group, entry in value.items():
+            for spec in machine_specs(plain_machines({group: entry})):
+                if spec.specificity:
+                    key = (spec.models, spec.stations, spec.serials)
+                    by_key.setdefault(key, []).append(group)
+        clashes = [groups for groups in by_key.values() if len(groups) > 1]
+        if clashes:
+            raise ValueError(
+                "; ".join(
+                    f"{', '.join(repr(g) for g in groups)} name the same models, station names "
+                    "and serial numbers: they cannot be told apart"
+                    for groups in clashes
+                )
+            )
         return value
 
     @model_validator(mode="after")
@@ -561,6 +613,16 @@ class Settings(BaseSettings):
 
         data = self.model_dump(mode="json", include=set(sections) if sections else None)
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def plain_machines(
+    machines: dict[str, list[str] | MachineEntry],
+) -> dict[str, list[str] | dict[str, list[str]]]:
+    """``[machines]`` as plain values for the core: a list of models, or an entry's table."""
+    return {
+        group: entry.model_dump() if isinstance(entry, MachineEntry) else list(entry)
+        for group, entry in machines.items()
+    }
 
 
 def _check_regex(pattern: str) -> None:
@@ -987,6 +1049,9 @@ def _toml_value(value: Any) -> str:
         return json.dumps(str(value))
     if isinstance(value, dt.date):
         return value.isoformat()  # a TOML local date
+    if isinstance(value, BaseModel):  # an inline table of the values that differ from defaults
+        items = value.model_dump(mode="json", exclude_defaults=True).items()
+        return "{ " + ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in items) + " }"
     if isinstance(value, str):
         return json.dumps(value, ensure_ascii=False)
     if isinstance(value, list):
@@ -1041,7 +1106,9 @@ def _emit_model(model: BaseModel, header: str, lines: list[str]) -> None:
             continue
         lines.append("")
         lines.extend(_comment(desc))
-        if value and all(isinstance(v, BaseModel) for v in value.values()):
+        if value and all(
+            isinstance(v, BaseModel) and not isinstance(v, MachineEntry) for v in value.values()
+        ):
             for key, item in value.items():
                 _emit_model(item, f"{sub}.{_toml_key(key)}", lines)
         elif value and all(isinstance(v, dict) for v in value.values()):

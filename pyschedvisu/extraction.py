@@ -13,8 +13,8 @@ kept in ``<data_dir>/studies.state.json``::
 A different config fingerprint, a missing table or ``force`` recomputes every day in scope. A
 run with nothing new writes nothing. Files: ``studies.parquet`` (``schema.STUDY_SCHEMA``,
 reportable machines only, see ``pyschedvisu_core.studies`` for the columns) and
-``studies_mixed.parquet`` (the ``mixed cases`` studies, plus their ``models``), both written
-atomically, then the state file. A lock file serialises concurrent runs on one data dir.
+``studies_mixed.parquet`` (the ``mixed cases`` studies, plus their ``models``, ``stations``,
+``serials``), both written atomically, then the state file. A lock file serialises concurrent runs on one data dir.
 
 Series are read through the store's yearly packs (see ``pyschedvisu.store``); the days that
 had to be read from their day files are packed meanwhile (a background thread, overlapping the
@@ -36,7 +36,7 @@ from typing import Any
 
 import polars as pl
 
-from pyschedvisu.config import Settings
+from pyschedvisu.config import Settings, plain_machines
 from pyschedvisu.store import (
     SeriesStore,
     atomic_write_bytes,
@@ -46,6 +46,7 @@ from pyschedvisu.store import (
     read_manifest,
 )
 from pyschedvisu_core import schema
+from pyschedvisu_core.dropped import Dropped, from_manifests, from_tables
 from pyschedvisu_core.errors import ExtractionError, StoreError
 from pyschedvisu_core.studies import RULES_VERSION, build_studies, split_mixed
 
@@ -56,7 +57,12 @@ MIXED_FILE = "studies_mixed.parquet"
 STATE_FILE = "studies.state.json"
 LOCK_FILE = ".studies.lock"
 STATE_VERSION = 1
-MIXED_SCHEMA: dict[str, pl.DataType] = {**schema.STUDY_SCHEMA, "models": pl.String()}
+MIXED_SCHEMA: dict[str, pl.DataType] = {
+    **schema.STUDY_SCHEMA,
+    "models": pl.String(),
+    "stations": pl.String(),
+    "serials": pl.String(),
+}
 
 
 @dataclass
@@ -79,7 +85,7 @@ class ExtractResult:
 def core_arguments(settings: Settings) -> dict[str, Any]:
     """The plain config values the core needs (never the Settings object itself)."""
     return {
-        "machines": {k: list(v) for k, v in settings.machines.items()},
+        "machines": plain_machines(settings.machines),
         "labels": {
             k: {lk: list(lv) for lk, lv in v.items()} for k, v in settings.descriptions.items()
         },
@@ -330,4 +336,36 @@ def _unchanged(path: Path, mixed_path: Path, known: dict[str, Any]) -> ExtractRe
     )
 
 
-__all__ = ["ExtractResult", "config_fingerprint", "core_arguments", "extract"]
+def _columns(path: Path, wanted: list[str], days: list[dt.date] | None) -> pl.DataFrame:
+    """``wanted`` columns of a study table (null where an older table lacks one)."""
+    if not path.exists():
+        return pl.DataFrame(schema={c: MIXED_SCHEMA[c] for c in wanted})
+    try:
+        lazy = pl.scan_parquet(path)
+        present = lazy.collect_schema().names()
+        if days is not None:
+            lazy = lazy.filter(pl.col("date").is_in(days))
+        return lazy.select(
+            pl.col(c) if c in present else pl.lit(None, dtype=MIXED_SCHEMA[c]).alias(c)
+            for c in wanted
+        ).collect()
+    except (OSError, pl.exceptions.PolarsError) as exc:
+        raise StoreError(f"{path}: unreadable study table ({exc}); delete it to recompute") from exc
+
+
+def dropped_studies(settings: Settings, days: Iterable[dt.date] | None = None) -> Dropped:
+    """What the rules left out over ``days`` (every stored day when None), with the values
+    that did not match: institutions (from the day manifests of the store), days with no
+    study kept, mixed-case scanner combinations and OTHER descriptions (from the tables)."""
+    data_dir = Path(settings.paths.data_dir)
+    store = SeriesStore(data_dir)
+    scope = sorted(set(days)) if days is not None else None
+    retrieval = from_manifests(store.manifests(scope))
+    studies = _columns(
+        data_dir / STUDIES_FILE, ["date", "machine", "description", "study_descriptions"], scope
+    )
+    mixed = _columns(data_dir / MIXED_FILE, ["date", "models", "stations", "serials"], scope)
+    return retrieval.merge(from_tables(studies, mixed, scope))
+
+
+__all__ = ["ExtractResult", "config_fingerprint", "core_arguments", "dropped_studies", "extract"]

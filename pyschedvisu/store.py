@@ -259,7 +259,11 @@ class SeriesStore:
         if not paths:
             return schema.empty(KINDS[kind])
         try:
-            return pl.read_parquet(paths, schema=None).pipe(conform, KINDS[kind])
+            # files of an older store version may lack newer columns: null there
+            scan = pl.scan_parquet(
+                paths, schema=KINDS[kind], missing_columns="insert", extra_columns="ignore"
+            )
+            return scan.collect().pipe(conform, KINDS[kind])
         except (OSError, pl.exceptions.PolarsError) as exc:
             raise StoreError(f"{self.root}: cannot read stored {kind} ({exc})") from exc
 
@@ -300,12 +304,19 @@ class SeriesStore:
         for year, days in by_year.items():
             packed, held = self._read_pack(year, {d: tokens[d] for d in days})
             if held:
-                frames.append(packed.select(cast))
+                frames.append(conform(packed, schema.SERIES_SCHEMA))
             unpacked += [d for d in days if d not in held]
         paths = [p for p in (self.path(d, "series") for d in unpacked) if p.exists()]
         try:
             if paths:
-                frames.append(pl.scan_parquet(paths).select(cast).collect())
+                # files of an older store version may lack newer columns: null there
+                scan = pl.scan_parquet(
+                    paths,
+                    schema=schema.SERIES_SCHEMA,
+                    missing_columns="insert",
+                    extra_columns="ignore",
+                )
+                frames.append(scan.select(cast).collect())
         except (OSError, pl.exceptions.PolarsError) as exc:
             raise StoreError(f"{self.root}: cannot read stored series ({exc})") from exc
         if not frames:

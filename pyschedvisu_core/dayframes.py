@@ -189,6 +189,8 @@ def assemble_day(
                     "machine": None,
                     "start": None,
                     "end": None,
+                    "station_name": None,
+                    "device_serial_number": None,
                     "reason": f"{Reason.NOT_RETRIEVED}: {item.error}",
                 }
             )
@@ -217,7 +219,14 @@ def assemble_day(
                 }
             )
             continue
-        rec = {**base, "machine": timing.machine, "start": timing.start, "end": timing.end}
+        rec = {
+            **base,
+            "machine": timing.machine,
+            "start": timing.start,
+            "end": timing.end,
+            "station_name": timing.station,
+            "device_serial_number": timing.serial,
+        }
         if timing.failed:
             failed_rows.append({**rec, "reason": timing.failed})
         else:

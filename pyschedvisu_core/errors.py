@@ -49,7 +49,23 @@ class PacsUnreachableError(PacsError):
 
 
 class AssociationRejectedError(PacsError):
-    """The PACS rejected the association (AE title unknown, no accepted context...)."""
+    """The PACS rejected the association (AE title unknown, no accepted context...).
+
+    ``result``, ``source``, ``reason``: the A-ASSOCIATE-RJ fields (PS3.8 9.3.4), when known.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        result: int | None = None,
+        source: int | None = None,
+        reason: int | None = None,
+    ) -> None:
+        self.result = result
+        self.source = source
+        self.reason = reason
+        super().__init__(message)
 
 
 class PacsThrottledError(PacsError):

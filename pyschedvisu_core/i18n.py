@@ -82,6 +82,12 @@ _TEXTS: dict[str, dict[str, str]] = {
         "tables": "Tableaux de la page",
         "counts_table": "Comptes",
         "durations_table": "Durées",
+        "dropped_left_out": "Exclus : {parts}.",
+        "dropped_institutions": "{n} examen(s) d'autres institutions ({values})",
+        "dropped_days": "{n} jour(s) ouvrable(s) sans examen retenu ({days})",
+        "dropped_unknown": "Non configuré : {parts}.",
+        "dropped_mixed": "{n} examen(s) d'appareils inconnus, hors rapport ({values})",
+        "dropped_other": "{n} classé(s) AUTRE ({values})",
     },
     "en": {
         "report": "{period} report",
@@ -156,6 +162,12 @@ _TEXTS: dict[str, dict[str, str]] = {
         "tables": "Tables of the page",
         "counts_table": "Counts",
         "durations_table": "Durations",
+        "dropped_left_out": "Left out: {parts}.",
+        "dropped_institutions": "{n} stud(ies) of other institutions ({values})",
+        "dropped_days": "{n} business day(s) with no study kept ({days})",
+        "dropped_unknown": "Not configured: {parts}.",
+        "dropped_mixed": "{n} stud(ies) of unknown scanners, not in this report ({values})",
+        "dropped_other": "{n} labelled OTHER ({values})",
     },
 }
 

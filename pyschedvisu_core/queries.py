@@ -19,7 +19,8 @@ Level = Literal["PATIENT", "STUDY", "SERIES", "IMAGE"]
 Root = Literal["study", "patient"]
 
 
-#: Attributes an IMAGE-level C-FIND asks for to time a series (DOMAIN §2.3).
+#: Attributes an IMAGE-level C-FIND asks for to time a series (DOMAIN §2.3), and the
+#: equipment identifiers that tell identical scanners apart (DOMAIN §7).
 TIMING_KEYWORDS: tuple[str, ...] = (
     "SOPInstanceUID",
     "InstanceNumber",
@@ -29,6 +30,8 @@ TIMING_KEYWORDS: tuple[str, ...] = (
     "ImageType",
     "ActualFrameDuration",
     "NumberOfFrames",
+    "StationName",
+    "DeviceSerialNumber",
 )
 #: NM sequences asked for at IMAGE level (empty sequence = "return it").
 TIMING_SEQUENCES: tuple[str, ...] = ("PhaseInformationSequence", "RotationInformationSequence")
@@ -42,6 +45,9 @@ STUDY_KEYWORDS: tuple[str, ...] = (
     "ModalitiesInStudy",
     "NumberOfStudyRelatedSeries",
 )
+#: What tells a scanner apart, asked where the PACS indexes it (``pyschedvisu discover``).
+EQUIPMENT_KEYWORDS: tuple[str, ...] = ("ManufacturerModelName", "StationName", "DeviceSerialNumber")
+
 SERIES_KEYWORDS: tuple[str, ...] = (
     "SeriesInstanceUID",
     "SeriesDate",
@@ -77,8 +83,10 @@ def study_query(day: dt.date, modality: str) -> Dataset:
     )
 
 
-def series_query(day: dt.date, study_uid: str, patient_id: str | None) -> Dataset:
-    """SERIES-level identifier for one study.
+def series_query(
+    day: dt.date, study_uid: str, patient_id: str | None, extra: Sequence[str] = ()
+) -> Dataset:
+    """SERIES-level identifier for one study (``extra``: more attributes asked for).
 
     No SeriesDate / Modality filter on purpose: some series lack SeriesDate (their
     AcquisitionDate counts), and other modalities must be seen to be excluded with a reason.
@@ -86,18 +94,23 @@ def series_query(day: dt.date, study_uid: str, patient_id: str | None) -> Datase
     filters: dict[str, Any] = {"StudyDate": da(day), "StudyInstanceUID": study_uid}
     if patient_id:
         filters["PatientID"] = patient_id
-    return _identifier("SERIES", filters, SERIES_KEYWORDS)
+    return _identifier("SERIES", filters, (*SERIES_KEYWORDS, *extra))
 
 
 def image_query(
-    study_uid: str, series_uid: str, *, timing: bool, instance: int | None = None
+    study_uid: str,
+    series_uid: str,
+    *,
+    timing: bool,
+    instance: int | None = None,
+    extra: Sequence[str] = (),
 ) -> Dataset:
     """IMAGE-level identifier for one series (empty ``series_uid``: the whole study).
 
-    Minimal keys, or the timing attributes; ``instance`` matches one InstanceNumber only
-    (first / last instance: two answers a series instead of all of them).
+    Minimal keys, or the timing attributes, plus ``extra``; ``instance`` matches one
+    InstanceNumber only (first / last instance: two answers a series instead of all of them).
     """
-    keys = TIMING_KEYWORDS if timing else ("SOPInstanceUID", "InstanceNumber")
+    keys = (*(TIMING_KEYWORDS if timing else ("SOPInstanceUID", "InstanceNumber")), *extra)
     filters: dict[str, Any] = {"StudyInstanceUID": study_uid, "SeriesInstanceUID": series_uid}
     if instance is not None:
         filters["InstanceNumber"] = str(instance)
@@ -135,7 +148,7 @@ def _uid_value(uids: Sequence[str]) -> str | list[str]:
     return unique if len(unique) > 1 else unique[0]
 
 
-def day_series_query(day: dt.date, study_uids: Sequence[str]) -> Dataset:
+def day_series_query(day: dt.date, study_uids: Sequence[str], extra: Sequence[str] = ()) -> Dataset:
     """SERIES-level identifier for every series of the listed studies of ``day`` at once.
 
     Relational-style (PS3.4 C.4.1.3.2): the study key holds a UID list, which a strictly
@@ -145,7 +158,7 @@ def day_series_query(day: dt.date, study_uids: Sequence[str]) -> Dataset:
     ds = _identifier(
         "SERIES",
         {"StudyDate": da(day)},
-        (*SERIES_KEYWORDS, "StudyInstanceUID", "PatientID"),
+        (*SERIES_KEYWORDS, "StudyInstanceUID", "PatientID", *extra),
     )
     ds.StudyInstanceUID = _uid_value(study_uids)
     return ds
@@ -188,14 +201,17 @@ def day_series_timing_query(series_uids: Sequence[str]) -> Dataset:
     return ds
 
 
-def day_pick_query(series_uids: Sequence[str], number: int, *, timing: bool) -> Dataset:
+def day_pick_query(
+    series_uids: Sequence[str], number: int, *, timing: bool, extra: Sequence[str] = ()
+) -> Dataset:
     """IMAGE-level identifier of the instance numbered ``number`` in each listed series.
 
     DOMAIN §2.3 reads instance 1 and instance N (N = NumberOfSeriesRelatedInstances): one
     answer per series and number, where listing a series costs one answer per instance.
-    InstanceNumber is a required matching key at IMAGE level (PS3.4 C.6.1.1.5).
+    InstanceNumber is a required matching key at IMAGE level (PS3.4 C.6.1.1.5). ``extra``:
+    more attributes asked for (``discover --headers`` asks the equipment of instance 1).
     """
-    keys = TIMING_KEYWORDS if timing else ("SOPInstanceUID", "InstanceNumber")
+    keys = (*(TIMING_KEYWORDS if timing else ("SOPInstanceUID", "InstanceNumber")), *extra)
     ds = _identifier("IMAGE", {"InstanceNumber": str(number)}, keys)
     ds.SeriesInstanceUID = _uid_value(series_uids)
     if timing:

@@ -13,6 +13,7 @@ from typing import Any
 
 import polars as pl
 
+from pyschedvisu_core.dropped import day_status
 from pyschedvisu_core.labels import minify_machine_expr
 from pyschedvisu_core.schedule import daily_counts, find_gaps
 
@@ -39,15 +40,28 @@ def _reasons_text(reasons: Any) -> str:
     return str(reasons)
 
 
+def _names_text(summary: Mapping[str, Any], top: int = 3) -> str:
+    """The institutions a day's studies were excluded for, most studies first."""
+    names = (summary.get("dropped") or {}).get("institutions") or {}
+    ranked = sorted(names.items(), key=lambda kv: (-int(kv[1]), str(kv[0])))
+    text = ", ".join(f"{k} ({v})" for k, v in ranked[:top])
+    return text + (f", … {len(ranked) - top} more" if len(ranked) > top else "")
+
+
 def quality_rows(outcomes: Iterable[DayOutcome]) -> list[dict[str, Any]]:
-    """One row per day for the data-quality table artifact (counts only, no patient data)."""
+    """One row per day for the data-quality table artifact (counts only, no patient data).
+
+    ``status``: ``FAILED`` (not retrieved), ``ok``, or a warning of
+    :mod:`pyschedvisu_core.dropped` (a business day with no study found, or none kept);
+    ``institutions not accepted``: the names the day's excluded studies carried.
+    """
     rows = []
     for o in sorted(outcomes, key=lambda o: o.day):
         s = o.summary
         rows.append(
             {
                 "day": o.day.isoformat(),
-                "status": "ok" if o.ok else "FAILED",
+                "status": day_status(s) if o.ok else "FAILED",
                 "studies": s.get("studies") if o.ok else None,
                 "series kept": s.get("series") if o.ok else None,
                 "excluded": s.get("excluded") if o.ok else None,
@@ -55,6 +69,7 @@ def quality_rows(outcomes: Iterable[DayOutcome]) -> list[dict[str, Any]]:
                 "reasons": _reasons_text(s.get("reasons")) if o.ok else o.error,
                 "method": s.get("method", "") if o.ok else "",
                 "from cache": bool(s.get("from_cache", False)) if o.ok else False,
+                "institutions not accepted": _names_text(s) if o.ok else "",
             }
         )
     return rows
@@ -66,9 +81,10 @@ def missing_days(outcomes: Iterable[DayOutcome]) -> list[dt.date]:
 
 
 def rows_worth_showing(rows: list[dict[str, Any]], keep_from: dt.date) -> list[dict[str, Any]]:
-    """Rows of the report week, plus any day fetched in this run or failed (cache hits elsewhere are noise)."""
+    """Rows of the report week, plus any day fetched in this run or failed (cache hits elsewhere
+    are noise: a warning of a day read back from the store was told when it was fetched)."""
     first = keep_from.isoformat()
-    return [r for r in rows if r["day"] >= first or r["status"] != "ok" or not r["from cache"]]
+    return [r for r in rows if r["day"] >= first or r["status"] == "FAILED" or not r["from cache"]]
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,8 @@ SERIES_SCHEMA: dict[str, pl.DataType] = {
     "machine": pl.String(),  # ManufacturerModelName as found in the header
     "start": DT,
     "end": DT,
+    "station_name": pl.String(),  # StationName of the header (tells identical scanners apart)
+    "device_serial_number": pl.String(),  # DeviceSerialNumber of the header
 }
 
 #: Series that should have been kept but lack a usable start, end or machine.
@@ -94,6 +96,8 @@ TRUTH_SERIES_SCHEMA: dict[str, pl.DataType] = {
     "n_instances": pl.Int32(),
     "start": DT,  # what a perfect retrieval stores (null unless status == "kept")
     "end": DT,
+    "station_name": pl.String(),  # StationName (null unless status == "kept")
+    "device_serial_number": pl.String(),
     "status": pl.String(),  # "kept" | "excluded" | "failed"
     "reason": pl.String(),  # a Reason code for excluded / failed, else null
 }

@@ -212,7 +212,9 @@ def filter_institutions(
 
     Per study, the distinct normalised InstitutionNames of its series decide: none ->
     ``NO_INSTITUTION``; one -> kept if accepted; several -> ``"mixed"``, kept if ``"mixed"`` is
-    accepted and at least one of the names is. Others -> ``INSTITUTION``. Kept rows get
+    accepted and at least one of the names is. Others -> ``INSTITUTION``, followed by the
+    study's normalised names (``"institution_not_accepted: hopitalx, cliniquey"``: what to
+    accept, if they are ours; names hold no space, so ", " parts them). Kept rows get
     ``institution`` = the study's resolved name, or null for a series without a name of its
     own (stored, then dropped from the studies by DOMAIN §3.1, as the 2019 tool did); excluded
     rows are one per study (series_uid null).
@@ -252,10 +254,8 @@ def filter_institutions(
             .otherwise(pl.lit(None, dtype=pl.String)),
             _reason=pl.when(pl.col("_n") == 0)
             .then(pl.lit(Reason.NO_INSTITUTION))
-            .when((pl.col("_n") > 1) & (not mixed_ok))
-            .then(pl.lit(Reason.INSTITUTION))
-            .when(~pl.col("_any"))
-            .then(pl.lit(Reason.INSTITUTION))
+            .when(((pl.col("_n") > 1) & (not mixed_ok)) | ~pl.col("_any"))
+            .then(pl.lit(f"{Reason.INSTITUTION}: ") + pl.col("_names").list.join(", "))
             .otherwise(pl.lit(None, dtype=pl.String)),
         )
     )
@@ -330,7 +330,8 @@ class SeriesTiming:
 
     ``excluded`` is a Reason code when the series is left out for good (SECONDARY images);
     ``failed`` a Reason code (+ ``": detail"``) when start, end or machine is unusable. Fields
-    that could be read are filled even when ``failed`` is set.
+    that could be read are filled even when ``failed`` is set. ``station`` / ``serial``: the
+    StationName / DeviceSerialNumber of the scanner, when a header carries them.
     """
 
     start: dt.datetime | None
@@ -338,6 +339,8 @@ class SeriesTiming:
     machine: str | None
     excluded: str | None = None
     failed: str | None = None
+    station: str | None = None
+    serial: str | None = None
 
 
 def _is_secondary(ds: Dataset) -> bool:
@@ -498,6 +501,8 @@ def series_timing(
     ordered = _ordered(headers)
     first, last = ordered[0], ordered[-1]
     machine = next((m for h in ordered if (m := text_value(h, "ManufacturerModelName"))), None)
+    station = next((v for h in ordered if (v := text_value(h, "StationName"))), None)
+    serial = next((v for h in ordered if (v := text_value(h, "DeviceSerialNumber"))), None)
     description = series_description or text_value(first, "SeriesDescription")
     mod = modality.strip(PAD).upper()
 
@@ -527,7 +532,7 @@ def series_timing(
         failed = f"{Reason.NO_END}: {why_end}"
     elif machine is None:
         failed = f"{Reason.NO_MACHINE}: ManufacturerModelName missing"
-    return SeriesTiming(start, end, machine, failed=failed)
+    return SeriesTiming(start, end, machine, failed=failed, station=station, serial=serial)
 
 
 def needs_file_headers(modality: str, header: Dataset) -> bool:

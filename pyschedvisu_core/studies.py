@@ -35,8 +35,10 @@ time_to_next_prep_s    Float64
 =====================  ============  ===========================================================
 
 "Previous/next" is the neighbour in (start, end descending, study_key) order per machine and day.
-``mixed cases`` studies (model set not in ``[machines]``) carry an extra ``models`` column (the
-minified, sorted, comma-joined model names) and are meant to be kept apart from reports.
+``mixed cases`` studies (no ``[machines]`` entry for their scanner) carry extra ``models`` (the
+minified, sorted, comma-joined model names), ``stations`` and ``serials`` columns (their
+StationName / DeviceSerialNumber values when an entry names identifiers for that model set) and
+are meant to be kept apart from reports.
 
 Choices where DOMAIN §3 leaves room (good sense, documented): duplicate studies (§3.9) are
 dropped *before* padding and neighbour times, so a copy never looks "contained"; a padded span
@@ -60,6 +62,13 @@ from pyschedvisu_core.labels import (
     minify_description,
     minify_machine_expr,
 )
+from pyschedvisu_core.machines import (
+    MachineValue,
+    identified_models,
+    identifier_expr,
+    match_groups,
+    specs_frame,
+)
 
 MIXED = "mixed cases"
 VENT_PERF = "VENT PERF."
@@ -75,7 +84,8 @@ ENGINE: Final = "in-memory"
 #: 4: accents dropped from StudyDescription (and label patterns) before matching;
 #: 5: another patient's series overlapping ours by more than a tolerance no longer cuts a take
 #: (a data-quality finding, ``foreign_overlaps``)
-RULES_VERSION = 5
+#: 6: a machine may be named by StationName / DeviceSerialNumber too (identical scanners)
+RULES_VERSION = 6
 
 _SERIES_COLUMNS = [
     "date",
@@ -89,10 +99,21 @@ _SERIES_COLUMNS = [
     "machine",
     "start",
     "end",
+    "station_name",
+    "device_serial_number",
 ]
 _LANE_KEYS = ["date", "lane"]  # one scanner on one day: interleaving, padding, neighbours
 _LANE = ["_lid"]  # its integer id (see study_machines)
-_MACHINE_COLUMNS = ["models", "machine_group", "machine", "machine_key", "lane", "_lid"]
+_MACHINE_COLUMNS = [
+    "models",
+    "stations",
+    "serials",
+    "machine_group",
+    "machine",
+    "machine_key",
+    "lane",
+    "_lid",
+]
 
 
 def _lazy(frame: pl.LazyFrame | pl.DataFrame) -> pl.LazyFrame:
@@ -114,9 +135,15 @@ def _union_joined(col: str) -> pl.Expr:
 
 def clean_series(series: pl.LazyFrame | pl.DataFrame) -> pl.LazyFrame:
     """DOMAIN §3.1: drop rows without institution, machine, UID or times; order start <= end."""
+    lazy = _lazy(series)
+    present = lazy.collect_schema().names()
+    # series stored before StationName / DeviceSerialNumber were kept lack those columns
+    columns = [
+        pl.col(c) if c in present else pl.lit(None, dtype=pl.String()).alias(c)
+        for c in _SERIES_COLUMNS
+    ]
     return (
-        _lazy(series)
-        .select(_SERIES_COLUMNS)  # only what the rules read: projection reaches a parquet scan
+        lazy.select(columns)  # only what the rules read: projection reaches a parquet scan
         .filter(
             pl.col("institution").is_not_null()
             & (pl.col("institution") != "")
@@ -134,21 +161,11 @@ def clean_series(series: pl.LazyFrame | pl.DataFrame) -> pl.LazyFrame:
     )
 
 
-def machine_lookup(machines: Mapping[str, Sequence[str]]) -> pl.DataFrame:
-    """``models -> machine_group``: each group's minified models, sorted and comma-joined."""
-    keys: dict[str, str] = {}
-    for group, models in machines.items():
-        names = (
-            pl.Series(list(models), dtype=pl.String())
-            .to_frame("m")
-            .select(minify_machine_expr(pl.col("m")))
-        )
-        key = ",".join(sorted(set(names.to_series().to_list())))
-        keys.setdefault(key, group)  # two groups with one model set: the first in config wins
-    return pl.DataFrame(
-        {"models": list(keys), "machine_group": list(keys.values())},
-        schema={"models": pl.String(), "machine_group": pl.String()},
-    )
+def machine_lookup(machines: Mapping[str, MachineValue]) -> pl.DataFrame:
+    """``models -> machine_group`` of the entries naming no StationName / serial number."""
+    specs = specs_frame(machines).filter(pl.col("_spec") == 0)
+    first = specs.group_by("models", maintain_order=True).agg(pl.col("machine_group").first())
+    return first.select("models", "machine_group")
 
 
 def add_study_ids(series: pl.LazyFrame) -> pl.LazyFrame:
@@ -166,13 +183,18 @@ def add_study_ids(series: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
-def study_machines(series: pl.LazyFrame, machines: Mapping[str, Sequence[str]]) -> pl.LazyFrame:
-    """DOMAIN §3.2, one row per ``_sid``: ``models``, ``machine_group``, ``machine`` (display),
-    ``machine_key`` (minified display), ``lane`` and its integer id ``_lid``.
+def study_machines(series: pl.LazyFrame, machines: Mapping[str, MachineValue]) -> pl.LazyFrame:
+    """DOMAIN §3.2, one row per ``_sid``: ``models``, ``stations``, ``serials``,
+    ``machine_group``, ``machine`` (display), ``machine_key`` (minified display), ``lane`` and
+    its integer id ``_lid``.
 
-    The group is looked up from the sorted set of minified model names; no match gives
-    ``mixed cases``. ``lane`` is the display machine, or ``mixed:<models>`` so that unrelated
-    mixed studies never interleave with each other or with real machines.
+    The group is looked up from the sorted set of minified model names, and, where a
+    ``[machines]`` entry names them, the study's StationName / DeviceSerialNumber values
+    (:mod:`pyschedvisu_core.machines`); no match gives ``mixed cases``. ``stations`` /
+    ``serials`` (sorted, comma-joined) are filled for the studies whose model set an entry
+    names identifiers for (null otherwise). ``lane`` is the display machine, or
+    ``mixed:<models>[@<stations>/<serials>]`` so that unrelated mixed studies never
+    interleave with each other or with real machines.
     """
     # Distinct (study, model) rows first: far fewer strings to minify and sort.
     models = (
@@ -184,25 +206,60 @@ def study_machines(series: pl.LazyFrame, machines: Mapping[str, Sequence[str]]) 
         .group_by("_sid", maintain_order=True)
         .agg(pl.col("date").first(), pl.col("_m").str.join(",").alias("models"))
     )
-    groups = models.join(machine_lookup(machines).lazy(), on="models", how="left").with_columns(
-        pl.col("machine_group").fill_null(pl.lit(MIXED))
-    )
+    identified = sorted(identified_models(machines))
+    mixed_lane = pl.lit("mixed:") + pl.col("models")
+    if identified:
+        # identifiers only where an entry names them: other studies keep the plain lookup
+        ids = (
+            series.select(
+                "_sid",
+                identifier_expr(pl.col("station_name")).alias("_st"),
+                identifier_expr(pl.col("device_serial_number")).alias("_se"),
+            )
+            .unique()
+            .group_by("_sid")
+            .agg(
+                pl.col("_st").drop_nulls().unique().sort().alias("stations"),
+                pl.col("_se").drop_nulls().unique().sort().alias("serials"),
+            )
+        )
+        models = models.join(ids, on="_sid", how="left").with_columns(
+            pl.col(c).fill_null(pl.lit([], dtype=pl.List(pl.String())))
+            for c in ("stations", "serials")
+        )
+        groups = models.join(match_groups(models, machines), on="_sid", how="left")
+        shown = pl.col("models").is_in(pl.Series(identified, dtype=pl.String()).implode())
+        groups = groups.with_columns(
+            *(
+                pl.when(shown).then(pl.col(c).list.join(",")).alias(c)
+                for c in ("stations", "serials")
+            )
+        )
+        mixed_lane = (
+            pl.when(shown)
+            .then(mixed_lane + "@" + pl.col("stations") + "/" + pl.col("serials"))
+            .otherwise(mixed_lane)
+        )
+    else:  # the model set alone decides (as in 2019): no identifier read at all
+        groups = models.join(match_groups(models, machines), on="_sid", how="left")
+        groups = groups.with_columns(
+            pl.lit(None, dtype=pl.String()).alias("stations"),
+            pl.lit(None, dtype=pl.String()).alias("serials"),
+        )
+    groups = groups.with_columns(pl.col("machine_group").fill_null(pl.lit(MIXED)))
     display = pl.col("machine_group").str.strip_suffix(NO_CT_SUFFIX)
     groups = groups.with_columns(
         display.alias("machine"),
         pl.when(pl.col("machine_group") != MIXED)
         .then(minify_machine_expr(display))
         .alias("machine_key"),
-        pl.when(pl.col("machine_group") != MIXED)
-        .then(display)
-        .otherwise(pl.lit("mixed:") + pl.col("models"))
-        .alias("lane"),
+        pl.when(pl.col("machine_group") != MIXED).then(display).otherwise(mixed_lane).alias("lane"),
     )
     lanes = groups.select(_LANE_KEYS).unique().sort(_LANE_KEYS).with_row_index("_lid")
     return groups.join(lanes, on=_LANE_KEYS, how="left").drop("date")
 
 
-def assign_machines(series: pl.LazyFrame, machines: Mapping[str, Sequence[str]]) -> pl.LazyFrame:
+def assign_machines(series: pl.LazyFrame, machines: Mapping[str, MachineValue]) -> pl.LazyFrame:
     """Series with their study's machine columns (see :func:`study_machines`) and ``_sid``."""
     with_ids = add_study_ids(series)
     return with_ids.join(study_machines(with_ids, machines), on="_sid", how="left")
@@ -564,7 +621,7 @@ def neighbour_times(studies: pl.LazyFrame) -> pl.LazyFrame:
 def build_studies(
     series: pl.LazyFrame | pl.DataFrame,
     *,
-    machines: Mapping[str, Sequence[str]],
+    machines: Mapping[str, MachineValue],
     labels: Mapping[str, Mapping[str, Sequence[str]]],
     prep_minutes: Mapping[str, int],
     retake_split_s: int,
@@ -572,9 +629,11 @@ def build_studies(
 ) -> pl.LazyFrame:
     """Every rule of DOMAIN §3 on series rows (``schema.SERIES_SCHEMA``).
 
-    ``machines``: group -> model names; ``labels``: minified display machine -> label -> patterns
+    ``machines``: group -> model names (or a table naming them and the scanner's StationName /
+    DeviceSerialNumber values, see :mod:`pyschedvisu_core.machines`); ``labels``: minified display machine -> label -> patterns
     (ordered); ``prep_minutes``: minified display machine -> minutes. Returns the study table
-    (``schema.STUDY_SCHEMA`` plus ``models``), ``mixed cases`` rows included (see
+    (``schema.STUDY_SCHEMA`` plus ``models``, ``stations``, ``serials``), ``mixed cases`` rows
+    included (see
     :func:`split_mixed`).
     """
 
@@ -593,7 +652,7 @@ def build_studies(
     studies = stage(group_studies(staged, labels, by_study, sorted_takes=True))
     studies = stage(drop_duplicate_studies(merge_label(studies, VENT_PERF)))
     studies = neighbour_times(pad_preparation(studies, prep_minutes))
-    columns = [*schema.STUDY_SCHEMA, "models"]
+    columns = [*schema.STUDY_SCHEMA, "models", "stations", "serials"]
     return (
         studies.select(columns)
         .with_columns([pl.col(c).cast(t) for c, t in schema.STUDY_SCHEMA.items()])
@@ -602,7 +661,8 @@ def build_studies(
 
 
 def split_mixed(studies: pl.LazyFrame | pl.DataFrame) -> tuple[pl.LazyFrame, pl.LazyFrame]:
-    """``(reportable, mixed)``: reportable rows in ``STUDY_SCHEMA``; mixed ones keep ``models``."""
+    """``(reportable, mixed)``: reportable rows in ``STUDY_SCHEMA``; mixed ones keep ``models``,
+    ``stations`` and ``serials``."""
     lazy = _lazy(studies)
     is_mixed = pl.col("machine_group") == MIXED
     return lazy.filter(~is_mixed).select(list(schema.STUDY_SCHEMA)), lazy.filter(is_mixed)

@@ -8,7 +8,8 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from pyschedvisu.config import Settings
-from pyschedvisu.extraction import extract
+from pyschedvisu.extraction import dropped_studies, extract
+from pyschedvisu_core.dropped import Dropped
 
 
 # No cache: extraction is itself incremental (its state file says what is already done), and
@@ -40,3 +41,13 @@ def extract_studies(settings: Settings, days: list[dt.date] | None = None) -> st
     for machine, count in result.per_machine.items():
         logger.info("  %s: %d studies", machine, count)
     return str(result.path)
+
+
+@task(name="dropped-studies", cache_policy=NO_CACHE)
+def summarise_dropped(settings: Settings, days: list[dt.date] | None = None) -> Dropped:
+    """What the rules left out over ``days`` and why (logged as warnings, one line a kind)."""
+    logger = get_run_logger()
+    dropped = dropped_studies(settings, days)
+    for line in dropped.lines():
+        logger.warning(line)
+    return dropped

@@ -11,6 +11,7 @@ from prefect import get_run_logger, task
 from pyschedvisu import mail, render
 from pyschedvisu.config import Settings
 from pyschedvisu.store import SeriesStore
+from pyschedvisu_core.dropped import Dropped
 
 
 def _load_secret(name: str) -> str:
@@ -62,8 +63,10 @@ def publish_artifacts(
     studies_path: str | None = None,
     report: dict[str, Any] | None = None,
     kind: str = "weekly",
+    dropped: Dropped | None = None,
 ) -> dict[str, Any]:
-    """Artifacts of a run (no patient data): per-machine week summary, data quality, report links."""
+    """Artifacts of a run (no patient data): per-machine week summary, data quality, what the
+    rules left out (institutions, mixed cases, OTHER labels, with their values), report links."""
     import polars as pl
     from prefect.artifacts import (
         create_link_artifact,
@@ -109,6 +112,18 @@ def publish_artifacts(
         description=f"Retrieval per day ({len(missing)} missing)",
     )
     out["quality_rows"] = len(quality)
+    if dropped is not None:
+        create_markdown_artifact(
+            dropped.markdown(),
+            key=f"{kind}-dropped",
+            description="What the rules left out and why, with the values that did not match",
+        )
+        out["dropped"] = {
+            "institutions": dropped.n_institutions,
+            "mixed": dropped.n_mixed,
+            "other": dropped.n_other,
+            "days": len(dropped.days),
+        }
     if report:
         for fmt in ("pdf", "html"):
             if report.get(fmt):

@@ -396,3 +396,49 @@ def test_config_validate_refuses_a_weak_pseudonym_key(monkeypatch: pytest.Monkey
     line = one_line_exit_2(["config", "validate"], "too weak")
     assert line.startswith("PYSCHEDVISU_PSEUDONYM_KEY (environment): privacy.key_env: ")
     assert "openssl rand -hex 32" in line
+
+
+def test_a_machine_may_name_its_station_and_serial_and_round_trips_inline(
+    tmp_path: Path,
+) -> None:
+    """Identical scanners (DOMAIN §7): a [machines] entry names StationName / serial numbers;
+    a bare list stays the same entry naming none (older configs unchanged)."""
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(
+        """
+[machines]
+"SPECT 1" = { models = ["nm830", "ct540"], station_names = "NUK-SPECT1" }
+"SPECT 2" = { models = ["nm830", "ct540"], device_serial_numbers = ["GE-870-1102"] }
+"PET" = ["discoverymi"]
+[descriptions.spect1]
+[descriptions.spect2]
+[descriptions.pet]
+[draw.machine.spect1]
+slots_per_weekday = [7, 7, 7, 7, 7]
+[draw.machine.spect2]
+slots_per_weekday = [7, 7, 7, 7, 7]
+[draw.machine.pet]
+slots_per_weekday = [15, 15, 15, 15, 15]
+"""
+    )
+    s = load_settings(cfg)
+    spect1 = s.machines["SPECT 1"]
+    assert not isinstance(spect1, list) and spect1.station_names == ["NUK-SPECT1"]
+    assert s.machines["PET"] == ["discoverymi"]
+    assert s.display_machines() == ["spect1", "spect2", "pet"]
+    text = default_toml(s)
+    assert '"SPECT 1" = { models = ["nm830", "ct540"], station_names = ["NUK-SPECT1"] }' in text
+    assert Settings(**tomllib.loads(text)) == s
+
+
+def test_two_machines_that_cannot_be_told_apart_are_a_config_error(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(
+        """
+[machines]
+"SPECT 1" = { models = ["nm830", "ct540"], station_names = ["S1"] }
+"SPECT 2" = { models = ["CT540", "NM830"], station_names = ["s1"] }
+"""
+    )
+    with pytest.raises(ConfigError, match="'SPECT 1', 'SPECT 2' name the same models"):
+        load_settings(cfg)

@@ -206,8 +206,13 @@ def test_rejected_association(instances: list[Dataset]) -> None:
     server.ae.require_calling_aet = ["SOMEONE"]
     c = DimseClient(config(server.port))
     try:
-        with pytest.raises(AssociationRejectedError, match="registered"):
+        with pytest.raises(
+            AssociationRejectedError, match="calling AE title not recognised"
+        ) as err:
             c.echo()
+        # the A-ASSOCIATE-RJ fields, and what to ask the PACS team
+        assert (err.value.result, err.value.source, err.value.reason) == (1, 1, 3)
+        assert "ask the PACS team to register" in str(err.value)
     finally:
         c.close()
         server.stop()
@@ -357,7 +362,8 @@ def test_study_whose_files_name_another_hospital_is_rejected_though_the_index_na
     if pet_kept:
         assert rejected.height == 0
     else:
-        assert rejected.get_column("reason").to_list() == [Reason.INSTITUTION]
+        # the names its files carry, as the rule compares them
+        assert rejected.get_column("reason").to_list() == [f"{Reason.INSTITUTION}: cliniquedulac"]
         assert rejected.get_column("level").to_list() == ["study"]
         assert result.failed.height == 0
 

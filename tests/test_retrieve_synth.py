@@ -51,7 +51,7 @@ def truth_problems(data_dir: Path, truth_dir: Path, days: list[dt.date]) -> list
             )["reason"].to_list()
             problems.append(f"kept in truth, missing ({where}): {row['series_uid']}")
         else:
-            for col in ("start", "end", "machine"):
+            for col in ("start", "end", "machine", "station_name", "device_serial_number"):
                 if row[col] != row[f"{col}_got"]:
                     problems.append(
                         f"{row['series_uid']} {col}: truth {row[col]} got {row[f'{col}_got']}"
@@ -75,6 +75,7 @@ def truth_problems(data_dir: Path, truth_dir: Path, days: list[dt.date]) -> list
     )
     for row in truth.filter(pl.col("status") == "excluded").iter_rows(named=True):
         got = by_study.get(row["study_uid"]) or by_series.get(row["series_uid"])
+        got = got.split(":", 1)[0] if got else got  # the code; names may follow it
         if got != row["reason"]:
             problems.append(f"excluded {row['series_uid']}: truth {row['reason']} got {got}")
     return problems

@@ -115,6 +115,7 @@ def test_quality_rows_sorted_with_failures_named() -> None:
         "reasons": "no_end: 1",
         "method": "c-move",
         "from cache": True,
+        "institutions not accepted": "",
     }
     assert rows[2]["status"] == "FAILED"
     assert rows[2]["reasons"] == "RetrievalError: PACS unreachable"
@@ -225,3 +226,32 @@ def test_phase_clock_adds_up_named_phases() -> None:
         raise RuntimeError("boom")
     assert "c" in clock.seconds  # a failing phase is still timed
     assert clock.text().startswith("a 0.0, b ")
+
+
+def test_a_business_day_whose_studies_were_all_filtered_out_is_a_warning_naming_them() -> None:
+    summary = {
+        "studies": 0,
+        "studies_found": 56,
+        "series": 0,
+        "excluded": 56,
+        "failed": 0,
+        "reasons": {"institution_not_accepted": 56},
+        "dropped": {"institutions": {"ksseeland": 40, "kantonsspitalseeland": 16}},
+        "method": "image-find",
+        "from_cache": False,
+    }
+    empty = {**summary, "studies_found": 0, "excluded": 0, "reasons": {}, "dropped": {}}
+    rows = runs.quality_rows(
+        [
+            runs.DayOutcome(dt.date(2026, 11, 16), True, summary),
+            runs.DayOutcome(dt.date(2026, 11, 17), True, empty),
+        ]
+    )
+    assert rows[0]["status"] == "no studies kept"
+    assert rows[0]["institutions not accepted"] == "ksseeland (40), kantonsspitalseeland (16)"
+    assert rows[1]["status"] == "no studies found"
+    # warnings of days fetched in this run are shown, outside the report week too; those
+    # read back from the store were told when they were fetched
+    assert len(runs.rows_worth_showing(rows, keep_from=dt.date(2026, 12, 1))) == 2
+    cached = [{**r, "from cache": True} for r in rows]
+    assert runs.rows_worth_showing(cached, keep_from=dt.date(2026, 12, 1)) == []

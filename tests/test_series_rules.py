@@ -455,8 +455,9 @@ def test_filter_institutions_each_case() -> None:
         excluded(
             [
                 ("none", None, Reason.NO_INSTITUTION),
-                ("one_bad", None, Reason.INSTITUTION),
-                ("mixed_bad", None, Reason.INSTITUTION),
+                # the names rejected, normalised: what the operator may need to accept
+                ("one_bad", None, f"{Reason.INSTITUTION}: hopitaldesion"),
+                ("mixed_bad", None, f"{Reason.INSTITUTION}: cliniquececil, hopitaldesion"),
             ],
             "study",
         ),
@@ -467,7 +468,7 @@ def test_filter_institutions_mixed_needs_mixed_accepted() -> None:
     series = inst_frame([("s", "1", "CHUV"), ("s", "2", "Clinique Cecil")])
     kept, out = filter_institutions(series, accepted=["chuv"])
     assert kept.height == 0
-    assert out["reason"].to_list() == [Reason.INSTITUTION]
+    assert out["reason"].to_list() == [f"{Reason.INSTITUTION}: chuv, cliniquececil"]
 
 
 def test_filter_institutions_accepted_list_is_normalised() -> None:
@@ -533,6 +534,8 @@ def test_filter_institutions_partition_and_oracle(rows: list[tuple[str, str | No
         else:
             value = "mixed"
             want = None if found & set(ACCEPTED) else Reason.INSTITUTION
+        if want == Reason.INSTITUTION:  # followed by the names rejected, sorted
+            want += ": " + ", ".join(sorted(n for n in found if n is not None))
         if want is None:
             mine = kept.filter(pl.col("study_uid") == study).select("series_uid", "institution")
             for uid, got in mine.iter_rows():

@@ -27,6 +27,7 @@ from pyschedvisu.synth.writer import tm
 from pyschedvisu_core import schema
 from pyschedvisu_core.labels import minify_machine
 from pyschedvisu_core.schema import Reason
+from pyschedvisu_core.series import normalise_institution
 from tests.fixtures.synth import WEEK_SEED
 
 SETTINGS = Settings()
@@ -469,3 +470,56 @@ def test_cli_generates_skips_complete_days_and_forces(tmp_path: Path, synth_week
         app, ["synth", "--out", str(tmp_path), "--start", "2024-03-08", "--end", "nope"]
     )
     assert result.exit_code == 2
+
+
+def test_another_department_matches_nothing_of_the_reference_config_but_its_filters() -> None:
+    """Seeland: every study description falls to OTHER with the reference patterns, every
+    institution and scanner model is unknown to it; the two SPECT/CT are one model."""
+    from pyschedvisu.synth import SEELAND
+
+    for machine in catalog.MACHINES.values():
+        for st in machine.types:
+            for desc in st.descriptions:
+                new = SEELAND.descriptions[desc]
+                for patterns in SETTINGS.descriptions.values():
+                    assert label_of(new, patterns) == "OTHER", (desc, new)
+    per_machine = {
+        m.key: {SEELAND.descriptions[d] for st in m.types for d in st.descriptions}
+        for m in catalog.MACHINES.values()
+    }
+    for key, names in per_machine.items():  # a description is one label on its machine
+        minified = [re.sub(r"[\s_\-^()+:.']", "", n.lower()) for n in names]
+        assert len(set(minified)) == len(minified), key
+    accepted = set(SETTINGS.retrieve.accepted_institutions)
+    assert not {normalise_institution(n) for n in SEELAND.institutions.values()} & accepted
+    reference_models = {minify_machine(m) for v in SETTINGS.machines.values() for m in v}  # type: ignore[union-attr]
+    assert not {minify_machine(m) for m in SEELAND.models.values()} & reference_models
+    d670, intevo = catalog.MACHINES["discovery670nm"], catalog.MACHINES["intevo"]
+    assert {SEELAND.models[m] for m in d670.models.values()} == {
+        SEELAND.models[m] for m in intevo.models.values()
+    }
+    assert SEELAND.stations[d670.station] != SEELAND.stations[intevo.station]
+
+
+def test_another_department_relabels_the_same_days(tmp_path: Path) -> None:
+    from pyschedvisu.synth import SEELAND
+
+    day = dt.date(2024, 3, 5)
+    generate(tmp_path / "ref", day, day, 3, SETTINGS, workers=1)
+    generate(tmp_path / "see", day, day, 3, SETTINGS, workers=1, department=SEELAND)
+    ref = sorted((tmp_path / "ref" / "dicom").rglob("*.dcm"))
+    see = sorted((tmp_path / "see" / "dicom").rglob("*.dcm"))
+    assert [p.relative_to(tmp_path / "ref") for p in ref] == [
+        p.relative_to(tmp_path / "see") for p in see
+    ]
+    a, b = pydicom.dcmread(ref[0]), pydicom.dcmread(see[0])
+    assert (a.SOPInstanceUID, a.AcquisitionTime, a.PatientID) == (
+        b.SOPInstanceUID,
+        b.AcquisitionTime,
+        b.PatientID,
+    )
+    assert b.StationName == SEELAND.stations[a.StationName]
+    assert b.ManufacturerModelName == SEELAND.models[a.ManufacturerModelName]
+    assert b.StudyDescription == SEELAND.descriptions.get(a.StudyDescription, a.StudyDescription)
+    info = json.loads((tmp_path / "see" / "synth.json").read_text())
+    assert info["department"] == "seeland"

@@ -69,7 +69,7 @@ from pynetdicom.sop_class import (
     Verification,
 )
 
-from pyschedvisu_core import queries
+from pyschedvisu_core import diagnosis, queries
 from pyschedvisu_core import status as dimse_status
 from pyschedvisu_core.dicomvalues import text_value
 from pyschedvisu_core.errors import (
@@ -505,9 +505,21 @@ class DimseClient:
             why = getattr(prim, "reason_str", "") or "no reason given"
             if result == 0x02:
                 raise PacsThrottledError(f"{c.label}: association rejected for now ({why})")
+            source, reason = getattr(prim, "result_source", None), getattr(prim, "diagnostic", None)
+            told = diagnosis.rejected(
+                result,
+                source,
+                reason,
+                called_ae=c.called_ae,
+                calling_ae=c.calling_ae,
+                move_port=c.move_port,
+            )
             raise AssociationRejectedError(
-                f"{c.label}: the PACS rejected our association (calling AE {c.calling_ae!r}, "
-                f"called AE {c.called_ae!r}): {why}. Check that our AE title is registered at the PACS."
+                f"{c.label}: {told.summary} (calling AE {c.calling_ae!r}, called AE "
+                f"{c.called_ae!r}). Hint: {told.hint}",
+                result=result,
+                source=source,
+                reason=reason,
             )
         raise PacsUnreachableError(
             f"{c.label}: no association (connection refused, timed out or aborted): "

@@ -25,8 +25,10 @@ def extract_cmd(
         typer.Option("--force", help="Recompute the days even if their series did not change."),
     ] = False,
 ) -> None:
-    """Turn the stored series into studies (only the days that changed); print counts per machine."""
-    from pyschedvisu.extraction import extract
+    """Turn the stored series into studies (only the days that changed); print counts per
+    machine, then what the rules left out and why (institutions, mixed cases, OTHER labels,
+    days with no study kept), with the values that did not match. Exit 0 (1 on failure)."""
+    from pyschedvisu.extraction import dropped_studies, extract
 
     settings = settings_from(ctx)
     first, last = parse_day(start), parse_day(end)
@@ -39,6 +41,7 @@ def extract_cmd(
         days = settings.business_days(first, last)
     try:
         result = extract(settings, days, force=force)
+        dropped = dropped_studies(settings, days)
     except PySchedVisuError as exc:
         typer.echo(f"extract failed: {exc}", err=True)
         raise typer.Exit(code=1) from None
@@ -56,6 +59,8 @@ def extract_cmd(
         f"  {'total':<{width}}  {result.n_studies:>7}  (+{result.n_mixed} mixed cases left out)"
     )
     typer.echo(str(result.path))
+    for line in dropped.lines():
+        typer.echo(f"WARNING: {line}", err=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -1,4 +1,9 @@
-"""``pyschedvisu pacs check``: can we talk to the configured PACS, and how can timing be read?"""
+"""``pyschedvisu pacs check``: can we talk to the configured PACS, and how can timing be read?
+
+When the PACS keeps us out, it says which way (:mod:`pyschedvisu_core.diagnosis`): no
+association at all, association rejected (and why), or accepted then dropped at the first
+request; each with the one line to ask the PACS team.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ from typing import Annotated
 import typer
 
 from pyschedvisu.commands._common import settings_from
-from pyschedvisu_core.errors import AssociationRejectedError, PacsError, PacsUnreachableError
+from pyschedvisu_core.errors import PacsError
 
 
 def check(
@@ -24,7 +29,13 @@ def check(
     ] = None,
 ) -> None:
     """C-ECHO the PACS, then test IMAGE-level timing attributes, C-GET and C-MOVE; exit 1 if unusable."""
-    from pyschedvisu.retrieval import check_day_wide, find_sample, make_client, record_for
+    from pyschedvisu.retrieval import (
+        check_day_wide,
+        diagnose,
+        find_sample,
+        make_client,
+        record_for,
+    )
 
     settings = settings_from(ctx)
     p = settings.pacs
@@ -40,14 +51,20 @@ def check(
     client = make_client(settings)
     try:
         t0 = time.monotonic()
+
+        def unusable(exc: PacsError, request: str) -> typer.Exit:
+            told = diagnose(settings, exc, client.counters, request)
+            if told is None:
+                typer.echo(f"PACS {label}: {request} failed: {exc}", err=True)
+            else:
+                typer.echo(f"PACS {label}: NOT usable: {told.summary} ({exc})", err=True)
+                typer.echo(f"hint: {told.hint}", err=True)
+            return typer.Exit(code=1)
+
         try:
             client.echo()
-        except (PacsUnreachableError, AssociationRejectedError) as exc:
-            typer.echo(f"PACS {label}: NOT usable: {exc}", err=True)
-            raise typer.Exit(code=1) from None
         except PacsError as exc:
-            typer.echo(f"PACS {label}: C-ECHO failed: {exc}", err=True)
-            raise typer.Exit(code=1) from None
+            raise unusable(exc, "C-ECHO") from None
         typer.echo(f"C-ECHO {label}: ok ({(time.monotonic() - t0) * 1000:.0f} ms)")
         deflated = client.answers_deflated
         if not p.deflate_answers:
@@ -57,8 +74,7 @@ def check(
         try:
             found = find_sample(client, start, end, settings.retrieve.study_modalities)
         except PacsError as exc:
-            typer.echo(f"C-FIND failed: {exc}", err=True)
-            raise typer.Exit(code=1) from None
+            raise unusable(exc, "C-FIND") from None
         if found is None:
             typer.echo(
                 f"no PT/NM study between {start} and {end}: retrieval methods not tested (use --day)"

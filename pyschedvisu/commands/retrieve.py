@@ -30,8 +30,11 @@ def run_retrieve(settings: Any, start: dt.date, end: dt.date, force: bool, conso
     Up to ``pacs.max_concurrent`` days are in flight at once over the one shared client, so
     its pacing and association limits still hold for the whole run.
     """
-    from pyschedvisu.retrieval import make_client, retrieve_day
+    from rich.markup import escape
+
+    from pyschedvisu.retrieval import failure_hint, make_client, retrieve_day
     from pyschedvisu.store import SeriesStore
+    from pyschedvisu_core.dropped import day_status, from_summaries
 
     days = settings.business_days(start, end)
     if not days:
@@ -122,6 +125,9 @@ def run_retrieve(settings: Any, start: dt.date, end: dt.date, force: bool, conso
             table.add_row(day.isoformat(), "", "", "", "", "", "", "[red]FAILED[/red]")
             continue
         note = "from store" if r["from_cache"] else ("" if r["final"] else "not final yet")
+        status = day_status(r)
+        if status != "ok":
+            note = (f"{note}; " if note else "") + f"[yellow]WARNING: {status}[/yellow]"
         table.add_row(
             r["day"],
             str(r["studies"]),
@@ -133,9 +139,14 @@ def run_retrieve(settings: Any, start: dt.date, end: dt.date, force: bool, conso
             note,
         )
     console.print(table)
+    for line in from_summaries(rows).lines():
+        console.print(f"[yellow]WARNING[/yellow]: {escape(line)}", soft_wrap=True)
     if failures:
         for day, why in sorted(failures.items()):
             console.print(f"[red]day {day} failed[/red]: {why}", soft_wrap=True)
+        hint = failure_hint(settings, client.counters, list(failures.values()))
+        if hint is not None:
+            console.print(f"[yellow]hint[/yellow]: {escape(hint.text())}", soft_wrap=True)
         console.print(
             f"{len(failures)} of {len(days)} day(s) not retrieved; run again to retry them"
         )

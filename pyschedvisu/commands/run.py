@@ -128,6 +128,8 @@ def weekly(
     result = finish(state)
     typer.echo(f"PDF:  {result.get('pdf')}")
     typer.echo(f"HTML: {result.get('html')}")
+    for line in result.get("dropped") or []:
+        typer.echo(f"WARNING: {line}", err=True)
 
 
 @run_app.command("backfill")
@@ -152,6 +154,8 @@ def backfill_cmd(
     typer.echo(
         f"{result.get('days')} day(s), {result.get('fetched')} fetched; studies: {result.get('studies')}"
     )
+    for line in result.get("dropped") or []:
+        typer.echo(f"WARNING: {line}", err=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -27,15 +27,35 @@ def synth(
         int | None,
         typer.Option("--workers", min=1, help="Worker processes (default: one per CPU)."),
     ] = None,
+    department: Annotated[
+        str,
+        typer.Option(
+            "--department",
+            help="Whose names the files carry: 'reference' (what the default config describes) "
+            "or 'seeland' (another hospital: other institution, scanner models, descriptions, "
+            "two identical SPECT/CT; try `pyschedvisu discover` on it).",
+        ),
+    ] = "reference",
 ) -> None:
     """Generate a synthetic nuclear-medicine department with its ground truth."""
-    from pyschedvisu.synth import generate
+    from pyschedvisu.synth import DEPARTMENTS, generate
 
     first, last = parse_day(start), parse_day(end)
     if last < first:
         raise typer.BadParameter("--end is before --start")
+    if department not in DEPARTMENTS:
+        raise typer.BadParameter(f"{department!r}: one of {sorted(DEPARTMENTS)}")
     settings = settings_from(ctx)
-    summary = generate(out, first, last, seed, settings, force=force, workers=workers)
+    summary = generate(
+        out,
+        first,
+        last,
+        seed,
+        settings,
+        force=force,
+        workers=workers,
+        department=DEPARTMENTS[department],
+    )
     typer.echo(
         f"{out}: {summary.days} business days ({summary.generated_days} generated, "
         f"{summary.days - summary.generated_days} already there) in {summary.seconds:.1f} s: "

@@ -8,7 +8,8 @@ The pipeline of a day, one module each::
     headers.py       HeaderReader: the instance headers that time each series (C-FIND/GET/MOVE)
     institutions.py  InstitutionName from the files where the PACS index cannot be trusted
     day.py           retrieve_day: the above in order, frames assembled by the core, stored
-    check.py         what ``pacs check`` asks beyond a retrieval
+    check.py         what ``pacs check`` asks beyond a retrieval, and why a PACS keeps us out
+    survey.py        ``discover``: what the PACS holds over some days (no file moved by default)
 
 Frames are built by :mod:`pyschedvisu_core.dayframes` (pure); queries by
 :mod:`pyschedvisu_core.queries`; the client interface is :mod:`pyschedvisu_core.transport`.
@@ -21,7 +22,13 @@ from pyschedvisu.retrieval.capabilities import (
     pacs_key,
     record_for,
 )
-from pyschedvisu.retrieval.check import check_day_wide, find_sample
+from pyschedvisu.retrieval.check import (
+    check_day_wide,
+    diagnose,
+    failure_hint,
+    find_sample,
+    tcp_probe,
+)
 from pyschedvisu.retrieval.clients import close_clients, dimse_config, make_client, shared_client
 from pyschedvisu.retrieval.day import (
     STORE_VERSION,
@@ -39,7 +46,9 @@ __all__ = [
     "PacsRecord",
     "check_day_wide",
     "close_clients",
+    "diagnose",
     "dimse_config",
+    "failure_hint",
     "find_sample",
     "forget_capabilities",
     "is_final",
@@ -50,4 +59,5 @@ __all__ = [
     "retrieve_day",
     "shared_client",
     "stored_summary",
+    "tcp_probe",
 ]

@@ -1,19 +1,27 @@
-"""What ``pacs check`` asks beyond a retrieval: a sample to probe with, and day-wide queries."""
+"""What ``pacs check`` asks beyond a retrieval: a sample to probe with, day-wide queries, and
+why a PACS does not let us in (:mod:`pyschedvisu_core.diagnosis`)."""
 
 from __future__ import annotations
 
 import datetime as dt
+import socket
 from collections.abc import Sequence
 
 from pyschedvisu.config import Settings
 from pyschedvisu.retrieval.capabilities import record_for
 from pyschedvisu.retrieval.planner import DayPlanner
+from pyschedvisu_core import diagnosis
 from pyschedvisu_core import queries as q
 from pyschedvisu_core.dayframes import int_value
 from pyschedvisu_core.dicomtime import parse_da
 from pyschedvisu_core.dicomvalues import text_value
-from pyschedvisu_core.errors import PacsError
-from pyschedvisu_core.transport import PacsClient
+from pyschedvisu_core.errors import (
+    AssociationRejectedError,
+    PacsError,
+    PacsTimeoutError,
+    PacsUnreachableError,
+)
+from pyschedvisu_core.transport import OpCounters, PacsClient
 
 
 def find_sample(
@@ -62,3 +70,68 @@ def check_day_wide(settings: Settings, client: PacsClient, day: dt.date) -> tupl
     if rows is None:
         return False, f"{why}: one SERIES query per study"
     return True, f"{len(wanted)} studies answered in one SERIES query"
+
+
+def tcp_probe(host: str, port: int, timeout_s: float) -> str:
+    """What a plain TCP connection to the PACS gets: ok, refused, timeout, unresolved, or why."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            return "ok"
+    except socket.gaierror:
+        return "unresolved"
+    except ConnectionRefusedError:
+        return "refused"
+    except TimeoutError:
+        return "timeout"
+    except OSError as exc:
+        return exc.strerror or str(exc)
+
+
+def diagnose(
+    settings: Settings, exc: PacsError, counters: OpCounters, request: str
+) -> diagnosis.Diagnosis | None:
+    """Why ``exc`` (the first failure talking to the PACS) happened, when it is one of the
+    three ways a PACS keeps us out; None for anything else (throttling, a refused query...).
+
+    ``counters``: what the client did so far (an answer ever received rules "dropped" out);
+    ``request``: what failed (C-ECHO, C-FIND...).
+    """
+    p = settings.pacs
+    move_port = p.move_port
+    if isinstance(exc, AssociationRejectedError):
+        return diagnosis.rejected(
+            exc.result,
+            exc.source,
+            exc.reason,
+            called_ae=p.called_ae,
+            calling_ae=p.calling_ae,
+            move_port=move_port,
+        )
+    if isinstance(exc, PacsUnreachableError):
+        return diagnosis.unreachable(p.host, p.port, tcp_probe(p.host, p.port, p.connect_timeout_s))
+    if isinstance(exc, PacsTimeoutError) and counters.responses == 0:
+        return diagnosis.dropped(
+            request, calling_ae=p.calling_ae, move_port=move_port, echo_ok=counters.echo > 0
+        )
+    return None
+
+
+def failure_hint(
+    settings: Settings, counters: OpCounters, failures: Sequence[str]
+) -> diagnosis.Diagnosis | None:
+    """The diagnosis of a run that failed without the exception at hand (``retrieve``).
+
+    From what the client did: queries sent, none ever answered, timeouts: accepted then
+    dropped; no request sent at all: the association itself failed (a rejection's message
+    carries its own hint; otherwise a TCP probe tells a closed port from a dropped request).
+    """
+    if not failures:
+        return None
+    p = settings.pacs
+    if counters.find and not counters.responses and counters.timeouts:
+        return diagnosis.dropped(
+            "C-FIND", calling_ae=p.calling_ae, move_port=p.move_port, echo_ok=counters.echo > 0
+        )
+    if counters.dimse_ops == 0 and not any("Hint:" in f for f in failures):
+        return diagnosis.unreachable(p.host, p.port, tcp_probe(p.host, p.port, p.connect_timeout_s))
+    return None

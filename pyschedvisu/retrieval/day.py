@@ -30,6 +30,7 @@ from pyschedvisu.retrieval.jobs import Outcome, Pool, ProgressFn, SeriesJob
 from pyschedvisu.retrieval.planner import DayPlanner, fill_counts
 from pyschedvisu.store import SeriesStore
 from pyschedvisu_core.dayframes import DayFrames, TimedSeries, assemble_day, series_frame
+from pyschedvisu_core.dropped import institution_names
 from pyschedvisu_core.errors import (
     AssociationRejectedError,
     PacsError,
@@ -44,7 +45,9 @@ from pyschedvisu_core.transport import METHODS, PacsClient
 log = logging.getLogger("pyschedvisu.retrieval")
 
 #: Bump when what is stored for a day changes meaning: stored days are then fetched again.
-STORE_VERSION = 1
+#: 2: StationName and DeviceSerialNumber kept per series (identical scanners, DOMAIN §7);
+#:    a study rejected by the institution rule names the institutions in its reason
+STORE_VERSION = 2
 
 
 def retrieval_fingerprint(settings: Settings) -> str:
@@ -87,6 +90,8 @@ def stored_summary(day: dt.date, manifest: dict[str, Any]) -> dict[str, Any]:
         "reasons": manifest.get("reasons", {}),
         "from_cache": True,
         "dimse_ops": 0,
+        "studies_found": manifest.get("studies_found"),
+        "dropped": manifest.get("dropped", {}),
     }
 
 
@@ -117,6 +122,11 @@ class DayResult:
         """Count per reason code (excluded and failed; details after ':' dropped)."""
         return reason_counts(self.excluded.get_column("reason"), self.failed.get_column("reason"))
 
+    def dropped(self) -> dict[str, dict[str, int]]:
+        """What did not match the config, by value: ``{"institutions": {name: studies}}``."""
+        names = institution_names(self.excluded.get_column("reason").to_list())
+        return {"institutions": dict(sorted(names.items()))}
+
     def summary(self) -> dict[str, Any]:
         """Plain summary (the Prefect task result, the CLI table row)."""
         return {
@@ -131,6 +141,8 @@ class DayResult:
             "reasons": self.reasons(),
             "from_cache": self.from_cache,
             "dimse_ops": int(self.ops.get("dimse_ops", 0)),
+            "studies_found": self.studies_found,
+            "dropped": self.dropped(),
         }
 
     @classmethod
@@ -233,6 +245,7 @@ def retrieve_day(
         "studies_found": got.studies_found,
         "studies": res.studies,
         "reasons": res.reasons(),
+        "dropped": res.dropped(),
         "seconds": round(seconds, 3),
         "passes": got.passes,
         "ops": ops,

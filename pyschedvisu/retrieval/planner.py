@@ -76,6 +76,9 @@ class DayPlanner:
         self.direct_timed: set[str] = set()  # series whose answers above carry the timing
         #: instance 1 of series whose institution is read from a file
         self.first_picks: dict[str, Dataset] = {}
+        #: attributes asked at SERIES level beyond the retrieval's (``discover``: equipment),
+        #: answered in each row under their keyword
+        self.series_extra: tuple[str, ...] = ()
 
     @property
     def per_study(self) -> bool:
@@ -224,7 +227,7 @@ class DayPlanner:
             chunk = studies[i : i + UID_LIST_MAX]
             expected = {uid: self.study_series.get(uid) for uid, _, _ in chunk}
             limit = SERIES_PER_STUDY_MAX * len(chunk) + sum(c or 0 for c in expected.values())
-            query = q.day_series_query(self.day, list(expected))
+            query = q.day_series_query(self.day, list(expected), self.series_extra)
             try:
                 answers = self.client.find("SERIES", query, limit=limit)
             except PacsAnswerError:
@@ -241,10 +244,18 @@ class DayPlanner:
                 pid, answered = patients[study], text_value(ds, "PatientID")
                 if pid and answered is not None and answered != pid:
                     continue  # the per-study query filters on PatientID
-                row = series_row(self.day, study, ds, descriptions[study])
+                row = self._series_row(study, ds, descriptions[study])
                 if row is not None:
                     out.append(row)
         return out, ""
+
+    def _series_row(
+        self, study_uid: str, ds: Dataset, study_description: str | None
+    ) -> dict[str, Any] | None:
+        row = series_row(self.day, study_uid, ds, study_description)
+        if row is not None:
+            row.update({k: text_value(ds, k) for k in self.series_extra})
+        return row
 
     def prefetch_instances(self, jobs: Sequence[SeriesJob]) -> None:
         """Minimal IMAGE-level answers of ``jobs`` in day-wide queries (batched).
@@ -554,8 +565,9 @@ class DayPlanner:
     ) -> list[dict[str, Any]]:
         """The SERIES rows of one study (one query, the hierarchical way)."""
         out = []
-        for ds in self.client.find("SERIES", q.series_query(self.day, study_uid, patient_id)):
-            row = series_row(self.day, study_uid, ds, study_description)
+        query = q.series_query(self.day, study_uid, patient_id, self.series_extra)
+        for ds in self.client.find("SERIES", query):
+            row = self._series_row(study_uid, ds, study_description)
             if row is not None:
                 out.append(row)
         return out

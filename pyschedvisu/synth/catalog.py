@@ -50,6 +50,8 @@ class Machine:
     tm_style: str  # how its consoles write TM values: full | frac | min
     types: tuple[StudyType, ...] = field(default=())
     derived: bool = True  # produces fusions / MIPs / captures
+    station: str = ""  # StationName of its consoles
+    serial: str = ""  # DeviceSerialNumber
 
 
 def P(kind: str, lo: int = 0, hi: int = 0, description: str = "") -> Part:
@@ -64,6 +66,8 @@ PET_SIEMENS = Machine(
     manufacturer="SIEMENS",
     models={"CT": "Biograph64", "PT": "Biograph64_Vision 600"},
     institution="Centre Hospitalier Universitaire Vaudois",
+    station="MN-PETCT-VISION",
+    serial="60451",
     tm_style="frac",
     types=(
         StudyType(
@@ -140,6 +144,8 @@ PET_GE = Machine(
     manufacturer="GE MEDICAL SYSTEMS",
     models={"CT": "Discovery 690", "PT": "Discovery 690"},
     institution="PETCT CHUV",
+    station="MN-PETCT-D690",
+    serial="690PET1207",
     tm_style="full",
     types=(
         StudyType(
@@ -200,6 +206,8 @@ D670 = Machine(
     manufacturer="GE MEDICAL SYSTEMS",
     models={"NM": "Tandem_Discovery_670", "CT": "BrightSpeed"},
     institution="Medecine Nucleaire CHUV Lausanne",
+    station="MN-SPECT-D670",
+    serial="670NM0433",
     tm_style="full",
     types=(
         StudyType(
@@ -301,6 +309,8 @@ INTEVO = Machine(
     manufacturer="SIEMENS",
     models={"NM": "Encore2", "CT": "Symbia Intevo 16"},
     institution="Nuclear Medecine,CHUV",
+    station="MN-SPECT-INTEVO",
+    serial="1601",
     tm_style="frac",
     types=(
         StudyType(
@@ -398,6 +408,8 @@ MILLENNIUM = Machine(
     manufacturer="GE MEDICAL SYSTEMS",
     models={"NM": "MILLENNIUM MPR"},
     institution="CHUV",
+    station="MN-MILLENNIUM",
+    serial="MPR2208",
     tm_style="min",
     derived=False,
     types=(

@@ -30,21 +30,24 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import polars as pl
 
-from pyschedvisu.config import Settings
+from pyschedvisu import reference as ref
+from pyschedvisu.config import Settings, display_machine, plain_machines
 from pyschedvisu.store import atomic_write_bytes, atomic_write_parquet
-from pyschedvisu.synth.plan import plan_day
+from pyschedvisu.synth.department import Department, relabel
+from pyschedvisu.synth.plan import DayPlan, plan_day
 from pyschedvisu.synth.truth import CASES_SCHEMA, KEPT_SERIES_SCHEMA, Rules, day_truth
 from pyschedvisu.synth.writer import write_day
 from pyschedvisu_core import schema
+from pyschedvisu_core.labels import minify_machine
 
 log = logging.getLogger("pyschedvisu.synth")
 
 #: Bump when the generated content changes for a given seed and day.
-VERSION = "2"
+VERSION = "3"
 
 TRUTH_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
     "studies": schema.TRUTH_STUDY_SCHEMA,
@@ -72,19 +75,37 @@ class SynthSummary:
 
 @dataclass(frozen=True)
 class Dept:
-    """Plain config values a day depends on (picklable for the worker processes)."""
+    """Plain config values a day depends on (picklable for the worker processes).
+
+    ``machine_keys`` / ``slots``: which reference scanners are planned and how full;
+    ``rules``: the config the truth is told by; ``department``: the names the files carry
+    (None: the reference department's).
+    """
 
     machine_keys: list[str]
     slots: dict[str, list[int]]
     rules: Rules
+    department: Department | None = None
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Dept:
+    def from_settings(cls, settings: Settings, department: Department | None = None) -> Dept:
+        if department is None:
+            keys = settings.display_machines()
+            slots = {k: list(v.slots_per_weekday) for k, v in settings.draw.machine.items()}
+        else:
+            # another department's config names other machines: its scanners are the
+            # reference ones, planned as the reference department plans them
+            keys = list(dict.fromkeys(minify_machine(display_machine(g)) for g in ref.MACHINES))
+            slots = {
+                k: list(cast(list[int], v["slots_per_weekday"]))
+                for k, v in ref.MACHINE_DRAW.items()
+            }
         return cls(
-            machine_keys=settings.display_machines(),
-            slots={k: list(v.slots_per_weekday) for k, v in settings.draw.machine.items()},
+            machine_keys=keys,
+            slots=slots,
+            department=department,
             rules=Rules(
-                machines={k: list(v) for k, v in settings.machines.items()},
+                machines=plain_machines(settings.machines),
                 descriptions={
                     k: {lk: list(lv) for lk, lv in v.items()}
                     for k, v in settings.descriptions.items()
@@ -120,11 +141,35 @@ def _complete(out: Path, day: dt.date, seed: int, fp: str) -> bool:
     )
 
 
+def day_plan(day: dt.date, seed: int, dept: Dept) -> DayPlan:
+    """The plan of one day under the department's names."""
+    return relabel(plan_day(day, seed, dept.slots, dept.machine_keys), dept.department)
+
+
+def truth_frames(
+    days: list[dt.date],
+    seed: int,
+    settings: Settings,
+    department: Department | None = None,
+) -> dict[str, pl.DataFrame]:
+    """The truth of ``days`` told by ``settings`` (no file written; the plan is re-made).
+
+    A day's files do not depend on the config, its truth does: e.g. the truth of another
+    department under the config ``pyschedvisu discover`` drafted for it.
+    """
+    dept = Dept.from_settings(settings, department)
+    per_day = [day_truth(day_plan(d, seed, dept), dept.rules) for d in days]
+    return {
+        kind: pl.concat([f[kind] for f in per_day]) if per_day else schema.empty(target)
+        for kind, target in TRUTH_SCHEMAS.items()
+    }
+
+
 def generate_day(out: Path, day: dt.date, seed: int, dept: Dept) -> dict[str, Any]:
     """Plan, write and record one day; returns its marker (with counts)."""
     name = day.strftime("%Y%m%d")
     (_day_dir(out, day) / "day.json").unlink(missing_ok=True)
-    plan = plan_day(day, seed, dept.slots, dept.machine_keys)
+    plan = day_plan(day, seed, dept)
     dicom = out / "dicom"
     for stale in dicom.glob(f".*-{name}-*"):  # left by an interrupted run
         shutil.rmtree(stale, ignore_errors=True)
@@ -193,9 +238,12 @@ def generate(
     *,
     force: bool = False,
     workers: int | None = None,
+    department: Department | None = None,
 ) -> SynthSummary:
     """Generate the department for the business days from ``start`` to ``end`` into ``out``.
 
+    ``department``: the names the files carry (default: the reference department's, which
+    the default config describes; see :mod:`pyschedvisu.synth.department`).
     Deterministic: the same seed, days and config give byte-identical files and truth.
     ``workers`` processes write days in parallel (default: one per CPU; 1 = in-process); a
     script calling this needs the usual ``if __name__ == "__main__":`` guard.
@@ -205,7 +253,7 @@ def generate(
     began = time.perf_counter()
     settings = settings or Settings()
     out = Path(out)
-    dept = Dept.from_settings(settings)
+    dept = Dept.from_settings(settings, department)
     fp = dept.fingerprint()
     days = settings.business_days(start, end)
     todo = [d for d in days if force or not _complete(out, d, seed, fp)]
@@ -250,6 +298,7 @@ def generate(
         "start": start.isoformat(),
         "end": end.isoformat(),
         "config": fp,
+        "department": department.name if department is not None else "reference",
         "days": [d.isoformat() for d in days],
         "counts": {
             k: v for k, v in asdict(summary).items() if k not in ("seconds", "generated_days")

@@ -49,6 +49,8 @@ class Series:
     reason: str | None = None
     content_time: dt.datetime | None = None
     cases: list[str] = field(default_factory=list)
+    station: str | None = None  # StationName of the scanner (None = absent)
+    serial: str | None = None  # DeviceSerialNumber
 
     @property
     def n_instances(self) -> int:
@@ -204,6 +206,8 @@ class DayPlanner:
             model=m.models.get(modality, m.models.get("NM") or m.models.get("PT")),
             manufacturer=m.manufacturer,
             institution=m.institution,
+            station=m.station or None,
+            serial=m.serial or None,
             sop_class=kw.pop("sop_class", None) or cat.SOP_OF_MODALITY[modality],
             image_type=kw.pop("image_type", ("ORIGINAL", "PRIMARY")),
             times=times,

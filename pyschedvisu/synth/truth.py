@@ -40,7 +40,9 @@ CASES_SCHEMA: dict[str, pl.DataType] = {
 class Rules:
     """The config values the truth depends on (plain values, picklable)."""
 
-    machines: dict[str, list[str]]  # machine group -> minified model names
+    #: machine group -> minified model names, or a table naming them and the scanner's
+    #: station_names / device_serial_numbers (identical scanners)
+    machines: dict[str, list[str] | dict[str, list[str]]]
     descriptions: dict[str, dict[str, list[str]]]  # display key -> label -> patterns
     retake_split_s: int
     overlap_tolerance_s: int = 60
@@ -73,12 +75,36 @@ def series_status(study: Study, s: Series) -> tuple[str, str | None]:
     return s.status, s.reason
 
 
-def _group(rules: Rules, models: set[str]) -> str | None:
+def _identifier(value: str) -> str:
+    """A StationName / DeviceSerialNumber as compared: no whitespace, lower case."""
+    return re.sub(r"\s+", "", value).lower()
+
+
+def _group(rules: Rules, models: set[str], stations: set[str], serials: set[str]) -> str | None:
+    """The machine group of a study's scanner (DOMAIN §3.2, §7), None for a mixed case.
+
+    Entries with the study's model set whose named identifiers (if any) the study carries;
+    those naming more identifier kinds win; winners of different groups: no group.
+    """
     key = ",".join(sorted(models))
+    seen: set[tuple[str, frozenset[str], frozenset[str]]] = set()
+    found: list[tuple[int, str]] = []
     for group, wanted in rules.machines.items():
-        if ",".join(sorted(wanted)) == key:
-            return group
-    return None
+        named = wanted if isinstance(wanted, dict) else {"models": wanted}
+        own = ",".join(sorted({minify_machine(m) for m in named.get("models", [])}))
+        st = frozenset(_identifier(v) for v in named.get("station_names", []))
+        se = frozenset(_identifier(v) for v in named.get("device_serial_numbers", []))
+        if (own, st, se) in seen:
+            continue  # the same scanner named twice: the first one counts
+        seen.add((own, st, se))
+        if own != key or (st and not st & stations) or (se and not se & serials):
+            continue
+        found.append((int(bool(st)) + int(bool(se)), group))
+    if not found:
+        return None
+    top = max(n for n, _ in found)
+    groups = {g for n, g in found if n == top}
+    return groups.pop() if len(groups) == 1 else None
 
 
 def day_truth(plan: DayPlan, rules: Rules) -> dict[str, pl.DataFrame]:
@@ -124,6 +150,8 @@ def day_truth(plan: DayPlan, rules: Rules) -> dict[str, pl.DataFrame]:
                     "n_instances": s.n_instances,
                     "start": start,
                     "end": end,
+                    "station_name": s.station if status == "kept" else None,
+                    "device_serial_number": s.serial if status == "kept" else None,
                     "status": status,
                     "reason": reason,
                 }
@@ -157,11 +185,18 @@ def day_truth(plan: DayPlan, rules: Rules) -> dict[str, pl.DataFrame]:
                         "machine": s.model,
                         "start": start,
                         "end": end,
+                        "station_name": s.station,
+                        "device_serial_number": s.serial,
                     }
                 )
         if not kept:
             continue  # every series excluded or failed: no study
-        group = _group(rules, {minify_machine(s.model or "") for s in kept})
+        group = _group(
+            rules,
+            {minify_machine(s.model or "") for s in kept},
+            {_identifier(s.station) for s in kept if s.station and _identifier(s.station)},
+            {_identifier(s.serial) for s in kept if s.serial and _identifier(s.serial)},
+        )
         if group is None:
             continue  # "mixed cases": left out of reports
         spans = sorted({s.span() for s in kept})  # same start/end in one study = duplicate series

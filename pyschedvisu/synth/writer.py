@@ -53,6 +53,8 @@ def _static(study: Study, s: Series, seed: int) -> dict[str, Any]:
         "StudyDescription": study.description,
         "SeriesDescription": s.description,
         "ManufacturerModelName": s.model,
+        "StationName": s.station,
+        "DeviceSerialNumber": s.serial,
         "PatientName": study.patient_name,
         "PatientID": study.patient_id,
         "PatientBirthDate": study.birth_date,
