@@ -27,6 +27,13 @@ SERIES_SCHEMA: dict[str, pl.DataType] = {
     "end": DT,
     "station_name": pl.String(),  # StationName of the header (tells identical scanners apart)
     "device_serial_number": pl.String(),  # DeviceSerialNumber of the header
+    # PT / NM: the Radiopharmaceutical Information Sequence (0054,0016), see core/radiopharm.py
+    "radiopharmaceutical": pl.String(),
+    "radionuclide": pl.String(),  # code meaning, e.g. "^18^Fluorine"
+    "injected_at": DT,  # RadiopharmaceuticalStartDateTime, else StartTime on the series date
+    "activity_mbq": pl.Float64(),  # RadionuclideTotalDose (PT: Bq, NM: MBq), in MBq
+    "half_life_s": pl.Float64(),
+    "radiopharm_issue": pl.String(),  # why a field above is null ("code: detail; ...")
 }
 
 #: Series that should have been kept but lack a usable start, end or machine.
