@@ -73,6 +73,14 @@ STUDY_SCHEMA: dict[str, pl.DataType] = {
     "time_to_next_s": pl.Float64(),
     "time_to_prev_prep_s": pl.Float64(),
     "time_to_next_prep_s": pl.Float64(),
+    # injection to scan (DOMAIN §7, core/uptake.py): the take's first PT/NM acquisition
+    "tracer": pl.String(),  # radiopharmaceutical of its injection
+    "radionuclide": pl.String(),
+    "injected_at": DT,
+    "activity_mbq": pl.Float64(),
+    "uptake_s": pl.Float64(),  # first PT/NM acquisition start - injection
+    "uptake_flag": pl.String(),  # injection after the scan start, or more than 24 h before it
+    "radiopharm_issue": pl.String(),  # why the injection could not be read
 }
 
 #: What a perfect pipeline must report (written by the synthetic department).
