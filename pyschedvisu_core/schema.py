@@ -95,6 +95,22 @@ TRUTH_STUDY_SCHEMA: dict[str, pl.DataType] = {
     "patient_id": pl.String(),
 }
 
+#: The injection of each study of the truth (``DIR/truth/uptake.parquet``): what a perfect
+#: extraction gives in the study table's injection columns for the same study take.
+TRUTH_UPTAKE_SCHEMA: dict[str, pl.DataType] = {
+    "date": pl.Date(),
+    "machine": pl.String(),
+    "study_uid": pl.String(),
+    "take": pl.Int32(),
+    "tracer": pl.String(),
+    "radionuclide": pl.String(),
+    "injected_at": DT,
+    "activity_mbq": pl.Float64(),
+    "uptake_s": pl.Float64(),
+    "uptake_flag": pl.String(),
+    "radiopharm_issue": pl.String(),  # the issue codes only, "; "-joined
+}
+
 
 def empty(schema: dict[str, pl.DataType]) -> pl.DataFrame:
     """An empty frame with ``schema``."""
@@ -115,6 +131,13 @@ TRUTH_SERIES_SCHEMA: dict[str, pl.DataType] = {
     "device_serial_number": pl.String(),
     "status": pl.String(),  # "kept" | "excluded" | "failed"
     "reason": pl.String(),  # a Reason code for excluded / failed, else null
+    # what a perfect retrieval stores of the injection (null unless status == "kept")
+    "radiopharmaceutical": pl.String(),
+    "radionuclide": pl.String(),
+    "injected_at": DT,
+    "activity_mbq": pl.Float64(),
+    "half_life_s": pl.Float64(),
+    "radiopharm_issue": pl.String(),  # the issue codes only, "; "-joined
 }
 
 
