@@ -6,7 +6,9 @@
   configuration order), without the patient key;
 * ``counts``: one row per machine x period x bin of the count tables (``COUNTS_SCHEMA``);
 * ``durations``: the duration tables (``DURATIONS_SCHEMA``), gaps included;
-* ``summary``: the summary page (``overview.SUMMARY_SCHEMA``).
+* ``summary``: the summary page (``overview.SUMMARY_SCHEMA``);
+* ``uptake``: the "Injection → scan" pages of the PET machines (``UPTAKE_SCHEMA``: one row
+  per machine x period x description, then its TOTAL; minutes and MBq as on the page).
 
 Written with xlsxwriter (polars' Excel engine) to a temporary file renamed into place. The
 small sheets go through ``polars.DataFrame.write_excel`` (a filterable table each); the
@@ -28,6 +30,7 @@ import polars as pl
 from pyschedvisu.store import FILE_MODE
 from pyschedvisu_core import schedule as sch
 from pyschedvisu_core import schema
+from pyschedvisu_core.uptake import UPTAKE_TABLE_SCHEMA
 
 #: The ``counts`` sheet.
 COUNTS_SCHEMA: dict[str, pl.DataType] = {
@@ -56,6 +59,13 @@ DURATIONS_SCHEMA: dict[str, pl.DataType] = {
     "p90_s": pl.Float64(),
     "min_s": pl.Float64(),
     "max_s": pl.Float64(),
+}
+#: The ``uptake`` sheet (``uptake.uptake_table`` per page; times in seconds as the table).
+UPTAKE_SCHEMA: dict[str, pl.DataType] = {
+    "machine": pl.String(),
+    "period": pl.String(),
+    "description": pl.String(),
+    **{k: v for k, v in UPTAKE_TABLE_SCHEMA.items() if k != "label"},
 }
 #: Columns of the ``studies`` sheet: the study table without the patient key.
 STUDY_COLUMNS = [c for c in schema.STUDY_SCHEMA if c != "patient_key"]
@@ -110,6 +120,16 @@ def durations_rows(machine: str, period: str, durations: pl.DataFrame) -> pl.Dat
     )
 
 
+def uptake_rows(machine: str, period: str, table: pl.DataFrame) -> pl.DataFrame:
+    """The ``uptake`` rows of one page's :func:`uptake.uptake_table`."""
+    return table.select(
+        pl.lit(machine).alias("machine"),
+        pl.lit(period).alias("period"),
+        pl.col("label").alias("description"),
+        *(pl.col(k) for k in UPTAKE_TABLE_SCHEMA if k != "label"),
+    ).cast(UPTAKE_SCHEMA)  # type: ignore[arg-type]
+
+
 def studies_rows(studies: pl.DataFrame, machines: Sequence[str]) -> pl.DataFrame:
     """Studies of the configured ``machines`` (display names, in that order), by machine,
     date and start, without the patient key."""
@@ -162,8 +182,9 @@ def write_workbook(
     counts: pl.DataFrame,
     durations: pl.DataFrame,
     summary: pl.DataFrame,
+    uptake: pl.DataFrame | None = None,
 ) -> None:
-    """Write the four sheets to ``path`` atomically (temp file in its folder, then rename)."""
+    """Write the sheets to ``path`` atomically (temp file in its folder, then rename)."""
     import xlsxwriter
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -172,7 +193,9 @@ def write_workbook(
     try:
         wb = xlsxwriter.Workbook(tmp, {"strings_to_numbers": False, "strings_to_urls": False})
         _write_studies(wb, studies.select(STUDY_COLUMNS))
-        for name, frame in (("counts", counts), ("durations", durations), ("summary", summary)):
+        sheets = [("counts", counts), ("durations", durations), ("summary", summary)]
+        sheets += [("uptake", uptake)] if uptake is not None else []
+        for name, frame in sheets:
             frame.write_excel(
                 wb,
                 name,
@@ -198,6 +221,7 @@ def write_report_workbook(
     counts: pl.DataFrame,
     durations: pl.DataFrame,
     summary: pl.DataFrame,
+    uptake: pl.DataFrame | None = None,
 ) -> str:
     """Read the studies of ``machines`` from ``first`` to ``end`` (the table or its path;
     None: an empty sheet) and write the workbook to ``path``; returns the path.
@@ -216,6 +240,7 @@ def write_report_workbook(
         counts=counts,
         durations=durations,
         summary=summary,
+        uptake=uptake,
     )
     return str(path)
 
@@ -223,7 +248,7 @@ def write_report_workbook(
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m pyschedvisu.workbook SPEC.json``: write a workbook described by a JSON file
     (``out``, ``studies`` (a Parquet path or null), ``machines``, ``first``, ``end`` and the
-    Parquet paths of the ``counts``, ``durations`` and ``summary`` sheets).
+    Parquet paths of the ``counts``, ``durations``, ``summary`` and, when given, ``uptake`` sheets).
 
     How the report writes its workbook beside the rendering: a process of its own, started
     without importing the caller's ``__main__`` (multiprocessing's spawn would).
@@ -243,6 +268,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         dt.date.fromisoformat(spec["first"]),
         dt.date.fromisoformat(spec["end"]),
         **{k: pl.read_parquet(spec[k]) for k in ("counts", "durations", "summary")},
+        uptake=pl.read_parquet(spec["uptake"]) if spec.get("uptake") else None,
     )
     return 0
 
@@ -255,10 +281,12 @@ __all__ = [
     "COUNTS_SCHEMA",
     "DURATIONS_SCHEMA",
     "STUDY_COLUMNS",
+    "UPTAKE_SCHEMA",
     "counts_rows",
     "durations_rows",
     "main",
     "studies_rows",
+    "uptake_rows",
     "write_report_workbook",
     "write_workbook",
 ]
