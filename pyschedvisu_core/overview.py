@@ -45,6 +45,7 @@ SUMMARY_SCHEMA: dict[str, pl.DataType] = {
     "uptake_in_window_pct": pl.Float64(),
     "activity_median_mbq": pl.Float64(),
     "activity_p90_mbq": pl.Float64(),
+    "activity_ref_mbq": pl.Float64(),  # the reference of those studies, when they share one
 }
 
 #: Weeks of the trends page (and as many before them, for the year before).
@@ -168,14 +169,17 @@ def _uptake_columns(injected: Mapping[str, Any]) -> dict[str, Any]:
         "uptake_in_window_pct": injected["in_window_pct"],
         "activity_median_mbq": injected["activity_median_mbq"],
         "activity_p90_mbq": injected["activity_p90_mbq"],
+        "activity_ref_mbq": injected["activity_ref_mbq"],
     }
 
 
-def _activity(median: float | None, p90: float | None) -> str:
-    """``245 / 310``: median / P90 of the administered activities (MBq)."""
+def _activity(median: float | None, p90: float | None, ref: float | None = None) -> str:
+    """``245 / 310``: median / P90 of the administered activities (MBq), ``(300)`` after them
+    when they have a reference."""
     if median is None:
         return ""
-    return f"{median:.0f} / {p90:.0f}" if p90 is not None else f"{median:.0f}"
+    text = f"{median:.0f} / {p90:.0f}" if p90 is not None else f"{median:.0f}"
+    return f"{text} ({ref:.0f})" if ref is not None else text
 
 
 def fmt_change(value: float | None) -> str:
@@ -268,7 +272,7 @@ def summary_cells(table: pl.DataFrame, lang: str) -> tuple[list[str], list[list[
                 ""
                 if r["uptake_in_window_pct"] is None
                 else i18n.fmt_percent(r["uptake_in_window_pct"]),
-                _activity(r["activity_median_mbq"], r["activity_p90_mbq"]),
+                _activity(r["activity_median_mbq"], r["activity_p90_mbq"], r["activity_ref_mbq"]),
             ]
         )
     return header, rows

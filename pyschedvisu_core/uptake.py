@@ -308,7 +308,16 @@ def uptake_table(
 def uptake_totals(studies: pl.DataFrame, windows: Sequence[UptakeWindow]) -> Mapping[str, Any]:
     """The summary page's numbers: the :data:`WINDOWED` row of :func:`uptake_table` when some
     PET study has a window (FDG oncology by default: one tracer, one target), else its
-    :data:`TOTAL` row."""
+    :data:`TOTAL` row; ``activity_ref_mbq``: the reference those windows share (None when
+    they have none, or several)."""
     frame = with_windows(studies, windows)
     windowed = frame.filter(pl.col("_min").is_not_null())
-    return _stats(windowed if windowed.height else frame)
+    by_name = {w.name: w for w in windows}
+    refs = {
+        by_name[name].activity_ref_mbq
+        for name in windowed.get_column("_window").unique().to_list()
+        if name in by_name
+    }
+    # the reference of those studies when they share one (else none: no single number)
+    ref = refs.pop() if len(refs) == 1 else None
+    return {**_stats(windowed if windowed.height else frame), "activity_ref_mbq": ref}

@@ -86,6 +86,7 @@ def test_summary_row_counts_like_the_page_and_compares_with_the_week_before() ->
             "uptake_in_window_pct": [None],
             "activity_median_mbq": [None],
             "activity_p90_mbq": [None],
+            "activity_ref_mbq": [None],
         },
         schema=O.SUMMARY_SCHEMA,
     )

@@ -197,6 +197,11 @@ def test_summary_rows_carry_the_panels_numbers_of_the_studies_with_a_window() ->
     # u4 (OTHER, FDG) has the FDG window by its tracer: its activity counts, its flagged
     # uptake does not
     assert cells[0][-3:] == ["60 min", "50 %", "260 / 298"]
+    assert row["activity_ref_mbq"] is None  # the default FDG window sets no reference
+    ref = spec(uptake_windows=uptake_windows(settings_with_reference()))
+    with_ref = O.summary_table(studies, [O.SummaryItem("h", ref, None)])
+    assert with_ref["activity_ref_mbq"].to_list() == [300.0]
+    assert O.summary_cells(with_ref, "fr")[1][0][-1] == "260 / 298 (300)"
     nm = spec(machine="Intevo", uptake_windows=sp.uptake_windows)
     none = O.summary_table(
         known_week("Intevo").with_columns(pl.lit("NM").alias("modalities")),
