@@ -67,7 +67,7 @@ class NaiveClient:
             StudyRootQueryRetrieveInformationModelMove,
         )
 
-        from pyschedvisu.adapters.dimse import STORAGE_CLASSES, TRANSFER_SYNTAXES, decode_header
+        from pyschedvisu.adapters.dicomnet import STORAGE_CLASSES, TRANSFER_SYNTAXES, decode_header
 
         self.host, self.port, self.called_ae = host, port, called_ae
         self.find_model = StudyRootQueryRetrieveInformationModelFind

@@ -8,6 +8,7 @@ boundary (``raise ... from exc``) so that callers only need this tree::
     ├── PseudonymKeyError           no key to pseudonymise patient ids
     ├── PacsError                   anything that went wrong talking to a PACS
     │   ├── PacsUnreachableError    TCP connect / association request failed
+    │   │   └── PacsCircuitOpenError  failed so many times in a row that nothing is asked
     │   ├── AssociationRejectedError  the PACS refused our AE title or contexts
     │   ├── PacsThrottledError      0xC336-like "busy / out of resources" status
     │   ├── PacsTimeoutError        DIMSE / network timeout, aborted association
@@ -46,6 +47,16 @@ class PacsError(PySchedVisuError):
 
 class PacsUnreachableError(PacsError):
     """The PACS did not accept a TCP connection or an association request."""
+
+
+class PacsCircuitOpenError(PacsUnreachableError):
+    """The PACS failed ``attempts`` associations in a row since ``since``: nothing is asked of it
+    until a C-ECHO answers again (the client's circuit breaker is open)."""
+
+    def __init__(self, message: str, *, since: str = "", attempts: int = 0) -> None:
+        self.since = since
+        self.attempts = attempts
+        super().__init__(message)
 
 
 class AssociationRejectedError(PacsError):

@@ -22,7 +22,7 @@ from pynetdicom.sop_class import (
     Verification,
 )
 
-from pyschedvisu.adapters.dimse import nodelay
+from pyschedvisu.adapters.dicomnet import nodelay
 
 #: the NM storage class retired in 1998, still in archives reaching back (see dimse.py)
 NM_RETIRED = "1.2.840.10008.5.1.4.1.1.5"

@@ -14,7 +14,8 @@ import polars as pl
 import pytest
 from pydicom.dataset import Dataset
 
-from pyschedvisu.adapters.dimse import DimseClient, DimseConfig, RateLimiter
+from pyschedvisu.adapters.dimse import DimseClient, DimseConfig
+from pyschedvisu.adapters.pacing import Pacer
 from pyschedvisu_core import queries as core
 from pyschedvisu_core.errors import (
     AssociationRejectedError,
@@ -195,7 +196,11 @@ def test_aborted_association_is_replaced(client: DimseClient, scp: MiniScp) -> N
 def test_unreachable_pacs_fails_fast_with_a_clear_error() -> None:
     c = DimseClient(config(free_port(), op_retries=1, connect_timeout_s=2))
     try:
-        with pytest.raises(PacsUnreachableError, match="check host, port and firewall"):
+        with pytest.raises(
+            PacsUnreachableError,
+            match=r"unreachable since \d\d:\d\d:\d\d \(2 attempts\): no association .* "
+            r"Check pacs.host, pacs.port and the firewall",
+        ):
             c.find("STUDY", core.study_query(DAY, "PT"))
     finally:
         c.close()
@@ -219,7 +224,7 @@ def test_pool_never_opens_more_than_max_concurrent(instances: list[Dataset]) -> 
     open_now = 0
     peak = 0
     lock = threading.Lock()
-    original = c._associate
+    original = c._pool._associate
 
     def counting() -> Any:
         nonlocal open_now, peak
@@ -229,7 +234,7 @@ def test_pool_never_opens_more_than_max_concurrent(instances: list[Dataset]) -> 
             peak = max(peak, open_now)
         return assoc
 
-    c._associate = counting  # type: ignore[method-assign]
+    c._pool._associate = counting  # type: ignore[method-assign]
     try:
         threads = [
             threading.Thread(
@@ -249,17 +254,19 @@ def test_pool_never_opens_more_than_max_concurrent(instances: list[Dataset]) -> 
         server.stop()
 
 
-def test_rate_limiter_spaces_requests_across_threads() -> None:
-    limiter = RateLimiter(50.0)
+def test_pacer_spaces_requests_across_threads() -> None:
+    pacer = Pacer(4, 50.0)
     stop = threading.Event()
     stamps: list[float] = []
     lock = threading.Lock()
 
     def work() -> None:
         for _ in range(5):
-            limiter.wait(stop)
+            ticket = pacer.acquire(stop)
+            assert ticket is not None
             with lock:
                 stamps.append(time.monotonic())
+            pacer.release(ticket, "other")
 
     threads = [threading.Thread(target=work) for _ in range(4)]
     for t in threads:
@@ -395,14 +402,14 @@ def test_idle_associations_are_released_and_reopened_when_needed(
     with DimseClient(config(pacs.port, called_ae=pacs.ae_title, idle_release_s=0.2)) as client:
         assert len(client.find("SERIES", q)) == 2
         deadline = time.monotonic() + 10
-        while client._open and time.monotonic() < deadline:
+        while client._pool._open and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert client._open == 0 and not client._idle
+        assert client._pool._open == 0 and not client._pool._idle
         assert len(client.find("SERIES", q)) == 2
         assert client.counters.associations == 2
     with DimseClient(config(pacs.port, called_ae=pacs.ae_title, idle_release_s=0)) as client:
         client.find("SERIES", q)
-        assert client._reaper is None and client._open == 1
+        assert client._pool._reaper is None and client._pool._open == 1
 
 
 def test_c_get_from_a_peer_with_nagle_does_not_wait_for_delayed_acks() -> None:
@@ -457,7 +464,7 @@ def test_answers_come_deflated_and_lighter_when_the_pacs_accepts(
         try:
             answers[deflate] = _series_answers(c, instances)
             received[deflate] = c.counters.bytes_received
-            (assoc, _), *_ = c._idle
+            (assoc, _), *_ = c._pool._idle
             used = _find_contexts(assoc)[0]
             assert (used == DeflatedExplicitVRLittleEndian) is deflate
         finally:
@@ -476,7 +483,7 @@ def test_pacs_without_deflate_answers_uncompressed(instances: list[Dataset]) -> 
     c = DimseClient(config(server.port))
     try:
         assert len(_series_answers(c, instances)) == 2
-        (assoc, _), *_ = c._idle
+        (assoc, _), *_ = c._pool._idle
         assert DeflatedExplicitVRLittleEndian not in _find_contexts(assoc)
         assert c.deflate  # refused, not broken: still offered to the next association
     finally:
@@ -531,7 +538,7 @@ def test_undecodable_answer_is_an_error_not_a_missing_series(
     try:
         with pytest.raises(PacsAnswerError, match="could not be decoded"):
             _series_answers(c, instances)
-        assert not c._idle  # its remaining answers must not reach the next operation
+        assert not c._pool._idle  # its remaining answers must not reach the next operation
         studies = c.find("STUDY", core.study_query(DAY, "PT"))
         assert {s.StudyInstanceUID for s in studies} == {ds.StudyInstanceUID for ds in instances}
     finally:
