@@ -229,6 +229,21 @@ class RetrieveSettings(Section):
         ge=0,
         description="A day is final (cached for good) only this long after it ends; before that it is fetched again.",
     )
+    max_series_minutes: int = Field(
+        180,
+        ge=1,
+        description="A CT or PT series whose first and last instances are further apart than this is failed (implausible_duration): a wrong AcquisitionTime, not a scan.",
+    )
+    max_study_minutes: int = Field(
+        360,
+        ge=1,
+        description="Longest study (series of one StudyInstanceUID with no pause over extract.retake_split_s) believed on any machine; its series are failed beyond it (implausible_study_duration).",
+    )
+    max_study_minutes_by_machine: dict[str, int] = Field(
+        {},
+        description="max_study_minutes for some machines, by display name (e.g. {'SPECT-CT' = 480}).",
+    )
+
 
     @field_validator("patient_id_pattern")
     @classmethod

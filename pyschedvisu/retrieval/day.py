@@ -38,13 +38,15 @@ from pyschedvisu_core.errors import (
     RetrievalError,
     StoreError,
 )
+from pyschedvisu_core.plausibility import StudyLimits
 from pyschedvisu_core.series import filter_institutions, filter_series, filter_studies
 from pyschedvisu_core.transport import METHODS, PacsClient
 
 log = logging.getLogger("pyschedvisu.retrieval")
 
 #: Bump when what is stored for a day changes meaning: stored days are then fetched again.
-STORE_VERSION = 1
+#: 2: series dated another day stored as excluded; implausible times failed with a reason.
+STORE_VERSION = 2
 
 
 def retrieval_fingerprint(settings: Settings) -> str:
@@ -252,6 +254,17 @@ def retrieve_day(
     return res
 
 
+def study_limits(settings: Settings) -> StudyLimits:
+    """The longest studies believed, per machine (``retrieve.max_study_minutes*``)."""
+    r = settings.retrieve
+    return StudyLimits(
+        default=dt.timedelta(minutes=r.max_study_minutes),
+        pause=dt.timedelta(seconds=settings.extract.retake_split_s),
+        by_machine={k: dt.timedelta(minutes=v) for k, v in r.max_study_minutes_by_machine.items()},
+        machines={k: list(v) for k, v in settings.machines.items()},
+    )
+
+
 def _retrieve(
     day: dt.date, settings: Settings, client: PacsClient, key: bytes, progress: ProgressFn | None
 ) -> Retrieved:
@@ -292,9 +305,9 @@ def _retrieve(
             for fut in futures:
                 rows.extend(fut.result())
     del patient_ids
-    series, other_day = series_frame(rows, day)
-    if other_day:
-        log.debug("%s: %d series dated another day left out", day, other_day)
+    series, excl_other = series_frame(rows, day)
+    if excl_other.height:
+        log.info("%s: %d series dated another day excluded", day, excl_other.height)
     series = fill_counts(plan, series, workers)
     kept_se, excl_se = filter_series(
         series,
@@ -373,13 +386,25 @@ def _retrieve(
         for job in jobs
     ]
     frames = assemble_day(
-        day, timed, patient_keys, r.accepted_institutions, [excl_st, excl_se, excl_inst]
+        day,
+        timed,
+        patient_keys,
+        r.accepted_institutions,
+        [excl_st, excl_other, excl_se, excl_inst],
+        max_series=dt.timedelta(minutes=r.max_series_minutes),
+        study_limits=study_limits(settings),
     )
     if frames.other_days:
-        log.debug(
-            "%s: %d series without SeriesDate acquired another day left out",
+        log.info(
+            "%s: %d series without SeriesDate acquired another day excluded",
             day,
             frames.other_days,
+        )
+    if frames.implausible_studies:
+        log.info(
+            "%s: %d series failed: their study runs longer than its machine's maximum",
+            day,
+            frames.implausible_studies,
         )
     if frames.rejected_on_files:
         log.debug(
