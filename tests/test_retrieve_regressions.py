@@ -159,6 +159,17 @@ class MemoryPacs:
     def tally(self) -> Iterator[transport.OpCounters]:
         yield self.counters
 
+    @contextlib.contextmanager
+    def deadline(self, at: float | None) -> Iterator[None]:
+        yield
+
+    @property
+    def pace(self) -> transport.Pace:
+        return transport.Pace(1, 1000.0)
+
+    def resume_pace(self, pace: transport.Pace) -> None:
+        pass
+
     def close(self) -> None:
         pass
 

@@ -54,7 +54,7 @@ def retrieval_fingerprint(settings: Settings) -> str:
     data = {
         "version": STORE_VERSION,
         "retrieve": settings.retrieve.model_dump(
-            mode="json", exclude={"retries_per_day", "final_after_hours"}
+            mode="json", exclude={"retries_per_day", "final_after_hours", "day_deadline_s"}
         ),
         "pacs": {k: getattr(settings.pacs, k) for k in ("host", "port", "called_ae")},
     }
@@ -197,8 +197,9 @@ def retrieve_day(
     t0 = time.monotonic()
     final = is_final(day, settings.retrieve.final_after_hours, now)
     try:
-        # this day's operations only, though other days share the client
-        with pacs.tally() as counted:
+        # this day's operations only, though other days share the client; a PACS answering
+        # "busy" is asked again, slower, until the day's deadline
+        with pacs.tally() as counted, pacs.deadline(t0 + settings.retrieve.day_deadline_s):
             got = _retrieve(day, settings, pacs, key, progress)
         if pacs.closed:
             # closed under this day (Ctrl-C): its last answers may be cut short, not final
@@ -240,6 +241,7 @@ def retrieve_day(
         "ops": ops,
     }
     store.write_day(day, frames.series, frames.failed, frames.excluded, manifest)
+    record_for(settings).remember_pace(pacs.pace)
     log.info(
         "%s: %d studies, %d series kept, %d excluded, %d failed in %.1f s (%s, %d DIMSE ops)",
         day,
@@ -437,6 +439,8 @@ def _time_series(
     for attempt in range(1 + settings.retrieve.retries_per_day):
         if not pending:
             break
+        if attempt:
+            reader.plan.forget_failures()  # a new pass asks every study again
         passes += 1
         errors: list[SeriesJob] = []
         with Pool(max_workers=workers, thread_name_prefix="series-time") as pool:
