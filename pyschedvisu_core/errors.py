@@ -17,12 +17,16 @@ boundary (``raise ... from exc``) so that callers only need this tree::
     ├── RetrievalError              a day could not be retrieved after its retries
     ├── HeaderError                 a DICOM header lacks what a rule needs (series quarantined)
     ├── StoreError                  the on-disk series / study store is unreadable
+    │   ├── StoreFullError          no space left where the store writes
+    │   └── DayUnreadableError      one stored day's file cannot be read (moved aside, fetched again)
     ├── ExtractionError             series could not be turned into studies
     ├── ReportError                 a page or the PDF / HTML could not be produced
     └── DeliveryError               the e-mail could not be sent
 """
 
 from __future__ import annotations
+
+import datetime as dt
 
 
 class PySchedVisuError(Exception):
@@ -101,6 +105,25 @@ class HeaderError(PySchedVisuError):
 
 class StoreError(PySchedVisuError):
     """The on-disk store is unreadable or inconsistent."""
+
+
+class StoreFullError(StoreError):
+    """No space left on the device of ``path``; ``needed`` bytes were being written."""
+
+    def __init__(self, message: str, *, path: str = "", needed: int = 0, free: int = 0) -> None:
+        self.path = path
+        self.needed = needed
+        self.free = free
+        super().__init__(message)
+
+
+class DayUnreadableError(StoreError):
+    """The file ``path`` of the stored ``day`` cannot be read (None: a file of no one day)."""
+
+    def __init__(self, message: str, *, day: dt.date | None = None, path: str = "") -> None:
+        self.day = day
+        self.path = path
+        super().__init__(message)
 
 
 class ExtractionError(PySchedVisuError):

@@ -19,6 +19,7 @@ from pyschedvisu_core.errors import (
     PacsUnreachableError,
     PseudonymKeyError,
     PySchedVisuError,
+    StoreFullError,
 )
 
 EXIT_FAILED = 1
@@ -37,13 +38,19 @@ def run_retrieve(settings: Any, start: dt.date, end: dt.date, force: bool, conso
     says why it stopped.
     """
     from pyschedvisu.retrieval import make_client, retrieve_day
-    from pyschedvisu.store import SeriesStore
+    from pyschedvisu.store import SeriesStore, clean_stale_tmp
 
     days = settings.business_days(start, end)
     if not days:
         console.print(f"no business day between {start} and {end}")
         return 0
     store = SeriesStore(settings.paths.data_dir)
+    stale = clean_stale_tmp(settings.paths.data_dir)
+    if stale:
+        console.print(
+            f"removed {len(stale)} temporary file(s) an interrupted run left in "
+            f"{settings.paths.data_dir}"
+        )
     rows: list[dict[str, Any]] = []
     failures: dict[dt.date, str] = {}
     #: why the run stopped starting days (the PACS unreachable or refusing us, a full disk),
@@ -84,7 +91,7 @@ def run_retrieve(settings: Any, start: dt.date, end: dt.date, force: bool, conso
                     )
                     with lock:
                         rows.append(result.summary())
-                except (PacsUnreachableError, AssociationRejectedError) as exc:
+                except (PacsUnreachableError, AssociationRejectedError, StoreFullError) as exc:
                     # every following day would fail the same way: stop starting new ones
                     with lock:
                         if not stopped:
@@ -160,7 +167,7 @@ def run_retrieve(settings: Any, start: dt.date, end: dt.date, force: bool, conso
 
 def _stop_reason(exc: Exception) -> str:
     """The one line that says why a run stopped (the error says what to do)."""
-    if isinstance(exc, PacsCircuitOpenError):
+    if isinstance(exc, PacsCircuitOpenError | StoreFullError):
         return str(exc)
     if isinstance(exc, PacsUnreachableError):
         return f"PACS unreachable: {exc}"

@@ -182,14 +182,9 @@ def retrieve_day(
     store = store or SeriesStore(settings.paths.data_dir)
     fingerprint = retrieval_fingerprint(settings)
     if not force:
-        try:
-            manifest = store.final_manifest(day, fingerprint)
-        except StoreError as exc:
-            log.warning("%s: %s; retrieving it again", day, exc)
-            manifest = None
-        if manifest is not None:
-            log.debug("%s: final in the store, no network", day)
-            return DayResult.from_store(store, day, manifest)
+        stored = _from_store(store, day, fingerprint)
+        if stored is not None:
+            return stored
 
     key = load_key(settings.privacy)  # before any patient id is seen
     own = client is None
@@ -241,7 +236,10 @@ def retrieve_day(
         "ops": ops,
     }
     store.write_day(day, frames.series, frames.failed, frames.excluded, manifest)
-    record_for(settings).remember_pace(pacs.pace)
+    try:
+        record_for(settings).remember_pace(pacs.pace)
+    except StoreError as exc:  # the day is written: only the next run's start is at stake
+        log.warning("%s: pace not kept (%s)", day, exc)
     log.info(
         "%s: %d studies, %d series kept, %d excluded, %d failed in %.1f s (%s, %d DIMSE ops)",
         day,
@@ -254,6 +252,31 @@ def retrieve_day(
         ops["dimse_ops"],
     )
     return res
+
+
+def _from_store(store: SeriesStore, day: dt.date, fingerprint: str) -> DayResult | None:
+    """The day as stored when it is final there; None to fetch it.
+
+    A stored day that cannot be read is moved aside (``<day>.corrupt-<time>/``, one line in
+    the log) and fetched again: it heals without ``--force``.
+    """
+    try:
+        manifest = store.final_manifest(day, fingerprint)
+        if manifest is None:
+            return None
+        result = DayResult.from_store(store, day, manifest)
+    except StoreError as exc:
+        try:
+            moved = store.quarantine(day)
+        except OSError as err:
+            raise StoreError(
+                f"{day}: stored day unreadable ({exc}) and not moved aside ({err})"
+            ) from err
+        where = f"moved aside to {moved}" if moved is not None else "nothing to move aside"
+        log.warning("%s: stored day unreadable (%s); %s, fetching it again", day, exc, where)
+        return None
+    log.debug("%s: final in the store, no network", day)
+    return result
 
 
 def study_limits(settings: Settings) -> StudyLimits:
