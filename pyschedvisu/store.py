@@ -104,8 +104,9 @@ def _full(path: Path, needed: int, exc: BaseException) -> StoreFullError:
         free = shutil.disk_usage(path.parent).free
     except OSError:
         free = 0
+    needed = max(needed, 4096)  # a file takes a block at least
     return StoreFullError(
-        f"disk full: cannot write {path} (about {_size(needed)} needed, {_size(free)} free "
+        f"disk full: cannot write {path} (at least {_size(needed)} needed, {_size(free)} free "
         f"on its file system); the days already written are kept: free some space under "
         f"{path.parent} and run again",
         path=str(path),
