@@ -20,6 +20,7 @@ from pyschedvisu_core import queries as core
 from pyschedvisu_core.errors import (
     AssociationRejectedError,
     PacsAnswerError,
+    PacsCircuitOpenError,
     PacsOperationError,
     PacsThrottledError,
     PacsUnreachableError,
@@ -579,3 +580,35 @@ def test_unreadable_day_wide_answer_does_not_mark_the_pacs_hierarchical(
     # asked study by study for this day, whole; the PACS's style is left to find out
     assert result.series.height == 3 and result.failed.height == 0
     assert record_for(settings).relational is None
+
+
+def test_dead_pacs_opens_the_circuit_and_a_c_echo_resumes_once_it_answers(
+    instances: list[Dataset],
+) -> None:
+    """Regression (issue 15): every request of every series retried on its own against a
+    dead PACS (1,598 association attempts); now the circuit opens and nothing is asked until
+    a C-ECHO, after the cooldown, finds it back (a retried task then resumes)."""
+    server = MiniScp(instances)
+    port = server.port
+    q = core.study_query(DAY, "PT")
+    c = DimseClient(config(port, breaker_failures=2, breaker_cooldown_s=0.3, op_retries=5))
+    try:
+        assert len(c.find("STUDY", q)) == 2
+        for assoc in list(server.server.active_associations):  # as a killed process: all gone
+            assoc.abort()
+        server.stop()
+        with pytest.raises(PacsCircuitOpenError) as info:
+            c.find("STUDY", q)
+        assert info.value.attempts == 2  # the breaker's count, not op_retries (5)
+        tried = c.counters.associations
+        with pytest.raises(PacsCircuitOpenError, match=r"unreachable since \d\d:\d\d:\d\d"):
+            c.find("STUDY", q)
+        assert c.counters.associations == tried  # failed at once: no association tried
+        server = MiniScp(instances, port=port)
+        time.sleep(0.35)  # the cooldown (0.3 s, monotonic) is over: the next request probes
+        assert len(c.find("STUDY", q)) == 2
+        assert server.counts.get("echo") == 1
+    finally:
+        c.close()
+        if server.server.socket.fileno() != -1:
+            server.stop()
