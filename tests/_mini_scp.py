@@ -198,6 +198,8 @@ class MiniScp:
     #: statuses answered (and consumed) before serving normally, e.g. [0xC336, 0xC336]
     faults: list[int] = field(default_factory=list)
     abort_next: int = 0
+    #: set: C-FIND requests wait for it to be cleared before answering (a frozen PACS)
+    frozen: threading.Event = field(default_factory=threading.Event)
     #: strictly hierarchical: below STUDY level, one study (and at IMAGE level one series)
     #: must be named (else 0xA900)
     strict_image: bool = False
@@ -261,6 +263,10 @@ class MiniScp:
 
     def _find(self, event: Any) -> Iterator[tuple[int, Dataset | None]]:
         self._bump("find")
+        while self.frozen.is_set():  # answers nothing until thawed (or stopped)
+            self.frozen.wait(0.05)
+            if not self.frozen.is_set():
+                break
         fault = self._fault(event)
         if fault == -1:
             return

@@ -247,6 +247,47 @@ def test_demo_pacs_killed_mid_run_ends_the_command_within_a_minute(
             pacs.wait(10)
 
 
+@pytest.mark.integration
+@pytest.mark.slow
+def test_frozen_pacs_ends_the_command_within_a_minute(synth_week: Path, tmp_path: Path) -> None:
+    """Regression: with the PACS frozen (SIGSTOP) and short timeouts, one pass took 21.5 min.
+
+    A frozen PACS accepts connections and answers nothing: only timeouts tell. The requests
+    in flight wait for theirs (here 5 s; a C-GET or C-MOVE would wait ``move_timeout_s``,
+    600 s, but the circuit opening wakes it), new associations for the ACSE timeout.
+    """
+    port = free_port()
+    data = tmp_path / "data"
+    config = write_config(
+        tmp_path / "c.toml",
+        data,
+        port,
+        "DEMOPACS",
+        0,
+        dimse_timeout_s=5.0,
+        acse_timeout_s=3.0,
+        connect_timeout_s=3.0,
+        network_timeout_s=5.0,
+    )
+    pacs = subprocess.Popen(
+        [PYSCHEDVISU, "--config", str(config), "pacs", "serve", "--data", str(synth_week)],
+        stdout=(tmp_path / "pacs.log").open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        _listening(port)
+        log = tmp_path / "retrieve.log"
+        retrieve = _retrieve(config, "2024-03-04", "2024-03-08", log)
+        killed_at, _ = _kill_when_a_day_is_stored(
+            retrieve, data, lambda: os.kill(pacs.pid, signal.SIGSTOP)
+        )
+        _after_outage(retrieve, killed_at, log)
+        assert len(SeriesStore(data).days()) < 5
+    finally:
+        os.kill(pacs.pid, signal.SIGKILL)
+        pacs.wait(10)
+
+
 def _restart(orth: Orthanc) -> None:
     """Start the killed Orthanc again on its configuration, storage and ports."""
     orth.process = subprocess.Popen(

@@ -612,3 +612,42 @@ def test_dead_pacs_opens_the_circuit_and_a_c_echo_resumes_once_it_answers(
         c.close()
         if server.server.socket.fileno() != -1:
             server.stop()
+
+
+def test_opening_the_circuit_ends_a_request_waiting_on_a_frozen_pacs(
+    instances: list[Dataset],
+) -> None:
+    """Regression: aborting an association in pynetdicom does not wake the thread waiting
+    for its answer: a C-GET on a frozen PACS waited ``move_timeout_s`` (600 s) after the
+    circuit had opened, and the command with it."""
+    server = MiniScp(instances)
+    c = DimseClient(config(server.port, dimse_timeout_s=60.0, op_retries=0))
+    done: list[BaseException | None] = []
+    try:
+        c.echo()
+        server.frozen.set()
+
+        def ask() -> None:
+            try:
+                c.find("STUDY", core.study_query(DAY, "PT"))
+                done.append(None)
+            except BaseException as exc:
+                done.append(exc)
+
+        asking = threading.Thread(target=ask)
+        asking.start()
+        deadline = time.monotonic() + 10
+        while not server.counts.get("find") and time.monotonic() < deadline:
+            time.sleep(0.01)  # until the request reached the PACS (bounded)
+        assert server.counts.get("find") == 1
+        opened_at = time.monotonic()
+        assert c._breaker.failure("elsewhere: refused", give_up=True)
+        c._trip()
+        asking.join(30)
+        assert not asking.is_alive()
+        assert time.monotonic() - opened_at < 15  # not the 60 s DIMSE timeout
+        assert isinstance(done[0], PacsCircuitOpenError)
+    finally:
+        server.frozen.clear()
+        c.close()
+        server.stop()

@@ -182,13 +182,20 @@ class AssociationPool:
                 old.abort()
 
     def abort_leased(self) -> int:
-        """Abort the associations in use now (their operations end at once); how many."""
+        """Abort the associations in use now (their operations end at once); how many.
+
+        pynetdicom's abort stops the association but does not wake a thread waiting for its
+        next DIMSE message (a frozen PACS: up to ``move_timeout_s``); its own abort indications
+        wake it with an empty message (``fsm.AA_2``..``AA_4``), and so does this.
+        """
         with self._lock:
             leased = list(self._leased)
         for assoc in leased:
             with contextlib.suppress(Exception):
                 if assoc.is_established:
                     assoc.abort()
+            with contextlib.suppress(Exception):
+                assoc.dimse.msg_queue.put((None, None))
         return len(leased)
 
     # -- idle release -------------------------------------------------------------------
