@@ -651,3 +651,40 @@ def test_retrieve_day_heals_an_unreadable_day_without_force(
     assert not again.from_cache and again.series.height == 3
     (line,) = [r.message for r in caplog.records if "unreadable" in r.message]
     assert "moved aside to" in line and ".corrupt-" in line
+
+
+def test_the_pace_a_run_settled_on_is_where_the_next_run_starts(tmp_path: Path) -> None:
+    from pyschedvisu.retrieval import make_client, record_for
+    from pyschedvisu_core.transport import Pace
+
+    settings = Settings(paths={"data_dir": str(tmp_path / "data")})
+    record_for(settings).remember_pace(Pace(1, 4.5))
+    forget_capabilities()  # a new process: only the file remembers
+    client = make_client(settings)
+    try:
+        assert client.pace == Pace(1, 4.5)
+    finally:
+        client.close()
+    # a probe written later keeps the pace beside it, and the pace keeps the probe
+    from pyschedvisu_core.transport import Capabilities
+
+    record_for(settings).remember(Capabilities(c_move=True))
+    forget_capabilities()
+    record = record_for(settings)
+    assert record.pace() == Pace(1, 4.5)
+    caps = record.capabilities()
+    assert caps is not None and caps.c_move
+    # a pace within 10 % of the kept one is not written again; beyond, it is
+    record.remember_pace(Pace(1, 4.8))
+    assert Pace.from_json(_entry(settings)["pace"]) == Pace(1, 4.5)
+    record.remember_pace(Pace(2, 9.0))
+    assert Pace.from_json(_entry(settings)["pace"]) == Pace(2, 9.0)
+
+
+def _entry(settings: Settings) -> Any:
+    import json
+
+    from pyschedvisu.retrieval import CAPABILITIES_FILE, pacs_key
+
+    data = json.loads((Path(settings.paths.data_dir) / CAPABILITIES_FILE).read_text())
+    return data[pacs_key(settings)]
