@@ -58,6 +58,7 @@ from pyschedvisu.adapters.dicomnet import (
 )
 from pyschedvisu.adapters.pacing import Backoff, Breaker, Outcome, Pacer
 from pyschedvisu.adapters.pool import AssociationPool
+from pyschedvisu.adapters.probe import probe
 from pyschedvisu.adapters.receiving import Collector, Counting, Receiver
 from pyschedvisu_core import queries
 from pyschedvisu_core import status as dimse_status
@@ -536,74 +537,24 @@ class DimseClient:
     ) -> list[Collector]:
         name = f"C-{kind.upper()}"
 
+        c = self.config
+
         def op(assoc: Association) -> list[Collector]:
             with self._receiver.expecting(template) as cols:
-                return self._retrieved(assoc, kind, ident, cols, strict=strict, what=what)
+                return self._receiver.retrieve(
+                    assoc,
+                    kind,
+                    ident,
+                    cols,
+                    label=c.label,
+                    move_ae=c.move_ae or c.calling_ae,
+                    move_port=self.move_port_bound or c.move_port,
+                    wait_s=max(c.dimse_timeout_s, c.move_timeout_s),
+                    strict=strict,
+                    what=what,
+                )
 
         return self._call(f"{name} {what}", op)
-
-    def _retrieved(
-        self,
-        assoc: Association,
-        kind: str,
-        ident: Dataset,
-        cols: list[Collector],
-        *,
-        strict: bool,
-        what: str,
-    ) -> list[Collector]:
-        """One C-GET / C-MOVE into ``cols`` on ``assoc``."""
-        name = f"C-{kind.upper()}"
-        label = self.config.label
-        move_ae = self.config.move_ae or self.config.calling_ae
-        old_timeout = assoc.dimse_timeout
-        assoc.dimse_timeout = max(self.config.dimse_timeout_s, self.config.move_timeout_s)
-        try:
-            self._count(kind)
-            try:
-                if kind == "get":
-                    responses = assoc.send_c_get(ident, StudyRootQueryRetrieveInformationModelGet)
-                else:
-                    responses = assoc.send_c_move(
-                        ident, move_ae, StudyRootQueryRetrieveInformationModelMove
-                    )
-                final: int | None = None
-                last: Dataset | None = None
-                for status, _ in responses:
-                    code = status_code(status)
-                    if code is None:
-                        raise PacsTimeoutError(f"{label}: {name}: no response (timeout or abort)")
-                    last = status
-                    if dimse_status.is_pending(code):
-                        continue
-                    final = code
-                    break
-            except (ValueError, RuntimeError) as exc:
-                if not assoc.is_established:
-                    raise PacsTimeoutError(f"{label}: {name}: association lost ({exc})") from exc
-                raise PacsOperationError(
-                    f"{label}: {name} not accepted by the PACS ({exc})"
-                ) from exc
-            if final is None:
-                raise PacsTimeoutError(f"{label}: {name}: no final status")
-            if final == dimse_status.MOVE_DESTINATION_UNKNOWN:
-                raise PacsOperationError(
-                    f"{label}: C-MOVE destination {move_ae!r} unknown to the PACS: register it "
-                    f"with this host and port {self.move_port_bound or self.config.move_port}",
-                    status=final,
-                )
-            if final != dimse_status.SUCCESS and not dimse_status.is_warning(final):
-                raise status_error(name, final, last)
-            missing = sum(len(col.missing()) for col in cols)
-            if missing and strict:
-                raise PacsOperationError(
-                    f"{label}: {name} ended with status 0x{final:04X} but {missing} "
-                    f"instance(s) of series {what} did not arrive",
-                    status=final,
-                )
-            return cols
-        finally:
-            assoc.dimse_timeout = old_timeout
 
     def _ensure_scp(self) -> None:
         """Start our Storage SCP for C-MOVE results, once per client."""
@@ -622,60 +573,8 @@ class DimseClient:
     def probe(
         self, sample: tuple[str, str] | None = None, *, thorough: bool = False
     ) -> Capabilities:
-        """C-ECHO, then test IMAGE-level timing, C-GET and C-MOVE on ``sample`` (study, series).
-
-        When IMAGE-level C-FIND answers the timing tags, C-GET / C-MOVE are not tried (no
-        instance moves at all) unless ``thorough``: they are then only fallbacks, tried in
-        order when a series needs them, and both are reported as usable.
-        """
-        self.echo()
-        if sample is None:
-            return Capabilities(echo=True, notes=("no sample series to test retrieval with",))
-        study_uid, series_uid = sample
-        notes: list[str] = []
-        responses = self.find("IMAGE", queries.image_query(study_uid, series_uid, timing=True))
-        timing = any(queries.has_timing(r) for r in responses)
-        notes.append(
-            "IMAGE-level C-FIND returns AcquisitionTime"
-            if timing
-            else "IMAGE-level C-FIND does not return AcquisitionTime"
-        )
-        uids = [u for u in (queries.sop_uid(r) for r in responses) if u]
-        ok: dict[str, bool] = {"c-get": False, "c-move": False}
-        if timing and not thorough:
-            notes.append("C-GET / C-MOVE not tested: only fallbacks here")
-            return Capabilities(
-                echo=True, image_find_timing=True, c_get=True, c_move=True, notes=tuple(notes)
-            )
-        if not uids:
-            notes.append("no instance found in the sample series: C-GET / C-MOVE not tested")
-        for method in ("c-get", "c-move"):
-            if not uids:
-                break
-            if method == "c-move" and not self.config.move_port:
-                # an ephemeral port cannot be registered at the PACS
-                notes.append("C-MOVE not tested (pacs.move_port = 0)")
-                continue
-            try:
-                got = self.fetch_headers(study_uid, series_uid, uids[:1], method)  # type: ignore[arg-type]
-                ok[method] = len(got) == 1
-                notes.append(
-                    f"{method.upper()} works"
-                    if ok[method]
-                    else f"{method.upper()} delivered nothing"
-                )
-            except PacsError as exc:
-                notes.append(f"{method.upper()} refused: {exc}")
-        if self.closed:
-            # closed meanwhile (Ctrl-C): what failed says nothing of the PACS, remember nothing
-            raise PacsTimeoutError(f"{self.config.label}: client closed during the probe")
-        return Capabilities(
-            echo=True,
-            image_find_timing=timing,
-            c_get=ok["c-get"],
-            c_move=ok["c-move"],
-            notes=tuple(notes),
-        )
+        """What this PACS accepts (see :func:`.probe.probe`)."""
+        return probe(self, sample, thorough=thorough, move_port=self.config.move_port)
 
     # -- end ---------------------------------------------------------------------------
     def close(self) -> None:

@@ -5,7 +5,8 @@ of several sharing the client: :meth:`Counting.tally`), the same counts on its b
 received included (an association's bytes belong to whoever leased it; a C-MOVE delivery's to
 whoever its first instance was for). :class:`Receiver` hands the headers C-STORE'd to us (by
 C-GET on our association, or by C-MOVE to our own Storage SCP, which it runs) to the
-operations waiting for them, parsed in memory up to the pixel data.
+operations waiting for them, parsed in memory up to the pixel data, and runs the C-GET /
+C-MOVE exchange that makes them come.
 """
 
 from __future__ import annotations
@@ -20,7 +21,11 @@ from typing import Any
 
 from pydicom.dataset import Dataset
 from pynetdicom import AE, evt
-from pynetdicom.sop_class import Verification
+from pynetdicom.sop_class import (
+    StudyRootQueryRetrieveInformationModelGet,
+    StudyRootQueryRetrieveInformationModelMove,
+    Verification,
+)
 
 from pyschedvisu.adapters.dicomnet import (
     STORAGE_CLASSES,
@@ -28,10 +33,12 @@ from pyschedvisu.adapters.dicomnet import (
     decode_header,
     nodelay,
     quickack,
+    status_code,
+    status_error,
 )
 from pyschedvisu_core import status as dimse_status
 from pyschedvisu_core.dicomvalues import text_value
-from pyschedvisu_core.errors import PacsOperationError
+from pyschedvisu_core.errors import PacsOperationError, PacsTimeoutError
 from pyschedvisu_core.transport import OpCounters
 
 log = logging.getLogger("pyschedvisu.pacs")
@@ -199,6 +206,78 @@ class Receiver:
         if not targets:
             log.debug("C-STORE: instance of series %s nobody waits for", series_uid)
         return dimse_status.SUCCESS
+
+    # -- the C-GET / C-MOVE exchange --------------------------------------------------------
+    def retrieve(
+        self,
+        assoc: Any,
+        kind: str,
+        ident: Dataset,
+        cols: list[Collector],
+        *,
+        label: str,
+        move_ae: str,
+        move_port: int,
+        wait_s: float,
+        strict: bool,
+        what: str,
+    ) -> list[Collector]:
+        """One C-GET (``kind`` "get") or C-MOVE ("move") of ``ident`` on ``assoc``, into ``cols``.
+
+        The instances arrive through :meth:`on_store` (C-GET on ``assoc`` itself, C-MOVE to
+        our Storage SCP as ``move_ae`` on ``move_port``) while the PACS answers pending
+        statuses, each awaited up to ``wait_s``. ``strict``: every wanted instance must have
+        arrived (else :class:`PacsOperationError`).
+        """
+        name = f"C-{kind.upper()}"
+        old_timeout = assoc.dimse_timeout
+        assoc.dimse_timeout = wait_s
+        try:
+            self.counting.count(kind)
+            try:
+                if kind == "get":
+                    responses = assoc.send_c_get(ident, StudyRootQueryRetrieveInformationModelGet)
+                else:
+                    responses = assoc.send_c_move(
+                        ident, move_ae, StudyRootQueryRetrieveInformationModelMove
+                    )
+                final: int | None = None
+                last: Dataset | None = None
+                for status, _ in responses:
+                    code = status_code(status)
+                    if code is None:
+                        raise PacsTimeoutError(f"{label}: {name}: no response (timeout or abort)")
+                    last = status
+                    if dimse_status.is_pending(code):
+                        continue
+                    final = code
+                    break
+            except (ValueError, RuntimeError) as exc:
+                if not assoc.is_established:
+                    raise PacsTimeoutError(f"{label}: {name}: association lost ({exc})") from exc
+                raise PacsOperationError(
+                    f"{label}: {name} not accepted by the PACS ({exc})"
+                ) from exc
+            if final is None:
+                raise PacsTimeoutError(f"{label}: {name}: no final status")
+            if final == dimse_status.MOVE_DESTINATION_UNKNOWN:
+                raise PacsOperationError(
+                    f"{label}: C-MOVE destination {move_ae!r} unknown to the PACS: register it "
+                    f"with this host and port {move_port}",
+                    status=final,
+                )
+            if final != dimse_status.SUCCESS and not dimse_status.is_warning(final):
+                raise status_error(name, final, last)
+            missing = sum(len(col.missing()) for col in cols)
+            if missing and strict:
+                raise PacsOperationError(
+                    f"{label}: {name} ended with status 0x{final:04X} but {missing} "
+                    f"instance(s) of series {what} did not arrive",
+                    status=final,
+                )
+            return cols
+        finally:
+            assoc.dimse_timeout = old_timeout
 
     # -- our Storage SCP for C-MOVE -----------------------------------------------------
     def ensure_scp(
