@@ -205,6 +205,7 @@ def _after_outage(retrieve: Any, killed_at: float, log: Path) -> str:
             f"still running {OUTAGE_EXIT_S + 60:.0f} s after the PACS died"
         ) from None
     took = time.monotonic() - killed_at
+    print(f"retrieve exited {took:.1f} s after the PACS died")  # shown with -s (benchmarks)
     out = log.read_text(errors="replace")
     assert took <= OUTAGE_EXIT_S, f"exited {took:.1f} s after the kill:\n{out[-3000:]}"
     assert retrieve.returncode == 1, out[-3000:]
