@@ -38,9 +38,10 @@ from pyschedvisu.cli import app
 from pyschedvisu.config import Settings
 from pyschedvisu.demo_pacs import Behaviour, PacsIndex
 from pyschedvisu.extraction import extract
-from pyschedvisu.retrieval import forget_capabilities, retrieve_day
+from pyschedvisu.retrieval import forget_capabilities, retrieve_day, stored_summary
 from pyschedvisu.store import SeriesStore
 from pyschedvisu_core.errors import StoreFullError
+from pyschedvisu_core.runs import DayOutcome, quality_rows
 from pyschedvisu_core.schema import Reason
 from tests.conftest import free_port
 from tests.fixtures.orthanc import ORTHANC_BIN, Orthanc, start_orthanc
@@ -418,6 +419,12 @@ def _check_liars(data: Path, settings: Settings) -> None:
     assert sunday["reason"].to_list() == [f"{Reason.OTHER_DAY}: dated 2024-03-10"]
     kept = set(store.load("series", [day])["series_uid"])
     assert kept == {uid(SE["topo"]), uid(SE["honest"])}
+    # the data-quality view of the flows says why, per reason code (no patient data)
+    manifest = store.manifest(day)
+    assert manifest is not None
+    (row,) = quality_rows([DayOutcome(day, True, stored_summary(day, manifest))])
+    for code in (*EXPECTED_FAILED.values(), Reason.OTHER_DAY):
+        assert f"{code}: " in row["reasons"], row["reasons"]
     # what the report draws: no study stretched by a lying value
     studies = pl.read_parquet(extract(settings, [day]).path)
     longest = (studies["end"] - studies["start"]).max()
