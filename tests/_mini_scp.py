@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -263,10 +264,8 @@ class MiniScp:
 
     def _find(self, event: Any) -> Iterator[tuple[int, Dataset | None]]:
         self._bump("find")
-        while self.frozen.is_set():  # answers nothing until thawed (or stopped)
-            self.frozen.wait(0.05)
-            if not self.frozen.is_set():
-                break
+        while self.frozen.is_set():  # answers nothing until thawed
+            time.sleep(0.01)
         fault = self._fault(event)
         if fault == -1:
             return

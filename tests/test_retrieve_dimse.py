@@ -651,3 +651,43 @@ def test_opening_the_circuit_ends_a_request_waiting_on_a_frozen_pacs(
         server.frozen.clear()
         c.close()
         server.stop()
+
+
+def test_association_rejected_for_load_slows_the_client_down_and_is_asked_again(
+    instances: list[Dataset],
+) -> None:
+    """A PACS at its association limit rejects "transient" (result 0x02): busy, not an error.
+
+    The client takes it as a busy answer: one request at a time from then on, the request
+    asked again on the association it has, and nothing fails.
+    """
+    server = MiniScp(instances)
+    server.ae.maximum_associations = 1
+    c = DimseClient(config(server.port, max_concurrent=2, backoff_base_s=0.05))
+    results: list[Any] = []
+    try:
+        server.frozen.set()  # the first request holds the only association the PACS allows
+        first = threading.Thread(
+            target=lambda: results.append(c.find("STUDY", core.study_query(DAY, "PT")))
+        )
+        first.start()
+        deadline = time.monotonic() + 10
+        while not server.counts.get("find") and time.monotonic() < deadline:
+            time.sleep(0.01)  # until it reached the PACS (bounded)
+        second = threading.Thread(
+            target=lambda: results.append(c.find("STUDY", core.study_query(DAY, "NM")))
+        )
+        second.start()
+        deadline = time.monotonic() + 10
+        while not c.counters.throttled and time.monotonic() < deadline:
+            time.sleep(0.01)  # until the second association was rejected (bounded)
+        server.frozen.clear()
+        first.join(30)
+        second.join(30)
+        assert [len(r) for r in results] == [2, 2]  # (the mini SCP ignores the modality)
+        assert c.counters.throttled >= 1
+        assert c.pace.concurrency == 1
+    finally:
+        server.frozen.clear()
+        c.close()
+        server.stop()
