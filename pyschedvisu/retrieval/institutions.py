@@ -73,7 +73,7 @@ def verify_institutions(
         len(studies),
     )
     return (
-        series.join(fixed, on="series_uid", how="left")
+        series.join(fixed, on="series_uid", how="left", maintain_order="left")
         .with_columns(
             pl.when(pl.col("series_uid").is_in(list(names)))
             .then(pl.col("_inst"))
