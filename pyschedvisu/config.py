@@ -129,7 +129,7 @@ class PacsSettings(Section):
         4,
         ge=0,
         le=20,
-        description="Retries of one DIMSE operation on throttling (0xC336, 0xA7xx), timeouts or aborts.",
+        description="Retries of one DIMSE operation on timeouts or aborts (and on 'busy' answers outside a day's retrieval; within a day they are asked again until retrieve.day_deadline_s).",
     )
     backoff_base_s: float = Field(
         0.5, ge=0, description="First retry delay (s); doubles each retry."
@@ -139,6 +139,17 @@ class PacsSettings(Section):
         0.5,
         ge=0,
         description="Random extra delay added to each retry (s), so workers do not retry in step.",
+    )
+    breaker_failures: int = Field(
+        5,
+        ge=1,
+        le=100,
+        description="Connection refusals or timeouts in a row (any request, any day) after which the PACS is taken as down: every day in flight stops at once ('PACS unreachable since HH:MM:SS').",
+    )
+    breaker_cooldown_s: float = Field(
+        10.0,
+        ge=0,
+        description="Seconds after the PACS was taken as down before a C-ECHO checks it again (a retried task then resumes if it answers).",
     )
     series_per_batch: int = Field(
         50, ge=1, description="Series whose instance headers are requested per batch."
@@ -266,6 +277,25 @@ class RetrieveSettings(Section):
         24.0,
         ge=0,
         description="A day is final (cached for good) only this long after it ends; before that it is fetched again.",
+    )
+    day_deadline_s: float = Field(
+        1800.0,
+        gt=0,
+        description="Longest a day's retrieval may wait on a PACS that keeps answering 'busy' (0xC336, 0xA7xx): busy answers are asked again, slower, until then, and the day fails after it.",
+    )
+    max_series_minutes: int = Field(
+        180,
+        ge=1,
+        description="A CT or PT series whose first and last instances are further apart than this is failed (implausible_duration): a wrong AcquisitionTime, not a scan.",
+    )
+    max_study_minutes: int = Field(
+        360,
+        ge=1,
+        description="Longest study (series of one StudyInstanceUID with no pause over extract.retake_split_s) believed on any machine; its series are failed beyond it (implausible_study_duration).",
+    )
+    max_study_minutes_by_machine: dict[str, int] = Field(
+        {},
+        description="max_study_minutes for some machines, by display name (e.g. {'SPECT-CT' = 480}).",
     )
 
     @field_validator("patient_id_pattern")

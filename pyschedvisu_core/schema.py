@@ -120,11 +120,17 @@ class Reason:
     PROTOCOL = "protocol_excluded"
     NM_DERIVED = "nm_multi_instance"  # NM series with more than one instance
     SECONDARY = "secondary_image_type"  # ImageType contains SECONDARY
+    OTHER_DAY = "series_other_day"  # dated (or acquired) another day than its study's
     # failed series (kept apart, with the reason)
     NO_START = "no_start"  # no usable AcquisitionTime on the first instance
     NO_END = "no_end"  # no usable end (last instance time, NM durations)
     NO_MACHINE = "no_machine"  # no ManufacturerModelName
     NOT_RETRIEVED = "not_retrieved"  # headers could not be fetched after the retries
+    # failed series whose times cannot be believed (docs/domain.md §2.3, plausibility)
+    IMPLAUSIBLE_DURATION = "implausible_duration"  # a CT/PT series longer than the maximum
+    ZERO_DURATION = "zero_duration"  # an NM acquisition of no length (NumberOfFrames 0...)
+    UNORDERED_TIMES = "unordered_times"  # > 12 h apart on their own dates: no order holds
+    IMPLAUSIBLE_STUDY = "implausible_study_duration"  # its study longer than its machine's max
 
     EXCLUDED = (
         STUDY_DESCRIPTION,
@@ -136,5 +142,15 @@ class Reason:
         PROTOCOL,
         NM_DERIVED,
         SECONDARY,
+        OTHER_DAY,
     )
-    FAILED = (NO_START, NO_END, NO_MACHINE, NOT_RETRIEVED)
+    FAILED = (
+        NO_START,
+        NO_END,
+        NO_MACHINE,
+        NOT_RETRIEVED,
+        IMPLAUSIBLE_DURATION,
+        ZERO_DURATION,
+        UNORDERED_TIMES,
+        IMPLAUSIBLE_STUDY,
+    )

@@ -20,7 +20,7 @@ from prefect.tasks import exponential_backoff
 from pyschedvisu.config import Settings
 from pyschedvisu.retrieval import retrieval_fingerprint, shared_client, stored_summary
 from pyschedvisu.retrieval import retrieve_day as _retrieve_day
-from pyschedvisu.store import SeriesStore
+from pyschedvisu.store import SeriesStore, clean_stale_tmp
 from pyschedvisu_core.errors import (
     AssociationRejectedError,
     ConfigError,
@@ -135,8 +135,16 @@ def _outcome(day: dt.date, future: PrefectFuture[Any]) -> DayOutcome:
 def retrieve_days(settings: Settings, days: list[dt.date], force: bool = False) -> list[DayOutcome]:
     """Map :func:`retrieve_day` over the ``days`` not final in the store (inside a flow).
 
-    A failing day is recorded in its outcome, never raised: the others go on.
+    A failing day is recorded in its outcome, never raised: the others go on. Temporary
+    files an interrupted run left in the data dir are removed first.
     """
+    stale = clean_stale_tmp(settings.paths.data_dir)
+    if stale:
+        get_run_logger().info(
+            "removed %d temporary file(s) an interrupted run left in %s",
+            len(stale),
+            settings.paths.data_dir,
+        )
     stored = {} if force else stored_days(settings, days)
     todo = [d for d in days if d not in stored]
     futures = (

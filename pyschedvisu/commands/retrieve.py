@@ -15,25 +15,32 @@ from rich.table import Table
 from pyschedvisu.commands._common import parse_day, settings_from
 from pyschedvisu_core.errors import (
     AssociationRejectedError,
+    PacsCircuitOpenError,
     PacsUnreachableError,
     PseudonymKeyError,
     PySchedVisuError,
+    StoreFullError,
 )
 
 EXIT_FAILED = 1
 EXIT_CONFIG = 2
+#: what a day the run stopped before (or under) is said to be; the last line says why
+NOT_RETRIEVED = "not retrieved (stopped: see the last line)"
 
 
 def run_retrieve(settings: Any, start: dt.date, end: dt.date, force: bool, console: Console) -> int:
     """Retrieve every business day of ``start``..``end``; print progress and a summary; exit code.
 
     Up to ``pacs.max_concurrent`` days are in flight at once over the one shared client, so
-    its pacing and association limits still hold for the whole run.
+    its pacing and association limits still hold for the whole run. A PACS unreachable (its
+    circuit open: every day in flight stops within seconds), refusing us, or a full disk stops
+    the run: the days already retrieved are kept, the others are named, and the last line
+    says why it stopped.
     """
     from rich.markup import escape
 
     from pyschedvisu.retrieval import failure_hint, make_client, retrieve_day
-    from pyschedvisu.store import SeriesStore
+    from pyschedvisu.store import SeriesStore, clean_stale_tmp
     from pyschedvisu_core.dropped import day_status, from_summaries
 
     days = settings.business_days(start, end)
@@ -41,8 +48,17 @@ def run_retrieve(settings: Any, start: dt.date, end: dt.date, force: bool, conso
         console.print(f"no business day between {start} and {end}")
         return 0
     store = SeriesStore(settings.paths.data_dir)
+    stale = clean_stale_tmp(settings.paths.data_dir)
+    if stale:
+        console.print(
+            f"removed {len(stale)} temporary file(s) an interrupted run left in "
+            f"{settings.paths.data_dir}"
+        )
     rows: list[dict[str, Any]] = []
     failures: dict[dt.date, str] = {}
+    #: why the run stopped starting days (the PACS unreachable or refusing us, a full disk),
+    #: said once at the end; the days it stopped are named without repeating it
+    stopped: list[str] = []
     client = make_client(settings)
     progress = Progress(
         TextColumn("{task.description}"),
@@ -62,7 +78,7 @@ def run_retrieve(settings: Any, start: dt.date, end: dt.date, force: bool, conso
 
             def one(day: dt.date) -> None:
                 if unreachable.is_set():
-                    failures[day] = "not attempted (PACS unreachable or refusing us)"
+                    failures[day] = NOT_RETRIEVED if stopped else "not attempted (interrupted)"
                     return
 
                 def on_series(done: int, total: int) -> None:
@@ -78,10 +94,13 @@ def run_retrieve(settings: Any, start: dt.date, end: dt.date, force: bool, conso
                     )
                     with lock:
                         rows.append(result.summary())
-                except (PacsUnreachableError, AssociationRejectedError) as exc:
+                except (PacsUnreachableError, AssociationRejectedError, StoreFullError) as exc:
                     # every following day would fail the same way: stop starting new ones
+                    with lock:
+                        if not stopped:
+                            stopped.append(_stop_reason(exc))
                     unreachable.set()
-                    failures[day] = str(exc)
+                    failures[day] = NOT_RETRIEVED
                 except PySchedVisuError as exc:
                     if isinstance(exc, PseudonymKeyError):
                         raise
@@ -148,10 +167,22 @@ def run_retrieve(settings: Any, start: dt.date, end: dt.date, force: bool, conso
         if hint is not None:
             console.print(f"[yellow]hint[/yellow]: {escape(hint.text())}", soft_wrap=True)
         console.print(
-            f"{len(failures)} of {len(days)} day(s) not retrieved; run again to retry them"
+            f"{len(failures)} of {len(days)} day(s) not retrieved, {len(rows)} kept; "
+            "run again to retry them"
         )
+        if stopped:
+            console.print(f"[red]stopped[/red]: {stopped[0]}", soft_wrap=True)
         return EXIT_FAILED
     return 0
+
+
+def _stop_reason(exc: Exception) -> str:
+    """The one line that says why a run stopped (the error says what to do)."""
+    if isinstance(exc, PacsCircuitOpenError | StoreFullError):
+        return str(exc)
+    if isinstance(exc, PacsUnreachableError):
+        return f"PACS unreachable: {exc}"
+    return str(exc)
 
 
 def register(app: typer.Typer) -> None:

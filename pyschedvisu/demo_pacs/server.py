@@ -40,7 +40,7 @@ from pynetdicom.sop_class import (
 )
 from pynetdicom.transport import RequestHandler, ThreadedAssociationServer
 
-from pyschedvisu.adapters.dimse import nodelay
+from pyschedvisu.adapters.dicomnet import nodelay
 from pyschedvisu.demo_pacs.behaviour import Behaviour, OpRecord, PacsStats, Throttle
 from pyschedvisu.demo_pacs.index import UNIQUE_KEY, PacsIndex, value_str
 from pyschedvisu.demo_pacs.matching import compile_query, is_universal

@@ -18,7 +18,7 @@ from pyschedvisu.retrieval.jobs import Outcome, Pool, SeriesJob
 from pyschedvisu.retrieval.planner import UID_LIST_MAX
 from pyschedvisu_core import queries as q
 from pyschedvisu_core.dicomvalues import text_value
-from pyschedvisu_core.errors import PacsError
+from pyschedvisu_core.errors import PacsCircuitOpenError, PacsError
 
 log = logging.getLogger("pyschedvisu.retrieval")
 
@@ -51,6 +51,8 @@ def verify_institutions(
     def one(job: SeriesJob) -> None:
         try:
             headers = reader.file_headers(job)
+        except PacsCircuitOpenError:
+            raise
         except PacsError as exc:
             log.debug("series %s: institution not checked (%s)", job.series_uid, exc)
             return
@@ -71,7 +73,7 @@ def verify_institutions(
         len(studies),
     )
     return (
-        series.join(fixed, on="series_uid", how="left")
+        series.join(fixed, on="series_uid", how="left", maintain_order="left")
         .with_columns(
             pl.when(pl.col("series_uid").is_in(list(names)))
             .then(pl.col("_inst"))
@@ -114,6 +116,8 @@ def institutions_from_files(
                 got = client.fetch_headers_many(
                     [(j.study_uid, j.series_uid, [sop]) for j, sop in chunk], methods[0]
                 )
+            except PacsCircuitOpenError:
+                raise
             except PacsError as exc:
                 log.info(
                     "%s: %s of many series failed (%s): one by one", reader.day, methods[0], exc
@@ -127,6 +131,8 @@ def institutions_from_files(
         job, sop = item
         try:
             names[job.series_uid] = institution_of(reader.fetch(job, [sop], methods))
+        except PacsCircuitOpenError:
+            raise
         except PacsError as exc:
             log.info("series %s: InstitutionName of its files not read (%s)", job.series_uid, exc)
 
