@@ -30,6 +30,7 @@ STUDY_ROWS_SCHEMA: dict[str, pl.DataType] = {
     "patient_id": pl.String(),
     "study_description": pl.String(),
     "study_time": pl.String(),
+    "accession_number": pl.String(),
 }
 #: Columns of the SERIES-level rows of a day (before timing).
 SERIES_ROWS_SCHEMA: dict[str, pl.DataType] = {
@@ -73,6 +74,7 @@ def study_row(day: dt.date, ds: Dataset) -> dict[str, Any] | None:
         "patient_id": text_value(ds, "PatientID"),
         "study_description": text_value(ds, "StudyDescription"),
         "study_time": text_value(ds, "StudyTime"),
+        "accession_number": text_value(ds, "AccessionNumber"),
     }
 
 
@@ -151,6 +153,7 @@ def assemble_day(
     patient_keys: Mapping[str, str | None],
     accepted_institutions: Sequence[str],
     excluded_before: Sequence[pl.DataFrame] = (),
+    accessions: Mapping[str, str | None] | None = None,
 ) -> DayFrames:
     """Time every series from its headers, then apply the institution rule again.
 
@@ -159,8 +162,10 @@ def assemble_day(
     another day is left out. The institution rule (DOMAIN §2.2) then runs again on the names
     the series carry now: a study whose files all name another hospital is rejected though its
     SERIES-level name was ours. ``excluded_before`` (studies, series, institution rejections
-    of the first pass) come first in the excluded frame.
+    of the first pass) come first in the excluded frame. ``accessions``: each study's
+    AccessionNumber (STUDY level), copied to its series rows.
     """
+    accessions = accessions or {}
     kept_rows: list[dict[str, Any]] = []
     failed_rows: list[dict[str, Any]] = []
     secondary: list[dict[str, Any]] = []
@@ -179,6 +184,7 @@ def assemble_day(
             "series_description": row["series_description"],
             "protocol_name": row["protocol_name"],
             "institution": item.institution,
+            "accession_number": accessions.get(study),
             "modality": modality,
             "n_instances": row["n_instances"],
         }

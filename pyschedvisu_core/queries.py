@@ -41,6 +41,7 @@ STUDY_KEYWORDS: tuple[str, ...] = (
     "InstitutionName",
     "ModalitiesInStudy",
     "NumberOfStudyRelatedSeries",
+    "AccessionNumber",  # planned against performed (DOMAIN §7)
 )
 SERIES_KEYWORDS: tuple[str, ...] = (
     "SeriesInstanceUID",

@@ -32,6 +32,8 @@ time_to_prev_s         Float64       start − previous study's end (raw); null 
 time_to_next_s         Float64       next study's start − end (raw); null for the last
 time_to_prev_prep_s    Float64       same on the padded spans
 time_to_next_prep_s    Float64
+accession_number       String        the study's AccessionNumber (STUDY-level C-FIND), the
+                                     earliest study's for a merged VENT PERF.; null when none
 =====================  ============  ===========================================================
 
 "Previous/next" is the neighbour in (start, end descending, study_key) order per machine and day.
@@ -74,8 +76,9 @@ ENGINE: Final = "in-memory"
 #: 3: only another patient's series cut a study into takes, not the same patient's other study;
 #: 4: accents dropped from StudyDescription (and label patterns) before matching;
 #: 5: another patient's series overlapping ours by more than a tolerance no longer cuts a take
-#: (a data-quality finding, ``foreign_overlaps``)
-RULES_VERSION = 5
+#: (a data-quality finding, ``foreign_overlaps``);
+#: 6: ``accession_number`` in the study table (planned against performed, DOMAIN §7)
+RULES_VERSION = 6
 
 _SERIES_COLUMNS = [
     "date",
@@ -89,6 +92,7 @@ _SERIES_COLUMNS = [
     "machine",
     "start",
     "end",
+    "accession_number",
 ]
 _LANE_KEYS = ["date", "lane"]  # one scanner on one day: interleaving, padding, neighbours
 _LANE = ["_lid"]  # its integer id (see study_machines)
@@ -113,10 +117,15 @@ def _union_joined(col: str) -> pl.Expr:
 
 
 def clean_series(series: pl.LazyFrame | pl.DataFrame) -> pl.LazyFrame:
-    """DOMAIN §3.1: drop rows without institution, machine, UID or times; order start <= end."""
+    """DOMAIN §3.1: drop rows without institution, machine, UID or times; order start <= end.
+
+    Series stored before the accession number was (store version 1) read it as null.
+    """
+    lazy = _lazy(series)
+    if "accession_number" not in lazy.collect_schema().names():
+        lazy = lazy.with_columns(pl.lit(None, dtype=pl.String()).alias("accession_number"))
     return (
-        _lazy(series)
-        .select(_SERIES_COLUMNS)  # only what the rules read: projection reaches a parquet scan
+        lazy.select(_SERIES_COLUMNS)  # only what the rules read: projection reaches a parquet scan
         .filter(
             pl.col("institution").is_not_null()
             & (pl.col("institution") != "")
@@ -427,6 +436,7 @@ def group_studies(
     studies = series.group_by("_tk").agg(
         pl.col("_sid", "take", "date", "study_uid").first(),
         pl.col("patient_key").min(),  # one patient per study; min() keeps it order-free
+        pl.col("accession_number").min(),  # one per study (STUDY level); order-free too
         pl.col("start").min(),
         pl.col("end").max(),
         pl.len().cast(pl.Int32).alias("n_series"),
@@ -466,6 +476,7 @@ def merge_label(studies: pl.LazyFrame, label: str = VENT_PERF) -> pl.LazyFrame:
             ).first(),
             pl.col("lane", "_lid", "models").first(),
             pl.col("description").first(),
+            pl.col("accession_number").first(),  # the earliest study's, like its uid
             pl.col("start").min(),
             pl.col("end").max(),
             pl.col("n_series").sum().cast(pl.Int32),

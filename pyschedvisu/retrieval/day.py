@@ -44,7 +44,8 @@ from pyschedvisu_core.transport import METHODS, PacsClient
 log = logging.getLogger("pyschedvisu.retrieval")
 
 #: Bump when what is stored for a day changes meaning: stored days are then fetched again.
-STORE_VERSION = 1
+#: 2: the study's AccessionNumber in every series row (planned against performed)
+STORE_VERSION = 2
 
 
 def retrieval_fingerprint(settings: Settings) -> str:
@@ -274,6 +275,13 @@ def _retrieve(
         )
     )
     patient_keys = {uid: pseudonymise(pid, key) for uid, pid in patient_ids.items()}
+    accessions: dict[str, str | None] = dict(
+        zip(
+            kept_st.get_column("study_uid").to_list(),
+            kept_st.get_column("accession_number").to_list(),
+            strict=True,
+        )
+    )
 
     # 2. series: day-wide where the PACS answers that (checked), else one query per study
     wanted = [
@@ -373,7 +381,12 @@ def _retrieve(
         for job in jobs
     ]
     frames = assemble_day(
-        day, timed, patient_keys, r.accepted_institutions, [excl_st, excl_se, excl_inst]
+        day,
+        timed,
+        patient_keys,
+        r.accepted_institutions,
+        [excl_st, excl_se, excl_inst],
+        accessions=accessions,
     )
     if frames.other_days:
         log.debug(
