@@ -54,6 +54,7 @@ from pynetdicom.sop_class import (
     EnhancedPETImageStorage,
     LegacyConvertedEnhancedCTImageStorage,
     LegacyConvertedEnhancedPETImageStorage,
+    ModalityWorklistInformationFind,
     MultiFrameGrayscaleByteSecondaryCaptureImageStorage,
     MultiFrameGrayscaleWordSecondaryCaptureImageStorage,
     MultiFrameTrueColorSecondaryCaptureImageStorage,
@@ -364,6 +365,9 @@ class DimseClient:
             ae.add_requested_context(model)
         for uid in STORAGE_CLASSES:
             ae.add_requested_context(uid, TRANSFER_SYNTAXES)
+        # the RIS's appointment book (pyschedvisu.adapters.worklist); a PACS without it
+        # rejects this context alone
+        ae.add_requested_context(ModalityWorklistInformationFind)
         return ae
 
     @property
@@ -704,6 +708,12 @@ class DimseClient:
             raise PacsTimeoutError(f"{label}: C-FIND {level}: no final status")
 
         return self._call(f"C-FIND {level}", op)
+
+    def find_worklist(self, query: Dataset, *, limit: int | None = None) -> list[Dataset]:
+        """C-FIND on the Modality Worklist model: :func:`pyschedvisu.adapters.worklist.find`."""
+        from pyschedvisu.adapters.worklist import find
+
+        return find(self, query, limit=limit)
 
     def _unreadable(self, assoc: Association, model: str, what: str, index: int) -> PacsError:
         """The error for an answer pynetdicom could not decode (never skipped: lost series).
