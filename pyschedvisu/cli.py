@@ -28,6 +28,7 @@ COMMAND_MODULES = [
     "synth",
     "pacs",
     "retrieve",
+    "worklist",
     "extract",
     "evaluate",
     "report",
