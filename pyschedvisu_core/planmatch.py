@@ -218,8 +218,19 @@ def match_plan(
             .alias("status"),
         )
     )
-    planned_rows = planned_rows.with_columns(
-        pl.coalesce(pl.col("_sdesc"), _no_show_labels(planned_rows, labels)).alias("description"),
+    # a no-show's label from its scheduled description: the regexes run once per distinct
+    # (machine, description), not once per step (ten years: 0.65 s -> 0.01 s)
+    named = ["machine", "scheduled_description"]
+    no_show_labels = (
+        planned_rows.filter(pl.col("_study").is_null())
+        .select(named)
+        .unique()
+        .pipe(lambda f: f.with_columns(_no_show_labels(f, labels).alias("_nlabel")))
+    )
+    planned_rows = planned_rows.join(
+        no_show_labels, on=named, how="left", nulls_equal=True
+    ).with_columns(
+        pl.coalesce(pl.col("_sdesc"), pl.col("_nlabel")).alias("description"),
         pl.col("date").alias("_rdate"),
         pl.col("study_uid_right").alias("_ruid"),  # the matched study's (retakes)
     )
