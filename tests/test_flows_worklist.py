@@ -204,3 +204,28 @@ def test_a_snapshot_run_without_a_worklist_configured_does_nothing(
     assert state.is_completed(), state
     assert state.result() == {"skipped": "worklist.enabled is false"}
     assert not (tmp_path / "data" / "worklist").exists()
+
+
+def test_a_matching_that_fails_leaves_the_plan_out_not_the_report(
+    on_server: PrefectServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from prefect import flow
+
+    import tasks.worklist
+    from pyschedvisu.config import Settings
+
+    monkeypatch.setattr(
+        tasks.worklist, "match_plan", tasks.worklist.match_plan.with_options(retries=0)
+    )
+    settings = Settings(worklist={"enabled": True}, paths={"data_dir": str(tmp_path / "data")})
+    broken = WorklistStore(tmp_path / "data").planned_path(MONDAY)
+    broken.parent.mkdir(parents=True)
+    broken.write_bytes(b"not parquet")
+
+    @flow
+    def report_inputs_only() -> str | None:
+        return tasks.worklist.plan_for_report(settings)
+
+    assert report_inputs_only() is None  # the report goes on without the plan
+    settings.worklist.enabled = False
+    assert report_inputs_only() is None  # and without a worklist, nothing is asked

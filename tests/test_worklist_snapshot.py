@@ -205,3 +205,22 @@ def test_a_day_without_snapshot_is_no_plan_not_all_no_shows(
     assert WorklistStore(data).planned_days() == [DAY]
     coverage = pl.read_parquet(result.days_path)
     assert set(coverage["date"]) == {DAY} and coverage.height == 5
+
+
+def test_a_worklist_answering_beyond_the_limit_is_cancelled_and_the_association_kept(
+    synth_week: Path, demo_pacs: Any
+) -> None:
+    from pyschedvisu.adapters.dimse import DimseClient, DimseConfig
+    from pyschedvisu_core.errors import PacsOperationError
+    from pyschedvisu_core.worklist import worklist_query
+
+    pacs = demo_pacs(synth_week)
+    client = DimseClient(DimseConfig(port=pacs.port, called_ae=pacs.ae_title, op_retries=0))
+    try:
+        query = worklist_query(DAY)  # every station: the whole day
+        with pytest.raises(PacsOperationError, match="more than 3 answers, cancelled"):
+            client.find_worklist(query, limit=3)
+        assert len(client.find_worklist(query)) > 3  # asked again on the same association
+        assert client.counters.associations == 1
+    finally:
+        client.close()
