@@ -97,7 +97,10 @@ class PlanData:
 def load_plan(settings: Settings, source: PlanData | str | Path | None = None) -> PlanData | None:
     """The plan of the report: None when no worklist is configured (the report is then as
     without one); ``source``: the data already read, or ``plan_matches.parquet`` (or its
-    folder; default ``paths.data_dir``). No plan matched yet: every day is "no plan"."""
+    folder; default ``paths.data_dir``). No plan matched yet: every day is "no plan".
+
+    The report's functions take the plan explicitly: ``plan=None`` there is the report
+    without it (no worklist, or a matching that failed), whatever the data dir holds."""
     if not settings.worklist.enabled:
         return None
     if isinstance(source, PlanData):
@@ -294,7 +297,7 @@ def build_page(
     frame = frame.filter(pl.col("date").is_in(list(spec.days)))
     if frame.height == 0:
         return None
-    plan_data = load_plan(settings, plan)
+    plan_data = load_plan(settings, plan) if plan is not None else None
     page_plan = plan_data.page_plan(name, spec.days) if plan_data is not None else None
     try:
         numbers = figures.page_numbers(frame, spec, page_plan)
@@ -414,7 +417,7 @@ def build_overview(
     title = settings.report.title
     summary = overview.summary_dict(table, title=title, end=end, lang=lang)
     trends = overview.trends_dict(frame, specs, title=title, end=end, lang=lang)
-    plan_data = load_plan(settings, plan)
+    plan_data = load_plan(settings, plan) if plan is not None else None
     plan_figure, plan_table = None, None
     if plan_data is not None:
         plan_table = overview.plan_summary_table(plan_data.matches, plan_data.coverage, items)
@@ -1107,7 +1110,7 @@ def render_report(
     if not real:
         raise ReportError(f"no page to render for {end}: no machine has studies in any period")
     shown, aliases = identical_pages(real)
-    plan_data = load_plan(settings, plan)
+    plan_data = load_plan(settings, plan) if plan is not None else None
     if overview_pages is None and studies is not None:
         overview_pages = build_overview(settings, studies, end, retrieved, windows, plan_data)
     when = generated_at or dt.datetime.now()

@@ -18,7 +18,7 @@ the end of the day, so the plan of a day is rebuilt from *snapshots* taken durin
 
 A step is identified across snapshots by :func:`step_key`: its accession number, requested
 procedure and step IDs (PS3.4 K.6.1.2.2 makes them unique together), else its pre-assigned
-Study Instance UID, else its patient, station and description.
+Study Instance UID, else its day, patient, station and description.
 """
 
 from __future__ import annotations
@@ -164,13 +164,18 @@ def step_key(
     patient_key: str | None,
     station_ae: str | None,
     description: str | None,
+    day: dt.date,
 ) -> str:
-    """What identifies one step across snapshots (see the module docstring)."""
+    """What identifies one step across snapshots (see the module docstring).
+
+    The last resort (patient, station, description) holds the day too: it cannot tell the
+    same step seen on two days (moved) from two appointments of one patient on two days.
+    """
     if accession or requested_procedure_id or step_id:
         return f"acc:{accession or ''}/{requested_procedure_id or ''}/{step_id or ''}"
     if study_uid:
         return f"uid:{study_uid}"
-    return f"pat:{patient_key or ''}/{station_ae or ''}/{description or ''}"
+    return f"pat:{day.isoformat()}/{patient_key or ''}/{station_ae or ''}/{description or ''}"
 
 
 @dataclass(frozen=True)
@@ -220,7 +225,14 @@ def entry_row(
         "date": day,
         "machine": None,
         "step_key": step_key(
-            accession, procedure_id, step_id, study_uid, patient, station, step_desc or proc_desc
+            accession,
+            procedure_id,
+            step_id,
+            study_uid,
+            patient,
+            station,
+            step_desc or proc_desc,
+            day,
         ),
         "step_id": step_id,
         "requested_procedure_id": procedure_id,

@@ -153,7 +153,7 @@ def test_a_worklist_without_any_snapshot_says_no_plan_on_every_page(
     with_worklist: Settings, tmp_path: Path
 ) -> None:
     with_worklist.paths.data_dir = tmp_path  # nothing matched there yet
-    p = page(with_worklist)
+    p = page(with_worklist, plan=render.load_plan(with_worklist))
     fig = json.loads(p.figure)
     title = next(a for a in fig["layout"]["annotations"] if a.get("name") == "plan-title")
     assert "aucun plan" in title["text"]
@@ -180,6 +180,9 @@ def test_the_plan_summary_rows_are_the_page_totals(with_worklist: Settings) -> N
     cells = figures.table_cells(json.loads(ov.plan_summary_figure), "plan-summary-table")
     assert "sans plan" in cells and "2/5" in cells
     assert render.build_overview(Settings(), studies(), END, set(WEEK)).plan_summary is None
+    # a worklist whose matching failed: the report without the plan, not a stale one
+    assert render.build_overview(with_worklist, studies(), END, set(WEEK)).plan_summary is None
+    assert page(with_worklist).plan is None
 
 
 def test_the_workbook_gets_the_plan_sheets_only_with_a_worklist(

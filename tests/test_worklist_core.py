@@ -126,7 +126,7 @@ def test_step_keys_fall_back_on_the_uid_then_the_patient() -> None:
     row = wl.entry_row(answer(acc=None, rp=None, sps=None, uid="1.2.3"), DAY, pseudo)
     assert isinstance(row, dict) and row["step_key"] == "uid:1.2.3"
     row = wl.entry_row(answer(acc=None, rp=None, sps=None), DAY, pseudo)
-    assert isinstance(row, dict) and row["step_key"] == "pat:key-1001/PETSIEMENS/PET FDG"
+    assert isinstance(row, dict) and row["step_key"] == "pat:2024-03-04/key-1001/PETSIEMENS/PET FDG"
 
 
 def test_machines_by_station_ae_first_then_by_modality_of_machines_without_aes() -> None:

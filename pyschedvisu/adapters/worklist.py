@@ -17,13 +17,33 @@ from pydicom.dataset import Dataset
 from pynetdicom.association import Association
 from pynetdicom.sop_class import ModalityWorklistInformationFind
 
-from pyschedvisu.adapters.dimse import DimseClient, _status_code, _status_error
+from pyschedvisu.adapters.dimse import DimseClient
 from pyschedvisu_core import status as dimse_status
-from pyschedvisu_core.errors import PacsOperationError, PacsTimeoutError
+from pyschedvisu_core.errors import (
+    PacsError,
+    PacsOperationError,
+    PacsThrottledError,
+    PacsTimeoutError,
+)
 
 #: The information model of the Modality Worklist (PS3.4 K.6.1).
 MODEL = ModalityWorklistInformationFind
 WHAT = "C-FIND worklist"
+
+
+def _code(status: Dataset | None) -> int | None:
+    """The Status of a response; None for the empty dataset of a timeout or an abort."""
+    if status is None or "Status" not in status:
+        return None
+    return int(status.Status)
+
+
+def _failure(code: int, status: Dataset) -> PacsError:
+    """A failure status: busy ones (0xC336, 0xA7xx) are retried by the client, others not."""
+    comment = f" ({status.ErrorComment})" if "ErrorComment" in status else ""
+    if dimse_status.is_busy(code):
+        return PacsThrottledError(f"{WHAT}: busy, status 0x{code:04X}{comment}", status=code)
+    return PacsOperationError(f"{WHAT}: failed with status 0x{code:04X}{comment}", status=code)
 
 
 def find(client: DimseClient, query: Dataset, *, limit: int | None = None) -> list[Dataset]:
@@ -42,7 +62,7 @@ def find(client: DimseClient, query: Dataset, *, limit: int | None = None) -> li
         try:
             responses = assoc.send_c_find(query, MODEL, msg_id=msg_id)
             for status, ident in responses:
-                code = _status_code(status)
+                code = _code(status)
                 if code is None:
                     raise PacsTimeoutError(f"{label}: {WHAT}: no response (timeout or abort)")
                 if dimse_status.is_pending(code):
@@ -58,7 +78,7 @@ def find(client: DimseClient, query: Dataset, *, limit: int | None = None) -> li
                     continue
                 if code == 0:
                     return out
-                raise _status_error(WHAT, code, status)
+                raise _failure(code, status)
         except (ValueError, RuntimeError) as exc:
             if not assoc.is_established:
                 raise PacsTimeoutError(f"{label}: {WHAT}: association lost ({exc})") from exc

@@ -461,7 +461,8 @@ class DemoPacs:
             at = b.worklist_now or dt.datetime.now()
             found = worklist.answers(ident, at, forget_performed=b.forget_performed)
             item = ident.ScheduledProcedureStepSequence[0]
-            asked = value_str(item["ScheduledProcedureStepStartDate"])
+            key = "ScheduledProcedureStepStartDate"
+            asked = value_str(item[key]) if key in item else None
         except PacsOperationError as exc:
             self._record("find", "WORKLIST", event.assoc, exc.status)
             return iter([(exc.status or status.UNABLE_TO_PROCESS, None)])
