@@ -144,7 +144,9 @@ def test_unexpected_failure_keeps_its_traceback(
     def bug(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("a bug in the flow")
 
-    monkeypatch.setattr(flows.backfill, "retrieve_days", bug)
+    import tasks.retrieve
+
+    monkeypatch.setattr(tasks.retrieve, "retrieve_days", bug)
     logs = tmp_path / "logs"
     config = write_config(tmp_path / "c.toml", demo_pacs(tiny_pacs_dir), tmp_path / "d", logs)
 
