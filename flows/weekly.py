@@ -100,6 +100,7 @@ def _weekly_report(settings: Settings, end: dt.date | None, send_email: bool) ->
     from tasks.notify import publish_artifacts, send_report
     from tasks.report import build_page, render_report, report_inputs
     from tasks.retrieve import retrieve_days
+    from tasks.worklist import plan_for_report
 
     logger = get_run_logger()
     clock = PhaseClock()
@@ -126,11 +127,15 @@ def _weekly_report(settings: Settings, end: dt.date | None, send_email: bool) ->
     with clock("extraction"):
         studies_path = extract_studies(settings, days)
         dropped = summarise_dropped(settings, days)
+        # planned against performed, from the worklist snapshots kept (None: no worklist)
+        plan_path = plan_for_report(settings)
 
     with clock("pages"):
         retrieved, windows = report_inputs(settings, studies_path, days[0] if days else end, end)
         page_futures = [
-            build_page.submit(settings, studies_path, machine, period, end, retrieved, windows)
+            build_page.submit(
+                settings, studies_path, machine, period, end, retrieved, windows, plan_path
+            )
             for machine in settings.display_machines()
             for period in settings.report.periods
         ]
@@ -139,7 +144,9 @@ def _weekly_report(settings: Settings, end: dt.date | None, send_email: bool) ->
     notes = [note] if note else []
     notes += dropped.notes(settings.report.language)
     with clock("render"):
-        report = render_report(settings, pages, end, notes, studies_path, retrieved, windows)
+        report = render_report(
+            settings, pages, end, notes, studies_path, retrieved, windows, plan_path
+        )
     logger.info("report: %s (%s pages)", report.get("pdf"), report.get("pages"))
 
     week_start = end - dt.timedelta(days=end.weekday())

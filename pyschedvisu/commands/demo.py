@@ -95,6 +95,12 @@ log_dir = "{(root / "logs").as_posix()}"
 [privacy]
 allow_demo_key = true  # synthetic patients only; production sets PYSCHEDVISU_PSEUDONYM_KEY
 
+[worklist]
+# the demo PACS also serves the department's appointment book as a Modality Worklist
+enabled = true
+port = {port}
+called_ae = "DEMOPACS"
+
 [report]
 year_start = {year_start}
 
@@ -226,6 +232,8 @@ def run_demo(
 
     _step(2, f"demo PACS {settings.pacs.called_ae} on 127.0.0.1:{settings.pacs.port}")
     with demo_pacs_process(root / "department", config, settings):
+        if settings.worklist.enabled:
+            snapshot_worklist(settings, start, end)
         _step(3, "weekly_report flow (Prefect local mode)")
         from prefect.settings import PREFECT_API_URL, PREFECT_HOME, temporary_settings
 
@@ -241,7 +249,62 @@ def run_demo(
         raise PySchedVisuError(f"weekly_report ended {state.name}: {state.message}")
     result = dict(state.result())
     _step(4, "done")
+    if settings.worklist.enabled:
+        for line in plan_lines(settings, end):
+            typer.echo(line)
     return result
+
+
+#: Business days of the demo whose worklist is snapshotted: the report's two weeks.
+WORKLIST_DAYS = 10
+
+
+def snapshot_worklist(settings: Settings, start: dt.date, end: dt.date) -> None:
+    """One worklist snapshot of each of the report's last business days (from the
+    department's ``start``) not snapshotted yet; after the fact, where a deployment takes
+    them during the day (docs/deployment.md)."""
+    from pyschedvisu.worklist.snapshot import take_snapshot
+    from pyschedvisu.worklist.store import WorklistStore
+
+    store = WorklistStore(settings.paths.data_dir)
+    days = settings.business_days(max(start, end - dt.timedelta(weeks=3)), end)[-WORKLIST_DAYS:]
+    todo = [d for d in days if store.plan(d) is None]
+    steps = 0
+    for day in todo:
+        try:
+            steps += take_snapshot(day, settings).entries
+        except PySchedVisuError as exc:  # the report goes on without that day's plan
+            typer.echo(f"      worklist snapshot of {day} failed: {exc}", err=True)
+    typer.echo(f"      worklist: {len(todo)} day(s) snapshotted now ({steps} steps)")
+
+
+def plan_lines(settings: Settings, end: dt.date) -> list[str]:
+    """Planned against performed of the report's week, one line per machine."""
+    from pyschedvisu.worklist.matches import load_matches
+    from pyschedvisu_core.planmatch import TOTAL, plan_days, plan_table
+
+    got = load_matches(settings.paths.data_dir)
+    if got is None:
+        return []
+    matches, coverage = got
+    monday = end - dt.timedelta(days=end.weekday())
+    week = settings.business_days(monday, end)
+    lines = [f"planned / performed, week of {monday}:"]
+    for name in settings.machine_names().values():
+        days = plan_days(coverage, name, week)
+        table = plan_table(matches.filter(matches["machine"] == name), [], days)
+        total = table.filter(table["label"] == TOTAL)
+        if not days or not total.height:
+            lines.append(f"  {name}: no plan")
+            continue
+        t = total.row(0, named=True)
+        delay = t["delay_median_s"]
+        lines.append(
+            f"  {name}: {t['planned']} planned, {t['performed']} performed, "
+            f"{t['no_shows']} no-show(s), {t['unplanned']} unplanned, "
+            f"median start delay {'-' if delay is None else f'{delay / 60:+.0f} min'}"
+        )
+    return lines
 
 
 def register(app: typer.Typer) -> None:

@@ -8,6 +8,8 @@ Layout of ``out``::
     truth/excluded.parquet     EXCLUDED_SCHEMA: study- and series-level exclusions
     truth/kept_series.parquet  SERIES_SCHEMA with patient_id (raw) instead of patient_key
     truth/cases.parquet        where each special case is (date, study_uid, series_uid, case)
+    truth/book.parquet         appointments.BOOK_SCHEMA: the RIS's appointment book (the worklist)
+    truth/plan.parquet         planmatch.PLAN_MATCH_SCHEMA: planned against performed, as it must be
     truth/days/<YYYYMMDD>/     the same per day, plus day.json (written last = day complete)
     synth.json                 parameters and counts
 
@@ -37,17 +39,19 @@ import polars as pl
 from pyschedvisu import reference as ref
 from pyschedvisu.config import Settings, display_machine, plain_machines
 from pyschedvisu.store import atomic_write_bytes, atomic_write_parquet
+from pyschedvisu.synth.appointments import BOOK_SCHEMA, day_book
 from pyschedvisu.synth.department import Department, relabel
 from pyschedvisu.synth.plan import DayPlan, plan_day
 from pyschedvisu.synth.truth import CASES_SCHEMA, KEPT_SERIES_SCHEMA, Rules, day_truth
 from pyschedvisu.synth.writer import write_day
 from pyschedvisu_core import schema
 from pyschedvisu_core.labels import minify_machine
+from pyschedvisu_core.planmatch import PLAN_MATCH_SCHEMA
 
 log = logging.getLogger("pyschedvisu.synth")
 
 #: Bump when the generated content changes for a given seed and day.
-VERSION = "3"
+VERSION = "4"
 
 TRUTH_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
     "studies": schema.TRUTH_STUDY_SCHEMA,
@@ -55,7 +59,11 @@ TRUTH_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
     "excluded": schema.EXCLUDED_SCHEMA,
     "kept_series": KEPT_SERIES_SCHEMA,
     "cases": CASES_SCHEMA,
+    "book": BOOK_SCHEMA,
+    "plan": PLAN_MATCH_SCHEMA,
 }
+#: The truth files of the appointment book, drawn after the day (same files without it).
+BOOK_KINDS = ("book", "plan")
 
 
 @dataclass(frozen=True)
@@ -184,6 +192,7 @@ def generate_day(out: Path, day: dt.date, seed: int, dept: Dept) -> dict[str, An
         shutil.rmtree(trash)
     tmp.rename(final)
     frames = day_truth(plan, dept.rules)
+    frames.update(day_book(plan, frames["studies"], dept.rules))
     for kind, frame in frames.items():
         atomic_write_parquet(_day_dir(out, day) / f"{kind}.parquet", frame)
     status = frames["series"]["status"]
@@ -207,6 +216,22 @@ def generate_day(out: Path, day: dt.date, seed: int, dept: Dept) -> dict[str, An
     return marker
 
 
+def ensure_book(out: Path, day: dt.date, seed: int, dept: Dept) -> bool:
+    """Draw the appointment book of a day generated before books existed; True if drawn.
+
+    The book depends only on the day's plan and truth, which are the same: the day's
+    files are not written again.
+    """
+    folder = _day_dir(out, day)
+    if all((folder / f"{kind}.parquet").exists() for kind in BOOK_KINDS):
+        return False
+    plan = plan_day(day, seed, dept.slots, dept.machine_keys)
+    studies = pl.read_parquet(folder / "studies.parquet")
+    for kind, frame in day_book(plan, studies, dept.rules).items():
+        atomic_write_parquet(folder / f"{kind}.parquet", frame)
+    return True
+
+
 def _can_spawn() -> bool:
     """Spawned workers re-import ``__main__``: impossible for ``python -`` or a REPL file."""
     main = getattr(sys.modules.get("__main__"), "__file__", None)
@@ -223,6 +248,8 @@ def combine_truth(out: Path) -> dict[str, int]:
     counts = {}
     for kind, target in TRUTH_SCHEMAS.items():
         paths = [d / f"{kind}.parquet" for d in days]
+        if kind in BOOK_KINDS:  # days generated before books, outside the range asked
+            paths = [p for p in paths if p.exists()]
         frame = pl.concat([pl.read_parquet(p) for p in paths]) if paths else schema.empty(target)
         atomic_write_parquet(out / "truth" / f"{kind}.parquet", frame.select(list(target)))
         counts[kind] = frame.height
@@ -272,6 +299,9 @@ def generate(
             jobs = []
     for job in jobs:
         _run_day(job)
+    for d in days:
+        if d not in todo:
+            ensure_book(out, d, seed, dept)
     combine_truth(out)
     totals = {
         "studies": 0,
