@@ -26,7 +26,7 @@ from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
-from pyschedvisu.demo_pacs.matching import compile_query, is_universal
+from pyschedvisu.demo_pacs.matching import compile_query, exact_values, is_universal
 from pyschedvisu_core import status
 from pyschedvisu_core.errors import PacsOperationError, StoreError
 
@@ -241,6 +241,10 @@ class PacsIndex:
         self.root = root
         self.frame = _sorted(frame.unique(subset=["SOPInstanceUID"], keep="first"))
         self._stats = self._compute_stats(self.frame)
+        #: (study, modality) pairs, for ModalitiesInStudy (asked by every STUDY query)
+        self._study_modalities = self.frame.select("StudyInstanceUID", "Modality").unique()
+        #: per column, its distinct stored values holding several values (``a\\b``)
+        self._multi: dict[str, list[str]] = {}
         self._headers: OrderedDict[str, Dataset] = OrderedDict()
         self._headers_max = header_cache
         self._lock = threading.Lock()
@@ -306,6 +310,17 @@ class PacsIndex:
 
     def __len__(self) -> int:
         return self.frame.height
+
+    def _multi_values(self, kw: str) -> list[str]:
+        """Distinct values of column ``kw`` that hold several values (computed once)."""
+        with self._lock:
+            found = self._multi.get(kw)
+        if found is None:
+            col = self.frame.get_column(kw)
+            found = col.filter(col.str.contains("\\", literal=True)).unique().to_list()
+            with self._lock:
+                self._multi[kw] = found
+        return found
 
     @staticmethod
     def _compute_stats(frame: pl.DataFrame) -> _Stats:
@@ -394,14 +409,14 @@ class PacsIndex:
                 if level == "PATIENT":
                     continue
                 pred = compile_query(query, "CS")
-                mods = self.frame.select("StudyInstanceUID", "Modality").unique()
+                mods = self._study_modalities
                 ok_mods = {m for m in mods["Modality"].unique().to_list() if pred and pred(m)}
                 studies = mods.filter(pl.col("Modality").is_in(list(ok_mods)))["StudyInstanceUID"]
                 rows = rows.filter(pl.col("StudyInstanceUID").is_in(studies.unique().to_list()))
             elif kw in COMPUTED_LEVEL:
                 post.append((kw, elem))
             elif kw in KEYWORD_LEVEL and _RANK[KEYWORD_LEVEL[kw]] <= _RANK[level]:
-                rows = _filter_column(rows, kw, query, elem.VR)
+                rows = _filter_column(rows, kw, query, elem.VR, self._multi_values(kw))
             else:
                 post.append((kw, elem))
         key = UNIQUE_KEY[level]
@@ -526,11 +541,24 @@ def _check_level(level: str) -> str:
     return lv
 
 
-def _filter_column(rows: pl.DataFrame, kw: str, query: str | None, vr: str) -> pl.DataFrame:
-    """Keep rows whose ``kw`` matches ``query`` (the predicate runs on distinct values)."""
-    pred = compile_query(query, _vr_of(kw, vr))
+def _filter_column(
+    rows: pl.DataFrame, kw: str, query: str | None, vr: str, multi: list[str]
+) -> pl.DataFrame:
+    """Keep rows whose ``kw`` matches ``query``.
+
+    An exact query (one value or a list, no wildcard, no range, not a person name) is one
+    vectorised look-up; the predicate then only runs on the stored values that hold several
+    values (``multi``: a component may match). Anything else runs the predicate on the
+    distinct values. Both give the rows :func:`compile_query` accepts.
+    """
+    vr = _vr_of(kw, vr)
+    pred = compile_query(query, vr)
     if pred is None:
         return rows
+    exact = exact_values(query, vr)
+    if exact is not None:
+        ok = [*exact, *(v for v in multi if pred(v))]
+        return rows.filter(pl.col(kw).is_in(ok))
     values = rows[kw].unique().to_list()
     ok = [v for v in values if v is not None and pred(v)]
     return rows.filter(pl.col(kw).is_in(ok))
