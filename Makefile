@@ -14,16 +14,20 @@ DEBS := chromium orthanc poppler-utils
 # One pip pass each: the product's packages for `make demo`, with the test and lint tools for
 # `make test`. pip is upgraded first (pip 23 as Debian 12's venv has it resolved these
 # packages in 31-41 s, pip 26 in 18 s); no byte-compilation of every installed module
-# (25 s): Python compiles what it imports, once. pip's lines scroll on one line of a
-# terminal (nothing is silent for long); a log gets none of them.
+# (25 s): Python compiles what it imports, once. On a terminal, one line shows pip's last
+# line and the time so far, twice a second (pip alone is silent for 15 s while it unpacks);
+# its whole output is printed only if it fails. A log gets none of it.
 PIP := $(BIN)/python -m pip install --no-compile
 define pip_install
 	@echo "installing the Python packages of $(1) into $(VENV) (first run only, about a minute)"
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install --quiet --upgrade pip
-	@set -o pipefail; if [ -t 1 ]; then \
-	  $(PIP) -e '$(1)' 2>&1 | while IFS= read -r line; do printf '\r\033[K  pip: %.100s' "$$line"; done; \
-	  printf '\r\033[K'; \
+	@if [ -t 1 ]; then \
+	  out=$$(mktemp); $(PIP) -e '$(1)' >"$$out" 2>&1 & pid=$$!; t0=$$SECONDS; \
+	  while kill -0 $$pid 2>/dev/null; do \
+	    printf '\r\033[K  pip, %3d s: %.90s' $$((SECONDS - t0)) "$$(tail -n 1 "$$out")"; sleep 0.5; \
+	  done; \
+	  wait $$pid; rc=$$?; printf '\r\033[K'; [ $$rc -eq 0 ] || cat "$$out"; rm -f "$$out"; exit $$rc; \
 	else $(PIP) --quiet -e '$(1)'; fi
 endef
 

@@ -81,11 +81,14 @@ def run_in_pty(
 def lines_of(chunks: list[tuple[float, bytes]]) -> list[tuple[float, str]]:
     """Text lines (colours removed, each redraw of a bar on its own) with their time."""
     out: list[tuple[float, str]] = []
-    for t, data in chunks:
-        text = ANSI.sub(b"", data).replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        for line in text.decode(errors="replace").split("\n"):
+    pending = b""  # a line cut between two chunks
+    for t, data in [*chunks, (chunks[-1][0] if chunks else 0.0, b"\n")]:
+        pending += data
+        *complete, pending = pending.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")
+        for raw in complete:
+            line = ANSI.sub(b"", raw).decode(errors="replace").rstrip()
             if line.strip():
-                out.append((t, line.rstrip()))
+                out.append((t, line))
     return out
 
 
