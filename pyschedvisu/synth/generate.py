@@ -27,7 +27,8 @@ import logging
 import os
 import shutil
 import sys
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass
 from multiprocessing import get_context
@@ -266,6 +267,7 @@ def generate(
     force: bool = False,
     workers: int | None = None,
     department: Department | None = None,
+    on_day: Callable[[int, int], None] | None = None,
 ) -> SynthSummary:
     """Generate the department for the business days from ``start`` to ``end`` into ``out``.
 
@@ -274,6 +276,8 @@ def generate(
     Deterministic: the same seed, days and config give byte-identical files and truth.
     ``workers`` processes write days in parallel (default: one per CPU; 1 = in-process); a
     script calling this needs the usual ``if __name__ == "__main__":`` guard.
+    ``on_day(done, todo)`` is called once the days to write are known (``done=0``), then
+    after each day written, in this process.
     """
     import time
 
@@ -287,11 +291,23 @@ def generate(
     (out / "dicom").mkdir(parents=True, exist_ok=True)
     n_workers = min(workers or os.cpu_count() or 1, len(todo))
     jobs = [(out, d, seed, dept) for d in todo]
+    written = 0
+
+    def tick() -> None:
+        nonlocal written
+        written += 1
+        if on_day is not None:
+            on_day(written, len(todo))
+
+    if on_day is not None:
+        on_day(0, len(todo))
     if n_workers > 1 and _can_spawn():
         # spawn: forking a process that runs threads (polars, Prefect, pytest) may deadlock
         try:
             with ProcessPoolExecutor(n_workers, mp_context=get_context("spawn")) as pool:
-                list(pool.map(_run_day, jobs))
+                for future in as_completed([pool.submit(_run_day, job) for job in jobs]):
+                    future.result()
+                    tick()
         except BrokenProcessPool as exc:
             log.warning("worker processes failed (%s): generating in this process", exc)
             jobs = [j for j in jobs if not _complete(out, j[1], seed, fp)]
@@ -299,6 +315,7 @@ def generate(
             jobs = []
     for job in jobs:
         _run_day(job)
+        tick()
     for d in days:
         if d not in todo:
             ensure_book(out, d, seed, dept)
