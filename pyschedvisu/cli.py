@@ -29,6 +29,7 @@ COMMAND_MODULES = [
     "pacs",
     "discover",
     "retrieve",
+    "worklist",
     "extract",
     "evaluate",
     "report",

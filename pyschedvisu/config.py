@@ -129,7 +129,7 @@ class PacsSettings(Section):
         4,
         ge=0,
         le=20,
-        description="Retries of one DIMSE operation on throttling (0xC336, 0xA7xx), timeouts or aborts.",
+        description="Retries of one DIMSE operation on timeouts or aborts (and on 'busy' answers outside a day's retrieval; within a day they are asked again until retrieve.day_deadline_s).",
     )
     backoff_base_s: float = Field(
         0.5, ge=0, description="First retry delay (s); doubles each retry."
@@ -140,12 +140,79 @@ class PacsSettings(Section):
         ge=0,
         description="Random extra delay added to each retry (s), so workers do not retry in step.",
     )
+    breaker_failures: int = Field(
+        5,
+        ge=1,
+        le=100,
+        description="Connection refusals or timeouts in a row (any request, any day) after which the PACS is taken as down: every day in flight stops at once ('PACS unreachable since HH:MM:SS').",
+    )
+    breaker_cooldown_s: float = Field(
+        10.0,
+        ge=0,
+        description="Seconds after the PACS was taken as down before a C-ECHO checks it again (a retried task then resumes if it answers).",
+    )
     series_per_batch: int = Field(
         50, ge=1, description="Series whose instance headers are requested per batch."
     )
     probe_cache: bool = Field(
         True,
         description="Remember the probed retrieval method per PACS in data_dir (re-probed when host/port/AE change).",
+    )
+
+
+class WorklistMachineSettings(Section):
+    """Which Modality Worklist entries are one machine's."""
+
+    station_aes: list[str] = Field(
+        default_factory=list,
+        description="Scheduled Station AE Titles of the machine's worklist entries (one C-FIND each); ask the RIS team which ones.",
+    )
+    modalities: list[str] = Field(
+        default_factory=list,
+        description="Modalities of its entries, used when station_aes is empty (one C-FIND per modality; an entry goes to the first such machine, in [machines] order).",
+    )
+
+    @field_validator("station_aes")
+    @classmethod
+    def _ae_titles(cls, value: list[str]) -> list[str]:
+        for item in value:
+            if not item.strip() or len(item.strip()) > 16:
+                raise ValueError(f"{item!r} is not an AE title (1 to 16 characters)")
+        return value
+
+
+class WorklistSettings(Section):
+    """The Modality Worklist (RIS) whose snapshots give the plan: planned against performed.
+
+    Timeouts, pacing and retries are those of [pacs]. Off by default: without it the report
+    shows no plan.
+    """
+
+    enabled: bool = Field(
+        False,
+        description="Take worklist snapshots (`pyschedvisu worklist snapshot`, the worklist-snapshot deployment) and report planned against performed.",
+    )
+    host: str = Field("127.0.0.1", description="Host name or IP address of the worklist (RIS).")
+    port: int = Field(11112, ge=1, le=65535, description="DICOM port of the worklist.")
+    called_ae: str = Field(
+        "DEMOPACS", max_length=16, description="AE title of the worklist (called AE)."
+    )
+    calling_ae: str = Field(
+        "PYSCHEDVISU",
+        max_length=16,
+        description="Our AE title towards the worklist; the RIS must allow it to query the Modality Worklist.",
+    )
+    match_window_minutes: int = Field(
+        180,
+        ge=1,
+        le=24 * 60,
+        description="A step without Study Instance UID or accession number of the study matches a study of the same patient on the same machine and day only if it started within this many minutes of the scheduled start (the nearest wins).",
+    )
+    machine: dict[str, WorklistMachineSettings] = Field(
+        default_factory=lambda: {
+            k: WorklistMachineSettings.model_validate(v) for k, v in ref.WORKLIST_MACHINES.items()
+        },
+        description="Per display machine (minified name): the station AE titles and/or modalities of its worklist entries. A machine not listed has no plan.",
     )
 
 
@@ -267,6 +334,25 @@ class RetrieveSettings(Section):
         ge=0,
         description="A day is final (cached for good) only this long after it ends; before that it is fetched again.",
     )
+    day_deadline_s: float = Field(
+        1800.0,
+        gt=0,
+        description="Longest a day's retrieval may wait on a PACS that keeps answering 'busy' (0xC336, 0xA7xx): busy answers are asked again, slower, until then, and the day fails after it.",
+    )
+    max_series_minutes: int = Field(
+        180,
+        ge=1,
+        description="A CT or PT series whose first and last instances are further apart than this is failed (implausible_duration): a wrong AcquisitionTime, not a scan.",
+    )
+    max_study_minutes: int = Field(
+        360,
+        ge=1,
+        description="Longest study (series of one StudyInstanceUID with no pause over extract.retake_split_s) believed on any machine; its series are failed beyond it (implausible_study_duration).",
+    )
+    max_study_minutes_by_machine: dict[str, int] = Field(
+        {},
+        description="max_study_minutes for some machines, by display name (e.g. {'SPECT-CT' = 480}).",
+    )
 
     @field_validator("patient_id_pattern")
     @classmethod
@@ -387,7 +473,7 @@ class DrawSettings(Section):
 
 
 class UptakeSettings(Section):
-    """An uptake window and an activity reference: injection to scan (DOMAIN §7)."""
+    """An uptake window and an activity reference: injection to scan (DOMAIN §8)."""
 
     descriptions: list[str] = Field(
         default_factory=list,
@@ -538,6 +624,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(extra="forbid", validate_assignment=True)
 
     pacs: PacsSettings = Field(default_factory=PacsSettings)
+    worklist: WorklistSettings = Field(default_factory=WorklistSettings)
     paths: PathsSettings = Field(default_factory=PathsSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)
@@ -626,6 +713,15 @@ class Settings(BaseSettings):
             if key not in self.draw.machine:
                 problems.append(
                     f"draw.machine.{key}: machine {names[key]!r} has no drawing settings: add [draw.machine.{key}] with slots_per_weekday, gap_minutes, prep_minutes"
+                )
+        if "machine" not in self.worklist.model_fields_set:
+            # the default stations are the reference department's: they apply to its
+            # machines only, and a department that replaced [machines] is not told about them
+            self.worklist.machine = {k: v for k, v in self.worklist.machine.items() if k in names}
+        for key in self.worklist.machine:
+            if key not in names:
+                problems.append(
+                    f"worklist.machine.{key}: no machine {key!r} in [machines] (keys are minified display names: {', '.join(names)})"
                 )
         if problems:
             raise ValueError(" ;; ".join(problems))
@@ -1059,6 +1155,17 @@ def config_warnings(loaded: LoadedConfig) -> list[str]:
             f"{loaded.source_of(('pacs', key))}: pacs.{key}: still the demo PACS "
             f"({pacs.called_ae} on {pacs.host}:{pacs.port}): set pacs.host, pacs.port and "
             "pacs.called_ae to your PACS"
+        )
+    wl = s.worklist
+    if wl.enabled and (
+        wl.called_ae == WorklistSettings().called_ae
+        or (wl.host in _LOOPBACK and wl.port == demo.port)
+    ):
+        key = "called_ae" if wl.called_ae == WorklistSettings().called_ae else "host"
+        out.append(
+            f"{loaded.source_of(('worklist', key))}: worklist.{key}: still the demo PACS "
+            f"({wl.called_ae} on {wl.host}:{wl.port}): set worklist.host, worklist.port and "
+            "worklist.called_ae to your RIS's Modality Worklist"
         )
     reference = [
         name

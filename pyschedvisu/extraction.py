@@ -47,7 +47,7 @@ from pyschedvisu.store import (
 )
 from pyschedvisu_core import schema
 from pyschedvisu_core.dropped import Dropped, from_manifests, from_tables
-from pyschedvisu_core.errors import ExtractionError, StoreError
+from pyschedvisu_core.errors import DayUnreadableError, ExtractionError, StoreError
 from pyschedvisu_core.studies import RULES_VERSION, build_studies, split_mixed
 
 log = logging.getLogger("pyschedvisu.extraction")
@@ -250,7 +250,10 @@ def extract(
             scope |= set(days or ())
         else:
             scope = set(days)
-        manifests, differing = _day_states(store, scope, known)
+        try:
+            manifests, differing = _day_states(store, scope, known)
+        except DayUnreadableError as exc:
+            raise _set_aside(store, exc) from exc
         changed = sorted(manifests if (rebuild or force) else differing)
         removed = sorted(d for d in scope if d not in manifests and d.isoformat() in known)
         if not changed and not removed and not rebuild:
@@ -262,7 +265,10 @@ def extract(
             return result
 
         with ThreadPoolExecutor(1, thread_name_prefix="pack") as pool:
-            series, packing = _read_series(store, _tokens(store, changed, manifests), pool)
+            try:
+                series, packing = _read_series(store, _tokens(store, changed, manifests), pool)
+            except DayUnreadableError as exc:
+                raise _set_aside(store, exc) from exc
             try:
                 studies = build_studies(series, **core_arguments(settings)).collect()
             except (OSError, pl.exceptions.PolarsError) as exc:
@@ -316,6 +322,23 @@ def extract(
         path,
     )
     return result
+
+
+def _set_aside(store: SeriesStore, exc: DayUnreadableError) -> StoreError:
+    """The error of a stored day that cannot be read, once that day is moved aside.
+
+    Moved aside, the day is no longer stored: the next retrieval (the next run of a flow, or
+    ``pyschedvisu retrieve``) fetches it again, without ``--force``.
+    """
+    if exc.day is None:
+        return exc
+    moved = store.quarantine(exc.day)
+    where = f"moved aside to {moved}" if moved is not None else "already moved aside"
+    log.warning("%s: stored day unreadable (%s); %s", exc.day, exc, where)
+    return StoreError(
+        f"{exc}; the day is {where}: `pyschedvisu retrieve --start {exc.day}` (or the next "
+        "run) fetches it again, then extract again"
+    )
 
 
 def _unchanged(path: Path, mixed_path: Path, known: dict[str, Any]) -> ExtractResult:

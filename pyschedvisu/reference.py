@@ -265,7 +265,7 @@ PERIOD_DEFS: dict[str, dict[str, object]] = {
     "longueduree": {"anchor": "first_year", "label_fr": "longue durée", "label_en": "long-term"},
 }
 
-#: Uptake windows and activity references (``[uptake.<label>]``, injection to scan, DOMAIN §7).
+#: Uptake windows and activity references (``[uptake.<label>]``, injection to scan, DOMAIN §8).
 #: FDG oncology: the EANM procedure guideline for tumour imaging, FDG PET/CT version 2.0
 #: (Boellaard et al., Eur J Nucl Med Mol Imaging 2015;42:328-354) recommends 60 min between
 #: injection and the start of the PET, 55-75 min being acceptable. It scales the activity
@@ -284,4 +284,14 @@ UPTAKE: dict[str, dict[str, object]] = {
     },
     "FDG CERV.": {"source": "brain FDG: not the oncology window"},
     "SARCOIDOSE": {"source": "cardiac FDG: not the oncology window"},
+}
+
+#: The reference department's scanners as its RIS schedules them (Modality Worklist):
+#: display machine key -> the Scheduled Station AE Titles and modalities of its steps.
+WORKLIST_MACHINES: dict[str, dict[str, list[str]]] = {
+    "petsiemens": {"station_aes": ["PETCT_VISION"], "modalities": ["PT"]},
+    "petge": {"station_aes": ["PETCT_D690"], "modalities": ["PT"]},
+    "discovery670nm": {"station_aes": ["SPECT_D670"], "modalities": ["NM"]},
+    "intevo": {"station_aes": ["SPECT_INTEVO"], "modalities": ["NM"]},
+    "millennium": {"station_aes": ["NM_MILLENNIUM"], "modalities": ["NM"]},
 }

@@ -10,7 +10,10 @@ Layout, for a day D in year Y::
 
 Every file is written to a temporary name in the same folder and renamed, so an
 interrupted run never leaves a half-written file, and a day without a manifest is
-simply retrieved again.
+simply retrieved again. Temporary files an interrupted run left behind are removed by the
+next one (:func:`clean_stale_tmp`); a full disk is one :class:`StoreFullError` naming the file
+and the space it needed. A day whose files cannot be read is moved aside
+(:meth:`SeriesStore.quarantine`, to ``Y/D.corrupt-<time>/``) and retrieved again.
 
 The day files are the truth. A yearly *pack* only makes reading many days fast (one file
 instead of ~250; reading thousands of small files costs more than the whole study
@@ -25,12 +28,15 @@ they are (their days are identified by a digest of their manifest).
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import fcntl
 import hashlib
 import json
 import logging
 import os
+import shutil
 import tempfile
+import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
@@ -40,7 +46,7 @@ from typing import Any
 import polars as pl
 
 from pyschedvisu_core import schema
-from pyschedvisu_core.errors import StoreError
+from pyschedvisu_core.errors import DayUnreadableError, StoreError, StoreFullError
 
 log = logging.getLogger("pyschedvisu.store")
 
@@ -66,8 +72,14 @@ KINDS = {
 @contextmanager
 def file_lock(path: Path) -> Iterator[None]:
     """Hold an exclusive lock on ``path`` (created if needed): other writers of it wait."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as fh:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fh = path.open("a")
+    except OSError as exc:
+        if _is_disk_full(exc):
+            raise _full(path, 0, exc) from exc
+        raise
+    with fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
             yield
@@ -75,19 +87,61 @@ def file_lock(path: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temp file + rename (no half-written file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+#: Temporary files of the atomic writers: ``.<name>.<random>.tmp`` next to their target.
+TMP_GLOB = ".*.tmp"
+#: A temporary file untouched this long belongs to no live writer (a write takes seconds).
+STALE_TMP_S = 600.0
+
+
+def _is_disk_full(exc: BaseException) -> bool:
+    """True for "no space left" / "quota exceeded", raised by the OS or inside polars."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    text = str(exc)
+    return "No space left on device" in text or "os error 28" in text
+
+
+def _full(path: Path, needed: int, exc: BaseException) -> StoreFullError:
+    """The one-line error of a full disk: which file, how much it needed, how much is free."""
     try:
+        free = shutil.disk_usage(path.parent).free
+    except OSError:
+        free = 0
+    needed = max(needed, 4096)  # a file takes a block at least
+    return StoreFullError(
+        f"disk full: cannot write {path} (at least {_size(needed)} needed, {_size(free)} free "
+        f"on its file system); the days already written are kept: free some space under "
+        f"{path.parent} and run again",
+        path=str(path),
+        needed=needed,
+        free=free,
+    )
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e6:.1f} MB" if n >= 100_000 else f"{n / 1e3:.0f} kB"
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temp file + rename (no half-written file).
+
+    Raises :class:`StoreFullError` when the disk is full (nothing written, no temp file left).
+    """
+    tmp: str | None = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as exc:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if _is_disk_full(exc):
+            raise _full(path, len(data), exc) from exc
         raise
 
 
@@ -97,11 +151,15 @@ def atomic_write_parquet(
     metadata: dict[str, str] | None = None,
     compression_level: int | None = None,
 ) -> None:
-    """Write ``frame`` as Parquet (zstd) to ``path`` atomically (``metadata``: key-values)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+    """Write ``frame`` as Parquet (zstd) to ``path`` atomically (``metadata``: key-values).
+
+    Raises :class:`StoreFullError` when the disk is full (nothing written, no temp file left).
+    """
+    tmp: str | None = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
         frame.write_parquet(
             tmp,
             compression="zstd",
@@ -111,9 +169,34 @@ def atomic_write_parquet(
         )
         os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as exc:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if _is_disk_full(exc):
+            # the in-memory size: an upper bound of what the compressed file needs
+            raise _full(path, int(frame.estimated_size()), exc) from exc
         raise
+
+
+def clean_stale_tmp(data_dir: str | Path, older_than_s: float = STALE_TMP_S) -> list[Path]:
+    """Remove the temporary files interrupted writers left in a data dir; the ones removed.
+
+    Looked for where the atomic writers write (the data dir, ``series/`` and its year
+    folders); only files untouched for ``older_than_s`` (no live writer leaves one so long).
+    """
+    root = Path(data_dir)
+    folders = [root, root / "series", *sorted((root / "series").glob("[0-9][0-9][0-9][0-9]"))]
+    limit = time.time() - older_than_s
+    removed: list[Path] = []
+    for folder in folders:
+        for tmp in folder.glob(TMP_GLOB):
+            try:
+                if tmp.is_file() and tmp.stat().st_mtime < limit:
+                    tmp.unlink()
+                    removed.append(tmp)
+            except OSError:
+                continue  # gone meanwhile, or not ours to remove: never fails a run
+    return removed
 
 
 #: Parquet metadata key of a pack's index (JSON: ISO day -> token).
@@ -144,6 +227,12 @@ def conform(frame: pl.DataFrame, target: dict[str, pl.DataType]) -> pl.DataFrame
     return frame.select(cols)
 
 
+def scan_stored(paths: list[Path], target: dict[str, pl.DataType]) -> pl.LazyFrame:
+    """Day files written with ``target`` or an older form of it: a column added since (the
+    accession number in store version 2) reads as null, never as an error."""
+    return pl.scan_parquet(paths, schema=target, missing_columns="insert", extra_columns="ignore")
+
+
 def read_manifest(path: str | Path) -> Any:
     """The parsed JSON of a day manifest at ``path``; None when there is none.
 
@@ -155,9 +244,17 @@ def read_manifest(path: str | Path) -> Any:
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as exc:
-        raise StoreError(
-            f"{path}: unreadable manifest ({exc}); delete it to retrieve the day again"
+        raise DayUnreadableError(
+            f"{path}: unreadable manifest ({exc})", day=_day_of(Path(path)), path=str(path)
         ) from exc
+
+
+def _day_of(path: Path) -> dt.date | None:
+    """The day a store file is about (``2024-03-04.series.parquet``), if any."""
+    try:
+        return dt.date.fromisoformat(path.name.split(".")[0])
+    except ValueError:
+        return None
 
 
 class SeriesStore:
@@ -250,7 +347,10 @@ class SeriesStore:
         )
 
     def load(self, kind: str = "series", days: Iterable[dt.date] | None = None) -> pl.DataFrame:
-        """Concatenate ``kind`` frames of the stored ``days`` (all stored days when None)."""
+        """Concatenate ``kind`` frames of the stored ``days`` (all stored days when None).
+
+        Raises :class:`DayUnreadableError` naming the first day and file that cannot be read.
+        """
         wanted = (
             self.days() if days is None else [d for d in days if self.path(d, "manifest").exists()]
         )
@@ -259,13 +359,48 @@ class SeriesStore:
         if not paths:
             return schema.empty(KINDS[kind])
         try:
-            # files of an older store version may lack newer columns: null there
-            scan = pl.scan_parquet(
-                paths, schema=KINDS[kind], missing_columns="insert", extra_columns="ignore"
-            )
-            return scan.collect().pipe(conform, KINDS[kind])
+            return scan_stored(paths, KINDS[kind]).collect().pipe(conform, KINDS[kind])
         except (OSError, pl.exceptions.PolarsError) as exc:
-            raise StoreError(f"{self.root}: cannot read stored {kind} ({exc})") from exc
+            raise self._unreadable(paths, kind, exc) from exc
+
+    def _unreadable(self, paths: list[Path], kind: str, exc: BaseException) -> StoreError:
+        """The error naming the day file that made reading ``paths`` fail (checked one by one)."""
+        for path in paths:
+            try:
+                pl.read_parquet_schema(path)
+                pl.scan_parquet(path).select(pl.len()).collect()
+            except (OSError, pl.exceptions.PolarsError) as one:
+                day = _day_of(path)
+                return DayUnreadableError(
+                    f"day {day}: cannot read {path} ({one})", day=day, path=str(path)
+                )
+        return StoreError(f"{self.root}: cannot read stored {kind} ({exc})")
+
+    def quarantine(self, day: dt.date) -> Path | None:
+        """Move the files of ``day`` aside to ``Y/D.corrupt-<time>/`` (manifest first: the day
+        is then simply not stored, and retrieved again); that folder, None when nothing moved."""
+        present = [
+            p
+            for p in (self.path(day, k) for k in ("manifest", "series", "failed", "excluded"))
+            if p.exists()
+        ]
+        if not present:
+            return None
+        stamp = dt.datetime.now().strftime("%Y%m%dT%H%M%S")
+        dest = present[0].parent / f"{day.isoformat()}.corrupt-{stamp}"
+        n = 1
+        while dest.exists():
+            n += 1
+            dest = present[0].parent / f"{day.isoformat()}.corrupt-{stamp}-{n}"
+        dest.mkdir(parents=True)
+        moved = 0
+        for path in present:
+            try:
+                os.replace(path, dest / path.name)
+                moved += 1
+            except FileNotFoundError:
+                continue  # moved by another run meanwhile
+        return dest if moved else None
 
     def manifests(self, days: Iterable[dt.date] | None = None) -> dict[dt.date, dict[str, Any]]:
         """Manifests of the stored ``days`` (all when None)."""
@@ -309,16 +444,9 @@ class SeriesStore:
         paths = [p for p in (self.path(d, "series") for d in unpacked) if p.exists()]
         try:
             if paths:
-                # files of an older store version may lack newer columns: null there
-                scan = pl.scan_parquet(
-                    paths,
-                    schema=schema.SERIES_SCHEMA,
-                    missing_columns="insert",
-                    extra_columns="ignore",
-                )
-                frames.append(scan.select(cast).collect())
+                frames.append(scan_stored(paths, schema.SERIES_SCHEMA).select(cast).collect())
         except (OSError, pl.exceptions.PolarsError) as exc:
-            raise StoreError(f"{self.root}: cannot read stored series ({exc})") from exc
+            raise self._unreadable(paths, "series", exc) from exc
         if not frames:
             return schema.empty(schema.SERIES_SCHEMA), unpacked
         return pl.concat(frames), unpacked
@@ -368,7 +496,7 @@ class SeriesStore:
                     this_year = this_year.filter(pl.col("date").is_in(sorted(days)))
                 frames = [this_year]
                 if keep:
-                    kept = pl.scan_parquet(self.pack_path(year)).filter(
+                    kept = scan_stored([self.pack_path(year)], schema.SERIES_SCHEMA).filter(
                         pl.col("date").is_in([dt.date.fromisoformat(k) for k in keep])
                     )
                     frames.insert(0, kept.collect())

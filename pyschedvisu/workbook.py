@@ -1,14 +1,21 @@
 """The report's Excel workbook: the numbers of every page, reusable.
 
-``pyschedvisu_report_<end>_<generated>.xlsx`` next to the PDF, with four sheets:
+``pyschedvisu_report_<end>_<generated>.xlsx`` next to the PDF, with five sheets:
 
 * ``studies``: the study table over the report's longest period (configured machines, in
-  configuration order), without the patient key;
+  configuration order), without the patient key nor the accession number;
 * ``counts``: one row per machine x period x bin of the count tables (``COUNTS_SCHEMA``);
 * ``durations``: the duration tables (``DURATIONS_SCHEMA``), gaps included;
 * ``summary``: the summary page (``overview.SUMMARY_SCHEMA``);
 * ``uptake``: the "Injection → scan" pages of the PET machines (``UPTAKE_SCHEMA``: one row
   per machine x period x description, then its TOTAL; minutes and MBq as on the page).
+
+and, with a worklist configured (planned against performed), three more:
+
+* ``plan_summary``: the planned / performed summary page (``overview.PLAN_SUMMARY_SCHEMA``);
+* ``plan``: the planned / performed table of every page (``PLAN_SCHEMA``);
+* ``plan_matches``: every planned step and unplanned study over the report's longest period
+  (``PLAN_MATCH_COLUMNS``: no accession number, no step key).
 
 Written with xlsxwriter (polars' Excel engine) to a temporary file renamed into place. The
 small sheets go through ``polars.DataFrame.write_excel`` (a filterable table each); the
@@ -21,7 +28,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +37,7 @@ import polars as pl
 from pyschedvisu.store import FILE_MODE
 from pyschedvisu_core import schedule as sch
 from pyschedvisu_core import schema
+from pyschedvisu_core.planmatch import PLAN_MATCH_SCHEMA
 from pyschedvisu_core.uptake import UPTAKE_TABLE_SCHEMA
 
 #: The ``counts`` sheet.
@@ -60,6 +68,27 @@ DURATIONS_SCHEMA: dict[str, pl.DataType] = {
     "min_s": pl.Float64(),
     "max_s": pl.Float64(),
 }
+#: Columns of the ``studies`` sheet: the study table without the patient key (nor the
+#: accession number, an identifier of the order: the matching needs it, a reader does not).
+STUDY_COLUMNS = [c for c in schema.STUDY_SCHEMA if c not in ("patient_key", "accession_number")]
+#: The ``plan`` sheet: a page's planned / performed table (``planmatch.plan_table``).
+PLAN_SCHEMA: dict[str, pl.DataType] = {
+    "machine": pl.String(),
+    "period": pl.String(),
+    "description": pl.String(),  # a label, or TOTAL
+    "planned": pl.Int64(),
+    "performed": pl.Int64(),
+    "no_shows": pl.Int64(),
+    "unplanned": pl.Int64(),
+    "added_same_day": pl.Int64(),
+    "realised_pct": pl.Float64(),
+    "util_plan_pct": pl.Float64(),
+    "delay_median_s": pl.Float64(),
+    "delay_p90_s": pl.Float64(),
+}
+#: Columns of the ``plan_matches`` sheet (``planmatch.PLAN_MATCH_SCHEMA`` without identifiers
+#: of the order: accession number, step key).
+PLAN_MATCH_COLUMNS = [c for c in PLAN_MATCH_SCHEMA if c not in ("accession_number", "step_key")]
 #: The ``uptake`` sheet (``uptake.uptake_table`` per page; times in seconds as the table).
 UPTAKE_SCHEMA: dict[str, pl.DataType] = {
     "machine": pl.String(),
@@ -67,8 +96,6 @@ UPTAKE_SCHEMA: dict[str, pl.DataType] = {
     "description": pl.String(),
     **{k: v for k, v in UPTAKE_TABLE_SCHEMA.items() if k != "label"},
 }
-#: Columns of the ``studies`` sheet: the study table without the patient key.
-STUDY_COLUMNS = [c for c in schema.STUDY_SCHEMA if c != "patient_key"]
 
 _EXCEL_EPOCH = dt.datetime(1899, 12, 30)
 
@@ -130,6 +157,35 @@ def uptake_rows(machine: str, period: str, table: pl.DataFrame) -> pl.DataFrame:
     ).cast(UPTAKE_SCHEMA)  # type: ignore[arg-type]
 
 
+def plan_rows(machine: str, period: str, table: pl.DataFrame) -> pl.DataFrame:
+    """The ``plan`` rows of one page's planned / performed table."""
+    return (
+        table.select(
+            machine=pl.lit(machine),
+            period=pl.lit(period),
+            description=pl.col("label"),
+            **{k: pl.col(k) for k in list(PLAN_SCHEMA)[3:]},
+        ).cast(PLAN_SCHEMA)  # type: ignore[arg-type]
+    )
+
+
+def plan_match_rows(
+    matches: pl.DataFrame, machines: Sequence[str], first: dt.date, end: dt.date
+) -> pl.DataFrame:
+    """Plan matches of the configured ``machines`` from ``first`` to ``end``, by machine, date
+    and time, without identifiers of the order."""
+    rank = {m: i for i, m in enumerate(machines)}
+    return (
+        matches.filter(
+            pl.col("machine").is_in(list(machines)) & pl.col("date").is_between(first, end)
+        )
+        .with_columns(_rank=pl.col("machine").replace_strict(rank, return_dtype=pl.Int64))
+        .with_columns(_t=pl.coalesce("scheduled_start", "actual_start"))
+        .sort("_rank", "date", "_t")
+        .select(PLAN_MATCH_COLUMNS)
+    )
+
+
 def studies_rows(studies: pl.DataFrame, machines: Sequence[str]) -> pl.DataFrame:
     """Studies of the configured ``machines`` (display names, in that order), by machine,
     date and start, without the patient key."""
@@ -183,8 +239,11 @@ def write_workbook(
     durations: pl.DataFrame,
     summary: pl.DataFrame,
     uptake: pl.DataFrame | None = None,
+    extra: Mapping[str, pl.DataFrame] | None = None,
 ) -> None:
-    """Write the sheets to ``path`` atomically (temp file in its folder, then rename)."""
+    """Write the sheets (``studies``, ``counts``, ``durations``, ``summary``, ``uptake`` when
+    given, then the ``extra`` ones in order) to ``path`` atomically (temp file in its folder,
+    then rename)."""
     import xlsxwriter
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -195,6 +254,7 @@ def write_workbook(
         _write_studies(wb, studies.select(STUDY_COLUMNS))
         sheets = [("counts", counts), ("durations", durations), ("summary", summary)]
         sheets += [("uptake", uptake)] if uptake is not None else []
+        sheets += list((extra or {}).items())
         for name, frame in sheets:
             frame.write_excel(
                 wb,
@@ -222,9 +282,11 @@ def write_report_workbook(
     durations: pl.DataFrame,
     summary: pl.DataFrame,
     uptake: pl.DataFrame | None = None,
+    extra: Mapping[str, pl.DataFrame] | None = None,
 ) -> str:
     """Read the studies of ``machines`` from ``first`` to ``end`` (the table or its path;
     None: an empty sheet) and write the workbook to ``path``; returns the path.
+    ``extra``: more sheets (the planned / performed ones).
 
     Meant to run in a process of its own beside the rendering (see ``render.render_report``):
     the ``studies`` sheet of ten years is seconds of pure Python.
@@ -241,14 +303,17 @@ def write_report_workbook(
         durations=durations,
         summary=summary,
         uptake=uptake,
+        extra=extra,
     )
     return str(path)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m pyschedvisu.workbook SPEC.json``: write a workbook described by a JSON file
-    (``out``, ``studies`` (a Parquet path or null), ``machines``, ``first``, ``end`` and the
-    Parquet paths of the ``counts``, ``durations``, ``summary`` and, when given, ``uptake`` sheets).
+    (``out``, ``studies`` (a Parquet path or null), ``machines``, ``first``, ``end``, the
+    Parquet paths of the ``counts``, ``durations`` and ``summary`` sheets and, when given, the
+    ``uptake`` one, and ``extra``: an ordered object of sheet name -> Parquet path, absent
+    without a worklist).
 
     How the report writes its workbook beside the rendering: a process of its own, started
     without importing the caller's ``__main__`` (multiprocessing's spawn would).
@@ -269,6 +334,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         dt.date.fromisoformat(spec["end"]),
         **{k: pl.read_parquet(spec[k]) for k in ("counts", "durations", "summary")},
         uptake=pl.read_parquet(spec["uptake"]) if spec.get("uptake") else None,
+        extra={k: pl.read_parquet(v) for k, v in spec.get("extra", {}).items()},
     )
     return 0
 
@@ -280,11 +346,15 @@ if __name__ == "__main__":
 __all__ = [
     "COUNTS_SCHEMA",
     "DURATIONS_SCHEMA",
+    "PLAN_MATCH_COLUMNS",
+    "PLAN_SCHEMA",
     "STUDY_COLUMNS",
     "UPTAKE_SCHEMA",
     "counts_rows",
     "durations_rows",
     "main",
+    "plan_match_rows",
+    "plan_rows",
     "studies_rows",
     "uptake_rows",
     "write_report_workbook",

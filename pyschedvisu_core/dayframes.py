@@ -19,6 +19,7 @@ from pydicom.dataset import Dataset
 from pyschedvisu_core import schema
 from pyschedvisu_core.dicomtime import parse_da, parse_tm
 from pyschedvisu_core.dicomvalues import text_value
+from pyschedvisu_core.plausibility import StudyLimits, implausible_studies
 from pyschedvisu_core.queries import MAX_INSTANCE_NUMBER
 from pyschedvisu_core.radiopharm import read_radiopharm
 from pyschedvisu_core.schema import Reason
@@ -31,6 +32,7 @@ STUDY_ROWS_SCHEMA: dict[str, pl.DataType] = {
     "patient_id": pl.String(),
     "study_description": pl.String(),
     "study_time": pl.String(),
+    "accession_number": pl.String(),
 }
 #: Columns of the SERIES-level rows of a day (before timing).
 SERIES_ROWS_SCHEMA: dict[str, pl.DataType] = {
@@ -74,6 +76,7 @@ def study_row(day: dt.date, ds: Dataset) -> dict[str, Any] | None:
         "patient_id": text_value(ds, "PatientID"),
         "study_description": text_value(ds, "StudyDescription"),
         "study_time": text_value(ds, "StudyTime"),
+        "accession_number": text_value(ds, "AccessionNumber"),
     }
 
 
@@ -105,17 +108,30 @@ def studies_frame(rows: Sequence[Mapping[str, Any]]) -> pl.DataFrame:
     return pl.DataFrame(list(rows), schema=STUDY_ROWS_SCHEMA)
 
 
-def series_frame(rows: Sequence[Mapping[str, Any]], day: dt.date) -> tuple[pl.DataFrame, int]:
-    """(the day's SERIES rows, once each, how many were dated another day and left out).
+def series_frame(
+    rows: Sequence[Mapping[str, Any]], day: dt.date
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(the day's SERIES rows, once each; EXCLUDED rows of the series dated another day).
 
-    A series dated another day belongs to that day; one without SeriesDate is decided by the
-    AcquisitionDate of its headers (see :func:`assemble_day`).
+    A series dated another day than its study is not this day's (a late image of a study
+    begun the day before, a console clock gone wrong): it is excluded with
+    :data:`Reason.OTHER_DAY` and its date, never dropped unseen. One without SeriesDate is
+    decided by the AcquisitionDate of its headers (see :func:`assemble_day`).
     """
     series = pl.DataFrame(list(rows), schema=SERIES_ROWS_SCHEMA).unique(
         "series_uid", keep="first", maintain_order=True
     )
     same_day = pl.col("series_date").is_null() | (pl.col("series_date") == day)
-    return series.filter(same_day), series.height - series.filter(same_day).height
+    other = series.filter(~same_day).select(
+        pl.lit(day, dtype=pl.Date()).alias("date"),
+        pl.lit("series", dtype=pl.String()).alias("level"),
+        "study_uid",
+        "series_uid",
+        (
+            pl.lit(f"{Reason.OTHER_DAY}: dated ") + pl.col("series_date").dt.strftime("%Y-%m-%d")
+        ).alias("reason"),
+    )
+    return series.filter(same_day), other.cast(schema.EXCLUDED_SCHEMA)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -147,8 +163,10 @@ class DayFrames:
     series: pl.DataFrame
     failed: pl.DataFrame
     excluded: pl.DataFrame
-    #: series without SeriesDate acquired another day (that day's, not this one's)
+    #: series without SeriesDate acquired another day (excluded: that day's, not this one's)
     other_days: int = 0
+    #: series failed because their study runs longer than its machine's maximum
+    implausible_studies: int = 0
     #: studies rejected on the InstitutionName of their instance headers
     rejected_on_files: int = 0
 
@@ -182,21 +200,30 @@ def assemble_day(
     patient_keys: Mapping[str, str | None],
     accepted_institutions: Sequence[str],
     excluded_before: Sequence[pl.DataFrame] = (),
+    *,
+    max_series: dt.timedelta | None = None,
+    study_limits: StudyLimits | None = None,
+    accessions: Mapping[str, str | None] | None = None,
 ) -> DayFrames:
     """Time every series from its headers, then apply the institution rule again.
 
-    A series whose headers could not be had is *failed* (``not_retrieved``); one that the
-    headers exclude (SECONDARY) joins the excluded rows; one without SeriesDate acquired on
-    another day is left out. The institution rule (DOMAIN §2.2) then runs again on the names
-    the series carry now: a study whose files all name another hospital is rejected though its
-    SERIES-level name was ours. ``excluded_before`` (studies, series, institution rejections
-    of the first pass) come first in the excluded frame.
+    A series whose headers could not be had is *failed* (``not_retrieved``), and so is one
+    whose times cannot be believed (see :func:`series_timing` with ``max_series``); one that
+    the headers exclude (SECONDARY) joins the excluded rows, and so does one without SeriesDate
+    acquired on another day (:data:`Reason.OTHER_DAY`). The institution rule (DOMAIN §2.2) then
+    runs again on the names the series carry now: a study whose files all name another hospital
+    is rejected though its SERIES-level name was ours. Last, with ``study_limits``, the series
+    of a study longer than its machine's maximum are failed (:func:`implausible_studies`).
+    ``excluded_before`` (studies, series, institution rejections of the first pass) come first
+    in the excluded frame. ``accessions``: each study's AccessionNumber (STUDY level), copied
+    to its series rows.
     """
+    accessions = accessions or {}
     kept_rows: list[dict[str, Any]] = []
     failed_rows: list[dict[str, Any]] = []
     secondary: list[dict[str, Any]] = []
     secondary_names: dict[str, str | None] = {}
-    other_days = 0
+    other_day: list[dict[str, Any]] = []
     for item in timed:
         row = item.row
         uid, study = str(row["series_uid"]), str(row["study_uid"])
@@ -210,6 +237,7 @@ def assemble_day(
             "series_description": row["series_description"],
             "protocol_name": row["protocol_name"],
             "institution": item.institution,
+            "accession_number": accessions.get(study),
             "modality": modality,
             "n_instances": row["n_instances"],
         }
@@ -228,10 +256,23 @@ def assemble_day(
             continue
         headers = list(item.headers)
         timing = series_timing(
-            modality, day, headers, row["series_description"], row["series_date"]
+            modality,
+            day,
+            headers,
+            row["series_description"],
+            row["series_date"],
+            max_series=max_series,
         )
         if row["series_date"] is None and timing.start is not None and timing.start.date() != day:
-            other_days += 1
+            other_day.append(
+                {
+                    "date": day,
+                    "level": "series",
+                    "study_uid": study,
+                    "series_uid": uid,
+                    "reason": f"{Reason.OTHER_DAY}: acquired {timing.start.date().isoformat()}",
+                }
+            )
             continue
         header_desc = next(
             (d for d in (text_value(h, "StudyDescription") for h in headers) if d), None
@@ -297,17 +338,28 @@ def assemble_day(
     ]
     gone = set(excl_again.get_column("study_uid").to_list())
     secondary = [x for x in secondary if x["study_uid"] not in gone]
+    other_day = [x for x in other_day if x["study_uid"] not in gone]
+    too_long = implausible_studies(kept_rows, study_limits) if study_limits is not None else {}
+    if too_long:
+        failed_rows += [
+            {**x, "reason": too_long[x["series_uid"]]}
+            for x in kept_rows
+            if x["series_uid"] in too_long
+        ]
+        kept_rows = [x for x in kept_rows if x["series_uid"] not in too_long]
     excluded = pl.concat(
         [
             *(f.cast(schema.EXCLUDED_SCHEMA) for f in excluded_before),  # type: ignore[arg-type]
             excl_again.cast(schema.EXCLUDED_SCHEMA),  # type: ignore[arg-type]
             pl.DataFrame(secondary, schema=schema.EXCLUDED_SCHEMA),
+            pl.DataFrame(other_day, schema=schema.EXCLUDED_SCHEMA),
         ]
     )
     return DayFrames(
         series=pl.DataFrame(kept_rows, schema=schema.SERIES_SCHEMA),
         failed=pl.DataFrame(failed_rows, schema=schema.FAILED_SCHEMA),
         excluded=excluded,
-        other_days=other_days,
+        other_days=len(other_day),
         rejected_on_files=excl_again.height,
+        implausible_studies=len(too_long),
     )

@@ -8,20 +8,26 @@ boundary (``raise ... from exc``) so that callers only need this tree::
     ├── PseudonymKeyError           no key to pseudonymise patient ids
     ├── PacsError                   anything that went wrong talking to a PACS
     │   ├── PacsUnreachableError    TCP connect / association request failed
+    │   │   └── PacsCircuitOpenError  failed so many times in a row that nothing is asked
     │   ├── AssociationRejectedError  the PACS refused our AE title or contexts
     │   ├── PacsThrottledError      0xC336-like "busy / out of resources" status
     │   ├── PacsTimeoutError        DIMSE / network timeout, aborted association
     │   └── PacsOperationError      a DIMSE failure status that retrying won't fix
     │       └── PacsAnswerError     an answer that could not be decoded (not a refusal)
     ├── RetrievalError              a day could not be retrieved after its retries
+    ├── WorklistError               a worklist snapshot could not be taken (retried)
     ├── HeaderError                 a DICOM header lacks what a rule needs (series quarantined)
     ├── StoreError                  the on-disk series / study store is unreadable
+    │   ├── StoreFullError          no space left where the store writes
+    │   └── DayUnreadableError      one stored day's file cannot be read (moved aside, fetched again)
     ├── ExtractionError             series could not be turned into studies
     ├── ReportError                 a page or the PDF / HTML could not be produced
     └── DeliveryError               the e-mail could not be sent
 """
 
 from __future__ import annotations
+
+import datetime as dt
 
 
 class PySchedVisuError(Exception):
@@ -46,6 +52,16 @@ class PacsError(PySchedVisuError):
 
 class PacsUnreachableError(PacsError):
     """The PACS did not accept a TCP connection or an association request."""
+
+
+class PacsCircuitOpenError(PacsUnreachableError):
+    """The PACS failed ``attempts`` associations in a row since ``since``: nothing is asked of it
+    until a C-ECHO answers again (the client's circuit breaker is open)."""
+
+    def __init__(self, message: str, *, since: str = "", attempts: int = 0) -> None:
+        self.since = since
+        self.attempts = attempts
+        super().__init__(message)
 
 
 class AssociationRejectedError(PacsError):
@@ -100,12 +116,35 @@ class RetrievalError(PySchedVisuError):
     """A day could not be retrieved after all its retries."""
 
 
+class WorklistError(PySchedVisuError):
+    """A Modality Worklist snapshot could not be taken (nothing was written for it)."""
+
+
 class HeaderError(PySchedVisuError):
     """A DICOM header lacks what a rule needs; the series is quarantined with this reason."""
 
 
 class StoreError(PySchedVisuError):
     """The on-disk store is unreadable or inconsistent."""
+
+
+class StoreFullError(StoreError):
+    """No space left on the device of ``path``; ``needed`` bytes were being written."""
+
+    def __init__(self, message: str, *, path: str = "", needed: int = 0, free: int = 0) -> None:
+        self.path = path
+        self.needed = needed
+        self.free = free
+        super().__init__(message)
+
+
+class DayUnreadableError(StoreError):
+    """The file ``path`` of the stored ``day`` cannot be read (None: a file of no one day)."""
+
+    def __init__(self, message: str, *, day: dt.date | None = None, path: str = "") -> None:
+        self.day = day
+        self.path = path
+        super().__init__(message)
 
 
 class ExtractionError(PySchedVisuError):

@@ -35,7 +35,7 @@ TIMING_KEYWORDS: tuple[str, ...] = (
 )
 #: NM sequences asked for at IMAGE level (empty sequence = "return it").
 TIMING_SEQUENCES: tuple[str, ...] = ("PhaseInformationSequence", "RotationInformationSequence")
-#: The injection (DOMAIN §7), asked with the timing keys only where the PACS returns it
+#: The injection (DOMAIN §8), asked with the timing keys only where the PACS returns it
 #: (``radiopharm=True``: probed once per PACS, see ``retrieval.capabilities``).
 RADIOPHARM_SEQUENCE = "RadiopharmaceuticalInformationSequence"
 
@@ -55,6 +55,7 @@ STUDY_KEYWORDS: tuple[str, ...] = (
     "InstitutionName",
     "ModalitiesInStudy",
     "NumberOfStudyRelatedSeries",
+    "AccessionNumber",  # planned against performed (DOMAIN §7)
 )
 #: What tells a scanner apart, asked where the PACS indexes it (``pyschedvisu discover``).
 EQUIPMENT_KEYWORDS: tuple[str, ...] = ("ManufacturerModelName", "StationName", "DeviceSerialNumber")

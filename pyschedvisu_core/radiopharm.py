@@ -1,4 +1,4 @@
-"""What a PT / NM header says of the injection (DOMAIN §7): the Radiopharmaceutical Information
+"""What a PT / NM header says of the injection (DOMAIN §8): the Radiopharmaceutical Information
 Sequence (0054,0016), read robustly.
 
 Its first item gives the radiopharmaceutical (Radiopharmaceutical, else the code meaning of the

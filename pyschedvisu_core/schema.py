@@ -20,6 +20,7 @@ SERIES_SCHEMA: dict[str, pl.DataType] = {
     "series_description": pl.String(),
     "protocol_name": pl.String(),
     "institution": pl.String(),  # normalised (lower case, no spaces)
+    "accession_number": pl.String(),  # the study's AccessionNumber (STUDY level); null if none
     "modality": pl.String(),
     "n_instances": pl.Int32(),
     "machine": pl.String(),  # ManufacturerModelName as found in the header
@@ -73,7 +74,9 @@ STUDY_SCHEMA: dict[str, pl.DataType] = {
     "time_to_next_s": pl.Float64(),
     "time_to_prev_prep_s": pl.Float64(),
     "time_to_next_prep_s": pl.Float64(),
-    # injection to scan (DOMAIN §7, core/uptake.py): the take's first PT/NM acquisition
+    # the study's AccessionNumber (planned-vs-performed matching); null when none was given
+    "accession_number": pl.String(),
+    # injection to scan (DOMAIN §8, core/uptake.py): the take's first PT/NM acquisition
     "tracer": pl.String(),  # radiopharmaceutical of its injection
     "radionuclide": pl.String(),
     "injected_at": DT,
@@ -158,11 +161,17 @@ class Reason:
     PROTOCOL = "protocol_excluded"
     NM_DERIVED = "nm_multi_instance"  # NM series with more than one instance
     SECONDARY = "secondary_image_type"  # ImageType contains SECONDARY
+    OTHER_DAY = "series_other_day"  # dated (or acquired) another day than its study's
     # failed series (kept apart, with the reason)
     NO_START = "no_start"  # no usable AcquisitionTime on the first instance
     NO_END = "no_end"  # no usable end (last instance time, NM durations)
     NO_MACHINE = "no_machine"  # no ManufacturerModelName
     NOT_RETRIEVED = "not_retrieved"  # headers could not be fetched after the retries
+    # failed series whose times cannot be believed (docs/domain.md §2.3, plausibility)
+    IMPLAUSIBLE_DURATION = "implausible_duration"  # a CT/PT series longer than the maximum
+    ZERO_DURATION = "zero_duration"  # an NM acquisition of no length (NumberOfFrames 0...)
+    UNORDERED_TIMES = "unordered_times"  # > 12 h apart on their own dates: no order holds
+    IMPLAUSIBLE_STUDY = "implausible_study_duration"  # its study longer than its machine's max
 
     EXCLUDED = (
         STUDY_DESCRIPTION,
@@ -174,5 +183,15 @@ class Reason:
         PROTOCOL,
         NM_DERIVED,
         SECONDARY,
+        OTHER_DAY,
     )
-    FAILED = (NO_START, NO_END, NO_MACHINE, NOT_RETRIEVED)
+    FAILED = (
+        NO_START,
+        NO_END,
+        NO_MACHINE,
+        NOT_RETRIEVED,
+        IMPLAUSIBLE_DURATION,
+        ZERO_DURATION,
+        UNORDERED_TIMES,
+        IMPLAUSIBLE_STUDY,
+    )

@@ -42,7 +42,8 @@ __all__ = [
 ]
 
 _MIXED = "mixed"
-#: Longest acquisition we believe (an NM duration beyond this is a garbled header).
+#: Longest acquisition we believe (an NM duration beyond this is a garbled header; two
+#: instance times further apart than this crossed midnight, or cannot be ordered).
 _MAX_DURATION = dt.timedelta(hours=12)
 
 
@@ -437,12 +438,13 @@ def _nm_duration(ds: Dataset) -> tuple[dt.timedelta | None, str]:
 
 
 def _checked(total_ms: float, source: str) -> tuple[dt.timedelta | None, str]:
-    """The duration when plausible: 0 (end = start) up to 12 h; negative, longer or not finite
-    is a garbled header. Checked on the float first: a huge value overflows ``timedelta``."""
+    """The duration when plausible: 0 up to 12 h; negative, longer or not finite is a garbled
+    header. Checked on the float first: a huge value overflows ``timedelta``. (0 is a number
+    the rules refuse later: :data:`Reason.ZERO_DURATION`.)"""
     max_ms = _MAX_DURATION / dt.timedelta(milliseconds=1)
     if not math.isfinite(total_ms) or not 0 <= total_ms <= max_ms:
         return None, f"{source}: implausible duration {total_ms:g} ms"
-    return dt.timedelta(milliseconds=total_ms), ""
+    return dt.timedelta(milliseconds=total_ms), source
 
 
 def _plus(start: dt.datetime | None, delta: dt.timedelta) -> dt.datetime | None:
@@ -457,18 +459,22 @@ def _plus(start: dt.datetime | None, delta: dt.timedelta) -> dt.datetime | None:
 
 def _ordered_span(
     start: dt.datetime, end: dt.datetime, first: Dataset, last: Dataset
-) -> tuple[dt.datetime, dt.datetime]:
-    """First and last instance times in order: swapped if reversed (DOMAIN §2.3).
+) -> tuple[dt.datetime, dt.datetime, bool]:
+    """First and last instance times in order: swapped if reversed (DOMAIN §2.3); and
+    whether that order can be believed.
 
     Times alone more than 12 h apart crossed midnight (23:50 and 00:10, in either instance
     order): the earlier clock time, when its instance has no AcquisitionDate of its own, is
-    the next day's, not one end of a 23-hour series.
+    the next day's, not one end of a 23-hour series. When it has one, nothing can order them
+    (False: the series fails, :data:`Reason.UNORDERED_TIMES`).
     """
     a, b = (start, end) if start <= end else (end, start)
     a_header = first if start <= end else last
-    if b - a > _MAX_DURATION and not _own_date(a_header):
-        return b, a + dt.timedelta(days=1)
-    return a, b
+    if b - a > _MAX_DURATION:
+        if not _own_date(a_header):
+            return b, a + dt.timedelta(days=1), True
+        return a, b, False
+    return a, b, True
 
 
 def _own_date(ds: Dataset) -> bool:
@@ -487,11 +493,17 @@ def series_timing(
     headers: Sequence[Dataset],
     series_description: str | None = None,
     series_date: dt.date | None = None,
+    *,
+    max_series: dt.timedelta | None = None,
 ) -> SeriesTiming:
     """Start, end and machine of one series from its instance headers (DOMAIN §2.3).
 
     ``headers``: CT/PT the first and last instance (by InstanceNumber; the same one when N == 1),
-    NM the single instance. Never raises on header content.
+    NM the single instance. Never raises on header content. Times that cannot be believed fail
+    the series (docs/domain.md §2.3, plausibility): a CT/PT series longer than ``max_series``
+    (:data:`Reason.IMPLAUSIBLE_DURATION`), first and last times that midnight cannot order
+    (:data:`Reason.UNORDERED_TIMES`), an NM acquisition of no length
+    (:data:`Reason.ZERO_DURATION`); an NM duration beyond 12 h is a garbled header (no end).
     """
     if not headers:
         return SeriesTiming(None, None, None, failed=f"{Reason.NOT_RETRIEVED}: no header")
@@ -509,11 +521,14 @@ def series_timing(
     start, why_start = _acq_datetime(first, day, series_date)
     end: dt.datetime | None = None
     why_end = ""
+    implausible = ""  # a reason code (and detail) when the times cannot be believed
     if mod == "NM":
         duration, why_end = _nm_duration(first)
+        if duration is not None and not duration:
+            implausible = f"{Reason.ZERO_DURATION}: {why_end} gives 0 ms"
         if start is not None and duration is not None:
             end = _plus(start, duration)
-            why_end = why_end or "start + duration beyond the calendar"
+            why_end = "start + duration beyond the calendar"
     else:
         minutes = brain_fdg_minutes(description) if mod == "PT" else None
         if minutes is not None:
@@ -523,16 +538,34 @@ def series_timing(
         else:
             end, why_end = _acq_datetime(last, day, series_date)
             if start is not None and end is not None:
-                start, end = _ordered_span(start, end, first, last)
+                start, end, in_order = _ordered_span(start, end, first, last)
+                if not in_order:
+                    implausible = (
+                        f"{Reason.UNORDERED_TIMES}: {start:%H:%M:%S} and {end:%H:%M:%S} on "
+                        "their own AcquisitionDates, more than 12 h apart"
+                    )
+                elif max_series is not None and end - start > max_series:
+                    implausible = (
+                        f"{Reason.IMPLAUSIBLE_DURATION}: {_hours(end - start)} from the first "
+                        f"to the last instance, more than {_hours(max_series)}"
+                    )
 
     failed: str | None = None
     if start is None:
         failed = f"{Reason.NO_START}: {why_start}"
+    elif implausible:
+        failed = implausible
     elif end is None:
         failed = f"{Reason.NO_END}: {why_end}"
     elif machine is None:
         failed = f"{Reason.NO_MACHINE}: ManufacturerModelName missing"
     return SeriesTiming(start, end, machine, failed=failed, station=station, serial=serial)
+
+
+def _hours(span: dt.timedelta) -> str:
+    """``2 h 05 min`` (a duration in a reason, to the minute)."""
+    minutes = int(span.total_seconds() // 60)
+    return f"{minutes // 60} h {minutes % 60:02d} min"
 
 
 def needs_file_headers(modality: str, header: Dataset) -> bool:

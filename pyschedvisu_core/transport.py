@@ -2,7 +2,8 @@
 
 A :class:`PacsClient` hides how DICOM messages travel: pynetdicom in
 :mod:`pyschedvisu.adapters.dimse`, anything else in tests. :class:`Capabilities` is what a
-probe found a PACS to accept; :class:`OpCounters` what a client did.
+probe found a PACS to accept; :class:`OpCounters` what a client did; :class:`Pace` how hard
+a client pushes its PACS (what it settled on is remembered per PACS).
 """
 
 from __future__ import annotations
@@ -81,6 +82,39 @@ def fallback_methods(primary: Method, caps: Capabilities | None) -> list[Method]
     return [m for m in candidates if m in caps.methods()]
 
 
+@dataclass(frozen=True)
+class Pace:
+    """How hard a client pushes a PACS: requests at the same time, and per second.
+
+    A client adapts it to what the PACS answers (slower on "busy", faster while it answers);
+    the pace a run settled on is kept per PACS and the next run starts from it.
+    """
+
+    concurrency: int
+    ops_per_s: float
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain form for the capabilities file."""
+        return {"concurrency": self.concurrency, "ops_per_s": round(self.ops_per_s, 3)}
+
+    @classmethod
+    def from_json(cls, data: Any) -> Pace | None:
+        """Inverse of :meth:`to_json`; None for anything unusable (the configured pace then)."""
+        if not isinstance(data, dict):
+            return None
+        try:
+            concurrency = int(data["concurrency"])
+            rate = float(data["ops_per_s"])
+        except (KeyError, TypeError, ValueError):
+            return None
+        if concurrency < 1 or not 0 < rate < float("inf"):
+            return None
+        return cls(concurrency, rate)
+
+    def __str__(self) -> str:
+        return f"{self.concurrency} at a time, {self.ops_per_s:.3g} requests/s"
+
+
 @dataclass
 class OpCounters:
     """What a client did; adapters increment, callers read deltas with :meth:`minus`."""
@@ -150,6 +184,20 @@ class PacsClient(Protocol):
         """Counters of what the calling context asks while the block runs (one day of many)."""
         ...
 
+    def deadline(self, at: float | None) -> AbstractContextManager[None]:
+        """Operations asked in this context retry "busy" answers until ``at`` (a
+        ``time.monotonic()`` value) instead of a fixed number of times; None: no deadline."""
+        ...
+
+    @property
+    def pace(self) -> Pace:
+        """The pace the client runs at now (adapted to what the PACS answered)."""
+        ...
+
+    def resume_pace(self, pace: Pace) -> None:
+        """Start from ``pace`` (what an earlier run settled on), within the configured ceilings."""
+        ...
+
     def echo(self) -> None:
         """C-ECHO; raises when the PACS is unreachable or rejects us."""
         ...
@@ -158,6 +206,14 @@ class PacsClient(Protocol):
         self, level: Level, query: Dataset, root: Root = "study", *, limit: int | None = None
     ) -> list[Dataset]:
         """C-FIND at ``level``: every matching identifier.
+
+        More than ``limit`` answers cancels the query and raises ``PacsOperationError``.
+        """
+        ...
+
+    def find_worklist(self, query: Dataset, *, limit: int | None = None) -> list[Dataset]:
+        """C-FIND on the Modality Worklist Information Model – FIND: every matching entry
+        (Scheduled Procedure Step), with the pacing, retries and associations of the others.
 
         More than ``limit`` answers cancels the query and raises ``PacsOperationError``.
         """

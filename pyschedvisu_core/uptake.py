@@ -1,4 +1,4 @@
-"""Injection to scan (DOMAIN §7): each study's injection and uptake time, the configured
+"""Injection to scan (DOMAIN §8): each study's injection and uptake time, the configured
 windows, and the numbers of the report's "Injection → scan" panel.
 
 The store keeps, per PT / NM series, what its headers say of the injection
@@ -49,7 +49,7 @@ INJECTION_COLUMNS: Final = (
 #: ``uptake_flag`` values.
 FLAG_AFTER_SCAN: Final = "injection_after_scan"
 FLAG_OVER_24H: Final = "injection_over_24h"
-#: Longest uptake believed (s): one day (DOMAIN §7).
+#: Longest uptake believed (s): one day (DOMAIN §8).
 MAX_UPTAKE_S: Final = 24 * 3600
 #: Labels of the rows of :func:`uptake_table` after the descriptions: the studies with a
 #: window (their tracers are comparable: the summary's numbers), then every PET study.

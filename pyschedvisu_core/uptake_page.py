@@ -1,4 +1,4 @@
-"""The "Injection → scan" page of a PET machine (DOMAIN §7): uptake time per description
+"""The "Injection → scan" page of a PET machine (DOMAIN §8): uptake time per description
 with its target window shaded, administered activity against its reference, the numbers of
 :func:`uptake.uptake_table` and notes. It follows the machine's page for each period (the
 weekly schedule's injection markers are drawn by :func:`figures.injection_traces`).
@@ -298,7 +298,7 @@ def notes_lines(frame: pl.DataFrame, table: pl.DataFrame, spec: PageSpec) -> lis
 def page_dict(
     studies: pl.DataFrame, spec: PageSpec, table: pl.DataFrame | None = None
 ) -> dict[str, Any]:
-    """The "Injection → scan" page of one PET machine and period (DOMAIN §7).
+    """The "Injection → scan" page of one PET machine and period (DOMAIN §8).
 
     Uptake (first PET acquisition start − injection) per description, with the target
     window shaded; the administered activity per description against its reference; the

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,7 +23,7 @@ from pynetdicom.sop_class import (
     Verification,
 )
 
-from pyschedvisu.adapters.dimse import nodelay
+from pyschedvisu.adapters.dicomnet import nodelay
 
 #: the NM storage class retired in 1998, still in archives reaching back (see dimse.py)
 NM_RETIRED = "1.2.840.10008.5.1.4.1.1.5"
@@ -198,6 +199,8 @@ class MiniScp:
     #: statuses answered (and consumed) before serving normally, e.g. [0xC336, 0xC336]
     faults: list[int] = field(default_factory=list)
     abort_next: int = 0
+    #: set: C-FIND requests wait for it to be cleared before answering (a frozen PACS)
+    frozen: threading.Event = field(default_factory=threading.Event)
     #: strictly hierarchical: below STUDY level, one study (and at IMAGE level one series)
     #: must be named (else 0xA900)
     strict_image: bool = False
@@ -261,6 +264,8 @@ class MiniScp:
 
     def _find(self, event: Any) -> Iterator[tuple[int, Dataset | None]]:
         self._bump("find")
+        while self.frozen.is_set():  # answers nothing until thawed
+            time.sleep(0.01)
         fault = self._fault(event)
         if fault == -1:
             return

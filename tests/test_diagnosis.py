@@ -98,7 +98,7 @@ def test_pacs_check_and_retrieve_tell_a_rejected_calling_ae(
     res = run(cfg, "retrieve", "--start", "2024-03-04", "--end", "2024-03-05")
     assert res.exit_code == 1
     assert res.output.count("Hint: the PACS does not know our AE title 'PYSCHEDVISU'") == 1
-    assert "not attempted" in res.output  # the next day is not tried the same way
+    assert "not retrieved (stopped" in res.output  # the next day is not tried the same way
 
 
 def test_pacs_check_and_retrieve_tell_nothing_listens(tmp_path: Path) -> None:

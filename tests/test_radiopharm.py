@@ -1,4 +1,4 @@
-"""The injection as a PT / NM header tells it (DOMAIN §7): the Radiopharmaceutical Information
+"""The injection as a PT / NM header tells it (DOMAIN §8): the Radiopharmaceutical Information
 Sequence read robustly, every bad value null with its reason."""
 
 from __future__ import annotations

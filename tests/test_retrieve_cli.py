@@ -107,8 +107,12 @@ def test_unreachable_pacs_fails_fast(
     monkeypatch.setenv("PYSCHEDVISU_PACS__PORT", str(free_port()))
     res = run(config, "retrieve", "--start", "2024-03-04", "--end", "2024-03-06")
     assert res.exit_code == 1
-    assert "day 2024-03-04 failed" in res.output
-    assert "2024-03-06 failed: not attempted" in res.output
+    assert "day 2024-03-04 failed: not retrieved (stopped" in res.output
+    assert "2024-03-06 failed: not retrieved (stopped" in res.output
+    # the run's last line of its own says why it stopped (log lines may follow in tests)
+    (last,) = [line for line in res.output.splitlines() if line.startswith("stopped: ")]
+    assert re.match(r"stopped: PACS \S+ unreachable since \d\d:\d\d:\d\d \(\d+ attempts\)", last)
+    assert "check pacs.host, pacs.port and the firewall" in last.lower()
 
 
 def test_pacs_check_reports_each_method(setup: tuple[Any, Path, Path]) -> None:

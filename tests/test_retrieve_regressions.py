@@ -21,7 +21,7 @@ from pyschedvisu.retrieval import forget_capabilities, record_for, retrieve_day
 from pyschedvisu.store import SeriesStore
 from pyschedvisu_core import dicomvalues, transport
 from pyschedvisu_core import queries as core
-from pyschedvisu_core.errors import PacsOperationError
+from pyschedvisu_core.errors import PacsOperationError, PacsTimeoutError, RetrievalError
 from pyschedvisu_core.schema import Reason
 
 DAY = dt.date(2024, 3, 4)
@@ -159,6 +159,17 @@ class MemoryPacs:
     def tally(self) -> Iterator[transport.OpCounters]:
         yield self.counters
 
+    @contextlib.contextmanager
+    def deadline(self, at: float | None) -> Iterator[None]:
+        yield
+
+    @property
+    def pace(self) -> transport.Pace:
+        return transport.Pace(1, 1000.0)
+
+    def resume_pace(self, pace: transport.Pace) -> None:
+        pass
+
     def close(self) -> None:
         pass
 
@@ -238,6 +249,55 @@ def test_series_without_series_date_acquired_another_day_is_left_out(tmp_path: P
     result = run(tmp_path, pacs)
     assert set(times(result)) == {"today"}
     assert result.failed.height == 0
+    # left out of the day, not unseen (issue 15): excluded with the day it was acquired
+    assert result.excluded.select("series_uid", "reason").rows() == [
+        (series_uid("1", "before"), f"{Reason.OTHER_DAY}: acquired 2024-03-03")
+    ]
+
+
+class StudyTimeoutPacs(MemoryPacs):
+    """A hierarchical PACS whose IMAGE listing of study 2 as a whole times out, every time."""
+
+    def __init__(self, instances: Sequence[Dataset]) -> None:
+        super().__init__(instances)
+        self.study_listings = 0
+
+    def find(
+        self,
+        level: core.Level,
+        query: Dataset,
+        root: core.Root = "study",
+        *,
+        limit: int | None = None,
+    ) -> list[Dataset]:
+        study = query.get("StudyInstanceUID")
+        if level != "STUDY" and isinstance(study, list | MultiValue):
+            raise PacsOperationError("one study below STUDY level", status=0xA900)
+        if level == "IMAGE" and study == "1.2.3.2" and not query.get("SeriesInstanceUID"):
+            self.study_listings += 1
+            raise PacsTimeoutError("C-FIND IMAGE: no response (timeout or abort)")
+        return super().find(level, query, root, limit=limit)
+
+
+def test_a_failed_study_level_query_is_not_asked_again_by_each_of_its_series(
+    tmp_path: Path,
+) -> None:
+    """Regression (issue 15): a per-study query that failed was asked again (with all its
+    retries) by every series of the study, in every pass: an outage multiplied."""
+    pacs = StudyTimeoutPacs(
+        [
+            *(instance("1", "ok", n, f"0800{n:02d}") for n in (1, 2, 3)),
+            *(instance("2", name, n, f"0900{n:02d}") for name in "abc" for n in (1, 2, 3)),
+        ]
+    )
+    settings = memory_settings(tmp_path).model_copy(
+        update={
+            "retrieve": memory_settings(tmp_path).retrieve.model_copy(update={"retries_per_day": 1})
+        }
+    )
+    with pytest.raises(RetrievalError, match="3 series could not be retrieved after 2 passes"):
+        retrieve_day(DAY, settings, pacs, SeriesStore(tmp_path / "data"), force=True)
+    assert pacs.study_listings == 2  # once a pass, not once per series (6)
 
 
 def test_timing_keys_asked_for_first_and_last_instances_only(tmp_path: Path) -> None:

@@ -57,7 +57,7 @@ def truth_problems(data_dir: Path, truth_dir: Path, days: list[dt.date]) -> list
                     problems.append(
                         f"{row['series_uid']} {col}: truth {row[col]} got {row[f'{col}_got']}"
                     )
-            # the injection (DOMAIN §7): exact, the reason by its codes
+            # the injection (DOMAIN §8): exact, the reason by its codes
             for col in ("radiopharmaceutical", "radionuclide", "injected_at", "half_life_s"):
                 if row[col] != row[f"{col}_got"]:
                     problems.append(

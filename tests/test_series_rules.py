@@ -604,10 +604,20 @@ def test_timing_ct_across_midnight_without_dates_ends_the_next_day() -> None:
     # reversed numbering (instance 1 last acquired): the same 20 minutes
     timing = series_timing("CT", DAY, [header(1, "001000"), header(40, "235000")])
     assert (timing.start, timing.end) == (at(23, 50), at(0, 10, day=next_day))
-    # with its own dates the last instance is believed: reversed, so swapped
+    # with their own dates both are believed, and nothing orders them (issue 15: this made
+    # a 23 h 40 study): failed, the times kept for whoever looks at the failed series
     dated = [header(1, "235000", date="20240304"), header(40, "001000", date="20240304")]
     timing = series_timing("CT", DAY, dated)
     assert (timing.start, timing.end) == (at(0, 10, day=DAY), at(23, 50, day=DAY))
+    assert timing.failed is not None and timing.failed.startswith(Reason.UNORDERED_TIMES + ": ")
+    # dated across midnight by their own dates: 20 minutes, believed
+    crossing = [header(1, "235000", date="20240304"), header(40, "001000", date="20240305")]
+    timing = series_timing("CT", DAY, crossing)
+    assert (timing.start, timing.end, timing.failed) == (
+        at(23, 50),
+        at(0, 10, day=DAY + dt.timedelta(days=1)),
+        None,
+    )
 
 
 def test_timing_from_acquisition_datetime_when_acquisition_time_is_missing() -> None:
@@ -622,6 +632,7 @@ def test_timing_from_acquisition_datetime_when_acquisition_time_is_missing() -> 
     ]
     timing = series_timing("PT", DAY, late)
     assert (timing.start, timing.end) == (at(0, 10), at(23, 50))
+    assert timing.failed is not None and timing.failed.startswith(Reason.UNORDERED_TIMES)
     # a usable AcquisitionTime wins; neither: the series fails as before
     assert series_timing(
         "PT", DAY, [header(1, "083000", AcquisitionDateTime="20240304090000")]
@@ -872,12 +883,20 @@ def test_timing_nm_phase_without_frame_duration_uses_top_level() -> None:
                                                             NumberOfFramesInRotation=0)])},
     ],
 )  # fmt: skip
-def test_timing_nm_zero_duration_is_valid_end_equals_start(extra: dict[str, object]) -> None:
-    """Regression: a computed duration of exactly 0 was rejected as implausible."""
+def test_timing_nm_zero_length_acquisition_fails_with_its_reason(extra: dict[str, object]) -> None:
+    """Regression (issue 15): NumberOfFrames=0 made a zero-length NM study in the report.
+
+    A computed duration of 0 is a number (not a garbled header: the file would say the same,
+    no C-GET for it), but no acquisition lasts no time: failed ``zero_duration``, its times kept.
+    """
     ds = nm(**extra)
-    assert series_timing("NM", DAY, [ds]) == SeriesTiming(
-        at(10, 0), at(10, 0), "Tandem_Discovery_670"
+    timing = series_timing("NM", DAY, [ds])
+    assert (timing.start, timing.end, timing.machine) == (
+        at(10, 0),
+        at(10, 0),
+        "Tandem_Discovery_670",
     )
+    assert timing.failed is not None and timing.failed.startswith(Reason.ZERO_DURATION + ": ")
     assert needs_file_headers("NM", ds) is False
 
 

@@ -1,4 +1,4 @@
-"""Injection to scan (DOMAIN §7): each study take's injection and uptake, the windows and the
+"""Injection to scan (DOMAIN §8): each study take's injection and uptake, the windows and the
 numbers of the report's panel."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Injection to scan in the report (DOMAIN §7): the weekly markers, the PET machines' panel
+"""Injection to scan in the report (DOMAIN §8): the weekly markers, the PET machines' panel
 page, the summary's columns, the workbook sheet, the HTML table and the PDF outline."""
 
 from __future__ import annotations

@@ -9,31 +9,39 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from pyschedvisu.commands._common import parse_day, settings_from
+from pyschedvisu.progress import DayProgress, default_every
 from pyschedvisu_core.errors import (
     AssociationRejectedError,
+    PacsCircuitOpenError,
     PacsUnreachableError,
     PseudonymKeyError,
     PySchedVisuError,
+    StoreFullError,
 )
 
 EXIT_FAILED = 1
 EXIT_CONFIG = 2
+#: what a day the run stopped before (or under) is said to be; the last line says why
+NOT_RETRIEVED = "not retrieved (stopped: see the last line)"
 
 
 def run_retrieve(settings: Any, start: dt.date, end: dt.date, force: bool, console: Console) -> int:
     """Retrieve every business day of ``start``..``end``; print progress and a summary; exit code.
 
     Up to ``pacs.max_concurrent`` days are in flight at once over the one shared client, so
-    its pacing and association limits still hold for the whole run.
+    its pacing and association limits still hold for the whole run. A PACS unreachable (its
+    circuit open: every day in flight stops within seconds), refusing us, or a full disk stops
+    the run: the days already retrieved are kept, the others are named, and the last line
+    says why it stopped. Progress is one bar over the days on a terminal (a line every few
+    days elsewhere); each day's figures are in the final table.
     """
     from rich.markup import escape
 
     from pyschedvisu.retrieval import failure_hint, make_client, retrieve_day
-    from pyschedvisu.store import SeriesStore
+    from pyschedvisu.store import SeriesStore, clean_stale_tmp
     from pyschedvisu_core.dropped import day_status, from_summaries
 
     days = settings.business_days(start, end)
@@ -41,53 +49,47 @@ def run_retrieve(settings: Any, start: dt.date, end: dt.date, force: bool, conso
         console.print(f"no business day between {start} and {end}")
         return 0
     store = SeriesStore(settings.paths.data_dir)
+    stale = clean_stale_tmp(settings.paths.data_dir)
+    if stale:
+        console.print(
+            f"removed {len(stale)} temporary file(s) an interrupted run left in "
+            f"{settings.paths.data_dir}"
+        )
     rows: list[dict[str, Any]] = []
     failures: dict[dt.date, str] = {}
+    #: why the run stopped starting days (the PACS unreachable or refusing us, a full disk),
+    #: said once at the end; the days it stopped are named without repeating it
+    stopped: list[str] = []
     client = make_client(settings)
-    progress = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
+    progress = DayProgress(
+        len(days), label="retrieval", console=console, every=default_every(len(days))
     )
     lock = threading.Lock()
-    series_done: dict[dt.date, tuple[int, int]] = {}
     unreachable = threading.Event()
     try:
         with progress:
-            days_task = progress.add_task("days", total=len(days))
-            series_task = progress.add_task("series", total=None)
 
             def one(day: dt.date) -> None:
                 if unreachable.is_set():
-                    failures[day] = "not attempted (PACS unreachable or refusing us)"
+                    failures[day] = NOT_RETRIEVED if stopped else "not attempted (interrupted)"
+                    progress.advance(ok=False)
                     return
-
-                def on_series(done: int, total: int) -> None:
-                    with lock:
-                        series_done[day] = (done, total)
-                        got = sum(d for d, _ in series_done.values())
-                        total_all = sum(t for _, t in series_done.values())
-                        progress.update(series_task, completed=got, total=total_all or None)
-
                 try:
-                    result = retrieve_day(
-                        day, settings, client, store, force=force, progress=on_series
-                    )
+                    result = retrieve_day(day, settings, client, store, force=force)
                     with lock:
                         rows.append(result.summary())
-                except (PacsUnreachableError, AssociationRejectedError) as exc:
+                except (PacsUnreachableError, AssociationRejectedError, StoreFullError) as exc:
                     # every following day would fail the same way: stop starting new ones
+                    with lock:
+                        if not stopped:
+                            stopped.append(_stop_reason(exc))
                     unreachable.set()
-                    failures[day] = str(exc)
+                    failures[day] = NOT_RETRIEVED
                 except PySchedVisuError as exc:
                     if isinstance(exc, PseudonymKeyError):
                         raise
                     failures[day] = str(exc)
-                with lock:
-                    progress.advance(days_task)
+                progress.advance(ok=day not in failures)
 
             workers = max(1, min(settings.pacs.max_concurrent, len(days)))
             with ThreadPoolExecutor(workers, thread_name_prefix="retrieve-day") as pool:
@@ -106,7 +108,7 @@ def run_retrieve(settings: Any, start: dt.date, end: dt.date, force: bool, conso
                     if isinstance(exc, KeyboardInterrupt):
                         # the days in flight stop at their next request and write nothing
                         client.close()
-                        progress.stop()
+                        progress.close()
                         console.print(
                             f"interrupted: {len(rows)} of {len(days)} day(s) done and kept; "
                             "run again to retrieve the others"
@@ -148,10 +150,22 @@ def run_retrieve(settings: Any, start: dt.date, end: dt.date, force: bool, conso
         if hint is not None:
             console.print(f"[yellow]hint[/yellow]: {escape(hint.text())}", soft_wrap=True)
         console.print(
-            f"{len(failures)} of {len(days)} day(s) not retrieved; run again to retry them"
+            f"{len(failures)} of {len(days)} day(s) not retrieved, {len(rows)} kept; "
+            "run again to retry them"
         )
+        if stopped:
+            console.print(f"[red]stopped[/red]: {stopped[0]}", soft_wrap=True)
         return EXIT_FAILED
     return 0
+
+
+def _stop_reason(exc: Exception) -> str:
+    """The one line that says why a run stopped (the error says what to do)."""
+    if isinstance(exc, PacsCircuitOpenError | StoreFullError):
+        return str(exc)
+    if isinstance(exc, PacsUnreachableError):
+        return f"PACS unreachable: {exc}"
+    return str(exc)
 
 
 def register(app: typer.Typer) -> None:

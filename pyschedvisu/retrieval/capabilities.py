@@ -5,6 +5,8 @@ A :class:`PacsRecord` per PACS (and data dir) holds everything the retrieval kno
 - **probed**, kept in ``<data_dir>/pacs_capabilities.json``: which methods read instance timing
   (IMAGE-level C-FIND, C-GET, C-MOVE), whether day-wide (relational) queries are answered and
   whether IMAGE-level answers carry the Radiopharmaceutical Information Sequence;
+- **settled**, kept there too: the pace (requests at once, per second) the client's pacer
+  settled on against this PACS, where the next run's client starts;
 - **learned** while this process runs, not kept (cheap to learn again, and a PACS upgrade must
   not stay hidden behind an old file): IMAGE-level queries per study, lists of SOP Instance
   UIDs, picks by InstanceNumber, one retrieve for many series, lists of series in a retrieve.
@@ -22,7 +24,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pyschedvisu.config import Settings
 from pyschedvisu.store import atomic_write_bytes
@@ -30,11 +32,12 @@ from pyschedvisu_core import queries as q
 from pyschedvisu_core import status
 from pyschedvisu_core.errors import (
     PacsAnswerError,
+    PacsCircuitOpenError,
     PacsError,
     PacsOperationError,
     RetrievalError,
 )
-from pyschedvisu_core.transport import Capabilities, Method, PacsClient, fallback_methods
+from pyschedvisu_core.transport import Capabilities, Method, Pace, PacsClient, fallback_methods
 
 log = logging.getLogger("pyschedvisu.retrieval")
 
@@ -85,6 +88,8 @@ class PacsRecord:
         self._probe_lock = threading.Lock()
         self._caps: Capabilities | None = None
         self._loaded = False
+        self._pace: Pace | None = None
+        self._pace_loaded = False
         self._refused: set[Form] = set()
 
     # -- probed (kept) ----------------------------------------------------------------------
@@ -96,31 +101,75 @@ class PacsRecord:
                 self._caps = self._read()
             return self._caps
 
-    def _read(self) -> Capabilities | None:
+    def _entry(self) -> dict[str, Any]:
+        """This PACS's entry of the capabilities file ({} when none or unreadable)."""
+        entry = self._file().get(self.key)
+        return entry if isinstance(entry, dict) else {}
+
+    def _file(self) -> dict[str, Any]:
         if self.path is None:
+            return {}
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def _read(self) -> Capabilities | None:
+        entry = self._entry()
+        if "echo" not in entry:  # nothing probed yet (perhaps only a pace kept)
             return None
         try:
-            entry = json.loads(self.path.read_text(encoding="utf-8"))[self.key]
             return Capabilities.from_json(entry)
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        except (ValueError, KeyError, TypeError, AttributeError):
             return None
+
+    def _write(self, update: dict[str, Any]) -> None:
+        """Merge ``update`` into this PACS's entry of the file (other PACS kept)."""
+        if self.path is None:
+            return
+        data = self._file()
+        entry = data.get(self.key)
+        data[self.key] = {**(entry if isinstance(entry, dict) else {}), **update}
+        atomic_write_bytes(self.path, json.dumps(data, indent=2, sort_keys=True).encode())
 
     def remember(self, caps: Capabilities) -> None:
         """Keep ``caps`` for this PACS (and in the capabilities file, other PACS kept)."""
         with self._lock:
             self._caps, self._loaded = caps, True
-            if self.path is None:
-                return
-            try:
-                data = json.loads(self.path.read_text(encoding="utf-8"))
-                if not isinstance(data, dict):
-                    data = {}
-            except (OSError, ValueError):
-                data = {}
             entry = caps.to_json()
             entry["probed_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-            data[self.key] = entry
-            atomic_write_bytes(self.path, json.dumps(data, indent=2, sort_keys=True).encode())
+            self._write(entry)
+
+    # -- settled (kept) ---------------------------------------------------------------------
+    def pace(self) -> Pace | None:
+        """The pace a client settled on against this PACS last time (None: none kept)."""
+        with self._lock:
+            if not self._pace_loaded:
+                self._pace_loaded = True
+                self._pace = Pace.from_json(self._entry().get("pace"))
+            return self._pace
+
+    def remember_pace(self, pace: Pace) -> None:
+        """Keep ``pace`` as where the next run starts (written when it moved by over 10 %)."""
+        with self._lock:
+            old = self.pace()
+            if (
+                old is not None
+                and old.concurrency == pace.concurrency
+                and abs(old.ops_per_s - pace.ops_per_s) <= 0.1 * old.ops_per_s
+            ):
+                return
+            if Pace.from_json(pace.to_json()) is None:
+                return  # not a pace to start from (no rate)
+            self._pace = pace
+            log.info("PACS %s: pace kept for the next run: %s", self.key, pace)
+            self._write(
+                {
+                    "pace": pace.to_json(),
+                    "pace_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                }
+            )
 
     @property
     def relational(self) -> bool | None:
@@ -241,6 +290,8 @@ def _probe_radiopharm(client: PacsClient, sample: tuple[str, str]) -> bool | Non
     except PacsOperationError as exc:
         # a PACS refusing the sequence key would refuse every timing query asking it
         return False if status.refuses_identifier(exc.status) else None
+    except PacsCircuitOpenError:
+        raise  # the PACS is given a rest: the day stops here
     except PacsError:
         return None
     if not answers:

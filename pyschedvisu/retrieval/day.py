@@ -21,7 +21,7 @@ from typing import Any
 import polars as pl
 from pydicom.dataset import Dataset
 
-from pyschedvisu.config import Settings
+from pyschedvisu.config import MachineEntry, Settings
 from pyschedvisu.privacy import load_key, pseudonymise
 from pyschedvisu.retrieval.capabilities import pacs_key, record_for
 from pyschedvisu.retrieval.clients import make_client
@@ -40,6 +40,7 @@ from pyschedvisu_core.errors import (
     RetrievalError,
     StoreError,
 )
+from pyschedvisu_core.plausibility import StudyLimits
 from pyschedvisu_core.series import filter_institutions, filter_series, filter_studies
 from pyschedvisu_core.transport import METHODS, PacsClient
 
@@ -48,8 +49,10 @@ log = logging.getLogger("pyschedvisu.retrieval")
 #: Bump when what is stored for a day changes meaning: stored days are then fetched again.
 #: 2: StationName and DeviceSerialNumber kept per series (identical scanners, DOMAIN §7);
 #:    a study rejected by the institution rule names the institutions in its reason
-#: 3: the injection of each PT / NM series (Radiopharmaceutical Information Sequence, DOMAIN §7)
-STORE_VERSION = 3
+#: 3: series dated another day stored as excluded; implausible times failed with a reason.
+#: 4: the study's AccessionNumber in every series row (planned against performed)
+#: 5: the injection of each PT / NM series (Radiopharmaceutical Information Sequence, DOMAIN §8)
+STORE_VERSION = 5
 
 
 def retrieval_fingerprint(settings: Settings) -> str:
@@ -57,7 +60,7 @@ def retrieval_fingerprint(settings: Settings) -> str:
     data = {
         "version": STORE_VERSION,
         "retrieve": settings.retrieve.model_dump(
-            mode="json", exclude={"retries_per_day", "final_after_hours"}
+            mode="json", exclude={"retries_per_day", "final_after_hours", "day_deadline_s"}
         ),
         "pacs": {k: getattr(settings.pacs, k) for k in ("host", "port", "called_ae")},
     }
@@ -194,14 +197,9 @@ def retrieve_day(
     store = store or SeriesStore(settings.paths.data_dir)
     fingerprint = retrieval_fingerprint(settings)
     if not force:
-        try:
-            manifest = store.final_manifest(day, fingerprint)
-        except StoreError as exc:
-            log.warning("%s: %s; retrieving it again", day, exc)
-            manifest = None
-        if manifest is not None:
-            log.debug("%s: final in the store, no network", day)
-            return DayResult.from_store(store, day, manifest)
+        stored = _from_store(store, day, fingerprint)
+        if stored is not None:
+            return stored
 
     key = load_key(settings.privacy)  # before any patient id is seen
     own = client is None
@@ -209,8 +207,9 @@ def retrieve_day(
     t0 = time.monotonic()
     final = is_final(day, settings.retrieve.final_after_hours, now)
     try:
-        # this day's operations only, though other days share the client
-        with pacs.tally() as counted:
+        # this day's operations only, though other days share the client; a PACS answering
+        # "busy" is asked again, slower, until the day's deadline
+        with pacs.tally() as counted, pacs.deadline(t0 + settings.retrieve.day_deadline_s):
             got = _retrieve(day, settings, pacs, key, progress)
         if pacs.closed:
             # closed under this day (Ctrl-C): its last answers may be cut short, not final
@@ -253,6 +252,10 @@ def retrieve_day(
         "ops": ops,
     }
     store.write_day(day, frames.series, frames.failed, frames.excluded, manifest)
+    try:
+        record_for(settings).remember_pace(pacs.pace)
+    except StoreError as exc:  # the day is written: only the next run's start is at stake
+        log.warning("%s: pace not kept (%s)", day, exc)
     log.info(
         "%s: %d studies, %d series kept, %d excluded, %d failed in %.1f s (%s, %d DIMSE ops)",
         day,
@@ -265,6 +268,46 @@ def retrieve_day(
         ops["dimse_ops"],
     )
     return res
+
+
+def _from_store(store: SeriesStore, day: dt.date, fingerprint: str) -> DayResult | None:
+    """The day as stored when it is final there; None to fetch it.
+
+    A stored day that cannot be read is moved aside (``<day>.corrupt-<time>/``, one line in
+    the log) and fetched again: it heals without ``--force``.
+    """
+    try:
+        manifest = store.final_manifest(day, fingerprint)
+        if manifest is None:
+            return None
+        result = DayResult.from_store(store, day, manifest)
+    except StoreError as exc:
+        try:
+            moved = store.quarantine(day)
+        except OSError as err:
+            raise StoreError(
+                f"{day}: stored day unreadable ({exc}) and not moved aside ({err})"
+            ) from err
+        where = f"moved aside to {moved}" if moved is not None else "nothing to move aside"
+        log.warning("%s: stored day unreadable (%s); %s, fetching it again", day, exc, where)
+        return None
+    log.debug("%s: final in the store, no network", day)
+    return result
+
+
+def study_limits(settings: Settings) -> StudyLimits:
+    """The longest studies believed, per machine (``retrieve.max_study_minutes*``)."""
+    r = settings.retrieve
+    return StudyLimits(
+        default=dt.timedelta(minutes=r.max_study_minutes),
+        pause=dt.timedelta(seconds=settings.extract.retake_split_s),
+        by_machine={k: dt.timedelta(minutes=v) for k, v in r.max_study_minutes_by_machine.items()},
+        # by model set: identical scanners (entries naming a station) share their models' limit
+        machines={
+            k: list(v.models if isinstance(v, MachineEntry) else v)
+            for k, v in settings.machines.items()
+        },
+    )
 
 
 def _retrieve(
@@ -289,6 +332,13 @@ def _retrieve(
         )
     )
     patient_keys = {uid: pseudonymise(pid, key) for uid, pid in patient_ids.items()}
+    accessions: dict[str, str | None] = dict(
+        zip(
+            kept_st.get_column("study_uid").to_list(),
+            kept_st.get_column("accession_number").to_list(),
+            strict=True,
+        )
+    )
 
     # 2. series: day-wide where the PACS answers that (checked), else one query per study
     wanted = [
@@ -307,9 +357,9 @@ def _retrieve(
             for fut in futures:
                 rows.extend(fut.result())
     del patient_ids
-    series, other_day = series_frame(rows, day)
-    if other_day:
-        log.debug("%s: %d series dated another day left out", day, other_day)
+    series, excl_other = series_frame(rows, day)
+    if excl_other.height:
+        log.info("%s: %d series dated another day excluded", day, excl_other.height)
     series = fill_counts(plan, series, workers)
     kept_se, excl_se = filter_series(
         series,
@@ -387,7 +437,7 @@ def _retrieve(
     if r.institution_from == "instances":
         file_names = institutions_from_files(reader, jobs, outcomes, workers, moved)
 
-    # 6. frames; the injection (DOMAIN §7) from the timing headers, else from a file moved
+    # 6. frames; the injection (DOMAIN §8) from the timing headers, else from a file moved
     # for the institution when the PACS does not return it at IMAGE level
     timed = []
     for job in jobs:
@@ -406,13 +456,26 @@ def _retrieve(
             )
         )
     frames = assemble_day(
-        day, timed, patient_keys, r.accepted_institutions, [excl_st, excl_se, excl_inst]
+        day,
+        timed,
+        patient_keys,
+        r.accepted_institutions,
+        [excl_st, excl_other, excl_se, excl_inst],
+        max_series=dt.timedelta(minutes=r.max_series_minutes),
+        study_limits=study_limits(settings),
+        accessions=accessions,
     )
     if frames.other_days:
-        log.debug(
-            "%s: %d series without SeriesDate acquired another day left out",
+        log.info(
+            "%s: %d series without SeriesDate acquired another day excluded",
             day,
             frames.other_days,
+        )
+    if frames.implausible_studies:
+        log.info(
+            "%s: %d series failed: their study runs longer than its machine's maximum",
+            day,
+            frames.implausible_studies,
         )
     if frames.rejected_on_files:
         log.debug(
@@ -445,6 +508,8 @@ def _time_series(
     for attempt in range(1 + settings.retrieve.retries_per_day):
         if not pending:
             break
+        if attempt:
+            reader.plan.forget_failures()  # a new pass asks every study again
         passes += 1
         errors: list[SeriesJob] = []
         with Pool(max_workers=workers, thread_name_prefix="series-time") as pool:

@@ -18,7 +18,7 @@ from pyschedvisu.retrieval.jobs import Outcome, Pool, SeriesJob
 from pyschedvisu.retrieval.planner import UID_LIST_MAX, DayPlanner
 from pyschedvisu_core import queries as q
 from pyschedvisu_core import status
-from pyschedvisu_core.errors import PacsError, PacsOperationError
+from pyschedvisu_core.errors import PacsCircuitOpenError, PacsError, PacsOperationError
 from pyschedvisu_core.series import needs_file_headers
 from pyschedvisu_core.transport import Method
 
@@ -221,6 +221,8 @@ class HeaderReader:
                         study_uid, [j.series_uid for j in group], self.method
                     ).items()
                 }
+            except PacsCircuitOpenError:
+                raise
             except PacsError as exc:
                 if isinstance(exc, PacsOperationError) and status.refuses_identifier(exc.status):
                     log.info(
@@ -230,7 +232,12 @@ class HeaderReader:
                         exc,
                     )
                     self.plan.record.refuse("series_list_retrieve")
-                else:  # busy, timeout, out of resources: these series alone, with retries
+                elif not isinstance(exc, PacsOperationError):
+                    # busy to the deadline, timeouts: its series fail with it this pass (each
+                    # asking again would cost as much), and are asked again in the next one
+                    log.info("%s: %s of a study failed (%s)", self.day, self.method, exc)
+                    self.plan.study_failed(study_uid, exc)
+                else:  # out of resources and the like: these series alone, with retries
                     log.debug(
                         "%s: %s of study %s failed (%s)", self.day, self.method, study_uid, exc
                     )
@@ -273,8 +280,17 @@ class HeaderReader:
         return self.fetch(job, uids, methods) if uids else []
 
     def run_one(self, job: SeriesJob) -> Outcome:
-        """The headers of ``job``, or the error that stopped them (never raises a PacsError)."""
+        """The headers of ``job``, or the error that stopped them.
+
+        A study-level request that failed this pass fails its series without asking again.
+        Raises only :class:`PacsCircuitOpenError`: the PACS is down, the day stops now.
+        """
+        failed = self.plan.study_failure(job.study_uid)
+        if failed is not None:
+            return Outcome(job, error=failed)
         try:
             return Outcome(job, headers=self.headers(job))
+        except PacsCircuitOpenError:
+            raise
         except PacsError as exc:
             return Outcome(job, error=exc)

@@ -18,7 +18,7 @@ from pyschedvisu.retrieval.jobs import Outcome, Pool, SeriesJob
 from pyschedvisu.retrieval.planner import UID_LIST_MAX
 from pyschedvisu_core import queries as q
 from pyschedvisu_core.dicomvalues import text_value
-from pyschedvisu_core.errors import PacsError
+from pyschedvisu_core.errors import PacsCircuitOpenError, PacsError
 
 log = logging.getLogger("pyschedvisu.retrieval")
 
@@ -51,6 +51,8 @@ def verify_institutions(
     def one(job: SeriesJob) -> None:
         try:
             headers = reader.file_headers(job)
+        except PacsCircuitOpenError:
+            raise
         except PacsError as exc:
             log.debug("series %s: institution not checked (%s)", job.series_uid, exc)
             return
@@ -71,7 +73,7 @@ def verify_institutions(
         len(studies),
     )
     return (
-        series.join(fixed, on="series_uid", how="left")
+        series.join(fixed, on="series_uid", how="left", maintain_order="left")
         .with_columns(
             pl.when(pl.col("series_uid").is_in(list(names)))
             .then(pl.col("_inst"))
@@ -96,7 +98,7 @@ def institutions_from_files(
     moved for timing say it for free; a series timed on IMAGE-level answers gets one
     instance moved (many series per C-GET / C-MOVE where the PACS allows). A series whose
     header cannot be had keeps its SERIES-level name. ``moved``: filled with the headers
-    moved here, by series (they carry more than the name: the injection, DOMAIN §7).
+    moved here, by series (they carry more than the name: the injection, DOMAIN §8).
     """
     names: dict[str, str | None] = {}
     todo: list[tuple[SeriesJob, str]] = []
@@ -119,6 +121,8 @@ def institutions_from_files(
                 got = client.fetch_headers_many(
                     [(j.study_uid, j.series_uid, [sop]) for j, sop in chunk], methods[0]
                 )
+            except PacsCircuitOpenError:
+                raise
             except PacsError as exc:
                 log.info(
                     "%s: %s of many series failed (%s): one by one", reader.day, methods[0], exc
@@ -137,6 +141,8 @@ def institutions_from_files(
             names[job.series_uid] = institution_of(headers)
             if moved is not None:
                 moved[job.series_uid] = headers
+        except PacsCircuitOpenError:
+            raise
         except PacsError as exc:
             log.info("series %s: InstitutionName of its files not read (%s)", job.series_uid, exc)
 

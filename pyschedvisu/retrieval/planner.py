@@ -8,6 +8,7 @@ What the PACS turns out not to take is written in its :class:`PacsRecord`, once.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import logging
 import threading
@@ -23,7 +24,7 @@ from pyschedvisu.retrieval.jobs import Pool, SeriesJob
 from pyschedvisu_core import queries as q
 from pyschedvisu_core.dayframes import answered_count, series_row, studies_frame, study_row
 from pyschedvisu_core.dicomvalues import text_value
-from pyschedvisu_core.errors import PacsAnswerError, PacsOperationError
+from pyschedvisu_core.errors import PacsAnswerError, PacsError, PacsOperationError
 from pyschedvisu_core.series import instances_needed
 from pyschedvisu_core.transport import PacsClient
 
@@ -83,6 +84,27 @@ class DayPlanner:
         #: too (the PACS returns it: :meth:`PacsRecord.returns_radiopharm`)
         self.radiopharm = False
 
+        #: study-level queries / retrieves that failed this pass (busy to the deadline,
+        #: timeouts): the study's series fail with it instead of each asking again
+        self._failed_studies: dict[str, PacsError] = {}
+
+    # -- failures remembered for the pass ----------------------------------------------------
+    def study_failed(self, study_uid: str, exc: PacsError) -> None:
+        """Remember that a query or retrieve of ``study_uid`` as a whole failed (this pass)."""
+        with self.lock:
+            self._failed_studies.setdefault(study_uid, exc)
+
+    def study_failure(self, study_uid: str) -> PacsError | None:
+        """The failure of a study-level request of this pass (a copy: raised in many threads)."""
+        with self.lock:
+            exc = self._failed_studies.get(study_uid)
+        return None if exc is None else copy.copy(exc)
+
+    def forget_failures(self) -> None:
+        """A new pass: every study is asked again."""
+        with self.lock:
+            self._failed_studies.clear()
+
     @property
     def per_study(self) -> bool:
         """IMAGE-level queries over a whole study are answered (else series by series)."""
@@ -126,9 +148,16 @@ class DayPlanner:
     def _study_instances(self, study_uid: str) -> dict[str, list[Dataset]] | None:
         with self.lock:
             lock = self._image_locks.setdefault(study_uid, threading.Lock())
-        with lock:  # the series of one study share one query
+        with lock:  # the series of one study share one query, and its failure
             if study_uid not in self._images:
-                self._images[study_uid] = self._query_study(study_uid)
+                failed = self.study_failure(study_uid)
+                if failed is not None:
+                    raise failed
+                try:
+                    self._images[study_uid] = self._query_study(study_uid)
+                except PacsError as exc:
+                    self.study_failed(study_uid, exc)
+                    raise
             return self._images[study_uid]
 
     def _query_study(self, study_uid: str) -> dict[str, list[Dataset]] | None:
@@ -514,7 +543,14 @@ class DayPlanner:
             lock = self._image_locks.setdefault(key, threading.Lock())
         with lock:
             if key not in self._timing:
-                self._timing[key] = self._query_timing(study_uid)
+                failed = self.study_failure(study_uid)
+                if failed is not None:
+                    raise failed
+                try:
+                    self._timing[key] = self._query_timing(study_uid)
+                except PacsError as exc:
+                    self.study_failed(study_uid, exc)
+                    raise
             return self._timing[key]
 
     def _query_timing(self, study_uid: str) -> dict[str, Dataset]:

@@ -1,4 +1,4 @@
-"""The injections of a synthetic day (DOMAIN §7): what each PT / NM series' Radiopharmaceutical
+"""The injections of a synthetic day (DOMAIN §8): what each PT / NM series' Radiopharmaceutical
 Information Sequence says, and what a perfect retrieval must store of it.
 
 Drawn after the rest of the day is planned, from a random source of their own
