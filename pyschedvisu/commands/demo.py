@@ -425,49 +425,6 @@ def plan_lines(settings: Settings, end: dt.date) -> list[str]:
     return lines
 
 
-def register(app: typer.Typer) -> None:
-    @app.command("demo")
-    def demo(
-        directory: Annotated[Path, typer.Option("--dir", help="Where the demo lives.")] = Path(
-            "demo"
-        ),
-        end: Annotated[
-            str | None,
-            typer.Option(
-                "--end", help="Last day of the department (a Friday). Default: last Friday."
-            ),
-        ] = None,
-        weeks: Annotated[
-            int, typer.Option("--weeks", min=1, max=520, help="Length of the synthetic department.")
-        ] = 26,
-        seed: Annotated[
-            int, typer.Option("--seed", help="Seed of the synthetic department.")
-        ] = DEMO_SEED,
-    ) -> None:
-        """The whole product on the synthetic department: generate, serve, run the weekly flow."""
-        t0 = time.monotonic()
-        try:
-            now = None
-            if end is not None:
-                # The automatic rule applied on the Saturday after ``end`` gives back ``end``.
-                saturday = dt.date.fromisoformat(end) + dt.timedelta(days=1)
-                now = dt.datetime.combine(saturday, dt.time(12), ZoneInfo("Europe/Zurich"))
-            result = run_demo(directory, weeks, seed, now)
-        except ConfigError as err:
-            for line in err.problems:
-                typer.echo(line, err=True)
-            raise typer.Exit(code=2) from None
-        except PySchedVisuError as err:
-            typer.echo(f"demo failed: {err}", err=True)
-            raise typer.Exit(code=1) from None
-        typer.echo(f"PDF:  {result.get('pdf')}")
-        typer.echo(f"HTML: {result.get('html')}")
-        typer.echo(f"XLSX: {result.get('xlsx')}")
-        typer.echo(
-            f"({time.monotonic() - t0:.0f} s; run again: everything already retrieved is reused)"
-        )
-
-
 def _newest_log(log_dir: Path) -> Path:
     """The run's log file (the newest under ``log_dir``), else the folder itself."""
     logs = [p for p in log_dir.glob("*/*.log") if p.is_file()]
