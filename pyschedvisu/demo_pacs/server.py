@@ -45,7 +45,8 @@ from pynetdicom.transport import RequestHandler, ThreadedAssociationServer
 
 from pyschedvisu.adapters.dicomnet import nodelay
 from pyschedvisu.demo_pacs.behaviour import Behaviour, OpRecord, PacsStats, Throttle
-from pyschedvisu.demo_pacs.index import UNIQUE_KEY, PacsIndex, value_str
+from pyschedvisu.demo_pacs.index import UNIQUE_KEY, PacsIndex
+from pyschedvisu.demo_pacs.indexing import value_str
 from pyschedvisu.demo_pacs.matching import compile_query, is_universal
 from pyschedvisu.demo_pacs.worklist import DemoWorklist
 from pyschedvisu_core import status
