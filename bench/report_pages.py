@@ -5,8 +5,9 @@ its truth), runs the study rules on its kept series, stores every business day a
 (final) except the Wednesday of the report week, and leaves PET GE idle on its Tuesday (its
 series of that day removed): the weekly page then shows a day "sans activité" and one "sans
 données". The long-term page (from 2016) is trimmed to the data. Then renders the report and
-writes small PNGs (pdftoppm, 800 px high) of the summary, the trends, PET GE's weekly page and
-PET Siemens' long-term page.
+writes small PNGs (pdftoppm, 800 px high) of the summary, the trends, PET GE's weekly page,
+PET Siemens' long-term page and PET Siemens' weekly "Injection → scan" page (with an example
+activity reference of 300 MBq for FDG: the reference config sets none, see reference.UPTAKE).
 
     .venv/bin/python bench/report_pages.py [--out docs/report-pages] [--end 2025-11-21]
 """
@@ -40,6 +41,7 @@ PAGES = {
     "trends.png": ("Tendances", None),
     "weekly-pet-ge.png": ("PET GE", "hebdomadaire"),
     "long-term-pet-siemens.png": ("PET Siemens", "longue durée"),
+    "uptake-weekly-pet-siemens.png": ("PET Siemens", "hebdomadaire / Injection → acquisition"),
 }
 
 
@@ -50,8 +52,15 @@ def page_numbers(pdf: Path) -> dict[tuple[str, str | None], int]:
     machine = ""
     for item in reader.outline[1]:
         if isinstance(item, list):
+            period = ""
             for sub in item:
-                out[(machine, sub.title)] = reader.get_destination_page_number(sub)
+                if isinstance(sub, list):  # a period's own pages: "period / title"
+                    for page in sub:
+                        key = (machine, f"{period} / {page.title}")
+                        out[key] = reader.get_destination_page_number(page)
+                    continue
+                period = sub.title
+                out[(machine, period)] = reader.get_destination_page_number(sub)
         else:
             machine = item.title
             out[(machine, None)] = reader.get_destination_page_number(item)
@@ -69,6 +78,7 @@ def main() -> int:
     settings = Settings()
     settings.paths.data_dir = work / "data"
     settings.paths.output_dir = work / "reports"
+    settings.uptake["FDG"].activity_ref_mbq = 300.0  # an example department reference
     dept = Dept.from_settings(settings)
     days = settings.business_days(dt.date(2024, 1, 1), end)
     monday = end - dt.timedelta(days=end.weekday())

@@ -472,6 +472,52 @@ class DrawSettings(Section):
         return value
 
 
+class UptakeSettings(Section):
+    """An uptake window and an activity reference: injection to scan (DOMAIN §8)."""
+
+    descriptions: list[str] = Field(
+        default_factory=list,
+        description='Description labels (as in [descriptions.<machine>]) whose studies this table applies to; empty = the table\'s own name as a label, e.g. [uptake."FDG STAND."].',
+    )
+    tracers: list[str] = Field(
+        default_factory=list,
+        description='Regexes searched (case-insensitive) in the radiopharmaceutical of a study that no table names by its description, e.g. ["fdg", "fludeoxyglucose"].',
+    )
+    min_minutes: float | None = Field(
+        None,
+        ge=0,
+        description="Shortest acceptable uptake (min): the study's first PET / NM acquisition start minus the injection time of its Radiopharmaceutical Information Sequence.",
+    )
+    target_minutes: float | None = Field(
+        None, ge=0, description="Target uptake (min), drawn as a line in the window."
+    )
+    max_minutes: float | None = Field(None, ge=0, description="Longest acceptable uptake (min).")
+    activity_ref_mbq: float | None = Field(
+        None,
+        gt=0,
+        description="Reference administered activity (MBq), e.g. the department's diagnostic reference level: the report sets the median and P90 of the activities against it.",
+    )
+    source: str = Field("", description="Where the numbers come from, printed in the report.")
+
+    @field_validator("tracers")
+    @classmethod
+    def _tracer_regexes(cls, value: list[str]) -> list[str]:
+        for item in value:
+            _check_regex(item)
+        return value
+
+    @model_validator(mode="after")
+    def _ordered(self) -> UptakeSettings:
+        values = [
+            v for v in (self.min_minutes, self.target_minutes, self.max_minutes) if v is not None
+        ]
+        if values != sorted(values):
+            raise ValueError("min_minutes <= target_minutes <= max_minutes")
+        if (self.min_minutes is None) != (self.max_minutes is None):
+            raise ValueError("set both min_minutes and max_minutes (the window), or neither")
+        return self
+
+
 class PeriodDef(Section):
     weeks: int | None = Field(
         None, ge=1, description="Length in weeks, ending on the report end date (a Friday)."
@@ -597,6 +643,12 @@ class Settings(BaseSettings):
         description="Per display machine (minified name): label -> regexes that must match the minified StudyDescription fully (lower case; no spaces, accents or _ - ^ ( ) + : . '); first label wins, else OTHER.",
     )
     draw: DrawSettings = Field(default_factory=DrawSettings)
+    uptake: dict[str, UptakeSettings] = Field(
+        default_factory=lambda: {
+            k: UptakeSettings.model_validate(v) for k, v in ref.UPTAKE.items()
+        },
+        description='Injection to scan, per label: the uptake window (min) and the activity reference (MBq) of the report\'s "Injection → scan" panel. A study gets the first table naming its description, else the first whose tracers find its radiopharmaceutical; none: shown without a target. FDG: EANM FDG PET/CT guideline v2.0 (Boellaard 2015), 60 min, 55-75 acceptable. uptake = {} : no targets at all.',
+    )
     report: ReportSettings = Field(default_factory=ReportSettings)
     email: EmailSettings = Field(default_factory=EmailSettings)
 
@@ -709,6 +761,28 @@ class Settings(BaseSettings):
 
         data = self.model_dump(mode="json", include=set(sections) if sections else None)
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def uptake_windows(settings: Settings) -> tuple[Any, ...]:
+    """``[uptake.<label>]`` as plain values for the core (``uptake.UptakeWindow``, seconds)."""
+    from pyschedvisu_core.uptake import UptakeWindow
+
+    def s(minutes: float | None) -> float | None:
+        return None if minutes is None else minutes * 60
+
+    return tuple(
+        UptakeWindow(
+            name=name,
+            descriptions=tuple(u.descriptions),
+            tracers=tuple(u.tracers),
+            min_s=s(u.min_minutes),
+            target_s=s(u.target_minutes),
+            max_s=s(u.max_minutes),
+            activity_ref_mbq=u.activity_ref_mbq,
+            source=u.source,
+        )
+        for name, u in settings.uptake.items()
+    )
 
 
 def plain_machines(

@@ -265,6 +265,27 @@ PERIOD_DEFS: dict[str, dict[str, object]] = {
     "longueduree": {"anchor": "first_year", "label_fr": "longue durée", "label_en": "long-term"},
 }
 
+#: Uptake windows and activity references (``[uptake.<label>]``, injection to scan, DOMAIN §8).
+#: FDG oncology: the EANM procedure guideline for tumour imaging, FDG PET/CT version 2.0
+#: (Boellaard et al., Eur J Nucl Med Mol Imaging 2015;42:328-354) recommends 60 min between
+#: injection and the start of the PET, 55-75 min being acceptable. It scales the activity
+#: with body weight (and scanner), so no reference activity is set here: a department sets
+#: its own (its diagnostic reference level). Brain and cardiac FDG studies follow other
+#: protocols: named without a window, they are kept from the oncology one (shown without a
+#: target).
+UPTAKE: dict[str, dict[str, object]] = {
+    "FDG": {
+        "descriptions": ["FDG STAND.", "FDG CORPS", "FDG ORL"],
+        "tracers": ["fdg", "fludeoxyglucose", "fluorodeoxyglucose"],
+        "min_minutes": 55.0,
+        "target_minutes": 60.0,
+        "max_minutes": 75.0,
+        "source": "EANM FDG PET/CT guideline v2.0 (Boellaard 2015): 60 min, 55-75 acceptable",
+    },
+    "FDG CERV.": {"source": "brain FDG: not the oncology window"},
+    "SARCOIDOSE": {"source": "cardiac FDG: not the oncology window"},
+}
+
 #: The reference department's scanners as its RIS schedules them (Modality Worklist):
 #: display machine key -> the Scheduled Station AE Titles and modalities of its steps.
 WORKLIST_MACHINES: dict[str, dict[str, list[str]]] = {

@@ -34,9 +34,10 @@ from typing import Any
 import polars as pl
 
 from pyschedvisu import __version__
-from pyschedvisu.config import Settings
+from pyschedvisu.config import Settings, uptake_windows
 from pyschedvisu.store import SeriesStore, atomic_write_bytes, conform
-from pyschedvisu_core import figures, i18n, overview, planmatch, schema
+from pyschedvisu_core import figures, i18n, overview, planmatch, schema, uptake_page
+from pyschedvisu_core import uptake as upt
 from pyschedvisu_core.errors import ReportError, StoreError
 from pyschedvisu_core.labels import minify_machine
 from pyschedvisu_core.periods import Period, make_periods, previous_bounds
@@ -68,6 +69,10 @@ class Page:
     durations: pl.DataFrame | None = None  # schedule.duration_table of the page (workbook)
     period_start: dt.date | None = None  # the configured start, when trimmed to the data
     plan: pl.DataFrame | None = None  # planmatch.plan_table of the page (with a worklist)
+    #: PET machines: the "Injection → scan" page that follows this one (figure JSON), and
+    #: its numbers (``uptake.uptake_table``: workbook, HTML)
+    uptake_figure: str | None = None
+    uptake: pl.DataFrame | None = None
 
     @property
     def title(self) -> str:
@@ -229,6 +234,7 @@ def page_spec(
         service_from=first,
         service_until=last,
         period_start=period.start if start != period.start else None,
+        uptake_windows=uptake_windows(settings),
     )
 
 
@@ -302,6 +308,10 @@ def build_page(
     try:
         numbers = figures.page_numbers(frame, spec, page_plan)
         payload = figure_json(figures.page_dict(frame, spec, numbers, page_plan))
+        uptake, uptake_figure = None, None
+        if upt.is_pet(frame).any():  # a PET machine: its injection to scan page
+            uptake = upt.uptake_table(frame, spec.description_order, spec.uptake_windows)
+            uptake_figure = figure_json(uptake_page.page_dict(frame, spec, uptake))
     except (ValueError, KeyError, pl.exceptions.PolarsError) as exc:
         raise ReportError(f"page {name} / {period}: {exc}") from exc
     return Page(
@@ -317,6 +327,8 @@ def build_page(
         durations=numbers.durations,
         period_start=spec.period_start,
         plan=numbers.plan,
+        uptake_figure=uptake_figure,
+        uptake=uptake,
     )
 
 
@@ -559,13 +571,15 @@ def merge_pdf(
     keywords: str,
     front: Sequence[str] = (),
     aliases: Sequence[tuple[Page, Page]] = (),
+    uptake_title: str = "Injection → scan",
 ) -> bytes:
-    """Merge single-page PDFs; outline ``title`` -> [front pages] -> machine -> period;
-    metadata; compression.
+    """Merge single-page PDFs; outline ``title`` -> [front pages] -> machine -> period
+    [-> ``uptake_title``]; metadata; compression.
 
     ``front``: titles of the leading pages (summary, trends), before those of ``pages``.
     ``aliases``: (page not repeated, the identical page shown instead): its period's outline
-    entry points at the page shown.
+    entry points at the page shown. A page with an ``uptake_figure`` is followed by that
+    page (DOMAIN §8), outlined under its period.
     """
     from pypdf import PdfReader, PdfWriter
     from pypdf.errors import PyPdfError
@@ -581,8 +595,11 @@ def merge_pdf(
     root = writer.add_outline_item(title=title, page_number=0)
     for index, name in enumerate(front):
         writer.add_outline_item(title=name, page_number=index, parent=root)
-    offset = len(front)
-    index_of = {id(page): offset + i for i, page in enumerate(pages)}
+    index_of: dict[int, int] = {}
+    at = len(front)
+    for page in pages:
+        index_of[id(page)] = at
+        at += 2 if page.uptake_figure else 1
     alias_of: dict[int, list[Page]] = {}
     for alias, shown in aliases:
         alias_of.setdefault(id(shown), []).append(alias)
@@ -594,7 +611,9 @@ def merge_pdf(
                 title=page.machine, page_number=index, parent=root
             )
         parent = machine_items[page.machine]
-        writer.add_outline_item(title=page.period_label, page_number=index, parent=parent)
+        item = writer.add_outline_item(title=page.period_label, page_number=index, parent=parent)
+        if page.uptake_figure:
+            writer.add_outline_item(title=uptake_title, page_number=index + 1, parent=item)
         for alias in alias_of.get(id(page), []):
             writer.add_outline_item(
                 title=f"{alias.period_label} (= {page.period_label})",
@@ -759,6 +778,59 @@ def page_tables_html(page: Page, lang: str) -> str:
     return f'<div class="tables">{"".join(parts)}</div>' if parts else ""
 
 
+def uptake_table_html(table: pl.DataFrame, lang: str) -> str:
+    """The numbers of an "Injection → scan" page as a real HTML table (minutes, MBq)."""
+    keys = (
+        "description",
+        "n",
+        "uptake_median",
+        "uptake_spread",
+        "window",
+        "in_window",
+        "activity_median",
+        "activity_p90",
+        "activity_ref",
+        "flagged",
+        "no_injection",
+    )
+    header = [i18n.text(k, lang) for k in keys]
+
+    def minutes(v: Any) -> Cell:
+        return ("-" if v is None else f"{v / 60:.0f}", _num(v / 60) if v is not None else None)
+
+    def mbq(v: Any) -> Cell:
+        return ("-" if v is None else f"{v:.0f}", _num(v))
+
+    rows = []
+    for r in table.iter_rows(named=True):
+        label = str(r["label"])
+        name = uptake_page.row_name(label, lang)
+        window = "-"
+        if r["min_s"] is not None and r["max_s"] is not None:
+            window = f"{r['min_s'] / 60:.0f}–{r['max_s'] / 60:.0f}"
+        spread = "-"
+        if r["p10_s"] is not None:
+            spread = f"{r['p10_s'] / 60:.0f}–{r['p90_s'] / 60:.0f}"
+        rows.append(
+            [
+                (name, None),
+                (str(r["n"]), _num(r["n"])),
+                minutes(r["median_s"]),
+                (spread, None),
+                (window, None),
+                (i18n.fmt_percent(r["in_window_pct"]), _num(r["in_window_pct"])),
+                mbq(r["activity_median_mbq"]),
+                mbq(r["activity_p90_mbq"]),
+                mbq(r["activity_ref_mbq"]),
+                (str(r["flagged"]), _num(r["flagged"])),
+                (str(r["no_injection"]), _num(r["no_injection"])),
+            ]
+        )
+    title = html.escape(i18n.text("uptake_table", lang))
+    sums = table.filter(pl.col("label").is_in([upt.WINDOWED, upt.TOTAL])).height
+    return f'<div class="tables"><h3>{title}</h3>{html_table(header, rows, sums=sums)}</div>'
+
+
 #: Columns of a planned / performed table (its header keys and how a value prints).
 _PLAN_COLUMNS: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
     ("planned", "planned", str),
@@ -829,6 +901,9 @@ def summary_table_html(summary: pl.DataFrame, lang: str) -> str:
         "no_activity_days",
         "no_data_days",
         "change_pct",
+        "uptake_median_s",
+        "uptake_in_window_pct",
+        "activity_median_mbq",
     ]
     rows = []
     for r, texts in zip(summary.iter_rows(named=True), printed, strict=True):
@@ -847,6 +922,7 @@ def build_html(
     front: Sequence[tuple[str, dict[str, Any], str]] = (),
     aliases: Sequence[tuple[Page, Page]] = (),
     workbook: str | None = None,
+    uptake_figs: Sequence[dict[str, Any] | None] = (),
 ) -> str:
     """One self-contained HTML file: plotly.js inlined once, every page with its tables as
     real HTML tables, a machine/period menu and a link to the workbook.
@@ -854,6 +930,7 @@ def build_html(
     ``front``: (title, figure, HTML below it) of the leading pages (summary, trends).
     ``aliases``: pages not repeated, shown as a reference to the identical one.
     ``workbook``: file name of the Excel workbook beside the HTML file.
+    ``uptake_figs``: per page, its "Injection → scan" figure shown after it (or None).
     """
     from plotly.offline import get_plotlyjs
 
@@ -882,13 +959,19 @@ def build_html(
         section(head, fig, below)
     current = None
     anchors: dict[int, int] = {}
-    for page, fig in zip(pages, figs, strict=True):
+    for k, (page, fig) in enumerate(zip(pages, figs, strict=True)):
         if page.machine != current:
             current = page.machine
             nav.append(f"<h2>{html.escape(page.machine)}</h2>")
         anchors[id(page)] = n
         nav.append(f'<a href="#page-{n}">{html.escape(page.period_label)}</a>')
         section(page.title, fig, page_tables_html(page, lang))
+        uptake_fig = uptake_figs[k] if k < len(uptake_figs) else None
+        if uptake_fig is not None:
+            label = i18n.text("uptake_bookmark", lang)
+            nav.append(f'<a href="#page-{n}">&nbsp;&nbsp;↳ {html.escape(label)}</a>')
+            below = uptake_table_html(page.uptake, lang) if page.uptake is not None else ""
+            section(f"{page.title} – {label}", uptake_fig, below)
         for alias, shown in aliases:
             if shown is page:
                 ref = i18n.text(
@@ -1005,7 +1088,8 @@ def plan_sheets(
 
 
 def workbook_sheets(pages: Sequence[Page], summary: pl.DataFrame | None) -> dict[str, pl.DataFrame]:
-    """The ``counts``, ``durations`` and ``summary`` sheets (see :mod:`pyschedvisu.workbook`)."""
+    """The ``counts``, ``durations``, ``summary`` and ``uptake`` sheets (see
+    :mod:`pyschedvisu.workbook`)."""
     from pyschedvisu import workbook as wbk
 
     counts = [wbk.counts_rows(p.machine, p.period, p.counts) for p in pages if p.counts is not None]
@@ -1014,10 +1098,12 @@ def workbook_sheets(pages: Sequence[Page], summary: pl.DataFrame | None) -> dict
         for p in pages
         if p.durations is not None
     ]
+    uptake = [wbk.uptake_rows(p.machine, p.period, p.uptake) for p in pages if p.uptake is not None]
     return {
         "counts": pl.concat(counts) if counts else schema.empty(wbk.COUNTS_SCHEMA),
         "durations": pl.concat(durations) if durations else schema.empty(wbk.DURATIONS_SCHEMA),
         "summary": summary if summary is not None else schema.empty(overview.SUMMARY_SCHEMA),
+        "uptake": pl.concat(uptake) if uptake else schema.empty(wbk.UPTAKE_SCHEMA),
     }
 
 
@@ -1174,15 +1260,18 @@ def render_report(
                         extra_notes=[*(notes or ()), *(extra if k == 0 else ())],
                     )
                 )
-            stamped.extend(
-                figures.stamp(
-                    json.loads(p.figure),
-                    generated=generated,
-                    footer=footer,
-                    extra_notes=list(notes or ()),
-                )
-                for p in shown
-            )
+            for p in shown:
+                for figure in (p.figure, p.uptake_figure):
+                    if figure is None:
+                        continue
+                    stamped.append(
+                        figures.stamp(
+                            json.loads(figure),
+                            generated=generated,
+                            footer=footer,
+                            extra_notes=list(notes or ()),
+                        )
+                    )
             return [figures.printable(f) for f in stamped]
 
         def html_doc() -> str | None:
@@ -1190,20 +1279,27 @@ def render_report(
                 return None
             k = len(front_figs)
             front = list(zip(front_titles, stamped[:k], front_below, strict=True))
+            page_figs: list[dict[str, Any]] = []
+            uptake_figs: list[dict[str, Any] | None] = []
+            rest = iter(stamped[k:])
+            for p in shown:  # each page's figure, then its uptake page's when it has one
+                page_figs.append(next(rest))
+                uptake_figs.append(next(rest) if p.uptake_figure else None)
             return build_html(
                 shown,
-                stamped[k:],
+                page_figs,
                 title=title,
                 subtitle=generated,
                 lang=lang,
                 front=front,
                 aliases=aliases,
                 workbook=xlsx_path.name,
+                uptake_figs=uptake_figs,
             )
 
         machines = list(dict.fromkeys(p.machine for p in shown))
         periods = list(dict.fromkeys(p.period_label for p in shown))
-        count = len(front_figs) + len(shown)
+        count = len(front_figs) + len(shown) + sum(1 for p in shown if p.uptake_figure)
         log.info(
             "rendering %d pages (%d skipped, %d identical) with kaleido",
             count,
@@ -1220,6 +1316,7 @@ def render_report(
             keywords=", ".join(["pySchedVisu", *machines, *periods]),
             front=front_titles,
             aliases=aliases,
+            uptake_title=i18n.text("uptake_bookmark", lang),
         )
         try:
             atomic_write_bytes(pdf_path, pdf)

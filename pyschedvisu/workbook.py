@@ -1,12 +1,14 @@
 """The report's Excel workbook: the numbers of every page, reusable.
 
-``pyschedvisu_report_<end>_<generated>.xlsx`` next to the PDF, with four sheets:
+``pyschedvisu_report_<end>_<generated>.xlsx`` next to the PDF, with five sheets:
 
 * ``studies``: the study table over the report's longest period (configured machines, in
   configuration order), without the patient key nor the accession number;
 * ``counts``: one row per machine x period x bin of the count tables (``COUNTS_SCHEMA``);
 * ``durations``: the duration tables (``DURATIONS_SCHEMA``), gaps included;
 * ``summary``: the summary page (``overview.SUMMARY_SCHEMA``);
+* ``uptake``: the "Injection → scan" pages of the PET machines (``UPTAKE_SCHEMA``: one row
+  per machine x period x description, then its TOTAL; minutes and MBq as on the page).
 
 and, with a worklist configured (planned against performed), three more:
 
@@ -36,6 +38,7 @@ from pyschedvisu.store import FILE_MODE
 from pyschedvisu_core import schedule as sch
 from pyschedvisu_core import schema
 from pyschedvisu_core.planmatch import PLAN_MATCH_SCHEMA
+from pyschedvisu_core.uptake import UPTAKE_TABLE_SCHEMA
 
 #: The ``counts`` sheet.
 COUNTS_SCHEMA: dict[str, pl.DataType] = {
@@ -86,6 +89,13 @@ PLAN_SCHEMA: dict[str, pl.DataType] = {
 #: Columns of the ``plan_matches`` sheet (``planmatch.PLAN_MATCH_SCHEMA`` without identifiers
 #: of the order: accession number, step key).
 PLAN_MATCH_COLUMNS = [c for c in PLAN_MATCH_SCHEMA if c not in ("accession_number", "step_key")]
+#: The ``uptake`` sheet (``uptake.uptake_table`` per page; times in seconds as the table).
+UPTAKE_SCHEMA: dict[str, pl.DataType] = {
+    "machine": pl.String(),
+    "period": pl.String(),
+    "description": pl.String(),
+    **{k: v for k, v in UPTAKE_TABLE_SCHEMA.items() if k != "label"},
+}
 
 _EXCEL_EPOCH = dt.datetime(1899, 12, 30)
 
@@ -135,6 +145,16 @@ def durations_rows(machine: str, period: str, durations: pl.DataFrame) -> pl.Dat
             .otherwise(pl.col("description"))
         )
     )
+
+
+def uptake_rows(machine: str, period: str, table: pl.DataFrame) -> pl.DataFrame:
+    """The ``uptake`` rows of one page's :func:`uptake.uptake_table`."""
+    return table.select(
+        pl.lit(machine).alias("machine"),
+        pl.lit(period).alias("period"),
+        pl.col("label").alias("description"),
+        *(pl.col(k) for k in UPTAKE_TABLE_SCHEMA if k != "label"),
+    ).cast(UPTAKE_SCHEMA)  # type: ignore[arg-type]
 
 
 def plan_rows(machine: str, period: str, table: pl.DataFrame) -> pl.DataFrame:
@@ -218,10 +238,12 @@ def write_workbook(
     counts: pl.DataFrame,
     durations: pl.DataFrame,
     summary: pl.DataFrame,
+    uptake: pl.DataFrame | None = None,
     extra: Mapping[str, pl.DataFrame] | None = None,
 ) -> None:
-    """Write the four sheets (and ``extra`` ones after them, in order) to ``path``
-    atomically (temp file in its folder, then rename)."""
+    """Write the sheets (``studies``, ``counts``, ``durations``, ``summary``, ``uptake`` when
+    given, then the ``extra`` ones in order) to ``path`` atomically (temp file in its folder,
+    then rename)."""
     import xlsxwriter
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -231,6 +253,7 @@ def write_workbook(
         wb = xlsxwriter.Workbook(tmp, {"strings_to_numbers": False, "strings_to_urls": False})
         _write_studies(wb, studies.select(STUDY_COLUMNS))
         sheets = [("counts", counts), ("durations", durations), ("summary", summary)]
+        sheets += [("uptake", uptake)] if uptake is not None else []
         sheets += list((extra or {}).items())
         for name, frame in sheets:
             frame.write_excel(
@@ -258,6 +281,7 @@ def write_report_workbook(
     counts: pl.DataFrame,
     durations: pl.DataFrame,
     summary: pl.DataFrame,
+    uptake: pl.DataFrame | None = None,
     extra: Mapping[str, pl.DataFrame] | None = None,
 ) -> str:
     """Read the studies of ``machines`` from ``first`` to ``end`` (the table or its path;
@@ -278,6 +302,7 @@ def write_report_workbook(
         counts=counts,
         durations=durations,
         summary=summary,
+        uptake=uptake,
         extra=extra,
     )
     return str(path)
@@ -286,8 +311,9 @@ def write_report_workbook(
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m pyschedvisu.workbook SPEC.json``: write a workbook described by a JSON file
     (``out``, ``studies`` (a Parquet path or null), ``machines``, ``first``, ``end``, the
-    Parquet paths of the ``counts``, ``durations`` and ``summary`` sheets, and ``extra``: an
-    ordered object of sheet name -> Parquet path, absent without a worklist).
+    Parquet paths of the ``counts``, ``durations`` and ``summary`` sheets and, when given, the
+    ``uptake`` one, and ``extra``: an ordered object of sheet name -> Parquet path, absent
+    without a worklist).
 
     How the report writes its workbook beside the rendering: a process of its own, started
     without importing the caller's ``__main__`` (multiprocessing's spawn would).
@@ -307,6 +333,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         dt.date.fromisoformat(spec["first"]),
         dt.date.fromisoformat(spec["end"]),
         **{k: pl.read_parquet(spec[k]) for k in ("counts", "durations", "summary")},
+        uptake=pl.read_parquet(spec["uptake"]) if spec.get("uptake") else None,
         extra={k: pl.read_parquet(v) for k, v in spec.get("extra", {}).items()},
     )
     return 0
@@ -322,12 +349,14 @@ __all__ = [
     "PLAN_MATCH_COLUMNS",
     "PLAN_SCHEMA",
     "STUDY_COLUMNS",
+    "UPTAKE_SCHEMA",
     "counts_rows",
     "durations_rows",
     "main",
     "plan_match_rows",
     "plan_rows",
     "studies_rows",
+    "uptake_rows",
     "write_report_workbook",
     "write_workbook",
 ]

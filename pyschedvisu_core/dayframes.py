@@ -21,6 +21,7 @@ from pyschedvisu_core.dicomtime import parse_da, parse_tm
 from pyschedvisu_core.dicomvalues import text_value
 from pyschedvisu_core.plausibility import StudyLimits, implausible_studies
 from pyschedvisu_core.queries import MAX_INSTANCE_NUMBER
+from pyschedvisu_core.radiopharm import read_radiopharm
 from pyschedvisu_core.schema import Reason
 from pyschedvisu_core.series import filter_institutions, series_timing
 
@@ -139,13 +140,20 @@ class TimedSeries:
 
     ``row`` is its SERIES row (:data:`SERIES_ROWS_SCHEMA`, counts filled); ``headers`` the
     instance headers read for timing, or ``error`` why they could not be had; ``institution``
-    the name the rule sees (its files' when they were read, else the SERIES level's).
+    the name the rule sees (its files' when they were read, else the SERIES level's). The
+    same headers give a PT / NM series' injection (:func:`radiopharm_fields`).
     """
 
     row: Mapping[str, Any]
     headers: Sequence[Dataset] = ()
     error: str | None = None
     institution: str | None = None
+    #: False when ``headers`` are IMAGE-level answers of a PACS that does not return the
+    #: Radiopharmaceutical Information Sequence (it was not asked: no reading, a reason)
+    radiopharm_returned: bool = True
+    #: headers to read the injection from instead of ``headers`` (a file moved for
+    #: another reason where the timing came from IMAGE-level answers without it)
+    radiopharm_headers: Sequence[Dataset] | None = None
 
 
 @dataclass(frozen=True)
@@ -161,6 +169,29 @@ class DayFrames:
     implausible_studies: int = 0
     #: studies rejected on the InstitutionName of their instance headers
     rejected_on_files: int = 0
+
+
+def radiopharm_fields(item: TimedSeries, day: dt.date) -> dict[str, Any]:
+    """The injection columns of :data:`schema.SERIES_SCHEMA` read from a series' headers
+    (all null for modalities other than PT / NM). Never raises on header content."""
+    row = item.row
+    found = read_radiopharm(
+        row["modality"] or "",
+        day,
+        list(item.headers if item.radiopharm_headers is None else item.radiopharm_headers),
+        row["series_date"],
+        returned=item.radiopharm_returned,
+    )
+    if found is None:
+        return {}
+    return {
+        "radiopharmaceutical": found.tracer,
+        "radionuclide": found.radionuclide,
+        "injected_at": found.injected_at,
+        "activity_mbq": found.activity_mbq,
+        "half_life_s": found.half_life_s,
+        "radiopharm_issue": found.issue,
+    }
 
 
 def assemble_day(
@@ -267,6 +298,7 @@ def assemble_day(
             "end": timing.end,
             "station_name": timing.station,
             "device_serial_number": timing.serial,
+            **radiopharm_fields(item, day),
         }
         if timing.failed:
             failed_rows.append({**rec, "reason": timing.failed})

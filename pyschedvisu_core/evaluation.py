@@ -119,3 +119,66 @@ def failures(
     if result.time_error_max_s > max_time_error_s:
         out.append(f"time error {result.time_error_max_s:g} s > {max_time_error_s:g} s")
     return out
+
+
+#: The injection columns of a study take (``STUDY_SCHEMA``, ``TRUTH_UPTAKE_SCHEMA``).
+UPTAKE_COLUMNS = (
+    "tracer",
+    "radionuclide",
+    "injected_at",
+    "activity_mbq",
+    "uptake_s",
+    "uptake_flag",
+    "radiopharm_issue",
+)
+
+
+def _issue_codes(col: str) -> pl.Expr:
+    """A stored issue (``"code: detail; code: detail"``) as its codes (``"code; code"``)."""
+    return (
+        pl.col(col)
+        .str.split("; ")
+        .list.eval(pl.element().str.split(":").list.first().str.strip_chars())
+        .list.join("; ")
+    )
+
+
+def uptake_mismatches(
+    studies: pl.LazyFrame | pl.DataFrame,
+    truth: pl.LazyFrame | pl.DataFrame,
+    *,
+    activity_tol_mbq: float = 0.1,
+    uptake_tol_s: float = 0.0,
+) -> pl.DataFrame:
+    """Study takes of ``truth`` (``TRUTH_UPTAKE_SCHEMA``) whose injection columns the study
+    table gives otherwise (a missing take included): ``KEYS``, the column, both values.
+
+    Activity within ``activity_tol_mbq`` and uptake within ``uptake_tol_s`` are equal;
+    issues are compared by their codes (the store's details are not in the truth).
+    """
+    found = (
+        studies.lazy()
+        .filter(pl.col("machine_group").fill_null("") != MIXED)
+        .select(*KEYS, *UPTAKE_COLUMNS)
+        .with_columns(pl.col("take").cast(pl.Int32), _issue_codes("radiopharm_issue"))
+        .collect()
+    )
+    expected = truth.lazy().select(*KEYS, *UPTAKE_COLUMNS).collect()
+    joined = expected.join(found, on=KEYS, how="left", suffix="_found", nulls_equal=False)
+    rows = []
+    for col in UPTAKE_COLUMNS:
+        a, b = pl.col(col), pl.col(f"{col}_found")
+        if col in ("activity_mbq", "uptake_s"):
+            tol = activity_tol_mbq if col == "activity_mbq" else uptake_tol_s
+            same = (a.is_null() & b.is_null()) | ((a - b).abs() <= tol).fill_null(False)
+        else:
+            same = a.eq_missing(b)
+        rows.append(
+            joined.filter(~same).select(
+                *KEYS,
+                pl.lit(col).alias("column"),
+                a.cast(pl.String).alias("expected"),
+                b.cast(pl.String).alias("found"),
+            )
+        )
+    return pl.concat(rows).sort([*KEYS, "column"])

@@ -23,6 +23,7 @@ import polars as pl
 from pyschedvisu_core import i18n
 from pyschedvisu_core import planmatch as pm
 from pyschedvisu_core import schedule as sch
+from pyschedvisu_core import uptake as upt
 from pyschedvisu_core.periods import bin_kind, week_header
 
 #: Page size: A4 portrait at 96 dpi (kaleido turns px into PDF points at that ratio).
@@ -101,6 +102,8 @@ class PageSpec:
     service_until: dt.date | None = None
     #: the configured start of the period when the page was trimmed to the service window
     period_start: dt.date | None = None
+    #: ``[uptake.<label>]`` windows and activity references (injection to scan, DOMAIN §8)
+    uptake_windows: tuple[upt.UptakeWindow, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -663,6 +666,75 @@ def _gap_hover(g: pl.DataFrame, lang: str) -> Trace:
         .to_list()
     )
     return _hover_points(g["xd"], (g["ys"] + g["ye"]) / 2, texts, size=8)
+
+
+def injection_marks(labeled: pl.DataFrame) -> pl.DataFrame:
+    """The PET studies whose injection the weekly schedule marks: a believed uptake (not
+    flagged), injected on the study's day (an earlier day is off the schedule)."""
+    if "injected_at" not in labeled.columns or labeled.height == 0:
+        return labeled.clear()
+    return labeled.filter(
+        upt.is_pet(labeled)
+        & pl.col("injected_at").is_not_null()
+        & pl.col("uptake_flag").is_null()
+        & (pl.col("injected_at").dt.date() == pl.col("date"))
+    )
+
+
+def injection_traces(labeled: pl.DataFrame, spec: PageSpec, spacer: float) -> list[Trace]:
+    """A small marker at the injection time left of each PET study's box (those of
+    :func:`injection_marks`), and a dotted line down to the acquisition start: the uptake,
+    before the scanner's time (DOMAIN §8)."""
+    lang = spec.language
+    geo = injection_marks(_geometry(labeled, spec, spacer))
+    if geo.height == 0:
+        return []
+    geo = geo.with_columns(xi=pl.col("xc") - BOX_HALF - 0.06, yi=_hours("injected_at"))
+    xs = geo.select(pl.concat_list(["xi", "xi", pl.lit(math.nan)]).explode()).to_series()
+    ys = geo.select(pl.concat_list(["yi", "ya", pl.lit(math.nan)]).explode()).to_series()
+    minutes = (pl.col("uptake_s") / 60).round(0).cast(pl.Int64)
+    activity = pl.col("activity_mbq").round(0).cast(pl.Int64).cast(pl.String)
+    template = i18n.text("hover_injection", lang)
+    for key in ("{time}", "{tracer}", "{activity}", "{minutes}"):
+        template = template.replace(key, "{}")
+    texts = (
+        geo.select(
+            pl.format(
+                template,
+                _fmt_hm("injected_at"),
+                pl.col("tracer").fill_null("?"),
+                activity.fill_null("?"),
+                minutes,
+            )
+        )
+        .to_series()
+        .to_list()
+    )
+    common = {"hoverinfo": "skip", "xaxis": "x", "yaxis": "y"}
+    return [
+        _scatter(
+            x=typed_array(xs.to_list()),
+            y=typed_array(ys.to_list()),
+            mode="lines",
+            line={"color": _MUTED, "width": 0.8, "dash": "dot"},
+            showlegend=False,
+            name="uptake",
+            meta="uptake-lines",
+            **common,
+        ),
+        _scatter(
+            x=typed_array(geo["xi"].to_list()),
+            y=typed_array(geo["yi"].to_list()),
+            mode="markers",
+            marker={"symbol": "triangle-right", "size": 6, "color": _INK},
+            name=i18n.text("injection_marker", lang),
+            legendgroup="injection",
+            showlegend=True,
+            meta="injections",
+            **common,
+        ),
+        _hover_points(geo["xi"], geo["yi"], texts, size=8),
+    ]
 
 
 def hour_range(labeled: pl.DataFrame, start_hour: int, end_hour: int) -> tuple[int, int]:
@@ -1256,6 +1328,9 @@ def page_dict(
     spacer = WEEK_SPACER if n_days <= SEGMENT_DAYS else 0.0
     positions = day_positions(day_set, spacer)
     top, bottom = hour_range(labeled, spec.day_start_hour, spec.day_end_hour)
+    marks = injection_marks(labeled) if kind == "day" else labeled.clear()
+    if marks.height:  # the injection before each PET study shows too (DOMAIN §8)
+        top = min(top, math.floor(marks.select(_hours("injected_at").min()).item()))
     outlines = plan is not None and n_days <= PLAN_OUTLINE_DAYS
     if plan is not None and outlines and (span := plan_hours(plan, spec)) is not None:
         top, bottom = min(top, math.floor(span[0])), max(bottom, math.ceil(span[1]))
@@ -1281,6 +1356,8 @@ def page_dict(
         slot_traces, plan_notes = plan_outline_traces(plan, spec, spacer, top)
         traces += slot_traces
     traces += schedule_traces(labeled, spec, labels, gaps, px_w / px_h, 1 / px_h)
+    if marks.height:
+        traces += injection_traces(labeled, spec, spacer)
     if show_dist:
         firsts = [lab for lab in labels if sch.base_description(lab) != sch.OTHER][:3]
         dist = sch.time_of_day_distribution(

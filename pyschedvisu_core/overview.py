@@ -8,7 +8,7 @@ take split, so a summary row and its page always agree. Machines come in configu
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +18,7 @@ from pyschedvisu_core import figures as fig
 from pyschedvisu_core import i18n
 from pyschedvisu_core import planmatch as pm
 from pyschedvisu_core import schedule as sch
+from pyschedvisu_core import uptake as upt
 
 #: Columns of :func:`summary_table` (also the workbook's ``summary`` sheet).
 SUMMARY_SCHEMA: dict[str, pl.DataType] = {
@@ -38,6 +39,14 @@ SUMMARY_SCHEMA: dict[str, pl.DataType] = {
     "previous_last_day": pl.Date(),
     "previous_exams": pl.Int64(),
     "change_pct": pl.Float64(),
+    # injection to scan (DOMAIN §8): the "with a window" row of the machine's "Injection →
+    # scan" page (its TOTAL row when no study has a window); null without PET studies
+    "uptake_n": pl.Int64(),
+    "uptake_median_s": pl.Float64(),
+    "uptake_in_window_pct": pl.Float64(),
+    "activity_median_mbq": pl.Float64(),
+    "activity_p90_mbq": pl.Float64(),
+    "activity_ref_mbq": pl.Float64(),  # the reference of those studies, when they share one
 }
 
 #: Weeks of the trends page (and as many before them, for the year before).
@@ -121,6 +130,9 @@ def summary_table(studies: pl.DataFrame, items: Sequence[SummaryItem]) -> pl.Dat
         now = totals(mine, spec)
         before = totals(mine, item.previous) if item.previous is not None else None
         prev_days = item.previous.days if item.previous is not None else ()
+        injected = upt.uptake_totals(
+            mine.filter(pl.col("date").is_in(list(spec.days))), spec.uptake_windows
+        )
         rows.append(
             {
                 "period": item.period,
@@ -142,9 +154,33 @@ def summary_table(studies: pl.DataFrame, items: Sequence[SummaryItem]) -> pl.Dat
                 "change_pct": change_pct(now.exams, before.exams if before else None)
                 if before is not None and before.slots
                 else None,
+                **_uptake_columns(injected),
             }
         )
     return pl.DataFrame(rows, schema=SUMMARY_SCHEMA)
+
+
+def _uptake_columns(injected: Mapping[str, Any]) -> dict[str, Any]:
+    """The summary's injection columns from :func:`uptake.uptake_totals` (null without PET)."""
+    if not injected["n"]:
+        return {}
+    return {
+        "uptake_n": injected["n_uptake"],
+        "uptake_median_s": injected["median_s"],
+        "uptake_in_window_pct": injected["in_window_pct"],
+        "activity_median_mbq": injected["activity_median_mbq"],
+        "activity_p90_mbq": injected["activity_p90_mbq"],
+        "activity_ref_mbq": injected["activity_ref_mbq"],
+    }
+
+
+def _activity(median: float | None, p90: float | None, ref: float | None = None) -> str:
+    """``245 / 310``: median / P90 of the administered activities (MBq), ``(300)`` after them
+    when they have a reference."""
+    if median is None:
+        return ""
+    text = f"{median:.0f} / {p90:.0f}" if p90 is not None else f"{median:.0f}"
+    return f"{text} ({ref:.0f})" if ref is not None else text
 
 
 def fmt_change(value: float | None) -> str:
@@ -211,6 +247,9 @@ def summary_cells(table: pl.DataFrame, lang: str) -> tuple[list[str], list[list[
         i18n.text("no_activity_row", lang),
         i18n.text("no_data_row", lang),
         i18n.text("change", lang),
+        i18n.text("uptake_summary", lang),
+        i18n.text("in_window_summary", lang),
+        i18n.text("activity_summary", lang),
     ]
     rows: list[list[str]] = []
     previous_period = None
@@ -230,9 +269,22 @@ def summary_cells(table: pl.DataFrame, lang: str) -> tuple[list[str], list[list[
                 str(r["no_activity_days"] or ""),
                 str(r["no_data_days"] or ""),
                 fmt_change(r["change_pct"]),
+                "" if r["uptake_median_s"] is None else f"{r['uptake_median_s'] / 60:.0f} min",
+                ""
+                if r["uptake_in_window_pct"] is None
+                else i18n.fmt_percent(r["uptake_in_window_pct"]),
+                _activity(r["activity_median_mbq"], r["activity_p90_mbq"], r["activity_ref_mbq"]),
             ]
         )
     return header, rows
+
+
+def _two_lines(header: str) -> str:
+    """A long header on two lines (at its last space): the summary has fourteen columns."""
+    if len(header) <= 8 or " " not in header:
+        return header
+    head, _, tail = header.rpartition(" ")
+    return f"{head}<br>{tail}"
 
 
 def summary_dict(
@@ -260,9 +312,9 @@ def summary_dict(
     height = min(0.82, 0.024 * n_rows)
     top = 0.935
     draw = fig.TableDraw(
-        header=tuple(header),
+        header=tuple(_two_lines(h) for h in header),
         rows=tuple(tuple(r) for r in rows),
-        widths=(1.5, 1.9, 0.75, 0.75, 0.8, 0.7, 1.05, 0.85, 1.15, 1.2, 1.0),
+        widths=(1.45, 1.95, 0.72, 0.8, 0.72, 0.68, 0.82, 1.0, 0.9, 0.92, 0.95, 1.15, 0.9, 1.1),
         fills=tuple(fills),
         left=(True, True) + (False,) * (len(header) - 2),
         axis=1,
@@ -271,7 +323,12 @@ def summary_dict(
         meta="summary-table",
     )
     traces, axes = fig.table_traces(draw)
-    lines = [i18n.text("summary_note", lang), i18n.text("change_note", lang), *notes]
+    lines = [
+        i18n.text("summary_note", lang),
+        i18n.text("change_note", lang),
+        fig.wrap(i18n.text("summary_uptake_note", lang)),
+        *notes,
+    ]
     subtitle = i18n.text("summary_subtitle", lang, end=i18n.fmt_date(end))
     annotations = _header(
         i18n.text("summary_title", lang), subtitle, title, lines, top - height - 0.012

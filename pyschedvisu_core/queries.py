@@ -13,7 +13,7 @@ from typing import Any, Literal
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence as DicomSequence
 
-from pyschedvisu_core.dicomvalues import text_value
+from pyschedvisu_core.dicomvalues import sequence_items, text_value
 
 Level = Literal["PATIENT", "STUDY", "SERIES", "IMAGE"]
 Root = Literal["study", "patient"]
@@ -35,6 +35,17 @@ TIMING_KEYWORDS: tuple[str, ...] = (
 )
 #: NM sequences asked for at IMAGE level (empty sequence = "return it").
 TIMING_SEQUENCES: tuple[str, ...] = ("PhaseInformationSequence", "RotationInformationSequence")
+#: The injection (DOMAIN §8), asked with the timing keys only where the PACS returns it
+#: (``radiopharm=True``: probed once per PACS, see ``retrieval.capabilities``).
+RADIOPHARM_SEQUENCE = "RadiopharmaceuticalInformationSequence"
+
+
+def _ask_sequences(ds: Dataset, radiopharm: bool) -> Dataset:
+    """``ds`` asking the timing sequences (and the injection's) back: empty = "return it"."""
+    for keyword in (*TIMING_SEQUENCES, *((RADIOPHARM_SEQUENCE,) if radiopharm else ())):
+        setattr(ds, keyword, DicomSequence([]))
+    return ds
+
 
 STUDY_KEYWORDS: tuple[str, ...] = (
     "StudyInstanceUID",
@@ -105,21 +116,33 @@ def image_query(
     timing: bool,
     instance: int | None = None,
     extra: Sequence[str] = (),
+    radiopharm: bool = False,
 ) -> Dataset:
     """IMAGE-level identifier for one series (empty ``series_uid``: the whole study).
 
     Minimal keys, or the timing attributes, plus ``extra``; ``instance`` matches one
     InstanceNumber only (first / last instance: two answers a series instead of all of them).
+    ``radiopharm``: the timing keys ask the Radiopharmaceutical Information Sequence too.
     """
     keys = (*(TIMING_KEYWORDS if timing else ("SOPInstanceUID", "InstanceNumber")), *extra)
     filters: dict[str, Any] = {"StudyInstanceUID": study_uid, "SeriesInstanceUID": series_uid}
     if instance is not None:
         filters["InstanceNumber"] = str(instance)
     ds = _identifier("IMAGE", filters, keys)
-    if timing:
-        for keyword in TIMING_SEQUENCES:
-            setattr(ds, keyword, DicomSequence([]))
+    return _ask_sequences(ds, radiopharm) if timing else ds
+
+
+def radiopharm_probe_query(study_uid: str, series_uid: str, instance: int | None = 1) -> Dataset:
+    """IMAGE-level identifier asking the injection sequence of one instance (or every
+    instance, ``instance=None``) of a PT / NM series: does the PACS return it?"""
+    ds = image_query(study_uid, series_uid, timing=False, instance=instance)
+    setattr(ds, RADIOPHARM_SEQUENCE, DicomSequence([]))
     return ds
+
+
+def has_radiopharm(ds: Dataset) -> bool:
+    """True when an answer carries the Radiopharmaceutical Information Sequence with an item."""
+    return bool(sequence_items(ds, RADIOPHARM_SEQUENCE))
 
 
 def study_image_query(study_uid: str, *, timing: bool, instance: int | None = 1) -> Dataset:
@@ -131,13 +154,15 @@ def study_image_query(study_uid: str, *, timing: bool, instance: int | None = 1)
     return image_query(study_uid, "", timing=timing, instance=instance)
 
 
-def listed_image_query(study_uid: str, sop_instance_uids: Sequence[str]) -> Dataset:
+def listed_image_query(
+    study_uid: str, sop_instance_uids: Sequence[str], *, radiopharm: bool = False
+) -> Dataset:
     """IMAGE-level identifier with the timing keys of the listed instances of one study.
 
     UID list matching (PS3.4 C.2.2.2.2): the first and last instances of every series of a
     study in one query, and the PACS opens only those files.
     """
-    ds = image_query(study_uid, "", timing=True)
+    ds = image_query(study_uid, "", timing=True, radiopharm=radiopharm)
     uids = list(dict.fromkeys(sop_instance_uids))
     ds.SOPInstanceUID = uids if len(uids) > 1 else uids[0]
     return ds
@@ -177,33 +202,38 @@ def day_image_query(series_uids: Sequence[str]) -> Dataset:
     return ds
 
 
-def day_timing_query(sop_instance_uids: Sequence[str]) -> Dataset:
+def day_timing_query(sop_instance_uids: Sequence[str], *, radiopharm: bool = False) -> Dataset:
     """IMAGE-level identifier with the timing keys of the listed instances, any series.
 
     SOP Instance UIDs are unique across the archive, so the list alone selects; the study
     and series keys stay universal to keep them out of every answer.
     """
-    ds = image_query("", "", timing=True)
+    ds = image_query("", "", timing=True, radiopharm=radiopharm)
     del ds.StudyInstanceUID
     del ds.SeriesInstanceUID
     ds.SOPInstanceUID = _uid_value(sop_instance_uids)
     return ds
 
 
-def day_series_timing_query(series_uids: Sequence[str]) -> Dataset:
+def day_series_timing_query(series_uids: Sequence[str], *, radiopharm: bool = False) -> Dataset:
     """IMAGE-level identifier with the timing keys of every instance of the listed series.
 
     For series whose every instance is needed anyway (one instance; two for CT/PT): their
     timing in one query, with no instance listing first.
     """
-    ds = image_query("", "", timing=True)
+    ds = image_query("", "", timing=True, radiopharm=radiopharm)
     del ds.StudyInstanceUID
     ds.SeriesInstanceUID = _uid_value(series_uids)
     return ds
 
 
 def day_pick_query(
-    series_uids: Sequence[str], number: int, *, timing: bool, extra: Sequence[str] = ()
+    series_uids: Sequence[str],
+    number: int,
+    *,
+    timing: bool,
+    extra: Sequence[str] = (),
+    radiopharm: bool = False,
 ) -> Dataset:
     """IMAGE-level identifier of the instance numbered ``number`` in each listed series.
 
@@ -215,10 +245,7 @@ def day_pick_query(
     keys = (*(TIMING_KEYWORDS if timing else ("SOPInstanceUID", "InstanceNumber")), *extra)
     ds = _identifier("IMAGE", {"InstanceNumber": str(number)}, keys)
     ds.SeriesInstanceUID = _uid_value(series_uids)
-    if timing:
-        for keyword in TIMING_SEQUENCES:
-            setattr(ds, keyword, DicomSequence([]))
-    return ds
+    return _ask_sequences(ds, radiopharm) if timing else ds
 
 
 def check_day_picks(

@@ -28,6 +28,13 @@ SERIES_SCHEMA: dict[str, pl.DataType] = {
     "end": DT,
     "station_name": pl.String(),  # StationName of the header (tells identical scanners apart)
     "device_serial_number": pl.String(),  # DeviceSerialNumber of the header
+    # PT / NM: the Radiopharmaceutical Information Sequence (0054,0016), see core/radiopharm.py
+    "radiopharmaceutical": pl.String(),
+    "radionuclide": pl.String(),  # code meaning, e.g. "^18^Fluorine"
+    "injected_at": DT,  # RadiopharmaceuticalStartDateTime, else StartTime on the series date
+    "activity_mbq": pl.Float64(),  # RadionuclideTotalDose (PT: Bq, NM: MBq), in MBq
+    "half_life_s": pl.Float64(),
+    "radiopharm_issue": pl.String(),  # why a field above is null ("code: detail; ...")
 }
 
 #: Series that should have been kept but lack a usable start, end or machine.
@@ -69,6 +76,14 @@ STUDY_SCHEMA: dict[str, pl.DataType] = {
     "time_to_next_prep_s": pl.Float64(),
     # the study's AccessionNumber (planned-vs-performed matching); null when none was given
     "accession_number": pl.String(),
+    # injection to scan (DOMAIN §8, core/uptake.py): the take's first PT/NM acquisition
+    "tracer": pl.String(),  # radiopharmaceutical of its injection
+    "radionuclide": pl.String(),
+    "injected_at": DT,
+    "activity_mbq": pl.Float64(),
+    "uptake_s": pl.Float64(),  # first PT/NM acquisition start - injection
+    "uptake_flag": pl.String(),  # injection after the scan start, or more than 24 h before it
+    "radiopharm_issue": pl.String(),  # why the injection could not be read
 }
 
 #: What a perfect pipeline must report (written by the synthetic department).
@@ -81,6 +96,22 @@ TRUTH_STUDY_SCHEMA: dict[str, pl.DataType] = {
     "start": DT,
     "end": DT,
     "patient_id": pl.String(),
+}
+
+#: The injection of each study of the truth (``DIR/truth/uptake.parquet``): what a perfect
+#: extraction gives in the study table's injection columns for the same study take.
+TRUTH_UPTAKE_SCHEMA: dict[str, pl.DataType] = {
+    "date": pl.Date(),
+    "machine": pl.String(),
+    "study_uid": pl.String(),
+    "take": pl.Int32(),
+    "tracer": pl.String(),
+    "radionuclide": pl.String(),
+    "injected_at": DT,
+    "activity_mbq": pl.Float64(),
+    "uptake_s": pl.Float64(),
+    "uptake_flag": pl.String(),
+    "radiopharm_issue": pl.String(),  # the issue codes only, "; "-joined
 }
 
 
@@ -103,6 +134,13 @@ TRUTH_SERIES_SCHEMA: dict[str, pl.DataType] = {
     "device_serial_number": pl.String(),
     "status": pl.String(),  # "kept" | "excluded" | "failed"
     "reason": pl.String(),  # a Reason code for excluded / failed, else null
+    # what a perfect retrieval stores of the injection (null unless status == "kept")
+    "radiopharmaceutical": pl.String(),
+    "radionuclide": pl.String(),
+    "injected_at": DT,
+    "activity_mbq": pl.Float64(),
+    "half_life_s": pl.Float64(),
+    "radiopharm_issue": pl.String(),  # the issue codes only, "; "-joined
 }
 
 

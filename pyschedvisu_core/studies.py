@@ -34,6 +34,12 @@ time_to_prev_prep_s    Float64       same on the padded spans
 time_to_next_prep_s    Float64
 accession_number       String        the study's AccessionNumber (STUDY-level C-FIND), the
                                      earliest study's for a merged VENT PERF.; null when none
+tracer, radionuclide   String        the injection of the take's first PT / NM acquisition
+injected_at            Datetime(us)  (see :func:`pyschedvisu_core.uptake.study_injections`)
+activity_mbq           Float64       administered activity (MBq)
+uptake_s               Float64       first PT / NM acquisition start − injection (s)
+uptake_flag            String        injection after the scan start / more than 24 h before it
+radiopharm_issue       String        why the injection could not be read (store's reason)
 =====================  ============  ===========================================================
 
 "Previous/next" is the neighbour in (start, end descending, study_key) order per machine and day.
@@ -71,6 +77,7 @@ from pyschedvisu_core.machines import (
     match_groups,
     specs_frame,
 )
+from pyschedvisu_core.uptake import INJECTION_COLUMNS, study_injections
 
 MIXED = "mixed cases"
 VENT_PERF = "VENT PERF."
@@ -88,7 +95,8 @@ ENGINE: Final = "in-memory"
 #: (a data-quality finding, ``foreign_overlaps``)
 #: 6: a machine may be named by StationName / DeviceSerialNumber too (identical scanners)
 #: 7: ``accession_number`` in the study table (planned against performed, DOMAIN §7)
-RULES_VERSION = 7
+#: 8: the injection of the take's first PT / NM acquisition and the uptake time (DOMAIN §8)
+RULES_VERSION = 8
 
 _SERIES_COLUMNS = [
     "date",
@@ -105,6 +113,8 @@ _SERIES_COLUMNS = [
     "station_name",
     "device_serial_number",
     "accession_number",
+    # the injection of PT / NM series (DOMAIN §8, pyschedvisu_core.uptake)
+    *INJECTION_COLUMNS,
 ]
 _LANE_KEYS = ["date", "lane"]  # one scanner on one day: interleaving, padding, neighbours
 _LANE = ["_lid"]  # its integer id (see study_machines)
@@ -141,10 +151,10 @@ def clean_series(series: pl.LazyFrame | pl.DataFrame) -> pl.LazyFrame:
     """DOMAIN §3.1: drop rows without institution, machine, UID or times; order start <= end."""
     lazy = _lazy(series)
     present = lazy.collect_schema().names()
-    # series stored before StationName / DeviceSerialNumber / AccessionNumber were kept lack
-    # those columns: null there
+    # series stored before StationName / DeviceSerialNumber / AccessionNumber (or the
+    # injection) were kept lack those columns: null there
     columns = [
-        pl.col(c) if c in present else pl.lit(None, dtype=pl.String()).alias(c)
+        pl.col(c) if c in present else pl.lit(None, dtype=schema.SERIES_SCHEMA[c]).alias(c)
         for c in _SERIES_COLUMNS
     ]
     return (
@@ -658,6 +668,8 @@ def build_studies(
     staged = stage(assign_takes(staged, retake_split_s, overlap_tolerance_s))
     studies = stage(group_studies(staged, labels, by_study, sorted_takes=True))
     studies = stage(drop_duplicate_studies(merge_label(studies, VENT_PERF)))
+    # the injection of each take (a merged VENT PERF row: of its first study, as the rest)
+    studies = studies.join(study_injections(staged), on=["_sid", "take"], how="left")
     studies = neighbour_times(pad_preparation(studies, prep_minutes))
     columns = [*schema.STUDY_SCHEMA, "models", "stations", "serials"]
     return (

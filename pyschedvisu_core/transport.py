@@ -36,6 +36,9 @@ class Capabilities:
     relational: bool | None = None
     #: False when only ``relational`` is known (the methods are still to be probed)
     probed: bool = True
+    #: IMAGE-level answers carry the Radiopharmaceutical Information Sequence (None: not
+    #: asked yet); probed once on a PT / NM series, see ``retrieval.capabilities``
+    image_find_radiopharm: bool | None = None
 
     def methods(self) -> list[Method]:
         """Usable methods, lightest first."""
@@ -59,6 +62,9 @@ class Capabilities:
             notes=tuple(str(n) for n in data.get("notes", ())),
             relational=None if data.get("relational") is None else bool(data["relational"]),
             probed=bool(data.get("probed", True)),
+            image_find_radiopharm=None
+            if data.get("image_find_radiopharm") is None
+            else bool(data["image_find_radiopharm"]),
         )
 
 

@@ -23,16 +23,37 @@ from pyschedvisu import render
 from pyschedvisu.config import Settings
 from pyschedvisu.render import Page
 from pyschedvisu.worklist.matches import PLAN_DAYS_FILE as PLAN_DAYS
-from pyschedvisu_core import colors, figures, i18n, overview, periods, planmatch, schedule
+from pyschedvisu_core import (
+    colors,
+    figures,
+    i18n,
+    overview,
+    periods,
+    planmatch,
+    schedule,
+    uptake,
+    uptake_page,
+)
 
 #: Settings sections a page depends on.
-PAGE_SECTIONS = ("draw", "descriptions", "report", "calendar", "machines")
+PAGE_SECTIONS = ("draw", "descriptions", "report", "calendar", "machines", "uptake")
 
 
 @lru_cache(maxsize=1)
 def _code_version() -> str:
     digest = hashlib.sha256()
-    for module in (figures, schedule, periods, i18n, colors, overview, planmatch, render):
+    for module in (
+        figures,
+        schedule,
+        periods,
+        i18n,
+        colors,
+        overview,
+        planmatch,
+        render,
+        uptake,
+        uptake_page,
+    ):
         digest.update(inspect.getsource(module).encode())
     return digest.hexdigest()[:12]
 

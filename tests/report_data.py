@@ -79,3 +79,54 @@ def known_week(machine: str = "PET GE") -> pl.DataFrame:
             study(TUE, "09:30", "09:50", "OS 3 PHASE", "u7", 2, machine=m),
         ]
     )
+
+
+def injected(
+    studies: pl.DataFrame, injections: dict[str, tuple[str, float | None, float]]
+) -> pl.DataFrame:
+    """``studies`` with the injection of the listed study keys: key -> (tracer, minutes
+    before the start (None: no injection time read), activity MBq). Uptake and flag follow
+    the rule (``pyschedvisu_core.uptake``)."""
+    rows = []
+    for r in studies.iter_rows(named=True):
+        found = injections.get(r["study_key"])
+        if found is not None:
+            tracer, minutes, mbq = found
+            at = None if minutes is None else r["start"] - dt.timedelta(minutes=minutes)
+            uptake = None if minutes is None else minutes * 60.0
+            flag = None
+            if uptake is not None and uptake < 0:
+                flag = "injection_after_scan"
+            elif uptake is not None and uptake > 86400:
+                flag = "injection_over_24h"
+            r = {
+                **r,
+                "tracer": tracer,
+                "radionuclide": "^18^Fluorine",
+                "injected_at": at,
+                "activity_mbq": mbq,
+                "uptake_s": uptake,
+                "uptake_flag": flag,
+                "radiopharm_issue": None if at is not None else "injection_time_unparseable: x",
+            }
+        rows.append(r)
+    return frame(rows)
+
+
+FDG = "Fludeoxyglucose F^18^"
+#: The known week's PET studies with their injections: u1, u3 in the FDG window, u6 late,
+#: u2 (FDG CORPS) early, u5 (Rb-82) at the start, u4 entered after its start (flagged), u7
+#: (NM) none.
+WEEK_INJECTIONS: dict[str, tuple[str, float | None, float]] = {
+    "u1_1": (FDG, 62, 240.0),
+    "u2_1": (FDG, 50, 310.0),
+    "u3_1": (FDG, 58, 260.0),
+    "u4_1": (FDG, -5, 280.0),
+    "u5_1": ("Rubidium chloride Rb-82", 0.5, 1100.0),
+    "u6_1": (FDG, 80, 200.0),
+}
+
+
+def injected_week(machine: str = "PET GE") -> pl.DataFrame:
+    """:func:`known_week` with :data:`WEEK_INJECTIONS`."""
+    return injected(known_week(machine), WEEK_INJECTIONS)

@@ -93,6 +93,12 @@ def test_config_file_from_env_variable(tmp_path: Path, monkeypatch: pytest.Monke
         ),
         ('[descriptions.petge]\n"X" = ["a[b"]\n', "descriptions: invalid regex 'a[b'"),
         ('[report]\nperiods = ["hebdo"]\n', "report: unknown period(s) ['hebdo']"),
+        (
+            "[uptake.FDG]\nmin_minutes = 80\nmax_minutes = 70\n",
+            "uptake.FDG: min_minutes <= target_minutes <= max_minutes",
+        ),
+        ("[uptake.X]\nmin_minutes = 50\n", "uptake.X: set both min_minutes and max_minutes"),
+        ('[uptake.X]\ntracers = ["(("]\n', "uptake.X.tracers: invalid regex '(('"),
         ("[pacs\n", "not valid TOML"),
     ],
 )
@@ -442,3 +448,29 @@ def test_two_machines_that_cannot_be_told_apart_are_a_config_error(tmp_path: Pat
     )
     with pytest.raises(ConfigError, match="'SPECT 1', 'SPECT 2' name the same models"):
         load_settings(cfg)
+
+
+def test_uptake_defaults_are_the_eanm_fdg_window_documented_and_replaceable(tmp_path: Path) -> None:
+    from pyschedvisu.config import uptake_windows
+
+    s = Settings()
+    fdg = s.uptake["FDG"]
+    assert (fdg.min_minutes, fdg.target_minutes, fdg.max_minutes) == (55.0, 60.0, 75.0)
+    assert fdg.activity_ref_mbq is None and "EANM FDG PET/CT guideline v2.0" in fdg.source
+    assert fdg.descriptions == ["FDG STAND.", "FDG CORPS", "FDG ORL"]
+    assert [w.name for w in uptake_windows(s)] == ["FDG", "FDG CERV.", "SARCOIDOSE"]
+    text = default_toml()
+    block = text.split("[uptake.FDG]\n", 1)[1].split("\n[", 1)[0]
+    assert "min_minutes = 55.0" in block and "# activity_ref_mbq =  (unset)" in block
+    for line in block.splitlines():  # every key documented
+        if "=" in line and not line.startswith("#"):
+            assert block.splitlines()[block.splitlines().index(line) - 1].startswith("#"), line
+    # a file's [uptake] replaces the defaults; uptake = {} sets no target at all
+    cfg = tmp_path / "u.toml"
+    cfg.write_text(
+        '[uptake.PSMA]\ndescriptions = ["GA68 PSMA"]\nmin_minutes = 50.0\nmax_minutes = 70.0\nactivity_ref_mbq = 150\n'
+    )
+    (psma,) = uptake_windows(load_settings(cfg))
+    assert (psma.min_s, psma.max_s, psma.activity_ref_mbq) == (3000.0, 4200.0, 150.0)
+    cfg.write_text("uptake = {}\n")
+    assert uptake_windows(load_settings(cfg)) == ()

@@ -22,7 +22,7 @@ from pyschedvisu.extraction import MIXED_FILE, extract
 from pyschedvisu.privacy import pseudonymise_column
 from pyschedvisu.store import SeriesStore
 from pyschedvisu_core import schema
-from pyschedvisu_core.evaluation import evaluate
+from pyschedvisu_core.evaluation import evaluate, uptake_mismatches
 
 START, END, SEED = dt.date(2024, 3, 4), dt.date(2024, 4, 26), 7
 KEY = b"test-key-not-secret"
@@ -82,6 +82,12 @@ def test_eight_synthetic_weeks_are_extracted_exactly(
     assert truth.filter(pl.col("take") > 1).height > 0
     assert truth.filter(pl.col("description") == "VENT PERF.").height > 0
     assert not pl.read_parquet(Path(settings.paths.data_dir) / MIXED_FILE).is_empty()
+    # the injection of every study take: uptake to the second, activity to 0.1 MBq, flags and
+    # reasons (broken sequences keep their study)
+    uptake = pl.read_parquet(synth / "truth" / "uptake.parquet")
+    assert uptake_mismatches(pl.read_parquet(result.path), uptake).is_empty()
+    assert uptake["uptake_flag"].drop_nulls().n_unique() == 2
+    assert uptake["radiopharm_issue"].drop_nulls().len() >= 40
     # another patient's series overlapping a study: no cut (same takes as the truth, above),
     # a data-quality finding on exactly the overlapped studies
     overlapped = pl.read_parquet(synth / "truth" / "cases.parquet").filter(

@@ -80,6 +80,13 @@ def test_summary_row_counts_like_the_page_and_compares_with_the_week_before() ->
             "previous_last_day": [PREV_MON + dt.timedelta(days=4)],
             "previous_exams": [2],
             "change_pct": [0.0],
+            # PET studies (CT,PT) whose headers told no injection: none measured
+            "uptake_n": [0],
+            "uptake_median_s": [None],
+            "uptake_in_window_pct": [None],
+            "activity_median_mbq": [None],
+            "activity_p90_mbq": [None],
+            "activity_ref_mbq": [None],
         },
         schema=O.SUMMARY_SCHEMA,
     )

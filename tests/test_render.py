@@ -22,7 +22,7 @@ from pyschedvisu.config import Settings
 from pyschedvisu.store import SeriesStore
 from pyschedvisu_core import schema
 from pyschedvisu_core.errors import ReportError
-from tests.report_data import END, MON, SECRET_PATIENT, frame, known_week, study
+from tests.report_data import END, MON, SECRET_PATIENT, frame, injected_week, known_week, study
 
 
 def blank_pdf() -> bytes:
@@ -289,7 +289,8 @@ def test_workbook_counts_sheet_gives_the_slots_and_exams_per_day_of_the_rule(
 
 
 def two_machines() -> pl.DataFrame:
-    """The known week on PET GE, and a few weeks of Intevo studies (one with a retake)."""
+    """The known week on PET GE (with its injections), and a few weeks of Intevo studies (one
+    with a retake; no PET: no injection to scan page)."""
     rows = []
     day = dt.date(2019, 10, 28)
     while day <= END:
@@ -298,7 +299,8 @@ def two_machines() -> pl.DataFrame:
             rows.append(study(day, "09:00", "09:40", "GGL", f"j-{day}", machine="Intevo"))
             rows.append(study(day, "11:30", "12:00", "OS 3 PHASE", f"i-{day}", 2, machine="Intevo"))
         day += dt.timedelta(days=1)
-    return pl.concat([known_week("PET GE"), frame(rows)])
+    nm = frame(rows).with_columns(pl.lit("CT,NM").alias("modalities"))
+    return pl.concat([injected_week("PET GE"), nm])
 
 
 @pytest.fixture(scope="module")
@@ -340,8 +342,9 @@ def test_pdf_pages_outline_and_metadata(rendered: dict[str, Any]) -> None:
     assert pdf.parent.name == "2019"
     reader = PdfReader(pdf)
     # summary, trends, 2 machines x 2 periods less PET GE's monthly page: its data start on
-    # 18/11, so it is trimmed to the very days of the weekly one, shown once
-    assert len(reader.pages) == 5
+    # 18/11, so it is trimmed to the very days of the weekly one, shown once; PET GE's page
+    # followed by its injection to scan page
+    assert len(reader.pages) == 6
     box = reader.pages[0].mediabox
     assert (
         abs(float(box.width) - 595.3) < 1.5 and abs(float(box.height) - 841.9) < 1.5
@@ -352,9 +355,9 @@ def test_pdf_pages_outline_and_metadata(rendered: dict[str, Any]) -> None:
         ("Synthèse", 0),
         ("Tendances", 1),
         ("PET GE", 2),
-        [("hebdomadaire", 2), ("mensuel (= hebdomadaire)", 2)],
-        ("Intevo", 3),
-        [("hebdomadaire", 3), ("mensuel", 4)],
+        [("hebdomadaire", 2), [("Injection → acquisition", 3)], ("mensuel (= hebdomadaire)", 2)],
+        ("Intevo", 4),
+        [("hebdomadaire", 4), ("mensuel", 5)],
     ]
     assert "PET GE" in reader.metadata["/Keywords"] and "mensuel" in reader.metadata["/Keywords"]
     assert "skipped (no data): Discovery 670 NM / hebdomadaire" in rendered["output"]
@@ -371,8 +374,14 @@ def test_pdf_text_has_machines_periods_and_numbers(rendered: dict[str, Any]) -> 
     assert [texts[0].index(m) for m in order] == sorted(texts[0].index(m) for m in order)
     week = texts[2]
     assert "PET GE" in week and "Rapport hebdomadaire" in week and "Semaine 47" in week
-    assert "Intevo" in texts[3] and "OS 3 PHASE [2]" in texts[3]
-    assert "Rapport mensuel" in texts[4] and "Semaines 44-47" in texts[4]
+    assert "injection (TEP)" in week  # the weekly schedule marks the injections
+    uptake = texts[3].replace("\n", " ")
+    assert "Injection → acquisition" in uptake and "PET GE" in uptake and "Semaine 47" in uptake
+    assert "FDG STAND." in uptake and "55–75 (60)" in uptake and "EANM" in uptake
+    assert "AVEC FENÊTRE" in uptake and "SIGNALÉS" in uptake
+    assert "Intevo" in texts[4] and "OS 3 PHASE [2]" in texts[4]
+    assert "Rapport mensuel" in texts[5] and "Semaines 44-47" in texts[5]
+    assert "Inj.→acq." in texts[0] and "60 min" in texts[0]  # the summary's PET columns
     # the page not repeated is named on the summary, pointing at the one shown
     assert "identique à « hebdomadaire »" in texts[0].replace("\n", " ")
     assert "27 %" in week  # overall utilisation of the known week (Wed-Fri: no data)
@@ -389,7 +398,9 @@ def test_no_patient_identifier_anywhere(rendered: dict[str, Any]) -> None:
         assert needle not in text and needle not in html
         assert needle.encode() not in raw
     workbook = pl.read_excel(rendered["xlsx"], sheet_id=0)
-    assert list(workbook) == ["studies", "counts", "durations", "summary"]
+    assert list(workbook) == ["studies", "counts", "durations", "summary", "uptake"]
+    assert "injected_at" in workbook["studies"].columns
+    assert set(workbook["uptake"]["machine"]) == {"PET GE"}
     assert "patient_key" not in workbook["studies"].columns
     for sheet in workbook.values():
         for column in sheet.columns:
@@ -427,14 +438,16 @@ def test_html_is_self_contained_and_navigable(rendered: dict[str, Any]) -> None:
     # plotly.js is inlined once: no external script or stylesheet to fetch
     assert "<script src=" not in html and "<link " not in html
     assert html.count("plotly.js v") == 1
-    assert len(re.findall(r'<section id="page-\d+">', html)) == 5
+    assert len(re.findall(r'<section id="page-\d+">', html)) == 6
     assert '<a href="#page-0">Synthèse</a>' in html and '<a href="#page-1">Tendances</a>' in html
-    assert '<a href="#page-4">mensuel</a>' in html and "<h2>Intevo</h2>" in html
+    assert '<a href="#page-5">mensuel</a>' in html and "<h2>Intevo</h2>" in html
     assert '<a href="#page-2">mensuel (= hebdomadaire)</a>' in html
+    assert '<a href="#page-3">&nbsp;&nbsp;↳ Injection → acquisition</a>' in html
     figs = re.findall(r'<script type="application/json" id="fig-\d+">(.*?)</script>', html, re.S)
-    assert len(figs) == 5
+    assert len(figs) == 6
     # the tables as real (sortable) HTML tables, and the workbook beside the file
-    assert html.count('<table class="data">') == 1 + 3 * 2  # summary, counts + durations
+    # (summary, counts + durations of 3 pages, the injection to scan numbers)
+    assert html.count('<table class="data">') == 1 + 3 * 2 + 1
     assert "<td>40 %</td>" not in html and '<td data-v="40">40 %</td>' in html
     assert f'href="{rendered["xlsx"].name}" download' in html
     assert rendered["xlsx"].parent == rendered["html"].parent
@@ -456,11 +469,16 @@ def test_report_without_html_prints_the_notes_rendered_while_chromium_starts(
     s.report.html = False
     page = render.build_page(s, known_week("PET GE"), "petge", "hebdomadaire", END)
     result = render.render_report(s, [page], END, notes=["2 jours manquants: 19/11"])
-    assert result["html"] is None and result["pages"] == 1  # no study table: no summary
+    # no study table: no summary; the PET page and its injection to scan page, which says
+    # why it has no numbers (the headers told no injection)
+    assert result["html"] is None and result["pages"] == 2
     assert Path(result["xlsx"]).exists()
     assert not list(tmp_path.rglob("*.html"))
     text = PdfReader(result["pdf"]).pages[0].extract_text()
     assert "2 jours manquants: 19/11" in text and "PET GE" in text
+    uptake = PdfReader(result["pdf"]).pages[1].extract_text().replace("\n", " ")
+    assert "Aucun examen TEP avec heure d'injection" in uptake
+    assert "2 jours manquants: 19/11" in uptake
 
 
 @pytest.mark.integration

@@ -127,6 +127,44 @@ def expected_series() -> pl.DataFrame:
             for pk, st, se, sd, desc, mod, n, model, a, b in rows
         ],
         schema=SeriesStore.__init__.__globals__["schema"].SERIES_SCHEMA,
+    ).update(expected_injections(), on="series_uid")
+
+
+def expected_injections() -> pl.DataFrame:
+    """The injection of the tiny department's PT and NM series of 2024-03-04, by hand from
+    ``TINY_INJECTIONS``: the PET dose read in Bq, the NM one in MBq, the NM start on its date."""
+    return pl.DataFrame(
+        [
+            {
+                "series_uid": uid("se2"),
+                "radiopharmaceutical": "Fludeoxyglucose F^18^",
+                "radionuclide": "^18^Fluorine",
+                "injected_at": dt.datetime(2024, 3, 4, 7, 15, 12),
+                "activity_mbq": 250.0,
+                "half_life_s": 6586.2,
+            },
+            {
+                "series_uid": uid("se3"),
+                "radiopharmaceutical": "Tc99m oxidronate",
+                "radionuclide": "^99m^Technetium",
+                "injected_at": dt.datetime(2024, 3, 4, 13, 58),
+                "activity_mbq": 740.0,
+                "half_life_s": 21624.12,
+            },
+        ],
+        schema={
+            k: v
+            for k, v in SeriesStore.__init__.__globals__["schema"].SERIES_SCHEMA.items()
+            if k
+            in (
+                "series_uid",
+                "radiopharmaceutical",
+                "radionuclide",
+                "injected_at",
+                "activity_mbq",
+                "half_life_s",
+            )
+        },
     )
 
 
@@ -339,9 +377,10 @@ def test_image_level_asks_timing_of_first_and_last_instances_only(
     ]
     # day-wide: the timing keys of the one-instance series (i1, i5) at once, then the
     # small se2 listed (i2, i3, i4) and the timing of its first and last (i2, i4) by UID
-    # list; hierarchical: every instance listed, then the timing of i1, i2, i4, i5, per study
-    assert len(image_finds) == image_queries
-    assert sum(op.matches for op in image_finds) == answers
+    # list; hierarchical: every instance listed, then the timing of i1, i2, i4, i5, per study;
+    # plus, once per PACS, whether it returns the injection sequence (i2 asked, answered)
+    assert len(image_finds) == image_queries + 1
+    assert sum(op.matches for op in image_finds) == answers + 1
 
 
 def test_day_wide_series_query_replaces_one_query_per_study(served: Any) -> None:

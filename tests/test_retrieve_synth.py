@@ -16,9 +16,10 @@ import pytest
 from pyschedvisu.config import Settings
 from pyschedvisu.demo_pacs import Behaviour
 from pyschedvisu.extraction import extract
-from pyschedvisu.retrieval import forget_capabilities, make_client, retrieve_day
+from pyschedvisu.retrieval import forget_capabilities, make_client, record_for, retrieve_day
 from pyschedvisu.store import SeriesStore
-from pyschedvisu_core.evaluation import evaluate
+from pyschedvisu_core.evaluation import evaluate, uptake_mismatches
+from pyschedvisu_core.radiopharm import issue_codes
 from tests.conftest import free_port
 
 
@@ -56,6 +57,21 @@ def truth_problems(data_dir: Path, truth_dir: Path, days: list[dt.date]) -> list
                     problems.append(
                         f"{row['series_uid']} {col}: truth {row[col]} got {row[f'{col}_got']}"
                     )
+            # the injection (DOMAIN §8): exact, the reason by its codes
+            for col in ("radiopharmaceutical", "radionuclide", "injected_at", "half_life_s"):
+                if row[col] != row[f"{col}_got"]:
+                    problems.append(
+                        f"{row['series_uid']} {col}: truth {row[col]} got {row[f'{col}_got']}"
+                    )
+            a, b = row["activity_mbq"], row["activity_mbq_got"]
+            if (a is None) != (b is None) or (a is not None and abs(a - b) > 0.1):
+                problems.append(f"{row['series_uid']} activity_mbq: truth {a} got {b}")
+            codes = "; ".join(issue_codes(row["radiopharm_issue_got"])) or None
+            if codes != row["radiopharm_issue"]:
+                problems.append(
+                    f"{row['series_uid']} radiopharm_issue: truth {row['radiopharm_issue']}"
+                    f" got {row['radiopharm_issue_got']}"
+                )
 
     failed_t = truth.filter(pl.col("status") == "failed").select("series_uid", "reason")
     got_failed = failed.select(
@@ -119,9 +135,14 @@ def test_demo_pacs_days_match_truth(synth_week: Path, demo_pacs: Any, tmp_path: 
     truth = pl.read_parquet(synth_week / "truth" / "studies.parquet").filter(
         pl.col("date").is_in(days)
     )
-    scores = evaluate(pl.read_parquet(extract(settings).path), truth)
+    table = pl.read_parquet(extract(settings).path)
+    scores = evaluate(table, truth)
     assert (scores.precision, scores.recall, scores.label_accuracy) == (1.0, 1.0, 1.0)
     assert scores.time_error_max_s == 0.0
+    uptake = pl.read_parquet(synth_week / "truth" / "uptake.parquet").filter(
+        pl.col("date").is_in(days)
+    )
+    assert uptake_mismatches(table, uptake).is_empty()
     # a second run does no network work at all
     before = pacs.stats.as_dict()
     again = _run_days(settings, days)
@@ -164,6 +185,8 @@ def test_hospital_like_pacs_two_days_match_truth(
     moves = [op for op in pacs.stats.ops if op.kind == "move" and op.status is None]
     timed = sum(r.series.height + r.failed.height for r in results.values())
     assert len(moves) < timed
+    # the injections came with the files moved for timing (and no probe at IMAGE level)
+    assert study_table_scores(settings, synth_week, days) == (1.0, 1.0, 1.0, 0.0)
 
 
 @pytest.mark.integration
@@ -223,11 +246,18 @@ def test_orthanc_series_without_institution_left_out_of_its_study(
 def study_table_scores(
     settings: Settings, truth_dir: Path, days: list[dt.date]
 ) -> tuple[float, float, float, float]:
-    """(precision, recall, label accuracy, max time error) of the extracted study table."""
+    """(precision, recall, label accuracy, max time error) of the extracted study table; its
+    injection columns must be the truth's (uptake to the second, activity to 0.1 MBq)."""
     truth = pl.read_parquet(truth_dir / "truth" / "studies.parquet").filter(
         pl.col("date").is_in(days)
     )
-    scores = evaluate(pl.read_parquet(extract(settings).path), truth)
+    table = pl.read_parquet(extract(settings).path)
+    scores = evaluate(table, truth)
+    uptake = pl.read_parquet(truth_dir / "truth" / "uptake.parquet").filter(
+        pl.col("date").is_in(days)
+    )
+    wrong = uptake_mismatches(table, uptake)
+    assert wrong.is_empty(), wrong
     return scores.precision, scores.recall, scores.label_accuracy, scores.time_error_max_s
 
 
@@ -245,3 +275,79 @@ def test_orthanc_by_c_move(synth_week: Path, orthanc_factory: Any, tmp_path: Pat
     assert result.method == "c-move"
     assert result.ops["inbound_associations"] > 0
     assert truth_problems(tmp_path / "data", synth_week, [day]) == []
+    assert study_table_scores(settings, synth_week, [day]) == (1.0, 1.0, 1.0, 0.0)
+
+
+def _preset_radiopharm(settings: Settings, returned: bool) -> None:
+    """Remember, as a probe would have, whether the PACS returns the injection sequence."""
+    import dataclasses
+
+    from pyschedvisu_core.transport import Capabilities
+
+    record = record_for(settings)
+    caps = record.capabilities() or Capabilities(probed=False)
+    record.remember(dataclasses.replace(caps, image_find_radiopharm=returned))
+
+
+@pytest.mark.slow
+def test_injection_travels_with_the_timing_answers_and_moves_no_file(
+    synth_week: Path, demo_pacs: Any, tmp_path: Path
+) -> None:
+    """IMAGE-level mode on a PACS returning the sequence: the injection of every series with
+    the timing keys, no instance moved for it (the same moves and finds as without it, but
+    the probe, once)."""
+    pacs = demo_pacs(synth_week)
+    day = dt.date(2024, 3, 5)
+    runs: dict[bool, dict[str, int]] = {}
+    for returned in (True, False):
+        forget_capabilities()
+        data = tmp_path / f"data-{returned}"
+        settings = _settings(
+            pacs.port,
+            pacs.ae_title,
+            data,
+            free_port(),
+            retrieval="image-find",
+            max_ops_per_s=400.0,
+        ).model_copy(deep=True)
+        settings.retrieve.institution_from = "series"  # timing answers alone move no file
+        if not returned:
+            _preset_radiopharm(settings, False)
+        before = pacs.stats.as_dict()
+        (result,) = _run_days(settings, [day]).values()
+        after = pacs.stats.as_dict()
+        runs[returned] = {k: after[k] - before[k] for k in ("find", "get", "move", "store_sent")}
+        assert result.method.startswith("image-find")
+        stored = (
+            SeriesStore(data).load("series", [day]).filter(pl.col("modality").is_in(["PT", "NM"]))
+        )
+        if returned:
+            assert truth_problems(data, synth_week, [day]) == []
+            assert record_for(settings).capabilities().image_find_radiopharm is True  # type: ignore[union-attr]
+        else:
+            codes = stored["radiopharm_issue"].map_elements(
+                lambda v: issue_codes(v)[0], return_dtype=pl.String
+            )
+            assert set(codes) == {"radiopharm_not_returned"}
+    probe = 1  # asked once per PACS, remembered: none in the run told the answer
+    assert runs[True] == {**runs[False], "find": runs[False]["find"] + probe}
+    # the only files moved are those of the series whose timing needs them (broken headers)
+    assert runs[True]["store_sent"] == runs[False]["store_sent"]
+
+
+@pytest.mark.slow
+def test_image_level_without_the_sequence_reads_it_from_the_files_moved_anyway(
+    synth_week: Path, demo_pacs: Any, tmp_path: Path
+) -> None:
+    """A PACS answering timing but not the sequence at IMAGE level: the instance moved for the
+    series' InstitutionName (retrieve.institution_from = "instances") carries it."""
+    forget_capabilities()
+    pacs = demo_pacs(synth_week)
+    settings = _settings(
+        pacs.port, pacs.ae_title, tmp_path / "data", free_port(), retrieval="image-find"
+    )
+    _preset_radiopharm(settings, False)
+    day = dt.date(2024, 3, 6)
+    _run_days(settings, [day])
+    assert truth_problems(tmp_path / "data", synth_week, [day]) == []
+    assert study_table_scores(settings, synth_week, [day]) == (1.0, 1.0, 1.0, 0.0)

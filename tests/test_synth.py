@@ -523,3 +523,50 @@ def test_another_department_relabels_the_same_days(tmp_path: Path) -> None:
     assert b.StudyDescription == SEELAND.descriptions.get(a.StudyDescription, a.StudyDescription)
     info = json.loads((tmp_path / "see" / "synth.json").read_text())
     assert info["department"] == "seeland"
+
+
+def test_every_injection_in_the_truth_is_what_its_files_say(synth_week: Path) -> None:
+    """The truth is set from the plan; the files, read by the retrieval's own reader, agree."""
+    from pyschedvisu_core.radiopharm import issue_codes, read_radiopharm
+
+    kept = pl.read_parquet(synth_week / "truth" / "kept_series.parquet").filter(
+        pl.col("modality").is_in(["PT", "NM"])
+    )
+    assert kept.height > 100
+    columns = ("radiopharmaceutical", "radionuclide", "injected_at", "activity_mbq", "half_life_s")
+    for r in kept.iter_rows(named=True):
+        folder = synth_week / "dicom" / f"{r['date']:%Y%m%d}" / r["study_uid"] / r["series_uid"]
+        first = pydicom.dcmread(sorted(folder.glob("*.dcm"))[0], stop_before_pixels=True)
+        found = read_radiopharm(r["modality"], r["date"], [first], r["date"])
+        assert found is not None
+        got = (found.tracer, found.radionuclide, found.injected_at)
+        got += (found.activity_mbq, found.half_life_s)
+        assert got == tuple(r[c] for c in columns), r["series_uid"]
+        assert "; ".join(issue_codes(found.issue)) == (r["radiopharm_issue"] or ""), r["series_uid"]
+    # PET doses in Bq, NM doses in MBq: the same activities read in MBq
+    assert kept.filter(pl.col("modality") == "PT")["activity_mbq"].median() > 100  # type: ignore[operator]
+    assert kept.filter(pl.col("modality") == "NM")["activity_mbq"].median() > 20  # type: ignore[operator]
+
+
+def test_injection_truth_has_a_realistic_spread_and_its_broken_values(synth_week: Path) -> None:
+    uptake = pl.read_parquet(synth_week / "truth" / "uptake.parquet")
+    studies = pl.read_parquet(synth_week / "truth" / "studies.parquet")
+    assert dict(uptake.schema) == schema.TRUTH_UPTAKE_SCHEMA
+    keys = ["date", "machine", "study_uid", "take"]
+    assert uptake.select(keys).sort(keys).equals(studies.select(keys).sort(keys))
+    fdg = uptake.join(studies, on=keys).filter(
+        pl.col("description").is_in(["FDG STAND.", "FDG CORPS", "FDG ORL"])
+        & pl.col("uptake_flag").is_null()
+    )
+    minutes = fdg["uptake_s"].drop_nulls() / 60
+    inside = minutes.is_between(55, 75)
+    assert 0.7 < inside.mean() < 0.97  # type: ignore[operator]  # mostly in the EANM window
+    assert (minutes < 55).any() and (minutes > 75).any()
+    flags = uptake["uptake_flag"].drop_nulls().value_counts()
+    assert set(flags["uptake_flag"]) == {"injection_after_scan", "injection_over_24h"}
+    # every broken value leaves its study in the truth, with the reason
+    cases = pl.read_parquet(synth_week / "truth" / "cases.parquet")
+    broken = cases.filter(pl.col("case").str.starts_with("radiopharm_"))["study_uid"]
+    rows = uptake.filter(pl.col("study_uid").is_in(broken.implode()))
+    assert rows.height >= broken.n_unique()
+    assert rows["radiopharm_issue"].null_count() == 0

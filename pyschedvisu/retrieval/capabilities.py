@@ -3,7 +3,8 @@
 A :class:`PacsRecord` per PACS (and data dir) holds everything the retrieval knows of it:
 
 - **probed**, kept in ``<data_dir>/pacs_capabilities.json``: which methods read instance timing
-  (IMAGE-level C-FIND, C-GET, C-MOVE) and whether day-wide (relational) queries are answered;
+  (IMAGE-level C-FIND, C-GET, C-MOVE), whether day-wide (relational) queries are answered and
+  whether IMAGE-level answers carry the Radiopharmaceutical Information Sequence;
 - **settled**, kept there too: the pace (requests at once, per second) the client's pacer
   settled on against this PACS, where the next run's client starts;
 - **learned** while this process runs, not kept (cheap to learn again, and a PACS upgrade must
@@ -20,13 +21,22 @@ import datetime as dt
 import json
 import logging
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from pyschedvisu.config import Settings
 from pyschedvisu.store import atomic_write_bytes
-from pyschedvisu_core.errors import RetrievalError
+from pyschedvisu_core import queries as q
+from pyschedvisu_core import status
+from pyschedvisu_core.errors import (
+    PacsAnswerError,
+    PacsCircuitOpenError,
+    PacsError,
+    PacsOperationError,
+    RetrievalError,
+)
 from pyschedvisu_core.transport import Capabilities, Method, Pace, PacsClient, fallback_methods
 
 log = logging.getLogger("pyschedvisu.retrieval")
@@ -204,7 +214,13 @@ class PacsRecord:
             if caps is None or not caps.probed:
                 probed = client.probe(sample)
                 with self._lock:  # what other days learnt meanwhile (relational) is kept
-                    caps = dataclasses.replace(probed, relational=self.relational, probed=True)
+                    known = self.capabilities()
+                    caps = dataclasses.replace(
+                        probed,
+                        relational=self.relational,
+                        probed=True,
+                        image_find_radiopharm=known.image_find_radiopharm if known else None,
+                    )
                     if sample is not None:
                         self.remember(caps)
                 log.info("PACS %s probed: %s", self.key, "; ".join(caps.notes))
@@ -219,6 +235,37 @@ class PacsRecord:
             )
         return Resolved(methods[0], fallback_methods(methods[0], caps), caps)
 
+    def returns_radiopharm(self, client: PacsClient, samples: Sequence[tuple[str, str]]) -> bool:
+        """Whether IMAGE-level answers carry the Radiopharmaceutical Information Sequence.
+
+        Probed once per PACS and remembered with the probe results: an IMAGE-level C-FIND
+        asking the sequence of instance 1 (every instance when none is numbered 1) of a PT /
+        NM series of the day (``samples``, (study, series), a second one tried when the first
+        answers without it). True when an answer carries it with an item; False when the
+        samples answered without it or the PACS refused the key. Nothing is remembered (False
+        for this day) without a sample or an answer, or on a busy / lost PACS.
+        """
+        with self._probe_lock:
+            caps = self.capabilities()
+            if caps is not None and caps.image_find_radiopharm is not None:
+                return caps.image_find_radiopharm
+            found: bool | None = None
+            for sample in samples[:2]:
+                found = _probe_radiopharm(client, sample)
+                if found is not False:
+                    break
+            if found is None:
+                return False
+            with self._lock:
+                caps = self.capabilities() or Capabilities(probed=False)
+                self.remember(dataclasses.replace(caps, image_find_radiopharm=found))
+            log.info(
+                "PACS %s: IMAGE-level C-FIND %s the Radiopharmaceutical Information Sequence",
+                self.key,
+                "returns" if found else "does not return",
+            )
+            return found
+
     # -- learned (this process) -----------------------------------------------------------
     def allows(self, form: Form) -> bool:
         """False once the PACS refused (or misread) this query / retrieve form."""
@@ -229,6 +276,27 @@ class PacsRecord:
         """The PACS does not take ``form``: the other ways are used from now on."""
         with self._lock:
             self._refused.add(form)
+
+
+def _probe_radiopharm(client: PacsClient, sample: tuple[str, str]) -> bool | None:
+    """One sample of :meth:`PacsRecord.returns_radiopharm` (None: it says nothing)."""
+    study_uid, series_uid = sample
+    try:
+        answers = client.find("IMAGE", q.radiopharm_probe_query(study_uid, series_uid))
+        if not answers:  # numbered from 0, or by another scheme: the series' instances
+            answers = client.find("IMAGE", q.radiopharm_probe_query(study_uid, series_uid, None))
+    except PacsAnswerError:
+        return None
+    except PacsOperationError as exc:
+        # a PACS refusing the sequence key would refuse every timing query asking it
+        return False if status.refuses_identifier(exc.status) else None
+    except PacsCircuitOpenError:
+        raise  # the PACS is given a rest: the day stops here
+    except PacsError:
+        return None
+    if not answers:
+        return None
+    return any(q.has_radiopharm(a) for a in answers)
 
 
 _records: dict[tuple[str, str | None], PacsRecord] = {}

@@ -19,12 +19,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import polars as pl
+from pydicom.dataset import Dataset
 
 from pyschedvisu.config import MachineEntry, Settings
 from pyschedvisu.privacy import load_key, pseudonymise
 from pyschedvisu.retrieval.capabilities import pacs_key, record_for
 from pyschedvisu.retrieval.clients import make_client
-from pyschedvisu.retrieval.headers import HeaderReader
+from pyschedvisu.retrieval.headers import HeaderReader, is_file
 from pyschedvisu.retrieval.institutions import institutions_from_files, verify_institutions
 from pyschedvisu.retrieval.jobs import Outcome, Pool, ProgressFn, SeriesJob
 from pyschedvisu.retrieval.planner import DayPlanner, fill_counts
@@ -50,7 +51,8 @@ log = logging.getLogger("pyschedvisu.retrieval")
 #:    a study rejected by the institution rule names the institutions in its reason
 #: 3: series dated another day stored as excluded; implausible times failed with a reason.
 #: 4: the study's AccessionNumber in every series row (planned against performed)
-STORE_VERSION = 4
+#: 5: the injection of each PT / NM series (Radiopharmaceutical Information Sequence, DOMAIN §8)
+STORE_VERSION = 5
 
 
 def retrieval_fingerprint(settings: Settings) -> str:
@@ -380,6 +382,15 @@ def _retrieve(
             settings.pacs.retrieval, client, (sample.study_uid, sample.series_uid)
         )
         reader = HeaderReader(plan, resolved.method, resolved.fallbacks)
+        if reader.method == "image-find":
+            # the injection travels with the timing keys where the PACS returns it (probed
+            # once); files carry it anyway
+            isotopes = sorted(
+                (j for j in all_jobs.values() if j.modality in ("PT", "NM")),
+                key=lambda j: j.modality != "PT",
+            )
+            samples = [(j.study_uid, j.series_uid) for j in isotopes[:2]]
+            plan.radiopharm = plan.record.returns_radiopharm(client, samples)
 
     # institution rule; a study it rejects is checked on the files first (verify_institutions)
     kept, excl_inst = filter_institutions(kept_se, accepted=r.accepted_institutions)
@@ -422,19 +433,28 @@ def _retrieve(
 
     # 5. each series' own InstitutionName, from its instance headers
     file_names: dict[str, str | None] = {}
+    moved: dict[str, list[Dataset]] = {}  # instance headers moved for it, by series
     if r.institution_from == "instances":
-        file_names = institutions_from_files(reader, jobs, outcomes, workers)
+        file_names = institutions_from_files(reader, jobs, outcomes, workers, moved)
 
-    # 6. frames
-    timed = [
-        TimedSeries(
-            row=by_uid[job.series_uid],
-            headers=outcomes[job.series_uid].headers or [],
-            error=None if (e := outcomes[job.series_uid].error) is None else str(e),
-            institution=file_names.get(job.series_uid, raw_names.get(job.series_uid)),
+    # 6. frames; the injection (DOMAIN §8) from the timing headers, else from a file moved
+    # for the institution when the PACS does not return it at IMAGE level
+    timed = []
+    for job in jobs:
+        outcome = outcomes[job.series_uid]
+        headers = outcome.headers or []
+        files = moved.get(job.series_uid) if not plan.radiopharm else None
+        returned = plan.radiopharm or any(is_file(h) for h in headers)
+        timed.append(
+            TimedSeries(
+                row=by_uid[job.series_uid],
+                headers=headers,
+                error=None if outcome.error is None else str(outcome.error),
+                institution=file_names.get(job.series_uid, raw_names.get(job.series_uid)),
+                radiopharm_returned=returned or bool(files),
+                radiopharm_headers=files if files and not returned else None,
+            )
         )
-        for job in jobs
-    ]
     frames = assemble_day(
         day,
         timed,

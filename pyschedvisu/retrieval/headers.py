@@ -99,7 +99,10 @@ class HeaderReader:
             else:
                 # series by series anyway: one query with the timing keys, picked here
                 every = self.client.find(
-                    "IMAGE", q.image_query(job.study_uid, job.series_uid, timing=True)
+                    "IMAGE",
+                    q.image_query(
+                        job.study_uid, job.series_uid, timing=True, radiopharm=self.plan.radiopharm
+                    ),
                 )
                 answers = q.pick_instances(every, count)
             if not answers:

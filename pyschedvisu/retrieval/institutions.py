@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import polars as pl
 from pydicom.dataset import Dataset
 
-from pyschedvisu.retrieval.headers import HeaderReader, is_file
+from pyschedvisu.retrieval.headers import HeaderReader, as_files, is_file
 from pyschedvisu.retrieval.jobs import Outcome, Pool, SeriesJob
 from pyschedvisu.retrieval.planner import UID_LIST_MAX
 from pyschedvisu_core import queries as q
@@ -85,7 +85,11 @@ def verify_institutions(
 
 
 def institutions_from_files(
-    reader: HeaderReader, jobs: Sequence[SeriesJob], outcomes: dict[str, Outcome], workers: int
+    reader: HeaderReader,
+    jobs: Sequence[SeriesJob],
+    outcomes: dict[str, Outcome],
+    workers: int,
+    moved: dict[str, list[Dataset]] | None = None,
 ) -> dict[str, str | None]:
     """Each series' InstitutionName as its instance headers carry it (None: they carry none).
 
@@ -93,7 +97,8 @@ def institutions_from_files(
     has none of its own (left out of its study, DOMAIN §3.1) looks like the others. Headers
     moved for timing say it for free; a series timed on IMAGE-level answers gets one
     instance moved (many series per C-GET / C-MOVE where the PACS allows). A series whose
-    header cannot be had keeps its SERIES-level name.
+    header cannot be had keeps its SERIES-level name. ``moved``: filled with the headers
+    moved here, by series (they carry more than the name: the injection, DOMAIN §8).
     """
     names: dict[str, str | None] = {}
     todo: list[tuple[SeriesJob, str]] = []
@@ -126,11 +131,16 @@ def institutions_from_files(
             for job, _ in chunk:
                 if got.get(job.series_uid):
                     names[job.series_uid] = institution_of(got[job.series_uid])
+                    if moved is not None:
+                        moved[job.series_uid] = as_files(got[job.series_uid])
 
     def one(item: tuple[SeriesJob, str]) -> None:
         job, sop = item
         try:
-            names[job.series_uid] = institution_of(reader.fetch(job, [sop], methods))
+            headers = reader.fetch(job, [sop], methods)
+            names[job.series_uid] = institution_of(headers)
+            if moved is not None:
+                moved[job.series_uid] = headers
         except PacsCircuitOpenError:
             raise
         except PacsError as exc:

@@ -80,6 +80,10 @@ class DayPlanner:
         #: attributes asked at SERIES level beyond the retrieval's (``discover``: equipment),
         #: answered in each row under their keyword
         self.series_extra: tuple[str, ...] = ()
+        #: the IMAGE-level timing queries ask the Radiopharmaceutical Information Sequence
+        #: too (the PACS returns it: :meth:`PacsRecord.returns_radiopharm`)
+        self.radiopharm = False
+
         #: study-level queries / retrieves that failed this pass (busy to the deadline,
         #: timeouts): the study's series fail with it instead of each asking again
         self._failed_studies: dict[str, PacsError] = {}
@@ -200,7 +204,8 @@ class DayPlanner:
             if len(got) == len(uids):
                 return got
         answers = self.client.find(
-            "IMAGE", q.image_query(job.study_uid, job.series_uid, timing=True)
+            "IMAGE",
+            q.image_query(job.study_uid, job.series_uid, timing=True, radiopharm=self.radiopharm),
         )
         by_sop = {q.sop_uid(a): a for a in answers}
         got = [by_sop[u] for u in uids if u in by_sop]
@@ -344,7 +349,7 @@ class DayPlanner:
         for i in range(0, len(jobs), UID_LIST_MAX):
             chunk = jobs[i : i + UID_LIST_MAX]
             expected = {j.series_uid: j.n_instances for j in chunk}
-            query = q.day_series_timing_query(list(expected))
+            query = q.day_series_timing_query(list(expected), radiopharm=self.radiopharm)
             limit = 2 * sum(j.n_instances or 1 for j in chunk) + 10
             try:
                 answers = self.client.find("IMAGE", query, limit=limit)
@@ -466,7 +471,7 @@ class DayPlanner:
         out: list[Dataset] = []
         for i in range(0, len(series_uids), UID_LIST_MAX):
             chunk = series_uids[i : i + UID_LIST_MAX]
-            query = q.day_pick_query(chunk, number, timing=timing)
+            query = q.day_pick_query(chunk, number, timing=timing, radiopharm=self.radiopharm)
             try:
                 answers = self.client.find("IMAGE", query, limit=4 * len(chunk) + 20)
             except PacsAnswerError as exc:
@@ -516,7 +521,7 @@ class DayPlanner:
             for i in range(0, len(picks), UID_LIST_MAX):
                 chunk = picks[i : i + UID_LIST_MAX]
                 sops = {p[2] for p in chunk}
-                query = q.day_timing_query([p[2] for p in chunk])
+                query = q.day_timing_query([p[2] for p in chunk], radiopharm=self.radiopharm)
                 try:
                     answers = self.client.find("IMAGE", query, limit=2 * len(chunk) + 10)
                 except PacsOperationError as exc:
@@ -561,7 +566,9 @@ class DayPlanner:
             if not self.uid_lists:
                 break
             try:
-                answers = self.client.find("IMAGE", q.listed_image_query(study_uid, chunk))
+                answers = self.client.find(
+                    "IMAGE", q.listed_image_query(study_uid, chunk, radiopharm=self.radiopharm)
+                )
             except PacsAnswerError as exc:
                 log.warning("%s: unreadable answer (%s): per series", self.day, exc)
                 break

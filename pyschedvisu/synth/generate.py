@@ -4,6 +4,7 @@ Layout of ``out``::
 
     dicom/<YYYYMMDD>/<study_uid>/<series_uid>/<n>.dcm    the files a PACS serves
     truth/studies.parquet      TRUTH_STUDY_SCHEMA: what a perfect pipeline reports
+    truth/uptake.parquet       TRUTH_UPTAKE_SCHEMA: the injection of each of those studies
     truth/series.parquet       TRUTH_SERIES_SCHEMA: every series written, kept/excluded/failed
     truth/excluded.parquet     EXCLUDED_SCHEMA: study- and series-level exclusions
     truth/kept_series.parquet  SERIES_SCHEMA with patient_id (raw) instead of patient_key
@@ -52,10 +53,13 @@ from pyschedvisu_core.planmatch import PLAN_MATCH_SCHEMA
 log = logging.getLogger("pyschedvisu.synth")
 
 #: Bump when the generated content changes for a given seed and day.
-VERSION = "4"
+#: 4: the appointment book and the worklist's plan
+#: 5: the Radiopharmaceutical Information Sequence of PT / NM series, and its truth
+VERSION = "5"
 
 TRUTH_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
     "studies": schema.TRUTH_STUDY_SCHEMA,
+    "uptake": schema.TRUTH_UPTAKE_SCHEMA,
     "series": schema.TRUTH_SERIES_SCHEMA,
     "excluded": schema.EXCLUDED_SCHEMA,
     "kept_series": KEPT_SERIES_SCHEMA,

@@ -16,6 +16,7 @@ from typing import Any
 
 from pyschedvisu.synth import catalog as cat
 from pyschedvisu.synth.catalog import Machine, Part, StudyType
+from pyschedvisu.synth.radiopharm import SeriesRadiopharm, assign_injections
 from pyschedvisu_core.schema import Reason
 
 # -- data -------------------------------------------------------------------------------
@@ -51,6 +52,8 @@ class Series:
     cases: list[str] = field(default_factory=list)
     station: str | None = None  # StationName of the scanner (None = absent)
     serial: str | None = None  # DeviceSerialNumber
+    #: PT / NM: its Radiopharmaceutical Information Sequence and what is stored of it
+    radiopharm: SeriesRadiopharm | None = None
 
     @property
     def n_instances(self) -> int:
@@ -687,6 +690,8 @@ def plan_day(
                     if x.nm_timing != "none"
                     else x.times[0]
                 )
+    # the injections, from a random source of their own: the rest of the day is unchanged
+    assign_injections(p.studies, day, seed)
     return DayPlan(day, seed, p.studies)
 
 
@@ -795,4 +800,16 @@ CASES: dict[str, str] = {
     "nm_plain": "NM ActualFrameDuration x NumberOfFrames (statics, whole body)",
     "other_label": "a StudyDescription matching no pattern of its machine -> OTHER",
     "broken": "study-level tag of the studies holding one of the failed series above",
+    "uptake_out_of_window": "FDG oncology study injected less than 55 or more than 75 min before its PET (EANM FDG v2.0 window)",
+    "radiopharm_no_sequence": "PET study whose PT series carry no Radiopharmaceutical Information Sequence -> injection null, no_radiopharm_sequence (even days; the broken values alternate)",
+    "radiopharm_empty_sequence": "the sequence present without item -> injection null, radiopharm_sequence_empty",
+    "radiopharm_bad_time": "GE / Millennium: RadiopharmaceuticalStartTime like '1O3O15' / 'N/A' / '25:61:00', no DT -> injected_at null, injection_time_unparseable",
+    "radiopharm_bad_datetime": "Siemens: RadiopharmaceuticalStartDateTime garbled ('2024O304...'), no TM -> injected_at null, injection_time_unparseable",
+    "radiopharm_negative_dose": "RadionuclideTotalDose negative -> activity null, total_dose_not_positive",
+    "radiopharm_missing_values": "an item without RadionuclideTotalDose nor RadionuclideCodeSequence -> activity and radionuclide null, radionuclide_missing; total_dose_missing",
+    "radiopharm_absurd_dose": "a PET dose with six zeros too many -> activity null, total_dose_implausible",
+    "radiopharm_garbled_dose": "RadionuclideTotalDose 'N/A' -> activity null, total_dose_unparseable",
+    "radiopharm_nm_dose_in_bq": "an NM dose written in Bq (NM's unit is MBq) -> activity null, total_dose_implausible",
+    "injection_after_scan": "injection time 2-15 min after the PET start (entry error) -> uptake negative, uptake_flag injection_after_scan",
+    "injection_over_24h": "Siemens DT two days before the PET (date typed wrong) -> uptake over 48 h, uptake_flag injection_over_24h",
 }

@@ -17,13 +17,15 @@ import polars as pl
 
 from pyschedvisu.config import display_machine
 from pyschedvisu.synth.plan import DayPlan, Series, Study
+from pyschedvisu.synth.radiopharm import series_truth, uptake_truth
 from pyschedvisu_core import schema
 from pyschedvisu_core.labels import minify_machine
 
 VENT_PERF = "VENT PERF."
 OTHER = "OTHER"
 
-#: Kept series as retrieval stores them, with the raw PatientID instead of the pseudonym.
+#: Kept series as retrieval stores them, with the raw PatientID instead of the pseudonym
+#: (``radiopharm_issue``: the issue codes only, "; "-joined, as in TRUTH_SERIES_SCHEMA).
 KEPT_SERIES_SCHEMA: dict[str, pl.DataType] = {
     ("patient_id" if k == "patient_key" else k): v for k, v in schema.SERIES_SCHEMA.items()
 }
@@ -108,7 +110,7 @@ def _group(rules: Rules, models: set[str], stations: set[str], serials: set[str]
 
 
 def day_truth(plan: DayPlan, rules: Rules) -> dict[str, pl.DataFrame]:
-    """studies, series, excluded, kept_series and cases frames of one day."""
+    """studies, uptake, series, excluded, kept_series and cases frames of one day."""
     day = plan.day
     series_rows: list[dict[str, Any]] = []
     kept_rows: list[dict[str, Any]] = []
@@ -116,6 +118,7 @@ def day_truth(plan: DayPlan, rules: Rules) -> dict[str, pl.DataFrame]:
     case_rows: list[dict[str, Any]] = []
     # study uid -> (display machine, kept spans); only studies that map to a machine group
     reportable: dict[str, tuple[str, list[tuple[dt.datetime, dt.datetime]]]] = {}
+    kept_of: dict[str, list[Series]] = {}  # the series of each reportable study
     for study in plan.studies:
         case_rows += [
             {"date": day, "study_uid": study.uid, "series_uid": None, "case": c}
@@ -154,6 +157,7 @@ def day_truth(plan: DayPlan, rules: Rules) -> dict[str, pl.DataFrame]:
                     "device_serial_number": s.serial if status == "kept" else None,
                     "status": status,
                     "reason": reason,
+                    **(series_truth(s) if status == "kept" else {}),
                 }
             )
             if status == "excluded" and not study.reason:
@@ -187,6 +191,7 @@ def day_truth(plan: DayPlan, rules: Rules) -> dict[str, pl.DataFrame]:
                         "end": end,
                         "station_name": s.station,
                         "device_serial_number": s.serial,
+                        **series_truth(s),
                     }
                 )
         if not kept:
@@ -201,6 +206,7 @@ def day_truth(plan: DayPlan, rules: Rules) -> dict[str, pl.DataFrame]:
             continue  # "mixed cases": left out of reports
         spans = sorted({s.span() for s in kept})  # same start/end in one study = duplicate series
         reportable[study.uid] = (display_machine(group), spans)
+        kept_of[study.uid] = kept
 
     # series spans per display machine, to find another patient scanned in between
     spans_on: dict[str, list[tuple[dt.datetime, dt.datetime, str]]] = defaultdict(list)
@@ -262,8 +268,20 @@ def day_truth(plan: DayPlan, rules: Rules) -> dict[str, pl.DataFrame]:
             merged[key] = row
             out.append(row)
     out.sort(key=lambda r: (r["machine"], r["start"], r["study_uid"], r["take"]))
+    # the injection of each study take: its own PT / NM series (a merged VENT PERF row keeps
+    # its first study's, as it keeps its uid)
+    uptake = [
+        {
+            **{k: row[k] for k in ("date", "machine", "study_uid", "take")},
+            **uptake_truth(
+                [s for s in kept_of[row["study_uid"]] if row["start"] <= s.span()[0] <= row["end"]]
+            ),
+        }
+        for row in out
+    ]
     return {
         "studies": pl.DataFrame(out, schema=schema.TRUTH_STUDY_SCHEMA),
+        "uptake": pl.DataFrame(uptake, schema=schema.TRUTH_UPTAKE_SCHEMA),
         "series": pl.DataFrame(series_rows, schema=schema.TRUTH_SERIES_SCHEMA),
         "excluded": pl.DataFrame(excluded_rows, schema=schema.EXCLUDED_SCHEMA),
         "kept_series": pl.DataFrame(kept_rows, schema=KEPT_SERIES_SCHEMA),

@@ -78,6 +78,8 @@ def _static(study: Study, s: Series, seed: int) -> dict[str, Any]:
         attrs["ConversionType"] = "WSD"
         attrs["PixelData"] = _PIXELS
         return attrs
+    if s.radiopharm is not None:  # PET / NM Isotope Module
+        attrs.update(s.radiopharm.attrs())
     if s.modality in ("CT", "PT"):
         attrs.update(
             ImageOrientationPatient=["1", "0", "0", "0", "1", "0"],
