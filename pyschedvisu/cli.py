@@ -34,6 +34,7 @@ COMMAND_MODULES = [
     "evaluate",
     "report",
     "run",
+    "deploy",
     "demo",
 ]
 
