@@ -16,6 +16,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from flows.outcome import failed, failed_state, run_logged
 from flows.weekly import MAX_WORKERS, settings_for
 from pyschedvisu.config import Settings
+from pyschedvisu.phases import phase
 from pyschedvisu_core import runs
 
 
@@ -59,8 +60,9 @@ def _backfill(settings: Settings, start: dt.date, end: dt.date, force: bool) -> 
     logger.info("backfill %s..%s: %d business day(s)", start, end, len(days))
     outcomes = retrieve_days(settings, days, force=force)
     missing = runs.missing_days(outcomes)
-    studies_path = extract_studies(settings, None)
-    dropped = summarise_dropped(settings, days)
+    with phase(logger, "extracting the study table"):
+        studies_path = extract_studies(settings, None)
+        dropped = summarise_dropped(settings, days)
     publish_artifacts(
         settings,
         end,

@@ -17,7 +17,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.outcome import failed_state, run_logged
 from pyschedvisu.config import ReportSettings, Settings, load_settings
-from pyschedvisu.phases import PhaseClock
+from pyschedvisu.phases import PhaseClock, phase
 from pyschedvisu_core import i18n, runs
 from pyschedvisu_core.calendar import report_end
 from pyschedvisu_core.periods import first_needed_day
@@ -104,6 +104,7 @@ def _weekly_report(settings: Settings, end: dt.date | None, send_email: bool) ->
     from tasks.notify import publish_artifacts, send_report
     from tasks.report import build_page, render_report, report_inputs
     from tasks.retrieve import retrieve_days
+    from tasks.worklist import plan_for_report
 
     logger = get_run_logger()
     clock = PhaseClock()
@@ -127,23 +128,31 @@ def _weekly_report(settings: Settings, end: dt.date | None, send_email: bool) ->
         len(missing),
     )
 
-    with clock("extraction"):
+    with clock("extraction"), phase(logger, "extracting the study table"):
         studies_path = extract_studies(settings, days)
         dropped = summarise_dropped(settings, days)
+        # planned against performed, from the worklist snapshots kept (None: no worklist)
+        plan_path = plan_for_report(settings)
 
-    with clock("pages"):
+    machines, periods = settings.display_machines(), settings.report.periods
+    with clock("pages"), phase(logger, f"building {len(machines) * len(periods)} pages"):
         retrieved, windows = report_inputs(settings, studies_path, days[0] if days else end, end)
         page_futures = [
-            build_page.submit(settings, studies_path, machine, period, end, retrieved, windows)
-            for machine in settings.display_machines()
-            for period in settings.report.periods
+            build_page.submit(
+                settings, studies_path, machine, period, end, retrieved, windows, plan_path
+            )
+            for machine in machines
+            for period in periods
         ]
         pages = [p for p in (f.result() for f in page_futures) if p is not None]
     note = i18n.missing_days_note(missing, settings.report.language)
     notes = [note] if note else []
     notes += dropped.notes(settings.report.language)
-    with clock("render"):
-        report = render_report(settings, pages, end, notes, studies_path, retrieved, windows)
+    rendering = f"rendering {len(pages)} pages (Chromium), the HTML and the workbook"
+    with clock("render"), phase(logger, rendering):
+        report = render_report(
+            settings, pages, end, notes, studies_path, retrieved, windows, plan_path
+        )
     logger.info("report: %s (%s pages)", report.get("pdf"), report.get("pages"))
 
     week_start = end - dt.timedelta(days=end.weekday())

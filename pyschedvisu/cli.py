@@ -30,6 +30,7 @@ COMMAND_MODULES = [
     "pacs",
     "discover",
     "retrieve",
+    "worklist",
     "extract",
     "evaluate",
     "report",

@@ -168,6 +168,62 @@ class PacsSettings(Section):
     )
 
 
+class WorklistMachineSettings(Section):
+    """Which Modality Worklist entries are one machine's."""
+
+    station_aes: list[str] = Field(
+        default_factory=list,
+        description="Scheduled Station AE Titles of the machine's worklist entries (one C-FIND each); ask the RIS team which ones.",
+    )
+    modalities: list[str] = Field(
+        default_factory=list,
+        description="Modalities of its entries, used when station_aes is empty (one C-FIND per modality; an entry goes to the first such machine, in [machines] order).",
+    )
+
+    @field_validator("station_aes")
+    @classmethod
+    def _ae_titles(cls, value: list[str]) -> list[str]:
+        for item in value:
+            if not item.strip() or len(item.strip()) > 16:
+                raise ValueError(f"{item!r} is not an AE title (1 to 16 characters)")
+        return value
+
+
+class WorklistSettings(Section):
+    """The Modality Worklist (RIS) whose snapshots give the plan: planned against performed.
+
+    Timeouts, pacing and retries are those of [pacs]. Off by default: without it the report
+    shows no plan.
+    """
+
+    enabled: bool = Field(
+        False,
+        description="Take worklist snapshots (`pyschedvisu worklist snapshot`, the worklist-snapshot deployment) and report planned against performed.",
+    )
+    host: str = Field("127.0.0.1", description="Host name or IP address of the worklist (RIS).")
+    port: int = Field(11112, ge=1, le=65535, description="DICOM port of the worklist.")
+    called_ae: str = Field(
+        "DEMOPACS", max_length=16, description="AE title of the worklist (called AE)."
+    )
+    calling_ae: str = Field(
+        "PYSCHEDVISU",
+        max_length=16,
+        description="Our AE title towards the worklist; the RIS must allow it to query the Modality Worklist.",
+    )
+    match_window_minutes: int = Field(
+        180,
+        ge=1,
+        le=24 * 60,
+        description="A step without Study Instance UID or accession number of the study matches a study of the same patient on the same machine and day only if it started within this many minutes of the scheduled start (the nearest wins).",
+    )
+    machine: dict[str, WorklistMachineSettings] = Field(
+        default_factory=lambda: {
+            k: WorklistMachineSettings.model_validate(v) for k, v in ref.WORKLIST_MACHINES.items()
+        },
+        description="Per display machine (minified name): the station AE titles and/or modalities of its worklist entries. A machine not listed has no plan.",
+    )
+
+
 class PathsSettings(Section):
     """Where data and reports live."""
 
@@ -567,6 +623,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(extra="forbid", validate_assignment=True)
 
     pacs: PacsSettings = Field(default_factory=PacsSettings)
+    worklist: WorklistSettings = Field(default_factory=WorklistSettings)
     paths: PathsSettings = Field(default_factory=PathsSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)
@@ -669,6 +726,15 @@ class Settings(BaseSettings):
             if key not in self.draw.machine:
                 problems.append(
                     f"draw.machine.{key}: machine {names[key]!r} has no drawing settings: add [draw.machine.{key}] with slots_per_weekday, gap_minutes, prep_minutes"
+                )
+        if "machine" not in self.worklist.model_fields_set:
+            # the default stations are the reference department's: they apply to its
+            # machines only, and a department that replaced [machines] is not told about them
+            self.worklist.machine = {k: v for k, v in self.worklist.machine.items() if k in names}
+        for key in self.worklist.machine:
+            if key not in names:
+                problems.append(
+                    f"worklist.machine.{key}: no machine {key!r} in [machines] (keys are minified display names: {', '.join(names)})"
                 )
         if problems:
             raise ValueError(" ;; ".join(problems))
@@ -1282,6 +1348,17 @@ def config_warnings(loaded: LoadedConfig) -> list[str]:
             f"{loaded.source_of(('pacs', key))}: pacs.{key}: still the demo PACS "
             f"({pacs.called_ae} on {pacs.host}:{pacs.port}): set pacs.host, pacs.port and "
             "pacs.called_ae to your PACS"
+        )
+    wl = s.worklist
+    if wl.enabled and (
+        wl.called_ae == WorklistSettings().called_ae
+        or (wl.host in _LOOPBACK and wl.port == demo.port)
+    ):
+        key = "called_ae" if wl.called_ae == WorklistSettings().called_ae else "host"
+        out.append(
+            f"{loaded.source_of(('worklist', key))}: worklist.{key}: still the demo PACS "
+            f"({wl.called_ae} on {wl.host}:{wl.port}): set worklist.host, worklist.port and "
+            "worklist.called_ae to your RIS's Modality Worklist"
         )
     reference = [
         name

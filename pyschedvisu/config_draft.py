@@ -51,6 +51,10 @@ def draft_settings(settings: Settings, draft: Draft) -> Settings:
         }
     )
     report = settings.report.model_copy(update={"machine_pictures": {}})
+    # the worklist's stations are the current department's: none of them is a drafted machine
+    worklist = settings.worklist.model_copy(
+        update={"machine": {k: v for k, v in settings.worklist.machine.items() if k in draft.names}}
+    )
     fields = {name: getattr(settings, name) for name in Settings.model_fields}
     fields.update(
         retrieve=retrieve,
@@ -58,6 +62,7 @@ def draft_settings(settings: Settings, draft: Draft) -> Settings:
         descriptions={key: {} for key in draft.names},
         draw=draw,
         report=report,
+        worklist=worklist,
     )
     # model_construct: the sections are validated already, and the environment must not
     # overwrite what was discovered (the written file is validated as a whole afterwards)

@@ -80,8 +80,8 @@ def _deployment(
     template: Mapping[str, Any], site: str, settings: Settings, named: bool
 ) -> dict[str, Any] | None:
     switch = switch_of(str(template["name"]), settings)
-    if switch is False:
-        return None
+    if switch is False and named:
+        return None  # a site gets it only where it is on (one department: as prefect.yaml has it)
     dep = copy.deepcopy(dict(template))
     if named:
         dep["name"] = f"{template['name']}-{site}"

@@ -264,3 +264,13 @@ PERIOD_DEFS: dict[str, dict[str, object]] = {
     "annuel": {"anchor": "year", "label_fr": "annuel", "label_en": "yearly"},
     "longueduree": {"anchor": "first_year", "label_fr": "longue durée", "label_en": "long-term"},
 }
+
+#: The reference department's scanners as its RIS schedules them (Modality Worklist):
+#: display machine key -> the Scheduled Station AE Titles and modalities of its steps.
+WORKLIST_MACHINES: dict[str, dict[str, list[str]]] = {
+    "petsiemens": {"station_aes": ["PETCT_VISION"], "modalities": ["PT"]},
+    "petge": {"station_aes": ["PETCT_D690"], "modalities": ["PT"]},
+    "discovery670nm": {"station_aes": ["SPECT_D670"], "modalities": ["NM"]},
+    "intevo": {"station_aes": ["SPECT_INTEVO"], "modalities": ["NM"]},
+    "millennium": {"station_aes": ["NM_MILLENNIUM"], "modalities": ["NM"]},
+}

@@ -36,7 +36,7 @@ import polars as pl
 from pyschedvisu import __version__
 from pyschedvisu.config import Settings
 from pyschedvisu.store import SeriesStore, atomic_write_bytes, conform
-from pyschedvisu_core import figures, i18n, overview, schema
+from pyschedvisu_core import figures, i18n, overview, planmatch, schema
 from pyschedvisu_core.errors import ReportError, StoreError
 from pyschedvisu_core.labels import minify_machine
 from pyschedvisu_core.periods import Period, make_periods, previous_bounds
@@ -67,6 +67,7 @@ class Page:
     counts: pl.DataFrame | None = None  # schedule.count_table of the page (workbook)
     durations: pl.DataFrame | None = None  # schedule.duration_table of the page (workbook)
     period_start: dt.date | None = None  # the configured start, when trimmed to the data
+    plan: pl.DataFrame | None = None  # planmatch.plan_table of the page (with a worklist)
 
     @property
     def title(self) -> str:
@@ -74,6 +75,45 @@ class Page:
 
 
 # -- pages -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PlanData:
+    """Planned against performed for the report: the plan matches and which machine had a
+    plan which day (``pyschedvisu.worklist.matches``)."""
+
+    matches: pl.DataFrame
+    coverage: pl.DataFrame
+
+    def page_plan(self, machine: str, days: Collection[dt.date]) -> figures.PagePlan:
+        """What one page of ``machine`` over ``days`` shows of it."""
+        wanted = list(days)
+        return figures.PagePlan(
+            self.matches.filter((pl.col("machine") == machine) & pl.col("date").is_in(wanted)),
+            frozenset(planmatch.plan_days(self.coverage, machine, wanted)),
+        )
+
+
+def load_plan(settings: Settings, source: PlanData | str | Path | None = None) -> PlanData | None:
+    """The plan of the report: None when no worklist is configured (the report is then as
+    without one); ``source``: the data already read, or ``plan_matches.parquet`` (or its
+    folder; default ``paths.data_dir``). No plan matched yet: every day is "no plan".
+
+    The report's functions take the plan explicitly: ``plan=None`` there is the report
+    without it (no worklist, or a matching that failed), whatever the data dir holds."""
+    if not settings.worklist.enabled:
+        return None
+    if isinstance(source, PlanData):
+        return source
+    from pyschedvisu.worklist.matches import load_matches
+
+    folder = Path(source) if source is not None else Path(settings.paths.data_dir)
+    if folder.suffix == ".parquet":
+        folder = folder.parent
+    got = load_matches(folder)
+    if got is None:
+        return PlanData(planmatch.empty_matches(), schema.empty(planmatch.COVERAGE_SCHEMA))
+    return PlanData(*got)
 
 
 def _machine_key(settings: Settings, machine: str) -> str:
@@ -225,13 +265,15 @@ def build_page(
     end: dt.date,
     retrieved: Collection[dt.date] = (),
     windows: dict[str, tuple[dt.date, dt.date]] | None = None,
+    plan: PlanData | str | Path | None = None,
 ) -> Page | None:
     """The page of ``machine`` (display or minified name) for ``period`` ending on ``end``.
 
     ``studies``: the study table or the path of ``studies.parquet``. ``retrieved``: the days
     final in the series store (:func:`final_days`); ``windows``: :func:`service_windows` of
-    the whole table (read here when not given). None when the machine has no study on the
-    business days of the period.
+    the whole table (read here when not given); ``plan``: planned against performed
+    (:func:`load_plan`), shown when a worklist is configured. None when the machine has no
+    study on the business days of the period.
     """
     key = _machine_key(settings, machine)
     name = settings.machine_names()[key]
@@ -255,9 +297,11 @@ def build_page(
     frame = frame.filter(pl.col("date").is_in(list(spec.days)))
     if frame.height == 0:
         return None
+    plan_data = load_plan(settings, plan) if plan is not None else None
+    page_plan = plan_data.page_plan(name, spec.days) if plan_data is not None else None
     try:
-        numbers = figures.page_numbers(frame, spec)
-        payload = figure_json(figures.page_dict(frame, spec, numbers))
+        numbers = figures.page_numbers(frame, spec, page_plan)
+        payload = figure_json(figures.page_dict(frame, spec, numbers, page_plan))
     except (ValueError, KeyError, pl.exceptions.PolarsError) as exc:
         raise ReportError(f"page {name} / {period}: {exc}") from exc
     return Page(
@@ -272,6 +316,7 @@ def build_page(
         counts=numbers.counts,
         durations=numbers.durations,
         period_start=spec.period_start,
+        plan=numbers.plan,
     )
 
 
@@ -283,6 +328,9 @@ class Overview:
     trends_figure: str
     summary: pl.DataFrame
     overlap_notes: tuple[str, ...] = ()  # data-quality lines of the report's week
+    #: planned / performed summary page and its table (with a worklist)
+    plan_summary_figure: str | None = None
+    plan_summary: pl.DataFrame | None = None
 
 
 def summary_periods(settings: Settings, end: dt.date) -> list[Period]:
@@ -372,9 +420,11 @@ def build_overview(
     end: dt.date,
     retrieved: Collection[dt.date] = (),
     windows: dict[str, tuple[dt.date, dt.date]] | None = None,
+    plan: PlanData | str | Path | None = None,
 ) -> Overview:
     """The summary page (every machine x the report's week and each period, against the period
-    before) and the trends page (last 52 weeks against the 52 before), from the study table."""
+    before) and the trends page (last 52 weeks against the 52 before), from the study table;
+    with a worklist, the planned / performed summary page too."""
     lang = settings.report.language
     if windows is None:
         windows = service_windows(studies)
@@ -384,7 +434,8 @@ def build_overview(
         if isinstance(studies, str | Path)
         else studies.filter(pl.col("date").is_between(earliest, end))
     )
-    table = overview.summary_table(frame, summary_items(settings, end, retrieved, windows))
+    items = summary_items(settings, end, retrieved, windows)
+    table = overview.summary_table(frame, items)
     specs = trend_specs(settings, end, retrieved, windows)
     # the report's week: which machines had studies overlapped by another patient's series
     monday = end - dt.timedelta(days=end.weekday())
@@ -399,7 +450,21 @@ def build_overview(
     title = settings.report.title
     summary = overview.summary_dict(table, title=title, end=end, lang=lang)
     trends = overview.trends_dict(frame, specs, title=title, end=end, lang=lang)
-    return Overview(figure_json(summary), figure_json(trends), table, tuple(notes))
+    plan_data = load_plan(settings, plan) if plan is not None else None
+    plan_figure, plan_table = None, None
+    if plan_data is not None:
+        plan_table = overview.plan_summary_table(plan_data.matches, plan_data.coverage, items)
+        plan_figure = figure_json(
+            overview.plan_summary_dict(plan_table, title=title, end=end, lang=lang)
+        )
+    return Overview(
+        figure_json(summary),
+        figure_json(trends),
+        table,
+        tuple(notes),
+        plan_figure,
+        plan_table,
+    )
 
 
 # -- PDF -----------------------------------------------------------------------------------
@@ -721,7 +786,65 @@ def page_tables_html(page: Page, lang: str) -> str:
             rows.append(cells)
         parts.append(f"<h3>{html.escape(i18n.text('durations_table', lang))}</h3>")
         parts.append(html_table(header, rows, sums=1))
+    if page.plan is not None and page.plan.height:
+        parts.append(f"<h3>{html.escape(i18n.text('plan_table', lang))}</h3>")
+        parts.append(plan_table_html(page.plan, lang))
     return f'<div class="tables">{"".join(parts)}</div>' if parts else ""
+
+
+#: Columns of a planned / performed table (its header keys and how a value prints).
+_PLAN_COLUMNS: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
+    ("planned", "planned", str),
+    ("performed", "performed", str),
+    ("no_shows", "no_shows", str),
+    ("unplanned", "unplanned", str),
+    ("added_same_day", "added_same_day", str),
+    ("realised_pct", "realised_pct", i18n.fmt_percent),
+    ("util_plan_pct", "util_plan", i18n.fmt_percent),
+    ("delay_median_s", "delay_median", i18n.fmt_delay),
+    ("delay_p90_s", "delay_p90", i18n.fmt_delay),
+)
+
+
+def plan_table_html(table: pl.DataFrame, lang: str) -> str:
+    """A page's planned / performed table (per description, then the total) as HTML."""
+    header = [i18n.text("description", lang)] + [i18n.text(k, lang) for _, k, _ in _PLAN_COLUMNS]
+    rows = []
+    for r in table.iter_rows(named=True):
+        label = str(r["label"])
+        name = (
+            i18n.text("total", lang)
+            if label == planmatch.TOTAL
+            else i18n.description_label(label, lang)
+        )
+        cells: list[Cell] = [(name, None)]
+        cells += [(fmt(r[col]), _num(r[col])) for col, _, fmt in _PLAN_COLUMNS]
+        rows.append(cells)
+    return html_table(header, rows, sums=1)
+
+
+def plan_summary_table_html(summary: pl.DataFrame, lang: str) -> str:
+    """The planned / performed summary page's table as a real HTML table."""
+    header, printed = overview.plan_summary_cells(summary, lang)
+    keys = [
+        None,
+        None,
+        "plan_days",
+        "planned",
+        "performed",
+        "no_shows",
+        "unplanned",
+        "added_same_day",
+        "realised_pct",
+        "util_plan_pct",
+        "delay_median_s",
+        "delay_p90_s",
+    ]
+    rows = []
+    for r, texts in zip(summary.iter_rows(named=True), printed, strict=True):
+        texts = [str(r["period_label"]), *texts[1:]]
+        rows.append([(t, _num(r[k]) if k else None) for t, k in zip(texts, keys, strict=True)])
+    return f'<div class="tables">{html_table(header, rows)}</div>'
 
 
 def summary_table_html(summary: pl.DataFrame, lang: str) -> str:
@@ -891,6 +1014,29 @@ def skipped_pages(settings: Settings, pages: Sequence[Page], end: dt.date) -> li
     ]
 
 
+def plan_sheets(
+    pages: Sequence[Page],
+    plan_summary: pl.DataFrame | None,
+    plan: PlanData | None,
+    machines: Sequence[str],
+    first: dt.date,
+    end: dt.date,
+) -> dict[str, pl.DataFrame]:
+    """The planned / performed sheets (none without a worklist; see :mod:`pyschedvisu.workbook`)."""
+    from pyschedvisu import workbook as wbk
+
+    if plan is None:
+        return {}
+    tables = [wbk.plan_rows(p.machine, p.period, p.plan) for p in pages if p.plan is not None]
+    return {
+        "plan_summary": plan_summary
+        if plan_summary is not None
+        else schema.empty(overview.PLAN_SUMMARY_SCHEMA),
+        "plan": pl.concat(tables) if tables else schema.empty(wbk.PLAN_SCHEMA),
+        "plan_matches": wbk.plan_match_rows(plan.matches, machines, first, end),
+    }
+
+
 def workbook_sheets(pages: Sequence[Page], summary: pl.DataFrame | None) -> dict[str, pl.DataFrame]:
     """The ``counts``, ``durations`` and ``summary`` sheets (see :mod:`pyschedvisu.workbook`)."""
     from pyschedvisu import workbook as wbk
@@ -916,11 +1062,13 @@ def start_workbook(
     first: dt.date,
     end: dt.date,
     sheets: dict[str, pl.DataFrame],
+    extra: dict[str, pl.DataFrame] | None = None,
 ) -> subprocess.Popen[bytes]:
     """Start ``python -m pyschedvisu.workbook`` writing the report's workbook to ``out``.
 
     The small sheets (and the study table when given as a frame) go through Parquet files
-    in ``scratch``, which must outlive the process.
+    in ``scratch``, which must outlive the process. ``extra``: sheets after the others
+    (the planned / performed ones).
     """
     spec: dict[str, Any] = {
         "out": str(out),
@@ -937,6 +1085,11 @@ def start_workbook(
     for name, frame in sheets.items():
         spec[name] = str(scratch / f"{name}.parquet")
         frame.write_parquet(spec[name])
+    if extra:
+        spec["extra"] = {}
+        for name, frame in extra.items():
+            spec["extra"][name] = str(scratch / f"extra-{name}.parquet")
+            frame.write_parquet(spec["extra"][name])
     spec_path = scratch / "workbook.json"
     spec_path.write_text(json.dumps(spec), encoding="utf-8")
     return subprocess.Popen(
@@ -971,6 +1124,7 @@ def render_report(
     windows: dict[str, tuple[dt.date, dt.date]] | None = None,
     generated_at: dt.datetime | None = None,
     tabs: int = KALEIDO_TABS,
+    plan: PlanData | str | Path | None = None,
 ) -> dict[str, Any]:
     """Render the summary, the trends and ``pages`` into the PDF, HTML and Excel report.
 
@@ -978,7 +1132,9 @@ def render_report(
     "identical": [machine / period shown as a reference]}``. ``notes``: data-quality lines
     printed on every page (e.g. missing days). ``studies``: the study table (or its path):
     the summary and trends pages (unless ``overview_pages`` is given) and the workbook's
-    ``studies`` sheet come from it; without it the report has neither.
+    ``studies`` sheet come from it; without it the report has neither. ``plan``: planned
+    against performed (:func:`load_plan`; with a worklist configured): its summary page after
+    the summary, its sheets in the workbook.
     """
 
     lang = settings.report.language
@@ -987,8 +1143,9 @@ def render_report(
     if not real:
         raise ReportError(f"no page to render for {end}: no machine has studies in any period")
     shown, aliases = identical_pages(real)
+    plan_data = load_plan(settings, plan) if plan is not None else None
     if overview_pages is None and studies is not None:
-        overview_pages = build_overview(settings, studies, end, retrieved, windows)
+        overview_pages = build_overview(settings, studies, end, retrieved, windows, plan_data)
     when = generated_at or dt.datetime.now()
     pdf_path, html_path = output_paths(settings.paths.output_dir, end, when)
     xlsx_path = pdf_path.with_suffix(".xlsx")
@@ -1001,12 +1158,23 @@ def render_report(
     ]
     front_titles: list[str] = []
     front_figs: list[dict[str, Any]] = []
+    front_below: list[str] = []  # the HTML under each front page
     if overview_pages is not None:
         front_titles = [i18n.text("summary_title", lang), i18n.text("trends_title", lang)]
         front_figs = [
             json.loads(overview_pages.summary_figure),
             json.loads(overview_pages.trends_figure),
         ]
+        front_below = [summary_table_html(overview_pages.summary, lang), ""]
+        if overview_pages.plan_summary_figure is not None:
+            front_titles.insert(1, i18n.text("plan_summary_title", lang))
+            front_figs.insert(1, json.loads(overview_pages.plan_summary_figure))
+            plan_html = (
+                plan_summary_table_html(overview_pages.plan_summary, lang)
+                if overview_pages.plan_summary is not None
+                else ""
+            )
+            front_below.insert(1, plan_html)
     stamped: list[dict[str, Any]] = []
 
     # The workbook is written by a process of its own from the start: ten years of studies
@@ -1015,8 +1183,18 @@ def render_report(
     sheets = workbook_sheets(real, overview_pages.summary if overview_pages else None)
     first = min(p.start for p in report_periods(settings, end))
     names = [settings.machine_names()[k] for k in settings.display_machines()]
+    extra = plan_sheets(
+        real,
+        overview_pages.plan_summary if overview_pages else None,
+        plan_data,
+        names,
+        first,
+        end,
+    )
     with tempfile.TemporaryDirectory(prefix="pyschedvisu-workbook-") as scratch:
-        workbook = start_workbook(Path(scratch), xlsx_path, studies, names, first, end, sheets)
+        workbook = start_workbook(
+            Path(scratch), xlsx_path, studies, names, first, end, sheets, extra
+        )
 
         def prepare() -> list[dict[str, Any]]:
             extra = [*(overview_pages.overlap_notes if overview_pages else ()), *references]
@@ -1044,12 +1222,7 @@ def render_report(
             if not settings.report.html:
                 return None
             k = len(front_figs)
-            front = []
-            for t, f in zip(front_titles, stamped[:k], strict=True):
-                below = ""
-                if overview_pages is not None and f is stamped[0]:
-                    below = summary_table_html(overview_pages.summary, lang)
-                front.append((t, f, below))
+            front = list(zip(front_titles, stamped[:k], front_below, strict=True))
             return build_html(
                 shown,
                 stamped[k:],

@@ -227,6 +227,12 @@ def conform(frame: pl.DataFrame, target: dict[str, pl.DataType]) -> pl.DataFrame
     return frame.select(cols)
 
 
+def scan_stored(paths: list[Path], target: dict[str, pl.DataType]) -> pl.LazyFrame:
+    """Day files written with ``target`` or an older form of it: a column added since (the
+    accession number in store version 2) reads as null, never as an error."""
+    return pl.scan_parquet(paths, schema=target, missing_columns="insert", extra_columns="ignore")
+
+
 def read_manifest(path: str | Path) -> Any:
     """The parsed JSON of a day manifest at ``path``; None when there is none.
 
@@ -366,10 +372,7 @@ class SeriesStore:
             return schema.empty(target)
         try:
             # files of an older store version may lack newer columns: null there
-            scan = pl.scan_parquet(
-                paths, schema=target, missing_columns="insert", extra_columns="ignore"
-            )
-            frame = scan.collect().pipe(conform, target)
+            frame = scan_stored(paths, target).collect().pipe(conform, target)
             return frame if site is None else schema.site_of_rows(frame, site)
         except (OSError, pl.exceptions.PolarsError) as exc:
             raise self._unreadable(paths, kind, exc) from exc
@@ -455,14 +458,7 @@ class SeriesStore:
         paths = [p for p in (self.path(d, "series") for d in unpacked) if p.exists()]
         try:
             if paths:
-                # files of an older store version may lack newer columns: null there
-                scan = pl.scan_parquet(
-                    paths,
-                    schema=schema.SERIES_SCHEMA,
-                    missing_columns="insert",
-                    extra_columns="ignore",
-                )
-                frames.append(scan.select(cast).collect())
+                frames.append(scan_stored(paths, schema.SERIES_SCHEMA).select(cast).collect())
         except (OSError, pl.exceptions.PolarsError) as exc:
             raise self._unreadable(paths, "series", exc) from exc
         if not frames:
@@ -514,7 +510,7 @@ class SeriesStore:
                     this_year = this_year.filter(pl.col("date").is_in(sorted(days)))
                 frames = [this_year]
                 if keep:
-                    kept = pl.scan_parquet(self.pack_path(year)).filter(
+                    kept = scan_stored([self.pack_path(year)], schema.SERIES_SCHEMA).filter(
                         pl.col("date").is_in([dt.date.fromisoformat(k) for k in keep])
                     )
                     frames.insert(0, kept.collect())

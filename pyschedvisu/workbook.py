@@ -3,10 +3,17 @@
 ``pyschedvisu_report_<end>_<generated>.xlsx`` next to the PDF, with four sheets:
 
 * ``studies``: the study table over the report's longest period (configured machines, in
-  configuration order), without the patient key;
+  configuration order), without the patient key nor the accession number;
 * ``counts``: one row per machine x period x bin of the count tables (``COUNTS_SCHEMA``);
 * ``durations``: the duration tables (``DURATIONS_SCHEMA``), gaps included;
-* ``summary``: the summary page (``overview.SUMMARY_SCHEMA``).
+* ``summary``: the summary page (``overview.SUMMARY_SCHEMA``);
+
+and, with a worklist configured (planned against performed), three more:
+
+* ``plan_summary``: the planned / performed summary page (``overview.PLAN_SUMMARY_SCHEMA``);
+* ``plan``: the planned / performed table of every page (``PLAN_SCHEMA``);
+* ``plan_matches``: every planned step and unplanned study over the report's longest period
+  (``PLAN_MATCH_COLUMNS``: no accession number, no step key).
 
 Written with xlsxwriter (polars' Excel engine) to a temporary file renamed into place. The
 small sheets go through ``polars.DataFrame.write_excel`` (a filterable table each); the
@@ -19,7 +26,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +35,7 @@ import polars as pl
 from pyschedvisu.store import FILE_MODE
 from pyschedvisu_core import schedule as sch
 from pyschedvisu_core import schema
+from pyschedvisu_core.planmatch import PLAN_MATCH_SCHEMA
 
 #: The ``counts`` sheet.
 COUNTS_SCHEMA: dict[str, pl.DataType] = {
@@ -57,8 +65,27 @@ DURATIONS_SCHEMA: dict[str, pl.DataType] = {
     "min_s": pl.Float64(),
     "max_s": pl.Float64(),
 }
-#: Columns of the ``studies`` sheet: the study table without the patient key.
-STUDY_COLUMNS = [c for c in schema.STUDY_SCHEMA if c != "patient_key"]
+#: Columns of the ``studies`` sheet: the study table without the patient key (nor the
+#: accession number, an identifier of the order: the matching needs it, a reader does not).
+STUDY_COLUMNS = [c for c in schema.STUDY_SCHEMA if c not in ("patient_key", "accession_number")]
+#: The ``plan`` sheet: a page's planned / performed table (``planmatch.plan_table``).
+PLAN_SCHEMA: dict[str, pl.DataType] = {
+    "machine": pl.String(),
+    "period": pl.String(),
+    "description": pl.String(),  # a label, or TOTAL
+    "planned": pl.Int64(),
+    "performed": pl.Int64(),
+    "no_shows": pl.Int64(),
+    "unplanned": pl.Int64(),
+    "added_same_day": pl.Int64(),
+    "realised_pct": pl.Float64(),
+    "util_plan_pct": pl.Float64(),
+    "delay_median_s": pl.Float64(),
+    "delay_p90_s": pl.Float64(),
+}
+#: Columns of the ``plan_matches`` sheet (``planmatch.PLAN_MATCH_SCHEMA`` without identifiers
+#: of the order: accession number, step key).
+PLAN_MATCH_COLUMNS = [c for c in PLAN_MATCH_SCHEMA if c not in ("accession_number", "step_key")]
 
 _EXCEL_EPOCH = dt.datetime(1899, 12, 30)
 
@@ -107,6 +134,35 @@ def durations_rows(machine: str, period: str, durations: pl.DataFrame) -> pl.Dat
             .then(pl.lit(sch.GAPS))
             .otherwise(pl.col("description"))
         )
+    )
+
+
+def plan_rows(machine: str, period: str, table: pl.DataFrame) -> pl.DataFrame:
+    """The ``plan`` rows of one page's planned / performed table."""
+    return (
+        table.select(
+            machine=pl.lit(machine),
+            period=pl.lit(period),
+            description=pl.col("label"),
+            **{k: pl.col(k) for k in list(PLAN_SCHEMA)[3:]},
+        ).cast(PLAN_SCHEMA)  # type: ignore[arg-type]
+    )
+
+
+def plan_match_rows(
+    matches: pl.DataFrame, machines: Sequence[str], first: dt.date, end: dt.date
+) -> pl.DataFrame:
+    """Plan matches of the configured ``machines`` from ``first`` to ``end``, by machine, date
+    and time, without identifiers of the order."""
+    rank = {m: i for i, m in enumerate(machines)}
+    return (
+        matches.filter(
+            pl.col("machine").is_in(list(machines)) & pl.col("date").is_between(first, end)
+        )
+        .with_columns(_rank=pl.col("machine").replace_strict(rank, return_dtype=pl.Int64))
+        .with_columns(_t=pl.coalesce("scheduled_start", "actual_start"))
+        .sort("_rank", "date", "_t")
+        .select(PLAN_MATCH_COLUMNS)
     )
 
 
@@ -162,8 +218,10 @@ def write_workbook(
     counts: pl.DataFrame,
     durations: pl.DataFrame,
     summary: pl.DataFrame,
+    extra: Mapping[str, pl.DataFrame] | None = None,
 ) -> None:
-    """Write the four sheets to ``path`` atomically (temp file in its folder, then rename)."""
+    """Write the four sheets (and ``extra`` ones after them, in order) to ``path``
+    atomically (temp file in its folder, then rename)."""
     import xlsxwriter
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -172,7 +230,9 @@ def write_workbook(
     try:
         wb = xlsxwriter.Workbook(tmp, {"strings_to_numbers": False, "strings_to_urls": False})
         _write_studies(wb, studies.select(STUDY_COLUMNS))
-        for name, frame in (("counts", counts), ("durations", durations), ("summary", summary)):
+        sheets = [("counts", counts), ("durations", durations), ("summary", summary)]
+        sheets += list((extra or {}).items())
+        for name, frame in sheets:
             frame.write_excel(
                 wb,
                 name,
@@ -198,9 +258,11 @@ def write_report_workbook(
     counts: pl.DataFrame,
     durations: pl.DataFrame,
     summary: pl.DataFrame,
+    extra: Mapping[str, pl.DataFrame] | None = None,
 ) -> str:
     """Read the studies of ``machines`` from ``first`` to ``end`` (the table or its path;
     None: an empty sheet) and write the workbook to ``path``; returns the path.
+    ``extra``: more sheets (the planned / performed ones).
 
     Meant to run in a process of its own beside the rendering (see ``render.render_report``):
     the ``studies`` sheet of ten years is seconds of pure Python.
@@ -216,14 +278,16 @@ def write_report_workbook(
         counts=counts,
         durations=durations,
         summary=summary,
+        extra=extra,
     )
     return str(path)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m pyschedvisu.workbook SPEC.json``: write a workbook described by a JSON file
-    (``out``, ``studies`` (a Parquet path or null), ``machines``, ``first``, ``end`` and the
-    Parquet paths of the ``counts``, ``durations`` and ``summary`` sheets).
+    (``out``, ``studies`` (a Parquet path or null), ``machines``, ``first``, ``end``, the
+    Parquet paths of the ``counts``, ``durations`` and ``summary`` sheets, and ``extra``: an
+    ordered object of sheet name -> Parquet path, absent without a worklist).
 
     How the report writes its workbook beside the rendering: a process of its own, started
     without importing the caller's ``__main__`` (multiprocessing's spawn would).
@@ -243,6 +307,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         dt.date.fromisoformat(spec["first"]),
         dt.date.fromisoformat(spec["end"]),
         **{k: pl.read_parquet(spec[k]) for k in ("counts", "durations", "summary")},
+        extra={k: pl.read_parquet(v) for k, v in spec.get("extra", {}).items()},
     )
     return 0
 
@@ -254,10 +319,14 @@ if __name__ == "__main__":
 __all__ = [
     "COUNTS_SCHEMA",
     "DURATIONS_SCHEMA",
+    "PLAN_MATCH_COLUMNS",
+    "PLAN_SCHEMA",
     "STUDY_COLUMNS",
     "counts_rows",
     "durations_rows",
     "main",
+    "plan_match_rows",
+    "plan_rows",
     "studies_rows",
     "write_report_workbook",
     "write_workbook",

@@ -31,6 +31,7 @@ STUDY_ROWS_SCHEMA: dict[str, pl.DataType] = {
     "patient_id": pl.String(),
     "study_description": pl.String(),
     "study_time": pl.String(),
+    "accession_number": pl.String(),
 }
 #: Columns of the SERIES-level rows of a day (before timing).
 SERIES_ROWS_SCHEMA: dict[str, pl.DataType] = {
@@ -74,6 +75,7 @@ def study_row(day: dt.date, ds: Dataset) -> dict[str, Any] | None:
         "patient_id": text_value(ds, "PatientID"),
         "study_description": text_value(ds, "StudyDescription"),
         "study_time": text_value(ds, "StudyTime"),
+        "accession_number": text_value(ds, "AccessionNumber"),
     }
 
 
@@ -170,6 +172,7 @@ def assemble_day(
     *,
     max_series: dt.timedelta | None = None,
     study_limits: StudyLimits | None = None,
+    accessions: Mapping[str, str | None] | None = None,
 ) -> DayFrames:
     """Time every series from its headers, then apply the institution rule again.
 
@@ -181,8 +184,10 @@ def assemble_day(
     is rejected though its SERIES-level name was ours. Last, with ``study_limits``, the series
     of a study longer than its machine's maximum are failed (:func:`implausible_studies`).
     ``excluded_before`` (studies, series, institution rejections of the first pass) come first
-    in the excluded frame.
+    in the excluded frame. ``accessions``: each study's AccessionNumber (STUDY level), copied
+    to its series rows.
     """
+    accessions = accessions or {}
     kept_rows: list[dict[str, Any]] = []
     failed_rows: list[dict[str, Any]] = []
     secondary: list[dict[str, Any]] = []
@@ -201,6 +206,7 @@ def assemble_day(
             "series_description": row["series_description"],
             "protocol_name": row["protocol_name"],
             "institution": item.institution,
+            "accession_number": accessions.get(study),
             "modality": modality,
             "n_instances": row["n_instances"],
         }

@@ -78,8 +78,14 @@ def rejected(
     called_ae: str,
     calling_ae: str,
     move_port: int = 0,
+    section: str = "pacs",
 ) -> Diagnosis:
-    """An A-ASSOCIATE-RJ, told from its result / source / reason fields."""
+    """An A-ASSOCIATE-RJ, told from its result / source / reason fields.
+
+    ``section``: the config section whose keys name the peer (``pacs``, or ``worklist``
+    for the RIS's Modality Worklist), so that the hint names the key to change.
+    """
+    team = _team(section)
     meaning = REJECT_REASONS.get((source or 0, reason or 0), f"reason {reason}")
     by = REJECT_SOURCES.get(source or 0, "the PACS")
     how = REJECT_RESULTS.get(result or 0, "")
@@ -88,26 +94,39 @@ def rejected(
         return Diagnosis(
             "rejected-called-ae",
             summary,
-            f"the PACS is not called {called_ae!r} (pacs.called_ae): ask the PACS team for "
+            f"{_peer(section)} is not called {called_ae!r} ({section}.called_ae): ask {team} for "
             "its AE title",
         )
     if (source, reason) == (1, 3):
         return Diagnosis(
             "rejected-calling-ae",
             summary,
-            f"the PACS does not know our AE title {calling_ae!r} (pacs.calling_ae): "
-            + register_hint(calling_ae, move_port),
+            f"{_peer(section)} does not know our AE title {calling_ae!r} ({section}.calling_ae): "
+            + register_hint(calling_ae, move_port, section),
         )
     return Diagnosis(
         "rejected",
         summary,
-        f"ask the PACS team why it rejects AE title {calling_ae!r} calling {called_ae!r} "
+        f"ask {team} why it rejects AE title {calling_ae!r} calling {called_ae!r} "
         "from this machine",
     )
 
 
-def register_hint(calling_ae: str, move_port: int) -> str:
+def _peer(section: str) -> str:
+    return "the RIS" if section == "worklist" else "the PACS"
+
+
+def _team(section: str) -> str:
+    return "the RIS team" if section == "worklist" else "the PACS team"
+
+
+def register_hint(calling_ae: str, move_port: int, section: str = "pacs") -> str:
     """What to ask for our AE title to be let in."""
+    if section == "worklist":
+        return (
+            f"ask the RIS team to register {calling_ae!r} with this machine's address, "
+            "allowed to query the Modality Worklist (C-FIND)"
+        )
     port = f", port {move_port} for C-MOVE" if move_port else ""
     return (
         f"ask the PACS team to register {calling_ae!r} with this machine's address{port}, "

@@ -15,6 +15,7 @@ boundary (``raise ... from exc``) so that callers only need this tree::
     │   └── PacsOperationError      a DIMSE failure status that retrying won't fix
     │       └── PacsAnswerError     an answer that could not be decoded (not a refusal)
     ├── RetrievalError              a day could not be retrieved after its retries
+    ├── WorklistError               a worklist snapshot could not be taken (retried)
     ├── HeaderError                 a DICOM header lacks what a rule needs (series quarantined)
     ├── StoreError                  the on-disk series / study store is unreadable
     │   ├── StoreFullError          no space left where the store writes
@@ -114,6 +115,10 @@ class PacsAnswerError(PacsOperationError):
 
 class RetrievalError(PySchedVisuError):
     """A day could not be retrieved after all its retries."""
+
+
+class WorklistError(PySchedVisuError):
+    """A Modality Worklist snapshot could not be taken (nothing was written for it)."""
 
 
 class HeaderError(PySchedVisuError):

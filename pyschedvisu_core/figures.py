@@ -21,6 +21,7 @@ import plotly.graph_objects as go
 import polars as pl
 
 from pyschedvisu_core import i18n
+from pyschedvisu_core import planmatch as pm
 from pyschedvisu_core import schedule as sch
 from pyschedvisu_core.periods import bin_kind, week_header
 
@@ -55,6 +56,14 @@ STATUS_FILLS = {
 }
 #: Longest list of days printed in a data-quality note (the rest are counted).
 NOTE_MAX_DAYS = 12
+#: Planned slots are outlined in the schedule of pages up to this many business days
+#: (weekly and 2-weekly pages).
+PLAN_OUTLINE_DAYS = 10
+#: Height (paper) of one row of the planned / performed table.
+PLAN_ROW_H = 0.0118
+#: Outline colours of a planned slot and of a no-show's slot.
+PLANNED_SLOT = "#5b6770"
+NO_SHOW_SLOT = "#b03a2e"
 
 _INK = "#1f2d3d"
 _MUTED = "#5b6770"
@@ -95,6 +104,15 @@ class PageSpec:
 
 
 @dataclass(frozen=True)
+class PagePlan:
+    """Planned against performed on one page: the :func:`planmatch.match_plan` rows of its
+    machine and the days (of the page) on which the machine had a plan."""
+
+    matches: pl.DataFrame
+    days: frozenset[dt.date]
+
+
+@dataclass(frozen=True)
 class PageNumbers:
     """The numbers of one page, shared by its figure, the workbook and the summary."""
 
@@ -105,10 +123,20 @@ class PageNumbers:
     daily: pl.DataFrame  # :func:`schedule.daily_counts`
     counts: pl.DataFrame  # :func:`schedule.count_table`
     durations: pl.DataFrame  # :func:`schedule.duration_table`
+    plan: pl.DataFrame | None = None  # :func:`planmatch.plan_table` (with a worklist)
 
 
-def page_numbers(studies: pl.DataFrame, spec: PageSpec) -> PageNumbers:
-    """Labels, gaps, day statuses, count and duration tables of one machine and period."""
+def page_plan_table(plan: PagePlan, spec: PageSpec) -> pl.DataFrame:
+    """The planned / performed table of a page: its plan days only."""
+    days = [d for d in spec.days if d in plan.days]
+    return pm.plan_table(plan.matches, spec.description_order, days)
+
+
+def page_numbers(
+    studies: pl.DataFrame, spec: PageSpec, plan: PagePlan | None = None
+) -> PageNumbers:
+    """Labels, gaps, day statuses, count and duration tables of one machine and period
+    (and, with ``plan``, its planned / performed table)."""
     day_set = list(spec.days)
     studies = studies.filter(pl.col("date").is_in(day_set))
     labeled = sch.with_labels(studies, spec.retake_descriptions)
@@ -126,7 +154,8 @@ def page_numbers(studies: pl.DataFrame, spec: PageSpec) -> PageNumbers:
     )
     counts = sch.count_table(daily, sch.day_bins(day_set, bin_kind(len(day_set)), spec.language))
     durations = sch.duration_table(labeled, gaps, labels)
-    return PageNumbers(studies, labeled, labels, gaps, daily, counts, durations)
+    table = page_plan_table(plan, spec) if plan is not None else None
+    return PageNumbers(studies, labeled, labels, gaps, daily, counts, durations, table)
 
 
 # -- small helpers ----------------------------------------------------------------------
@@ -846,6 +875,175 @@ def duration_table_draw(table: pl.DataFrame, spec: PageSpec) -> TableDraw:
     )
 
 
+def plan_table_draw(
+    table: pl.DataFrame, spec: PageSpec, domain_y: tuple[float, float]
+) -> TableDraw:
+    """The planned / performed table: per description, then the total (see
+    :func:`planmatch.plan_table`); delays signed (``-`` early), as mm:ss or h:mm h."""
+    lang = spec.language
+    rows = []
+    fills = []
+    for i, rec in enumerate(table.iter_rows(named=True)):
+        label = str(rec["label"])
+        if label == pm.TOTAL:
+            name, swatch = i18n.text("total", lang), _SUM_FILL
+        else:
+            name = i18n.description_label(label, lang)
+            swatch = sch.color_of(label, spec.description_order, spec.colors)
+        cells = (
+            str(rec["planned"]),
+            str(rec["performed"]),
+            str(rec["no_shows"] or ""),
+            str(rec["unplanned"] or ""),
+            str(rec["added_same_day"] or ""),
+            i18n.fmt_percent(rec["realised_pct"]),
+            i18n.fmt_percent(rec["util_plan_pct"]),
+            i18n.fmt_delay(rec["delay_median_s"]),
+            i18n.fmt_delay(rec["delay_p90_s"]),
+        )
+        rows.append(("", name, *cells))
+        base = _SUM_FILL if label == pm.TOTAL else _ROW_FILLS[i % 2]
+        fills.append((swatch, *([base] * (len(cells) + 1))))
+    keys = (
+        "description",
+        "planned",
+        "performed",
+        "no_shows",
+        "unplanned",
+        "added_same_day",
+        "realised_pct",
+        "util_plan",
+        "delay_median",
+        "delay_p90",
+    )
+    return TableDraw(
+        header=("", *(i18n.text(k, lang) for k in keys)),
+        rows=tuple(rows),
+        widths=(0.3, 2.6, 0.8, 0.8, 0.85, 0.95, 0.95, 0.9, 1.1, 1.05, 1.05),
+        fills=tuple(fills),
+        left=(False, True) + (False,) * 9,
+        axis=6,
+        domain_x=(0.0, 1.0),
+        domain_y=domain_y,
+        meta="plan-table",
+    )
+
+
+def _slot_rows(plan: PagePlan, spec: PageSpec) -> pl.DataFrame:
+    """Planned slots (performed or not) on the page's plan days, with their drawn end: the
+    scheduled end, else the study's duration after the scheduled start, else 30 minutes."""
+    days = [d for d in spec.days if d in plan.days]
+    actual = pl.col("actual_end") - pl.col("actual_start")
+    planned = pl.duration(microseconds=(pl.col("scheduled_duration_s") * 1e6).cast(pl.Int64))
+    end = pl.coalesce(
+        pl.col("scheduled_start") + planned,
+        pl.col("scheduled_start") + actual,
+        pl.col("scheduled_start") + pl.duration(minutes=30),
+    )
+    return (
+        plan.matches.filter(
+            pl.col("date").is_in(days)
+            & pl.col("status").is_in([pm.PERFORMED, pm.NO_SHOW])
+            & pl.col("scheduled_start").is_not_null()
+        )
+        .with_columns(end.alias("scheduled_end"))
+        .sort("date", "scheduled_start")
+    )
+
+
+def plan_hours(plan: PagePlan, spec: PageSpec) -> tuple[float, float] | None:
+    """Earliest start and latest end (hours of the day) of the page's planned slots."""
+    slots = _slot_rows(plan, spec)
+    if slots.height == 0:
+        return None
+    hours = slots.select(
+        lo=(pl.col("scheduled_start") - pl.col("date").cast(pl.Datetime("us"))).min(),
+        hi=(pl.col("scheduled_end") - pl.col("date").cast(pl.Datetime("us"))).max(),
+    ).row(0)
+    return hours[0].total_seconds() / 3600, hours[1].total_seconds() / 3600
+
+
+def plan_outline_traces(
+    plan: PagePlan, spec: PageSpec, spacer: float, top: float
+) -> tuple[list[Trace], list[dict[str, Any]]]:
+    """Planned slots as thin outlines behind the studies (a no-show's in red dashes), their
+    hover texts (no patient data), and "no plan" written at the top of each business day
+    without a plan."""
+    lang = spec.language
+    positions = dict(zip(spec.days, day_positions(spec.days, spacer), strict=True))
+    slots = _slot_rows(plan, spec).with_columns(
+        pl.col("date").replace_strict(positions, return_dtype=pl.Float64()).alias("xc"),
+        _hours("scheduled_start").alias("ys"),
+        _hours("scheduled_end").alias("ye"),
+    )
+    half = BOX_HALF + BOX_SHIFT + 0.03
+    traces: list[Trace] = []
+    for status, color, dash, key in (
+        (pm.PERFORMED, PLANNED_SLOT, "dot", "planned_slot"),
+        (pm.NO_SHOW, NO_SHOW_SLOT, "dash", "no_show_slot"),
+    ):
+        part = slots.filter(pl.col("status") == status)
+        if part.height == 0:
+            continue
+        xs, ys = _rect_paths(part, half, "ys", "ye")
+        traces.append(
+            _scatter(
+                x=typed_array(xs),
+                y=typed_array(ys),
+                mode="lines",
+                line={"color": color, "width": 1.0, "dash": dash},
+                name=i18n.text(key, lang),
+                legendgroup="plan-" + status,
+                showlegend=True,
+                hoverinfo="skip",
+                xaxis="x",
+                yaxis="y",
+                meta="plan-" + status,
+            )
+        )
+    if slots.height:
+        texts = []
+        for r in slots.iter_rows(named=True):
+            if r["status"] == pm.PERFORMED:
+                state = i18n.text(
+                    "hover_plan_performed",
+                    lang,
+                    actual=r["actual_start"].strftime("%H:%M"),
+                    delay=i18n.fmt_delay(r["delay_s"]),
+                )
+            else:
+                state = i18n.text("hover_plan_no_show", lang)
+            texts.append(
+                i18n.text(
+                    "hover_plan",
+                    lang,
+                    start=r["scheduled_start"].strftime("%H:%M"),
+                    end=r["scheduled_end"].strftime("%H:%M"),
+                    description=i18n.description_label(str(r["description"] or ""), lang),
+                    status=state,
+                )
+            )
+        traces.append(
+            _hover_points(slots["xc"] + half, (slots["ys"] + slots["ye"]) / 2, texts, size=7)
+        )
+    notes = [
+        {
+            "xref": "x",
+            "yref": "y",
+            "x": positions[d],
+            "y": top,
+            "text": f"<i>{i18n.text('no_plan', lang)}</i>",
+            "showarrow": False,
+            "yanchor": "top",
+            "font": {"size": 8, "color": NO_SHOW_SLOT},
+            "name": "no-plan",
+        }
+        for d in spec.days
+        if d not in plan.days
+    ]
+    return traces, notes
+
+
 # -- violins and distribution --------------------------------------------------------------
 
 
@@ -1033,17 +1231,23 @@ def page_figure(studies: pl.DataFrame, spec: PageSpec) -> go.Figure:
 
 
 def page_dict(
-    studies: pl.DataFrame, spec: PageSpec, numbers: PageNumbers | None = None
+    studies: pl.DataFrame,
+    spec: PageSpec,
+    numbers: PageNumbers | None = None,
+    plan: PagePlan | None = None,
 ) -> dict[str, Any]:
     """The page as a plain figure dict (``data``, ``layout``), ready for JSON / plotly.js.
 
     What :func:`page_figure` validates; the report uses this one directly, since plotly.py's
     validation of tens of traces took longer than computing the page. ``numbers``: the page's
-    :func:`page_numbers` when the caller already has them.
+    :func:`page_numbers` when the caller already has them. ``plan`` (a worklist is
+    configured): a planned / performed table between the schedule and the count table, the
+    schedule shortened for it, and planned slots outlined in the schedule of weekly and
+    2-weekly pages; without it the page is as it always was.
     """
     lang = spec.language
     day_set = list(spec.days)
-    num = numbers or page_numbers(studies, spec)
+    num = numbers or page_numbers(studies, spec, plan)
     labeled, labels, gaps, counts = num.labeled, num.labels, num.gaps, num.counts
     n_days = len(day_set)
     kind = bin_kind(n_days)
@@ -1052,13 +1256,30 @@ def page_dict(
     spacer = WEEK_SPACER if n_days <= SEGMENT_DAYS else 0.0
     positions = day_positions(day_set, spacer)
     top, bottom = hour_range(labeled, spec.day_start_hour, spec.day_end_hour)
+    outlines = plan is not None and n_days <= PLAN_OUTLINE_DAYS
+    if plan is not None and outlines and (span := plan_hours(plan, spec)) is not None:
+        top, bottom = min(top, math.floor(span[0])), max(bottom, math.ceil(span[1]))
+    sched_y = SCHEDULE_Y
+    plan_draw: TableDraw | None = None
+    plan_top = 0.0
+    if plan is not None:
+        table = num.plan if num.plan is not None else page_plan_table(plan, spec)
+        plan_bottom = 0.552
+        plan_top = plan_bottom + (PLAN_ROW_H * (table.height + 1) if table.height else 0.0)
+        if table.height:
+            plan_draw = plan_table_draw(table, spec, (plan_bottom, plan_top))
+        sched_y = (plan_top + 0.036, SCHEDULE_Y[1])
     sched_x = [0.0, 0.80] if show_dist else [0.0, 1.0]
     xmax = positions[-1] if positions else 0.0
     # Pixels of the schedule, to draw the hatching at 45° on the page.
     px_w = (PAGE_WIDTH - 75) * (sched_x[1] - sched_x[0]) / (xmax + 1.4)
-    px_h = (PAGE_HEIGHT - 53) * (SCHEDULE_Y[1] - SCHEDULE_Y[0]) / max(bottom - top, 1)
+    px_h = (PAGE_HEIGHT - 53) * (sched_y[1] - sched_y[0]) / max(bottom - top, 1)
     bands, status_notes = status_traces(num.daily, spec, spacer, (top, bottom))
     traces: list[Any] = bands
+    plan_notes: list[dict[str, Any]] = []
+    if plan is not None and outlines:
+        slot_traces, plan_notes = plan_outline_traces(plan, spec, spacer, top)
+        traces += slot_traces
     traces += schedule_traces(labeled, spec, labels, gaps, px_w / px_h, 1 / px_h)
     if show_dist:
         firsts = [lab for lab in labels if sch.base_description(lab) != sch.OTHER][:3]
@@ -1070,6 +1291,7 @@ def page_dict(
     for draw in (
         count_table_draw(counts, with_days=kind != "day", lang=lang),
         duration_table_draw(num.durations, spec),
+        *((plan_draw,) if plan_draw is not None else ()),
     ):
         tr, ax = table_traces(draw)
         traces += tr
@@ -1148,7 +1370,34 @@ def page_dict(
         _note(0, 0.284, f"<b>{i18n.text('durations', lang)}</b>", size=11, name="violin-title"),
         _note(0, -0.008, "", size=8, color=_MUTED, yanchor="top", name="footer"),
         *status_notes,
+        *plan_notes,
     ]
+    if plan is not None:
+        n_plan = sum(1 for d in spec.days if d in plan.days)
+        days_text = (
+            i18n.text("plan_days", lang, n=n_plan, total=n_days)
+            if n_plan
+            else i18n.text("plan_days_none", lang)
+        )
+        # the panel's definitions on its title line: the notes under the count table are full
+        annotations += [
+            _note(
+                0,
+                plan_top + 0.017,
+                f"<b>{i18n.text('plan_title', lang)}</b> — {days_text}",
+                size=10,
+                name="plan-title",
+            ),
+            _note(
+                1,
+                plan_top + 0.0155,
+                i18n.text("plan_definitions", lang),
+                size=8,
+                color=_MUTED,
+                xanchor="right",
+                name="plan-definitions",
+            ),
+        ]
     images = [
         {
             "source": src,
@@ -1205,7 +1454,7 @@ def page_dict(
             "fixedrange": False,
         },
         "yaxis": {
-            "domain": list(SCHEDULE_Y),
+            "domain": list(sched_y),
             "range": [bottom, top],
             "tickvals": list(range(top, bottom + 1)),
             "ticktext": [f"{h:02d}h" for h in range(top, bottom + 1)],
@@ -1280,7 +1529,7 @@ def page_dict(
                 "font": {"size": 8},
             },
             "x": 0.835,
-            "y": SCHEDULE_Y[0] + 0.004,
+            "y": sched_y[0] + 0.004,
             "xanchor": "left",
             "yanchor": "bottom",
             "font": {"size": 8},
@@ -1289,7 +1538,7 @@ def page_dict(
             "borderwidth": 0.5,
         }
         layout["yaxis3"] = {
-            "domain": list(SCHEDULE_Y),
+            "domain": list(sched_y),
             "anchor": "x3",
             "matches": "y",
             "range": [bottom, top],

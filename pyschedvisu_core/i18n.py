@@ -88,6 +88,30 @@ _TEXTS: dict[str, dict[str, str]] = {
         "dropped_unknown": "Non configuré : {parts}.",
         "dropped_mixed": "{n} examen(s) d'appareils inconnus, hors rapport ({values})",
         "dropped_other": "{n} classé(s) AUTRE ({values})",
+        "plan_title": "Planifié / réalisé",
+        "plan_days": "plan (worklist) : {n} des {total} jours",
+        "plan_days_none": "aucun plan (pas d'instantané de la worklist)",
+        "plan_definitions": "Util. plan = (réal. + non planif.) / planif. · retard = début réel − planifié",
+        "planned": "Planif.",
+        "performed": "Réal.",
+        "no_shows": "Absents",
+        "unplanned": "Non planif.",
+        "added_same_day": "Ajouts",
+        "realised_pct": "Réal. (%)",
+        "util_plan": "Util. plan",
+        "delay_median": "Retard méd.",
+        "delay_p90": "Retard P90",
+        "no_plan": "sans plan",
+        "planned_slot": "créneau planifié",
+        "no_show_slot": "absent (non réalisé)",
+        "hover_plan": "Planifié {start} – {end}<br>{description}<br>{status}",
+        "hover_plan_performed": "commencé {actual} ({delay})",
+        "hover_plan_no_show": "absent",
+        "plan_summary_title": "Planifié / réalisé",
+        "plan_summary_subtitle": "Créneaux de la worklist contre examens réalisés — rapport au {end}",
+        "plan_summary_note": "Sur les seuls jours avec un plan (instantanés de la worklist) ; les autres jours ne comptent pas : « sans plan » n'est pas « absent ». Réal. (%) = réalisés / planifiés ; Util. plan = (réalisés + non planifiés) / planifiés ; retard = début réel − début planifié.",
+        "plan_days_col": "Jours plan",
+        "plan_table": "Planifié / réalisé",
     },
     "en": {
         "report": "{period} report",
@@ -168,6 +192,30 @@ _TEXTS: dict[str, dict[str, str]] = {
         "dropped_unknown": "Not configured: {parts}.",
         "dropped_mixed": "{n} stud(ies) of unknown scanners, not in this report ({values})",
         "dropped_other": "{n} labelled OTHER ({values})",
+        "plan_title": "Planned / performed",
+        "plan_days": "plan (worklist): {n} of {total} days",
+        "plan_days_none": "no plan (no worklist snapshot)",
+        "plan_definitions": "Util. plan = (perf. + unplanned) / planned · delay = actual − planned start",
+        "planned": "Planned",
+        "performed": "Perf.",
+        "no_shows": "No-shows",
+        "unplanned": "Unplanned",
+        "added_same_day": "Same-day",
+        "realised_pct": "Perf. (%)",
+        "util_plan": "Util. plan",
+        "delay_median": "Delay med.",
+        "delay_p90": "Delay P90",
+        "no_plan": "no plan",
+        "planned_slot": "planned slot",
+        "no_show_slot": "no-show (not performed)",
+        "hover_plan": "Planned {start} – {end}<br>{description}<br>{status}",
+        "hover_plan_performed": "started {actual} ({delay})",
+        "hover_plan_no_show": "no-show",
+        "plan_summary_title": "Planned / performed",
+        "plan_summary_subtitle": "Worklist slots against performed studies — report ending {end}",
+        "plan_summary_note": "Only days with a plan (worklist snapshots) count; the other days do not: “no plan” is not “no-show”. Perf. (%) = performed / planned; Util. plan = (performed + unplanned) / planned; delay = actual start − planned start.",
+        "plan_days_col": "Plan days",
+        "plan_table": "Planned / performed",
     },
 }
 
@@ -291,6 +339,14 @@ def fmt_duration(seconds: float | None) -> str:
         return f"{total // 60:02d}:{total % 60:02d}"
     minutes = round(seconds / 60)
     return f"{minutes // 60}:{minutes % 60:02d} h"
+
+
+def fmt_delay(seconds: float | None) -> str:
+    """A signed start delay: ``+12:30``, ``-04:05`` (early), ``+1:05 h``; ``-`` if missing."""
+    if seconds is None or seconds != seconds:
+        return "-"
+    sign = "-" if round(seconds) < 0 else "+"
+    return sign + fmt_duration(abs(seconds))
 
 
 def fmt_percent(value: float | None) -> str:

@@ -16,6 +16,7 @@ import polars as pl
 
 from pyschedvisu_core import figures as fig
 from pyschedvisu_core import i18n
+from pyschedvisu_core import planmatch as pm
 from pyschedvisu_core import schedule as sch
 
 #: Columns of :func:`summary_table` (also the workbook's ``summary`` sheet).
@@ -274,6 +275,138 @@ def summary_dict(
     subtitle = i18n.text("summary_subtitle", lang, end=i18n.fmt_date(end))
     annotations = _header(
         i18n.text("summary_title", lang), subtitle, title, lines, top - height - 0.012
+    )
+    return {"data": traces, "layout": _layout(annotations, **axes)}
+
+
+# -- planned / performed ------------------------------------------------------------------
+
+#: Columns of :func:`plan_summary_table` (also the workbook's ``plan_summary`` sheet).
+PLAN_SUMMARY_SCHEMA: dict[str, pl.DataType] = {
+    "period": pl.String(),
+    "period_label": pl.String(),
+    "machine": pl.String(),
+    "first_day": pl.Date(),
+    "last_day": pl.Date(),
+    "business_days": pl.Int64(),
+    "plan_days": pl.Int64(),  # business days with a plan (a worklist snapshot)
+    "planned": pl.Int64(),
+    "performed": pl.Int64(),
+    "no_shows": pl.Int64(),
+    "unplanned": pl.Int64(),
+    "added_same_day": pl.Int64(),
+    "realised_pct": pl.Float64(),
+    "util_plan_pct": pl.Float64(),
+    "delay_median_s": pl.Float64(),
+    "delay_p90_s": pl.Float64(),
+}
+
+
+def plan_summary_table(
+    matches: pl.DataFrame, coverage: pl.DataFrame, items: Sequence[SummaryItem]
+) -> pl.DataFrame:
+    """One row per item (machine x period): the total row of its page's planned / performed
+    table (:func:`planmatch.plan_table` on the machine's plan days of the period), so a
+    summary row and its page always agree. Rows of days without a plan are all zero."""
+    by_machine = {str(k[0]): v for k, v in matches.partition_by("machine", as_dict=True).items()}
+    rows: list[dict[str, Any]] = []
+    for item in items:
+        spec = item.spec
+        days = pm.plan_days(coverage, spec.machine, spec.days)
+        mine = by_machine.get(spec.machine, matches.clear())
+        table = pm.plan_table(mine, spec.description_order, days)
+        total = table.filter(pl.col("label") == pm.TOTAL)
+        values: dict[str, Any] = (
+            total.drop("label").row(0, named=True)
+            if total.height
+            else {k: (0 if v == pl.Int64() else None) for k, v in pm.PLAN_TABLE_SCHEMA.items()}
+        )
+        rows.append(
+            {
+                "period": item.period,
+                "period_label": spec.period_label,
+                "machine": spec.machine,
+                "first_day": spec.start,
+                "last_day": spec.end,
+                "business_days": len(spec.days),
+                "plan_days": len(days),
+                **{k: values[k] for k in list(PLAN_SUMMARY_SCHEMA)[7:]},
+            }
+        )
+    return pl.DataFrame(rows, schema=PLAN_SUMMARY_SCHEMA)
+
+
+def plan_summary_cells(table: pl.DataFrame, lang: str) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the planned / performed summary as printed (also the HTML)."""
+    header = [
+        i18n.text("period", lang),
+        i18n.text("machine", lang),
+        i18n.text("plan_days_col", lang),
+        i18n.text("planned", lang),
+        i18n.text("performed", lang),
+        i18n.text("no_shows", lang),
+        i18n.text("unplanned", lang),
+        i18n.text("added_same_day", lang),
+        i18n.text("realised_pct", lang),
+        i18n.text("util_plan", lang),
+        i18n.text("delay_median", lang),
+        i18n.text("delay_p90", lang),
+    ]
+    rows: list[list[str]] = []
+    previous_period = None
+    for r in table.iter_rows(named=True):
+        first = r["period"] != previous_period
+        previous_period = r["period"]
+        plan_days = r["plan_days"]
+        rows.append(
+            [
+                str(r["period_label"]) if first else "",
+                str(r["machine"]),
+                f"{plan_days}/{r['business_days']}" if plan_days else i18n.text("no_plan", lang),
+                str(r["planned"]) if plan_days else "-",
+                str(r["performed"]) if plan_days else "-",
+                str(r["no_shows"] or "") if plan_days else "-",
+                str(r["unplanned"] or "") if plan_days else "-",
+                str(r["added_same_day"] or "") if plan_days else "-",
+                i18n.fmt_percent(r["realised_pct"]),
+                i18n.fmt_percent(r["util_plan_pct"]),
+                i18n.fmt_delay(r["delay_median_s"]),
+                i18n.fmt_delay(r["delay_p90_s"]),
+            ]
+        )
+    return header, rows
+
+
+def plan_summary_dict(
+    table: pl.DataFrame, *, title: str, end: dt.date, lang: str = "fr"
+) -> dict[str, Any]:
+    """The planned / performed summary page: every machine and period, on its plan days."""
+    header, rows = plan_summary_cells(table, lang)
+    periods = table["period"].to_list()
+    band = 0
+    fills: list[tuple[str, ...]] = []
+    for i, p in enumerate(periods):
+        if i and p != periods[i - 1]:
+            band += 1
+        fills.append((fig._ROW_FILLS[band % 2],) * len(header))
+    height = min(0.82, 0.024 * (len(rows) + 1))
+    top = 0.935
+    draw = fig.TableDraw(
+        header=tuple(header),
+        rows=tuple(tuple(r) for r in rows),
+        widths=(1.3, 1.65, 1.05, 0.8, 0.75, 0.85, 1.1, 0.8, 0.85, 1.0, 1.2, 1.15),
+        fills=tuple(fills),
+        left=(True, True) + (False,) * (len(header) - 2),
+        axis=1,
+        domain_x=(0.0, 1.0),
+        domain_y=(top - height, top),
+        meta="plan-summary-table",
+    )
+    traces, axes = fig.table_traces(draw)
+    lines = [fig.wrap(i18n.text("plan_summary_note", lang))]
+    subtitle = i18n.text("plan_summary_subtitle", lang, end=i18n.fmt_date(end))
+    annotations = _header(
+        i18n.text("plan_summary_title", lang), subtitle, title, lines, top - height - 0.012
     )
     return {"data": traces, "layout": _layout(annotations, **axes)}
 

@@ -44,6 +44,7 @@ STUDY_KEYWORDS: tuple[str, ...] = (
     "InstitutionName",
     "ModalitiesInStudy",
     "NumberOfStudyRelatedSeries",
+    "AccessionNumber",  # planned against performed (DOMAIN §7)
 )
 #: What tells a scanner apart, asked where the PACS indexes it (``pyschedvisu discover``).
 EQUIPMENT_KEYWORDS: tuple[str, ...] = ("ManufacturerModelName", "StationName", "DeviceSerialNumber")

@@ -27,6 +27,7 @@ SERIES_SCHEMA: dict[str, pl.DataType] = {
     "series_description": pl.String(),
     "protocol_name": pl.String(),
     "institution": pl.String(),  # normalised (lower case, no spaces)
+    "accession_number": pl.String(),  # the study's AccessionNumber (STUDY level); null if none
     "modality": pl.String(),
     "n_instances": pl.Int32(),
     "machine": pl.String(),  # ManufacturerModelName as found in the header
@@ -73,6 +74,8 @@ STUDY_SCHEMA: dict[str, pl.DataType] = {
     "time_to_next_s": pl.Float64(),
     "time_to_prev_prep_s": pl.Float64(),
     "time_to_next_prep_s": pl.Float64(),
+    # the study's AccessionNumber (planned-vs-performed matching); null when none was given
+    "accession_number": pl.String(),
 }
 
 #: What a perfect pipeline must report (written by the synthetic department).

@@ -32,6 +32,8 @@ time_to_prev_s         Float64       start − previous study's end (raw); null 
 time_to_next_s         Float64       next study's start − end (raw); null for the last
 time_to_prev_prep_s    Float64       same on the padded spans
 time_to_next_prep_s    Float64
+accession_number       String        the study's AccessionNumber (STUDY-level C-FIND), the
+                                     earliest study's for a merged VENT PERF.; null when none
 =====================  ============  ===========================================================
 
 "Previous/next" is the neighbour in (start, end descending, study_key) order per machine and day.
@@ -85,7 +87,8 @@ ENGINE: Final = "in-memory"
 #: 5: another patient's series overlapping ours by more than a tolerance no longer cuts a take
 #: (a data-quality finding, ``foreign_overlaps``)
 #: 6: a machine may be named by StationName / DeviceSerialNumber too (identical scanners)
-RULES_VERSION = 6
+#: 7: ``accession_number`` in the study table (planned against performed, DOMAIN §7)
+RULES_VERSION = 7
 
 _SERIES_COLUMNS = [
     "date",
@@ -101,6 +104,7 @@ _SERIES_COLUMNS = [
     "end",
     "station_name",
     "device_serial_number",
+    "accession_number",
 ]
 _LANE_KEYS = ["date", "lane"]  # one scanner on one day: interleaving, padding, neighbours
 _LANE = ["_lid"]  # its integer id (see study_machines)
@@ -137,7 +141,8 @@ def clean_series(series: pl.LazyFrame | pl.DataFrame) -> pl.LazyFrame:
     """DOMAIN §3.1: drop rows without institution, machine, UID or times; order start <= end."""
     lazy = _lazy(series)
     present = lazy.collect_schema().names()
-    # series stored before StationName / DeviceSerialNumber were kept lack those columns
+    # series stored before StationName / DeviceSerialNumber / AccessionNumber were kept lack
+    # those columns: null there
     columns = [
         pl.col(c) if c in present else pl.lit(None, dtype=pl.String()).alias(c)
         for c in _SERIES_COLUMNS
@@ -484,6 +489,7 @@ def group_studies(
     studies = series.group_by("_tk").agg(
         pl.col("_sid", "take", "date", "study_uid").first(),
         pl.col("patient_key").min(),  # one patient per study; min() keeps it order-free
+        pl.col("accession_number").min(),  # one per study (STUDY level); order-free too
         pl.col("start").min(),
         pl.col("end").max(),
         pl.len().cast(pl.Int32).alias("n_series"),
@@ -523,6 +529,7 @@ def merge_label(studies: pl.LazyFrame, label: str = VENT_PERF) -> pl.LazyFrame:
             ).first(),
             pl.col("lane", "_lid", "models").first(),
             pl.col("description").first(),
+            pl.col("accession_number").first(),  # the earliest study's, like its uid
             pl.col("start").min(),
             pl.col("end").max(),
             pl.col("n_series").sum().cast(pl.Int32),

@@ -205,6 +205,14 @@ class PacsClient(Protocol):
         """
         ...
 
+    def find_worklist(self, query: Dataset, *, limit: int | None = None) -> list[Dataset]:
+        """C-FIND on the Modality Worklist Information Model – FIND: every matching entry
+        (Scheduled Procedure Step), with the pacing, retries and associations of the others.
+
+        More than ``limit`` answers cancels the query and raises ``PacsOperationError``.
+        """
+        ...
+
     def fetch_headers(
         self,
         study_uid: str,

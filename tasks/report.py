@@ -22,7 +22,8 @@ from prefect.context import TaskRunContext
 from pyschedvisu import render
 from pyschedvisu.config import Settings
 from pyschedvisu.render import Page
-from pyschedvisu_core import colors, figures, i18n, overview, periods, schedule
+from pyschedvisu.worklist.matches import PLAN_DAYS_FILE as PLAN_DAYS
+from pyschedvisu_core import colors, figures, i18n, overview, periods, planmatch, schedule
 
 #: Settings sections a page depends on.
 PAGE_SECTIONS = ("draw", "descriptions", "report", "calendar", "machines")
@@ -31,7 +32,7 @@ PAGE_SECTIONS = ("draw", "descriptions", "report", "calendar", "machines")
 @lru_cache(maxsize=1)
 def _code_version() -> str:
     digest = hashlib.sha256()
-    for module in (figures, schedule, periods, i18n, colors, overview, render):
+    for module in (figures, schedule, periods, i18n, colors, overview, planmatch, render):
         digest.update(inspect.getsource(module).encode())
     return digest.hexdigest()[:12]
 
@@ -83,6 +84,9 @@ def page_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
             sorted((k, str(a), str(b)) for k, (a, b) in (parameters.get("windows") or {}).items())
         ),
     ]
+    plan = parameters.get("plan_path")
+    if plan:  # planned against performed: the matches and which days had a plan
+        parts += [_file_identity(plan), _file_identity(str(Path(plan).parent / PLAN_DAYS))]
     return "page-" + hashlib.sha256("|".join(parts).encode()).hexdigest()[:32]
 
 
@@ -103,12 +107,16 @@ def build_page(
     end: dt.date,
     retrieved: list[dt.date] | None = None,
     windows: dict[str, tuple[dt.date, dt.date]] | None = None,
+    plan_path: str | None = None,
 ) -> Page | None:
     """The page of ``machine`` for ``period`` ending on ``end``; None when it has no data.
 
-    ``retrieved``, ``windows``: see :func:`report_inputs`.
+    ``retrieved``, ``windows``: see :func:`report_inputs`; ``plan_path``: the plan matches
+    (:func:`tasks.worklist.plan_for_report`), None without a worklist.
     """
-    page = render.build_page(settings, studies_path, machine, period, end, retrieved or (), windows)
+    page = render.build_page(
+        settings, studies_path, machine, period, end, retrieved or (), windows, plan_path
+    )
     logger = get_run_logger()
     if page is None:
         logger.info("no data for %s / %s: page skipped", machine, period)
@@ -133,9 +141,10 @@ def render_report(
     studies_path: str | None = None,
     retrieved: list[dt.date] | None = None,
     windows: dict[str, tuple[dt.date, dt.date]] | None = None,
+    plan_path: str | None = None,
 ) -> dict[str, Any]:
     """Render the summary, trends and every page through one kaleido browser; write the
-    PDF, HTML and Excel reports.
+    PDF, HTML and Excel reports (``plan_path``: planned against performed, if any).
 
     Returns ``{"pdf", "html", "xlsx", "pages", "skipped", "identical"}`` (see
     :func:`pyschedvisu.render.render_report`).
@@ -148,6 +157,7 @@ def render_report(
         studies=studies_path,
         retrieved=retrieved or (),
         windows=windows,
+        plan=plan_path,
     )
     logger = get_run_logger()
     logger.info("report: %s, %d pages, workbook %s", result["pdf"], result["pages"], result["xlsx"])

@@ -14,10 +14,12 @@ from typing import Any
 
 from prefect import get_run_logger, task, unmapped
 from prefect.cache_policies import NO_CACHE
-from prefect.futures import PrefectFuture
+from prefect.futures import PrefectFuture, as_completed
 from prefect.tasks import exponential_backoff
 
+from pyschedvisu import progress
 from pyschedvisu.config import Settings
+from pyschedvisu.progress import DayProgress
 from pyschedvisu.retrieval import retrieval_fingerprint, shared_client, stored_summary
 from pyschedvisu.retrieval import retrieve_day as _retrieve_day
 from pyschedvisu.store import SeriesStore, clean_stale_tmp
@@ -136,7 +138,9 @@ def retrieve_days(settings: Settings, days: list[dt.date], force: bool = False) 
     """Map :func:`retrieve_day` over the ``days`` not final in the store (inside a flow).
 
     A failing day is recorded in its outcome, never raised: the others go on. Temporary
-    files an interrupted run left in the data dir are removed first.
+    files an interrupted run left in the data dir are removed first. Each task run logs its
+    day; the flow logs a progress line every few days (done / total, failures so far, time
+    left), and a CLI command running the flow here shows one bar instead.
     """
     stale = clean_stale_tmp(settings.paths.data_dir)
     if stale:
@@ -147,8 +151,23 @@ def retrieve_days(settings: Settings, days: list[dt.date], force: bool = False) 
         )
     stored = {} if force else stored_days(settings, days)
     todo = [d for d in days if d not in stored]
-    futures = (
-        retrieve_day.map(todo, settings=unmapped(settings), force=unmapped(force)) if todo else []
+    fetched: dict[dt.date, DayOutcome] = {}
+    bar = DayProgress(
+        len(days),
+        label="retrieval",
+        log=progress.log_to(get_run_logger()),
+        every=progress.default_every(len(days)),
     )
-    fetched = {day: _outcome(day, fut) for day, fut in zip(todo, futures, strict=True)}
+    with bar:
+        bar.skip(len(stored))
+        futures = (
+            retrieve_day.map(todo, settings=unmapped(settings), force=unmapped(force))
+            if todo
+            else []
+        )
+        day_of = {fut: day for day, fut in zip(todo, futures, strict=True)}
+        for fut in as_completed(list(futures)):
+            outcome = _outcome(day_of[fut], fut)
+            fetched[outcome.day] = outcome
+            bar.advance(ok=outcome.ok)
     return [fetched[d] if d in fetched else DayOutcome(d, True, stored[d]) for d in days]

@@ -34,6 +34,8 @@ country = "CA"
 subdiv = "QC"
 [sites.montreal.email]
 enabled = true
+[sites.montreal.worklist]
+enabled = true
 """
 
 
@@ -53,11 +55,18 @@ def test_every_site_gets_prefect_yaml_deployments_on_its_own_pool(sites_toml: Pa
     document = deploy.site_deployments(load_network(sites_toml), template)
     deps = by_name(document)
     names = [t["name"] for t in template["deployments"]]
+    always = [n for n in names if n != "worklist-snapshot"]  # the worklist: where it is on
     assert list(deps) == [
-        *(f"{n}-lausanne" for n in names),
+        *(f"{n}-lausanne" for n in always),
         *(f"{n}-montreal" for n in names),
         "network-report",
     ]
+    worklist = deps["worklist-snapshot-montreal"]
+    assert worklist["work_pool"]["name"] == "pyschedvisu-montreal"
+    assert worklist["work_pool"]["job_variables"]["env"] == {"PYSCHEDVISU_SITE": "montreal"}
+    assert {(s["timezone"], s["active"]) for s in worklist["schedules"]} == {
+        ("America/Montreal", True)
+    }
     for site, tz in (("lausanne", "Europe/Zurich"), ("montreal", "America/Montreal")):
         weekly = deps[f"weekly-report-{site}"]
         assert weekly["entrypoint"] == "flows/weekly.py:weekly_report"

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from pyschedvisu.cli import app
 from pyschedvisu.commands.demo import demo_toml, demo_window, run_demo
 from pyschedvisu.config import load_settings
+from pyschedvisu.worklist.store import WorklistStore
 
 runner = CliRunner()
 ZH = ZoneInfo("Europe/Zurich")
@@ -57,6 +58,8 @@ def test_demo_config_is_valid_and_local(tmp_path: Path) -> None:
     assert settings.privacy.allow_demo_key
     assert settings.email.dry_run and settings.email.enabled
     assert settings.report.year_start == 2026
+    # the demo PACS serves the appointment book too
+    assert settings.worklist.enabled and settings.worklist.port == settings.pacs.port
 
 
 def test_demo_port_left_in_time_wait_is_still_free() -> None:
@@ -102,6 +105,10 @@ def test_demo_second_run_reuses_everything(tmp_path: Path, monkeypatch: pytest.M
     assert first["pages"] >= 5  # every machine has studies that week
     assert first["email"]["dry_run"] and not first["email"]["sent"]
     assert (root / ".prefect").is_dir()  # Prefect's local mode kept its state in the demo dir
+    plans = WorklistStore(settings.paths.data_dir)
+    week = settings.business_days(dt.date(2026, 6, 22), dt.date(2026, 6, 26))
+    assert plans.planned_days() == week  # the department's week, snapshotted once each
+    snapshots = {d: plans.snapshot_files(d) for d in week}
     config_text = (root / "pyschedvisu.toml").read_text()
     dicom_mtimes = {p: p.stat().st_mtime_ns for p in (root / "department" / "dicom").rglob("*.dcm")}
     assert dicom_mtimes
@@ -110,6 +117,7 @@ def test_demo_second_run_reuses_everything(tmp_path: Path, monkeypatch: pytest.M
     assert second["fetched"] == 0 and second["missing"] == []
     assert second["pdf"] != first["pdf"] and Path(second["pdf"]).is_file()
     assert (root / "pyschedvisu.toml").read_text() == config_text
+    assert {d: plans.snapshot_files(d) for d in week} == snapshots  # not asked again
     assert {p: p.stat().st_mtime_ns for p in dicom_mtimes} == dicom_mtimes
 
 

@@ -26,9 +26,9 @@ def reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     seen: list[str] = []
     real = index_mod._read_row
 
-    def counting(path: Path, rel: str, st: Any) -> Any:
+    def counting(path: Path, rel: str, size: int, mtime_ns: int) -> Any:
         seen.append(rel)
-        return real(path, rel, st)
+        return real(path, rel, size, mtime_ns)
 
     monkeypatch.setattr(index_mod, "_read_row", counting)
     return seen
@@ -137,3 +137,41 @@ def test_index_of_empty_or_missing_folder(tmp_path: Path) -> None:
 
     with pytest.raises(StoreError):
         PacsIndex.load(tmp_path / "nowhere")
+
+
+def test_files_are_walked_in_os_walk_order_without_dot_names_or_symlinked_folders(
+    tiny_copy: Path,
+) -> None:
+    """The first file of a SOP Instance UID found twice is the one kept: the order matters."""
+    import os
+
+    root = tiny_copy / "dicom"
+    (root / ".hidden").mkdir()
+    (root / ".hidden" / "x.dcm").write_bytes(b"x")
+    (root / "1001" / ".part.dcm").write_bytes(b"x")
+    (root / "linked").symlink_to(root / "1001", target_is_directory=True)
+    (root / "1001" / "z-link.dcm").symlink_to(root / "1001/st1/se2/i3.dcm")
+    (root / "broken.dcm").symlink_to(root / "nowhere.dcm")
+    expected = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(n for n in filenames if not n.startswith(".")):
+            full = Path(dirpath) / name
+            if full.exists():
+                st = full.stat()
+                expected.append((full.relative_to(root).as_posix(), st.st_size, st.st_mtime_ns))
+    assert index_mod._walk_files(root) == expected
+    assert ("1001/z-link.dcm", (root / "1001/st1/se2/i3.dcm").stat().st_size) in [
+        (p, s) for p, s, _ in expected
+    ]
+
+
+def test_worker_processes_index_exactly_what_this_process_does(
+    tiny_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    serial = PacsIndex.load(tiny_copy, write_cache=False, workers=1).frame
+    monkeypatch.setattr(index_mod, "PARALLEL_MIN_FILES", 2)
+    monkeypatch.setattr(index_mod, "_CHUNK", 3)
+    parallel = PacsIndex.load(tiny_copy, write_cache=False, workers=2).frame
+    assert parallel.height == len(TINY)
+    assert parallel.equals(serial)

@@ -113,3 +113,53 @@ def test_property_star_suffix_is_startswith(prefix: str, rest: str) -> None:
     value = (prefix + rest).rstrip()
     assert matches(prefix + "*", "LO", value)
     assert matches(prefix + "*", "LO", rest) == rest.startswith(prefix)
+
+
+_VALUES = st.sampled_from(
+    [
+        "PT",
+        "NM",
+        "CT",
+        "pt",
+        " PT",
+        "DERIVED\\SECONDARY",
+        "1.2.3",
+        "1.2.33",
+        "1.2.3\\1.2.4",
+        "20240304",
+        "20240305",
+        "PET*",
+        "Doe^John",
+        "AB?",
+        "A\\B\\PT",
+    ]
+)
+_QUERIES = st.one_of(
+    _VALUES,
+    st.lists(_VALUES, min_size=1, max_size=4).map("\\".join),
+    st.sampled_from(["*", "", "P*", "?T", "1.2.3*", "20240304-", "-20240304", "20240301-20240304"]),
+)
+
+
+@given(
+    query=_QUERIES,
+    vr=st.sampled_from(["CS", "UI", "LO", "DA", "PN", "SH", "IS"]),
+    stored=st.lists(st.one_of(st.none(), _VALUES), min_size=0, max_size=12),
+)
+def test_property_vectorised_filter_keeps_exactly_what_the_predicate_matches(
+    query: str, vr: str, stored: list[str | None]
+) -> None:
+    import polars as pl
+
+    from pyschedvisu.demo_pacs.index import _filter_column
+    from pyschedvisu.demo_pacs.matching import compile_query
+
+    stored = [v.strip() if v else v for v in stored]  # the index stores stripped values
+    frame = pl.DataFrame(
+        {"x": stored, "i": list(range(len(stored)))}, schema={"x": pl.String, "i": pl.Int64}
+    )
+    multi = sorted({v for v in stored if v and "\\" in v})
+    got = _filter_column(frame, "x", query, vr, multi)["i"].to_list()
+    pred = compile_query(query, vr)
+    want = [i for i, v in enumerate(stored) if pred is None or (v is not None and pred(v))]
+    assert got == want

@@ -117,6 +117,7 @@ def expected_series() -> pl.DataFrame:
                 "series_description": desc,
                 "protocol_name": desc,
                 "institution": "chuv",
+                "accession_number": "A" + st[-1],  # the study's, from the STUDY level
                 "modality": mod,
                 "n_instances": n,
                 "machine": model,

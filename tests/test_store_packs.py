@@ -178,3 +178,44 @@ def test_a_state_written_before_write_tokens_is_still_a_no_op_and_can_be_forced(
     forced = extract(settings, force=True)
     assert forced.days_recomputed == DAYS
     assert_frame_equal(pl.read_parquet(tmp_path / "data" / STUDIES_FILE), table)
+
+
+def _as_version_1(store: SeriesStore, day: dt.date) -> None:
+    """Rewrite ``day``'s files as store version 1 wrote them: no ``accession_number``."""
+    for kind in ("series", "failed"):
+        path = store.path(day, kind)
+        pl.read_parquet(path).drop("accession_number").write_parquet(path)
+
+
+def test_days_stored_before_the_accession_number_still_read_it_as_null(
+    store: SeriesStore, tmp_path: Path
+) -> None:
+    # store version 2 added the column; days stored before must read, not fail the report
+    _as_version_1(store, DAYS[0])
+    with_acc = day_series(DAYS[1]).with_columns(accession_number=pl.lit("ACC1"))
+    store_day(store, DAYS[1], with_acc)
+    loaded = store.load("series", DAYS)
+    assert dict(loaded.schema) == schema.SERIES_SCHEMA
+    by_day = dict(
+        loaded.group_by("date").agg(pl.col("accession_number").drop_nulls().len()).iter_rows()
+    )
+    assert by_day == {DAYS[0]: 0, DAYS[1]: with_acc.height, DAYS[2]: 0}
+    assert store.load("failed", DAYS).height == 0
+    series, _ = store.read_series(tokens(store))
+    assert_frame_equal(series.sort("series_uid"), loaded.sort("series_uid"))
+    # a pack written by version 1 (without the column) is read the same way
+    toks = tokens(store)
+    store.write_packs(series, toks)
+    old_pack = pl.read_parquet(store.pack_path(2024))
+    meta = pl.read_parquet_metadata(store.pack_path(2024))
+    old_pack.drop("accession_number").write_parquet(store.pack_path(2024), metadata=meta)
+    again, unpacked = store.read_series(toks)
+    assert unpacked == []
+    assert again.filter(pl.col("date") >= DAYS[1])["accession_number"].null_count() == (
+        again.filter(pl.col("date") >= DAYS[1]).height
+    )
+    settings = Settings()
+    settings.paths.data_dir = tmp_path / "data"
+    extract(settings)
+    table = pl.read_parquet(tmp_path / "data" / STUDIES_FILE)
+    assert "accession_number" in table.columns

@@ -38,6 +38,7 @@ from pydicom.uid import DeflatedExplicitVRLittleEndian
 from pynetdicom import AE, build_role
 from pynetdicom.association import Association
 from pynetdicom.sop_class import (
+    ModalityWorklistInformationFind,
     PatientRootQueryRetrieveInformationModelFind,
     PatientRootQueryRetrieveInformationModelGet,
     PatientRootQueryRetrieveInformationModelMove,
@@ -109,6 +110,8 @@ class DimseConfig:
     #: refusals / timeouts in a row that open the circuit; seconds before a C-ECHO probes
     breaker_failures: int = 5
     breaker_cooldown_s: float = 10.0
+    #: the config section these settings come from (``pacs``, ``worklist``): errors name its keys
+    section: str = "pacs"
 
     @property
     def label(self) -> str:
@@ -166,6 +169,7 @@ class DimseClient:
             called_ae=config.called_ae,
             calling_ae=config.calling_ae,
             move_port=config.move_port,
+            section=config.section,
             max_concurrent=config.max_concurrent,
             idle_release_s=config.idle_release_s,
             make_ae=self._make_ae,
@@ -202,6 +206,9 @@ class DimseClient:
             ae.add_requested_context(model)
         for uid in STORAGE_CLASSES:
             ae.add_requested_context(uid, TRANSFER_SYNTAXES)
+        # the RIS's appointment book (pyschedvisu.adapters.worklist); a PACS without it
+        # rejects this context alone
+        ae.add_requested_context(ModalityWorklistInformationFind)
         return ae
 
     @property
@@ -430,6 +437,12 @@ class DimseClient:
             raise PacsTimeoutError(f"{label}: C-FIND {level}: no final status")
 
         return self._call(f"C-FIND {level}", op)
+
+    def find_worklist(self, query: Dataset, *, limit: int | None = None) -> list[Dataset]:
+        """C-FIND on the Modality Worklist model: :func:`pyschedvisu.adapters.worklist.find`."""
+        from pyschedvisu.adapters.worklist import find
+
+        return find(self, query, limit=limit)
 
     def _unreadable(self, assoc: Association, model: str, what: str, index: int) -> PacsError:
         """The error for an answer pynetdicom could not decode (never skipped: lost series).

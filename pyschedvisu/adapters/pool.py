@@ -49,6 +49,7 @@ class AssociationPool:
         called_ae: str,
         calling_ae: str,
         move_port: int = 0,
+        section: str = "pacs",
         max_concurrent: int,
         idle_release_s: float,
         make_ae: Callable[[], AE],
@@ -63,6 +64,7 @@ class AssociationPool:
         self._host, self._port = host, port
         self._called_ae, self._calling_ae = called_ae, calling_ae
         self._move_port = move_port
+        self._section = section
         self._idle_release_s = idle_release_s
         self._make_ae = make_ae
         self._ae = make_ae()
@@ -118,6 +120,7 @@ class AssociationPool:
                 called_ae=self._called_ae,
                 calling_ae=self._calling_ae,
                 move_port=self._move_port,
+                section=self._section,
             )
             raise AssociationRejectedError(
                 f"{self.label}: {told.summary} (calling AE {self._calling_ae!r}, called AE "

@@ -4,9 +4,15 @@
    generated once and extended incrementally;
 2. ``<dir>/pyschedvisu.toml`` written on the first run (data and reports under ``<dir>``,
    the demo PACS port, the public demo pseudonymisation key, e-mail as a dry run);
-3. the demo PACS served in this process on that port (another free one if it is taken);
+3. the demo PACS served by a process of its own on that port (another free one if it is
+   taken), once it has indexed the department's files (cached for the next runs);
 4. the ``weekly_report`` flow in Prefect's local mode (temporary API, PREFECT_HOME in
    ``<dir>/.prefect``, so it works from a clean clone), then the PDF and HTML paths.
+
+Prefect's temporary API server starts in the background from the beginning (it takes
+10-20 s on 2 cores), while the department is generated and indexed. Every phase says what
+it does: a bar over days (generation, retrieval), a spinner with its text for the others
+(a line each when the output is not a terminal).
 
 A second run finds every day in the store and the department already generated: it only
 re-extracts (nothing new) and re-renders.
@@ -15,6 +21,7 @@ re-extracts (nothing new) and re-renders.
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import logging
 import os
 import socket
@@ -29,7 +36,9 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 import typer
+from rich.console import Console
 
+from pyschedvisu import progress
 from pyschedvisu.config import Settings, load_settings
 from pyschedvisu_core.calendar import auto_report_end
 from pyschedvisu_core.errors import ConfigError, PySchedVisuError
@@ -81,6 +90,10 @@ calling_ae = "PYSCHEDVISU"
 move_port = 0          # any free port: the demo PACS answers C-GET, no C-MOVE destination to register
 retrieval = "auto"
 max_ops_per_s = 200.0  # our own local PACS: no need to pace like a hospital PACS (default 20)
+# It answers within milliseconds: an answer lost on our side (a pynetdicom race, see
+# docs/benchmarks.md) then costs 15 s and a retry, not the default 60 s network timeout.
+dimse_timeout_s = 15.0
+network_timeout_s = 15.0
 
 [retrieve]
 # the demo PACS answers each series' own InstitutionName; keep the default "instances" for a
@@ -94,6 +107,12 @@ log_dir = "{(root / "logs").as_posix()}"
 
 [privacy]
 allow_demo_key = true  # synthetic patients only; production sets PYSCHEDVISU_PSEUDONYM_KEY
+
+[worklist]
+# the demo PACS also serves the department's appointment book as a Modality Worklist
+enabled = true
+port = {port}
+called_ae = "DEMOPACS"
 
 [report]
 year_start = {year_start}
@@ -120,12 +139,15 @@ _READY = "Ctrl-C to stop."
 
 
 @contextmanager
-def demo_pacs_process(department: Path, config: Path, settings: Settings) -> Iterator[None]:
+def demo_pacs_process(
+    department: Path, config: Path, settings: Settings, console: Console | None = None
+) -> Iterator[None]:
     """``pyschedvisu pacs serve`` on the department, in a process of its own, while the block runs.
 
     In this process it would share one core (the GIL) with the flow's retrieval threads, which
     wait on its answers: its own process answers on the other core (the first run of the
-    26-week demo is mostly retrieval).
+    26-week demo is mostly retrieval). Until it listens, ``console`` shows what it is doing
+    (indexing the department's files, the first time).
     """
     cmd = [
         sys.executable,
@@ -149,6 +171,7 @@ def demo_pacs_process(department: Path, config: Path, settings: Settings) -> Ite
     )
     ready = threading.Event()
     output: list[str] = []
+    doing = ["demo PACS: starting"]
 
     def drain() -> None:
         # Read to the end so the process never blocks on a full pipe.
@@ -158,19 +181,28 @@ def demo_pacs_process(department: Path, config: Path, settings: Settings) -> Ite
                 output.append(line.rstrip())
             if _READY in line:
                 ready.set()
+            elif "indexing" in line:  # what the index is doing (see PacsIndex.load)
+                doing.append("demo PACS: " + line.rstrip().split(": ", 1)[-1])
             log.debug("demo PACS: %s", line.rstrip())
 
     reader = threading.Thread(target=drain, name="demo-pacs-output", daemon=True)
     reader.start()
     try:
         deadline = time.monotonic() + PACS_START_TIMEOUT_S
-        while not ready.wait(0.2):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                reader.join(timeout=2)
-                why = "exited" if proc.poll() is not None else "did not start in time"
-                raise PySchedVisuError(
-                    f"demo PACS {why}: " + " | ".join(output[-10:] or ["(no output)"])
-                )
+        with progress.status(doing[-1], console, line=False) as say:
+            shown = 1
+            while not ready.wait(0.2):
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    reader.join(timeout=2)
+                    why = "exited" if proc.poll() is not None else "did not start in time"
+                    raise PySchedVisuError(
+                        f"demo PACS {why}: " + " | ".join(output[-10:] or ["(no output)"])
+                    )
+                if len(doing) > shown:
+                    shown = len(doing)
+                    say(doing[-1])
+                    if console is not None and not console.is_terminal:
+                        console.print("      " + doing[-1], highlight=False, markup=False)
         yield
     finally:
         proc.terminate()  # `pacs serve` stops cleanly on SIGTERM
@@ -182,19 +214,68 @@ def demo_pacs_process(department: Path, config: Path, settings: Settings) -> Ite
         reader.join(timeout=5)
 
 
-def _step(n: int, text: str) -> None:
-    typer.secho(f"[{n}/4] {text}", fg=typer.colors.CYAN, bold=True)
+def _step(console: Console, n: int, text: str) -> None:
+    console.print(f"[{n}/4] {text}", style="bold cyan", highlight=False, markup=False)
+
+
+def _say(console: Console, text: str) -> None:
+    console.print(f"      {text}", highlight=False, markup=False, soft_wrap=True)
+
+
+class PrefectApi:
+    """Prefect's temporary API server (local mode), started in a thread of its own.
+
+    The flow later finds it running (Prefect keeps one per process) instead of starting it
+    then. :meth:`wait` returns once it answers, or raises what stopped it.
+    """
+
+    def __init__(self) -> None:
+        import contextvars
+
+        self._error: BaseException | None = None
+        self.seconds = 0.0
+        context = contextvars.copy_context()  # the temporary settings of the caller
+        self._thread = threading.Thread(
+            target=context.run, args=(self._start,), name="prefect-api-start", daemon=True
+        )
+        self._thread.start()
+
+    def _start(self) -> None:
+        t0 = time.monotonic()
+        try:
+            from prefect.server.api.server import SubprocessASGIServer
+
+            SubprocessASGIServer().start()
+        except BaseException as exc:  # re-raised in the caller's thread by wait()
+            self._error = exc
+        self.seconds = time.monotonic() - t0
+
+    @property
+    def ready(self) -> bool:
+        return not self._thread.is_alive()
+
+    def wait(self) -> None:
+        while self._thread.is_alive():
+            self._thread.join(0.2)  # short waits: Ctrl-C is heard
+        if self._error is not None:
+            raise PySchedVisuError(f"Prefect's temporary API server: {self._error}")
 
 
 def run_demo(
-    root: Path, weeks: int, seed: int = DEMO_SEED, now: dt.datetime | None = None
+    root: Path,
+    weeks: int,
+    seed: int = DEMO_SEED,
+    now: dt.datetime | None = None,
+    console: Console | None = None,
 ) -> dict[str, Any]:
     """The whole demo as of ``now`` (default: now in Zurich); returns the weekly flow's result.
 
-    Raises :class:`PySchedVisuError` when the run does not complete.
+    ``console``: where it says what it does (default: standard output). Raises
+    :class:`PySchedVisuError` when the run does not complete.
     """
     root = root.resolve()
     root.mkdir(parents=True, exist_ok=True)
+    console = console if console is not None else Console()
     # Prefect's local mode keeps its database here; set before Prefect reads its settings.
     os.environ["PREFECT_HOME"] = str(root / ".prefect")
     from pyschedvisu.commands.run import local_mode_env
@@ -202,46 +283,152 @@ def run_demo(
     local_mode_env()
     now = now or dt.datetime.now(ZoneInfo("Europe/Zurich"))
     start, end = demo_window(now, weeks)
+    _step(console, 1, f"synthetic department {start} .. {end} in {root / 'department'}")
 
-    _step(1, f"synthetic department {start} .. {end} in {root / 'department'}")
+    from prefect.logging.configuration import ensure_logging_setup
+    from prefect.settings import PREFECT_API_URL, PREFECT_HOME, temporary_settings
+
+    ensure_logging_setup()  # its console handler first: live_here quiets per-day lines there
+    with (
+        temporary_settings(
+            updates={PREFECT_HOME: root / ".prefect"}, restore_defaults={PREFECT_API_URL}
+        ),
+        progress.live_here(console),
+    ):
+        api = PrefectApi()  # meanwhile: generation and indexing
+        state = _run(root, start, end, seed, console, api)
+    if not state.is_completed():
+        raise PySchedVisuError(f"weekly_report ended {state.name}: {state.message}")
+    result = dict(state.result())
+    _step(console, 4, "done")
+    settings = load_settings(root / "pyschedvisu.toml")
+    if settings.worklist.enabled:
+        for line in plan_lines(settings, end):
+            typer.echo(line)
+    return result
+
+
+def _run(
+    root: Path,
+    start: dt.date,
+    end: dt.date,
+    seed: int,
+    console: Console,
+    api: PrefectApi,
+) -> Any:
+    """Steps 1-3 of :func:`run_demo` (step 1 announced); the flow run's final state."""
     t0 = time.monotonic()
     from pyschedvisu.synth import generate
 
-    generate(root / "department", start, end, seed)
-    typer.echo(f"      ready in {time.monotonic() - t0:.1f} s")
+    bar: progress.DayProgress | None = None
+
+    def on_day(done: int, todo: int) -> None:
+        nonlocal bar
+        if bar is None and todo:
+            bar = progress.DayProgress(todo, label="writing DICOM files", every=10)
+            bar.__enter__()
+        elif bar is not None:
+            bar.advance()
+
+    try:
+        summary = generate(root / "department", start, end, seed, on_day=on_day)
+    finally:
+        if bar is not None:
+            bar.close()
+    _say(
+        console,
+        f"{summary.days} days, {summary.instances:,} DICOM files "
+        f"({summary.generated_days} written now) in {time.monotonic() - t0:.1f} s",
+    )
 
     config = root / "pyschedvisu.toml"
     if not config.exists():
         write_config(root, start.year)
-        typer.echo(f"      wrote {config}")
+        _say(console, f"wrote {config}")
     settings: Settings = load_settings(config)
     if not _port_free(settings.pacs.port):
         # The port is part of the retrieval fingerprint: change it only when it is taken.
         write_config(root, settings.report.year_start)
         settings = load_settings(config)
-        typer.echo(
-            f"      port taken: demo PACS moved to {settings.pacs.port} (days will be fetched again)"
+        _say(
+            console,
+            f"port taken: demo PACS moved to {settings.pacs.port} (days will be fetched again)",
         )
     logging.getLogger("pyschedvisu").setLevel(settings.logging.level)
 
-    _step(2, f"demo PACS {settings.pacs.called_ae} on 127.0.0.1:{settings.pacs.port}")
-    with demo_pacs_process(root / "department", config, settings):
-        _step(3, "weekly_report flow (Prefect local mode)")
-        from prefect.settings import PREFECT_API_URL, PREFECT_HOME, temporary_settings
-
+    _step(console, 2, f"demo PACS {settings.pacs.called_ae} on 127.0.0.1:{settings.pacs.port}")
+    t0 = time.monotonic()
+    with demo_pacs_process(root / "department", config, settings, console):
+        _say(console, f"listening after {time.monotonic() - t0:.1f} s")
+        if settings.worklist.enabled:
+            snapshot_worklist(settings, start, end)
+        _step(console, 3, "weekly_report flow (Prefect local mode)")
         from flows.weekly import weekly_report
 
-        with temporary_settings(
-            updates={PREFECT_HOME: root / ".prefect"}, restore_defaults={PREFECT_API_URL}
-        ):
-            state = weekly_report(
-                end=end, send_email=True, config_path=str(config), return_state=True
-            )
-    if not state.is_completed():
-        raise PySchedVisuError(f"weekly_report ended {state.name}: {state.message}")
-    result = dict(state.result())
-    _step(4, "done")
-    return result
+        if not api.ready:
+            with progress.status("starting Prefect's temporary API server…", line=False):
+                api.wait()
+        api.wait()
+        _say(console, f"Prefect's temporary API server up (started in {api.seconds:.1f} s)")
+        return weekly_report(end=end, send_email=True, config_path=str(config), return_state=True)
+
+
+#: Business days of the demo whose worklist is snapshotted: the report's two weeks.
+WORKLIST_DAYS = 10
+
+
+def snapshot_worklist(settings: Settings, start: dt.date, end: dt.date) -> None:
+    """One worklist snapshot of each of the report's last business days (from the
+    department's ``start``) not snapshotted yet; after the fact, where a deployment takes
+    them during the day (docs/deployment.md)."""
+    from pyschedvisu.worklist.snapshot import take_snapshot
+    from pyschedvisu.worklist.store import WorklistStore
+
+    store = WorklistStore(settings.paths.data_dir, settings.site)
+    days = settings.business_days(max(start, end - dt.timedelta(weeks=3)), end)[-WORKLIST_DAYS:]
+    todo = [d for d in days if store.plan(d) is None]
+    steps = 0
+    for day in todo:
+        try:
+            steps += take_snapshot(day, settings).entries
+        except PySchedVisuError as exc:  # the report goes on without that day's plan
+            typer.echo(f"      worklist snapshot of {day} failed: {exc}", err=True)
+    typer.echo(f"      worklist: {len(todo)} day(s) snapshotted now ({steps} steps)")
+
+
+def plan_lines(settings: Settings, end: dt.date) -> list[str]:
+    """Planned against performed of the report's week, one line per machine."""
+    from pyschedvisu.worklist.matches import load_matches
+    from pyschedvisu_core.planmatch import TOTAL, plan_days, plan_table
+
+    got = load_matches(settings.paths.data_dir)
+    if got is None:
+        return []
+    matches, coverage = got
+    monday = end - dt.timedelta(days=end.weekday())
+    week = settings.business_days(monday, end)
+    lines = [f"planned / performed, week of {monday}:"]
+    for name in settings.machine_names().values():
+        days = plan_days(coverage, name, week)
+        table = plan_table(matches.filter(matches["machine"] == name), [], days)
+        total = table.filter(table["label"] == TOTAL)
+        if not days or not total.height:
+            lines.append(f"  {name}: no plan")
+            continue
+        t = total.row(0, named=True)
+        delay = t["delay_median_s"]
+        lines.append(
+            f"  {name}: {t['planned']} planned, {t['performed']} performed, "
+            f"{t['no_shows']} no-show(s), {t['unplanned']} unplanned, "
+            f"median start delay {'-' if delay is None else f'{delay / 60:+.0f} min'}"
+        )
+    return lines
+
+
+def _newest_log(log_dir: Path) -> Path:
+    """The run's log file (the newest under ``log_dir``), else the folder itself."""
+    logs = [p for p in log_dir.glob("*/*.log") if p.is_file()]
+    return max(logs, key=lambda p: p.stat().st_mtime_ns) if logs else log_dir
 
 
 def register(app: typer.Typer) -> None:
@@ -265,13 +452,16 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """The whole product on the synthetic department: generate, serve, run the weekly flow."""
         t0 = time.monotonic()
+        console = Console()
+        if not console.is_terminal:
+            console = Console(width=120)  # logs / pipes: lines not cut at 80 columns
         try:
             now = None
             if end is not None:
                 # The automatic rule applied on the Saturday after ``end`` gives back ``end``.
                 saturday = dt.date.fromisoformat(end) + dt.timedelta(days=1)
                 now = dt.datetime.combine(saturday, dt.time(12), ZoneInfo("Europe/Zurich"))
-            result = run_demo(directory, weeks, seed, now)
+            result = run_demo(directory, weeks, seed, now, console)
         except ConfigError as err:
             for line in err.problems:
                 typer.echo(line, err=True)
@@ -282,6 +472,10 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"PDF:  {result.get('pdf')}")
         typer.echo(f"HTML: {result.get('html')}")
         typer.echo(f"XLSX: {result.get('xlsx')}")
+        typer.echo(f"Logs: {_newest_log(directory.resolve() / 'logs')}")
         typer.echo(
             f"({time.monotonic() - t0:.0f} s; run again: everything already retrieved is reused)"
         )
+        # The process ends here: its objects (Prefect, polars, plotly...) need no last
+        # garbage collection at exit (1.5-4 s of silence after the paths otherwise).
+        gc.freeze()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 import threading
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -92,6 +92,13 @@ def serve(
             "--allow-ae", help="Only accept associations from these calling AE titles (repeatable)."
         ),
     ] = None,
+    forget_performed: Annotated[
+        bool,
+        typer.Option(
+            "--forget-performed",
+            help="The Modality Worklist drops a step once it is performed, as most RIS do.",
+        ),
+    ] = False,
 ) -> None:
     """Serve DIR/dicom/** over DICOM (C-ECHO, C-FIND, C-GET, C-MOVE) until Ctrl-C."""
     from pyschedvisu.demo_pacs import Behaviour, DemoPacs
@@ -121,6 +128,7 @@ def serve(
     behaviour.image_level_minimal |= minimal_image_level
     if allow_ae:
         behaviour.allowed_calling_aes = {a.strip() for a in allow_ae}
+    behaviour.forget_performed = forget_performed
     try:
         pacs = DemoPacs(
             data,
@@ -145,7 +153,8 @@ def serve(
         f"C-GET {'refused' if behaviour.refuse_get else 'allowed'}; "
         f"IMAGE level {'minimal' if behaviour.image_level_minimal else 'full'}; "
         f"max in flight {behaviour.max_in_flight or '-'}; max ops/s {behaviour.max_ops_per_s or '-'}; "
-        f"C-MOVE destinations: {moves}. Ctrl-C to stop."
+        f"C-MOVE destinations: {moves}; "
+        f"worklist: {_worklist_line(pacs.worklist, forget_performed)}. Ctrl-C to stop."
     )
     try:
         while not stop.wait(0.5):
@@ -160,6 +169,13 @@ def serve(
         typer.echo(
             f"stopped: {s.associations} associations, {s.find} C-FIND, {s.get} C-GET, {s.move} C-MOVE, {s.throttled} throttled"
         )
+
+
+def _worklist_line(worklist: Any, forget_performed: bool) -> str:
+    if worklist is None:
+        return "none (no truth/book.parquet)"
+    forget = ", performed steps dropped" if forget_performed else ""
+    return f"{worklist.book.height} appointment(s){forget}"
 
 
 pacs_app.command("check")(pacs_check.check)

@@ -9,10 +9,10 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from pyschedvisu.commands._common import parse_day, settings_from
+from pyschedvisu.progress import DayProgress, default_every
 from pyschedvisu_core.errors import (
     AssociationRejectedError,
     PacsCircuitOpenError,
@@ -35,7 +35,8 @@ def run_retrieve(settings: Any, start: dt.date, end: dt.date, force: bool, conso
     its pacing and association limits still hold for the whole run. A PACS unreachable (its
     circuit open: every day in flight stops within seconds), refusing us, or a full disk stops
     the run: the days already retrieved are kept, the others are named, and the last line
-    says why it stopped.
+    says why it stopped. Progress is one bar over the days on a terminal (a line every few
+    days elsewhere); each day's figures are in the final table.
     """
     from rich.markup import escape
 
@@ -60,38 +61,21 @@ def run_retrieve(settings: Any, start: dt.date, end: dt.date, force: bool, conso
     #: said once at the end; the days it stopped are named without repeating it
     stopped: list[str] = []
     client = make_client(settings)
-    progress = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
+    progress = DayProgress(
+        len(days), label="retrieval", console=console, every=default_every(len(days))
     )
     lock = threading.Lock()
-    series_done: dict[dt.date, tuple[int, int]] = {}
     unreachable = threading.Event()
     try:
         with progress:
-            days_task = progress.add_task("days", total=len(days))
-            series_task = progress.add_task("series", total=None)
 
             def one(day: dt.date) -> None:
                 if unreachable.is_set():
                     failures[day] = NOT_RETRIEVED if stopped else "not attempted (interrupted)"
+                    progress.advance(ok=False)
                     return
-
-                def on_series(done: int, total: int) -> None:
-                    with lock:
-                        series_done[day] = (done, total)
-                        got = sum(d for d, _ in series_done.values())
-                        total_all = sum(t for _, t in series_done.values())
-                        progress.update(series_task, completed=got, total=total_all or None)
-
                 try:
-                    result = retrieve_day(
-                        day, settings, client, store, force=force, progress=on_series
-                    )
+                    result = retrieve_day(day, settings, client, store, force=force)
                     with lock:
                         rows.append(result.summary())
                 except (PacsUnreachableError, AssociationRejectedError, StoreFullError) as exc:
@@ -105,8 +89,7 @@ def run_retrieve(settings: Any, start: dt.date, end: dt.date, force: bool, conso
                     if isinstance(exc, PseudonymKeyError):
                         raise
                     failures[day] = str(exc)
-                with lock:
-                    progress.advance(days_task)
+                progress.advance(ok=day not in failures)
 
             workers = max(1, min(settings.pacs.max_concurrent, len(days)))
             with ThreadPoolExecutor(workers, thread_name_prefix="retrieve-day") as pool:
@@ -125,7 +108,7 @@ def run_retrieve(settings: Any, start: dt.date, end: dt.date, force: bool, conso
                     if isinstance(exc, KeyboardInterrupt):
                         # the days in flight stop at their next request and write nothing
                         client.close()
-                        progress.stop()
+                        progress.close()
                         console.print(
                             f"interrupted: {len(rows)} of {len(days)} day(s) done and kept; "
                             "run again to retrieve the others"

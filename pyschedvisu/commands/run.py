@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.console import Console
 
+from pyschedvisu import progress
 from pyschedvisu.commands._common import fail_config, log_level, parse_day, start_command_log
 from pyschedvisu.config import Settings, config_path, load_settings
 from pyschedvisu_core.errors import ConfigError
@@ -79,6 +81,13 @@ def days_kept_on_interrupt(settings: Settings, days: Callable[[], list[dt.date]]
         raise
 
 
+def _progress_console() -> Console:
+    """Where the flow's progress shows: one bar on a terminal (standard error, beside the
+    flow's log lines), else its progress lines; per-day lines stay in the log file."""
+    console = Console(stderr=True)
+    return console if console.is_terminal else Console(stderr=True, width=120)
+
+
 def finish(state: Any) -> dict[str, Any]:
     """Print the outcome of a flow run state; exit 1 when it failed."""
     if state.is_completed():
@@ -117,7 +126,10 @@ def weekly(
     last = parse_day(end) or auto_report_end(
         dt.datetime.now(), settings.calendar.report_cutoff_hour
     )
-    with days_kept_on_interrupt(settings, lambda: needed_days(settings, last)):
+    with (
+        days_kept_on_interrupt(settings, lambda: needed_days(settings, last)),
+        progress.live_here(_progress_console()),
+    ):
         state = weekly_report(
             end=parse_day(end),
             periods=periods or None,
@@ -148,7 +160,10 @@ def backfill_cmd(
     local_mode_env()
     from flows.backfill import backfill
 
-    with days_kept_on_interrupt(settings, lambda: settings.business_days(first, last)):
+    with (
+        days_kept_on_interrupt(settings, lambda: settings.business_days(first, last)),
+        progress.live_here(_progress_console()),
+    ):
         state = backfill(start=first, end=last, config_path=cfg, force=force, return_state=True)
     result = finish(state)
     typer.echo(

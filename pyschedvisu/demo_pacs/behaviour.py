@@ -36,6 +36,11 @@ class Behaviour:
       study key and StudyDate had not been given (the whole archive: the worse case).
     - ``single_uid_retrieve``: a C-GET / C-MOVE naming several UIDs at its level fails with
       0xA900 (a PACS that ignores PS3.4 C.4.2.2.1 list of UID matching in retrieves).
+    - ``offer_worklist``: the Modality Worklist model is offered (when the department has an
+      appointment book); False rejects its presentation context, as a plain PACS does.
+    - ``worklist_now``: the time the worklist shows (a simulated day); None: the real time.
+    - ``forget_performed``: performed entries leave the worklist, as most RIS do. A
+      worklist query about one of ``fail_dates`` aborts the association too.
     """
 
     refuse_get: bool = False
@@ -48,6 +53,9 @@ class Behaviour:
     relational: bool = True
     hierarchical_ignores_keys: bool = False
     single_uid_retrieve: bool = False
+    offer_worklist: bool = True
+    worklist_now: dt.datetime | None = None
+    forget_performed: bool = False
 
     @classmethod
     def hospital(

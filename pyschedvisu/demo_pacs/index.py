@@ -26,7 +26,7 @@ from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
-from pyschedvisu.demo_pacs.matching import compile_query, is_universal
+from pyschedvisu.demo_pacs.matching import compile_query, exact_values, is_universal
 from pyschedvisu_core import status
 from pyschedvisu_core.errors import PacsOperationError, StoreError
 
@@ -183,7 +183,100 @@ def value_str(elem: DataElement | None) -> str | None:
     return s or None
 
 
-def _read_row(path: Path, rel: str, st: os.stat_result) -> dict[str, Any] | None:
+def _walk_files(root: Path) -> list[tuple[str, int, int]]:
+    """(path relative to ``root``, size, mtime_ns) of every file under ``root``.
+
+    The order of ``os.walk`` top-down with sorted names (a folder's files, then each sub-folder
+    in turn); names starting with a dot are left out, symlinked folders are not entered.
+    """
+    out: list[tuple[str, int, int]] = []
+    stack = [""]
+    while stack:
+        rel_dir = stack.pop()
+        try:
+            with os.scandir(root / rel_dir if rel_dir else root) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError:
+            continue
+        subdirs = []
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
+            try:
+                if entry.is_dir():
+                    if not entry.is_symlink():
+                        subdirs.append(rel)
+                    continue
+                st = entry.stat()
+            except OSError:
+                continue
+            out.append((rel, st.st_size, st.st_mtime_ns))
+        stack.extend(reversed(subdirs))
+    return out
+
+
+#: Files to read beyond which worker processes share the reading (each costs ~1 s to start).
+PARALLEL_MIN_FILES = 4000
+_CHUNK = 1000
+_PROGRESS_EVERY_S = 5.0
+
+
+def _can_spawn() -> bool:
+    """Spawned workers re-import ``__main__``: impossible for ``python -`` or a REPL file."""
+    import sys
+
+    main = getattr(sys.modules.get("__main__"), "__file__", None)
+    return main is None or Path(main).is_file()
+
+
+def _read_chunk(root: Path, items: list[tuple[str, int, int, int]]) -> list[dict[str, Any]]:
+    """Rows of the readable DICOM files of ``items`` (path, size, mtime_ns, order)."""
+    out = []
+    for rel, size, mtime_ns, order in items:
+        row = _read_row(root / rel, rel, size, mtime_ns)
+        if row is not None:
+            row["_order"] = order
+            out.append(row)
+    return out
+
+
+def _read_files(
+    root: Path, items: list[tuple[str, int, int, int]], workers: int | None
+) -> list[dict[str, Any]]:
+    """:func:`_read_chunk` over ``items``, in worker processes when there are many."""
+    import time
+
+    n_workers = min(workers or os.cpu_count() or 1, -(-len(items) // _CHUNK))
+    chunks = [items[i : i + _CHUNK] for i in range(0, len(items), _CHUNK)]
+    rows: list[dict[str, Any]] = []
+    done, last = 0, time.monotonic()
+
+    def tick(n: int) -> None:
+        nonlocal done, last
+        done += n
+        if done < len(items) and time.monotonic() - last >= _PROGRESS_EVERY_S:
+            last = time.monotonic()
+            log.info("indexing: %s/%s files read", f"{done:,}", f"{len(items):,}")
+
+    if len(items) >= PARALLEL_MIN_FILES and n_workers > 1 and _can_spawn():
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+        from multiprocessing import get_context
+
+        # spawn: forking a process that runs threads (polars, pynetdicom) may deadlock
+        with ProcessPoolExecutor(n_workers, mp_context=get_context("spawn")) as pool:
+            futures = {pool.submit(_read_chunk, root, chunk): len(chunk) for chunk in chunks}
+            for future in as_completed(futures):
+                rows += future.result()
+                tick(futures[future])
+        return rows
+    for chunk in chunks:
+        rows += _read_chunk(root, chunk)
+        tick(len(chunk))
+    return rows
+
+
+def _read_row(path: Path, rel: str, size: int, mtime_ns: int) -> dict[str, Any] | None:
     try:
         ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=_SPECIFIC_TAGS)
     except (InvalidDicomError, OSError, EOFError, ValueError) as exc:
@@ -198,7 +291,7 @@ def _read_row(path: Path, rel: str, st: os.stat_result) -> dict[str, Any] | None
         return None
     meta = getattr(ds, "file_meta", None)
     ts = meta.get("TransferSyntaxUID") if meta is not None else None
-    row.update(path=rel, size=st.st_size, mtime_ns=st.st_mtime_ns, TransferSyntaxUID=ts and str(ts))
+    row.update(path=rel, size=size, mtime_ns=mtime_ns, TransferSyntaxUID=ts and str(ts))
     return row
 
 
@@ -241,59 +334,67 @@ class PacsIndex:
         self.root = root
         self.frame = _sorted(frame.unique(subset=["SOPInstanceUID"], keep="first"))
         self._stats = self._compute_stats(self.frame)
+        #: (study, modality) pairs, for ModalitiesInStudy (asked by every STUDY query)
+        self._study_modalities = self.frame.select("StudyInstanceUID", "Modality").unique()
+        #: per column, its distinct stored values holding several values (``a\\b``)
+        self._multi: dict[str, list[str]] = {}
         self._headers: OrderedDict[str, Dataset] = OrderedDict()
         self._headers_max = header_cache
         self._lock = threading.Lock()
 
     # -- loading ------------------------------------------------------------------------
     @classmethod
-    def load(cls, data_dir: str | Path, *, write_cache: bool = True) -> PacsIndex:
+    def load(
+        cls, data_dir: str | Path, *, write_cache: bool = True, workers: int | None = None
+    ) -> PacsIndex:
         """Index ``data_dir/dicom`` (or ``data_dir`` itself if it has no ``dicom`` folder).
 
-        Reuses the on-disk cache for files whose size and mtime did not change.
+        Reuses the on-disk cache for files whose size and mtime did not change. Beyond
+        :data:`PARALLEL_MIN_FILES` files to read, ``workers`` processes read them (default:
+        one per CPU; 1 = in this process). Logs what it does, every few seconds while reading.
         """
         base = Path(data_dir)
         root = base / "dicom" if (base / "dicom").is_dir() else base
         if not root.is_dir():
             raise StoreError(f"{root}: no such DICOM directory")
         cache_path = root / INDEX_FILE
-        cached: dict[str, dict[str, Any]] = {}
+        cached = pl.DataFrame(schema=_schema())
         if cache_path.exists():
             try:
                 old = pl.read_parquet(cache_path)
                 if set(old.columns) == set(_schema()):
-                    cached = {r["path"]: r for r in old.iter_rows(named=True)}
+                    cached = old.select(list(_schema())).cast(_schema())  # type: ignore[arg-type]
             except (OSError, pl.exceptions.PolarsError) as exc:
                 log.warning("%s: unreadable index cache, rebuilding (%s)", cache_path, exc)
-        rows: list[dict[str, Any]] = []
-        n_read = 0
-        seen: set[str] = set()
-        for dirpath, dirnames, filenames in os.walk(root):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-            for name in sorted(filenames):
-                if name.startswith("."):
-                    continue
-                full = Path(dirpath) / name
-                rel = full.relative_to(root).as_posix()
-                seen.add(rel)
-                try:
-                    st = full.stat()
-                except OSError:
-                    continue
-                old_row = cached.get(rel)
-                if (
-                    old_row
-                    and old_row["size"] == st.st_size
-                    and old_row["mtime_ns"] == st.st_mtime_ns
-                ):
-                    rows.append(old_row)
-                    continue
-                n_read += 1
-                row = _read_row(full, rel, st)
-                if row is not None:
-                    rows.append(row)
-        frame = pl.DataFrame(rows, schema=_schema()) if rows else pl.DataFrame(schema=_schema())
-        changed = n_read > 0 or set(cached) - seen or not cache_path.exists()
+        files = _walk_files(root)
+        walked = pl.DataFrame(
+            {
+                "path": [f[0] for f in files],
+                "size": [f[1] for f in files],
+                "mtime_ns": [f[2] for f in files],
+                "_order": list(range(len(files))),
+            },
+            schema={"path": pl.String, "size": pl.Int64, "mtime_ns": pl.Int64, "_order": pl.Int64},
+        )
+        # a cached row stands for a file whose size and mtime are unchanged
+        reused = walked.join(cached, on=["path", "size", "mtime_ns"], how="inner")
+        todo = walked.join(reused.select("path"), on="path", how="anti").sort("_order")
+        if todo.height:
+            log.info(
+                "indexing %s DICOM file(s) under %s (%s from the cache)",
+                f"{todo.height:,}",
+                root,
+                f"{reused.height:,}",
+            )
+        new_rows = _read_files(root, list(todo.iter_rows()), workers)
+        new = pl.DataFrame(new_rows, schema={**_schema(), "_order": pl.Int64()})
+        frame = (
+            pl.concat([reused.select(new.columns), new])
+            .sort("_order")
+            .drop("_order")
+            .select(list(_schema()))
+        )
+        changed = todo.height > 0 or reused.height != cached.height or not cache_path.exists()
         if write_cache and changed:
             from pyschedvisu.store import atomic_write_parquet
 
@@ -301,11 +402,22 @@ class PacsIndex:
                 atomic_write_parquet(cache_path, frame)
             except OSError as exc:
                 log.warning("%s: cannot write the index cache (%s)", cache_path, exc)
-        log.info("indexed %d instances under %s (%d files read)", frame.height, root, n_read)
+        log.info("indexed %d instances under %s (%d files read)", frame.height, root, todo.height)
         return cls(root, frame)
 
     def __len__(self) -> int:
         return self.frame.height
+
+    def _multi_values(self, kw: str) -> list[str]:
+        """Distinct values of column ``kw`` that hold several values (computed once)."""
+        with self._lock:
+            found = self._multi.get(kw)
+        if found is None:
+            col = self.frame.get_column(kw)
+            found = col.filter(col.str.contains("\\", literal=True)).unique().to_list()
+            with self._lock:
+                self._multi[kw] = found
+        return found
 
     @staticmethod
     def _compute_stats(frame: pl.DataFrame) -> _Stats:
@@ -394,14 +506,14 @@ class PacsIndex:
                 if level == "PATIENT":
                     continue
                 pred = compile_query(query, "CS")
-                mods = self.frame.select("StudyInstanceUID", "Modality").unique()
+                mods = self._study_modalities
                 ok_mods = {m for m in mods["Modality"].unique().to_list() if pred and pred(m)}
                 studies = mods.filter(pl.col("Modality").is_in(list(ok_mods)))["StudyInstanceUID"]
                 rows = rows.filter(pl.col("StudyInstanceUID").is_in(studies.unique().to_list()))
             elif kw in COMPUTED_LEVEL:
                 post.append((kw, elem))
             elif kw in KEYWORD_LEVEL and _RANK[KEYWORD_LEVEL[kw]] <= _RANK[level]:
-                rows = _filter_column(rows, kw, query, elem.VR)
+                rows = _filter_column(rows, kw, query, elem.VR, self._multi_values(kw))
             else:
                 post.append((kw, elem))
         key = UNIQUE_KEY[level]
@@ -526,11 +638,24 @@ def _check_level(level: str) -> str:
     return lv
 
 
-def _filter_column(rows: pl.DataFrame, kw: str, query: str | None, vr: str) -> pl.DataFrame:
-    """Keep rows whose ``kw`` matches ``query`` (the predicate runs on distinct values)."""
-    pred = compile_query(query, _vr_of(kw, vr))
+def _filter_column(
+    rows: pl.DataFrame, kw: str, query: str | None, vr: str, multi: list[str]
+) -> pl.DataFrame:
+    """Keep rows whose ``kw`` matches ``query``.
+
+    An exact query (one value or a list, no wildcard, no range, not a person name) is one
+    vectorised look-up; the predicate then only runs on the stored values that hold several
+    values (``multi``: a component may match). Anything else runs the predicate on the
+    distinct values. Both give the rows :func:`compile_query` accepts.
+    """
+    vr = _vr_of(kw, vr)
+    pred = compile_query(query, vr)
     if pred is None:
         return rows
+    exact = exact_values(query, vr)
+    if exact is not None:
+        ok = [*exact, *(v for v in multi if pred(v))]
+        return rows.filter(pl.col(kw).is_in(ok))
     values = rows[kw].unique().to_list()
     ok = [v for v in values if v is not None and pred(v)]
     return rows.filter(pl.col(kw).is_in(ok))

@@ -169,6 +169,27 @@ def compile_query(query: str | None, vr: str) -> Predicate | None:
     return lambda v: any(p(v) for p in preds)
 
 
+def exact_values(query: str | None, vr: str) -> frozenset[str] | None:
+    """The values an exact query matches as they are, or None when it is not exact.
+
+    Exact: one value or a backslash list, without wildcard (or on a VR that takes none),
+    without range, case-sensitive (not PN), and not a TM/DT (a single TM is a range). A
+    stored single value matches it iff it is one of these (stored values are stripped);
+    a stored value holding several values may still match by a component.
+    """
+    if is_universal(query) or vr in ("PN", "TM", "DT", "LT", "ST", "UT"):
+        return None
+    assert query is not None
+    items = frozenset(q.strip() for q in query.split("\\") if q.strip())
+    if not items:
+        return None
+    if vr == "DA" and any("-" in q for q in items):
+        return None
+    if vr not in _NO_WILDCARD_VRS and any("*" in q or "?" in q for q in items):
+        return None
+    return items
+
+
 def matches(query: str | None, vr: str, value: str | None) -> bool:
     """True when stored ``value`` matches ``query`` (universal queries match everything)."""
     pred = compile_query(query, vr)

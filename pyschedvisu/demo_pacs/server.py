@@ -2,7 +2,8 @@
 
 It answers C-ECHO, C-FIND (Patient Root and Study Root, PATIENT/STUDY/SERIES/IMAGE),
 C-GET (C-STORE on the same association) and C-MOVE (C-STORE on a new association to a
-registered destination). :class:`Behaviour` switches make it act like the hospital PACS of
+registered destination), and, for a department with an appointment book, C-FIND on the
+Modality Worklist (:mod:`pyschedvisu.demo_pacs.worklist`). :class:`Behaviour` switches make it act like the hospital PACS of
 DOMAIN.md §2.4 (C-GET refused, IMAGE level without timing tags, 0xC336 when pushed too hard)
 and inject faults; it is read at every association / operation, so it can change while the
 server runs. Every association is served in its own thread by pynetdicom: the counters and
@@ -11,6 +12,7 @@ the throttle are protected by one lock.
 
 from __future__ import annotations
 
+import datetime as dt
 import gc
 import logging
 import socketserver
@@ -30,6 +32,7 @@ from pynetdicom.dimse_primitives import C_FIND, C_GET, C_MOVE
 from pynetdicom.dsutils import decode
 from pynetdicom.presentation import PresentationContext, StoragePresentationContexts
 from pynetdicom.sop_class import (
+    ModalityWorklistInformationFind,
     PatientRootQueryRetrieveInformationModelFind,
     PatientRootQueryRetrieveInformationModelGet,
     PatientRootQueryRetrieveInformationModelMove,
@@ -44,6 +47,7 @@ from pyschedvisu.adapters.dicomnet import nodelay
 from pyschedvisu.demo_pacs.behaviour import Behaviour, OpRecord, PacsStats, Throttle
 from pyschedvisu.demo_pacs.index import UNIQUE_KEY, PacsIndex, value_str
 from pyschedvisu.demo_pacs.matching import compile_query, is_universal
+from pyschedvisu.demo_pacs.worklist import DemoWorklist
 from pyschedvisu_core import status
 from pyschedvisu_core.errors import PacsError, PacsOperationError
 
@@ -63,6 +67,7 @@ MOVE_UIDS = {
     str(StudyRootQueryRetrieveInformationModelMove): "STUDY",
 }
 _UNCOMPRESSED = [str(ExplicitVRLittleEndian), str(ImplicitVRLittleEndian)]
+MWL_UID = str(ModalityWorklistInformationFind)
 
 
 class _GatedAssociation(Association):
@@ -182,6 +187,8 @@ class DemoPacs:
         self.behaviour = behaviour if behaviour is not None else Behaviour()
         self.move_destinations: dict[str, tuple[str, int]] = dict(move_destinations or {})
         self.index = index if index is not None else PacsIndex.load(self.data_dir)
+        #: the department's RIS (its appointment book), None when it has none
+        self.worklist = DemoWorklist.load(self.data_dir)
         self.stats = PacsStats()
         self._throttle = Throttle()
         self._server: Any = None
@@ -200,6 +207,7 @@ class DemoPacs:
         ae.add_supported_context(Verification)
         for uid in (*FIND_UIDS, *GET_UIDS, *MOVE_UIDS):
             ae.add_supported_context(uid)
+        ae.add_supported_context(MWL_UID)
         # C-GET sends C-STORE on the same association: accept the requestor's SCP role.
         syntaxes = self._transfer_syntaxes()
         sop_classes = {str(cx.abstract_syntax) for cx in StoragePresentationContexts}
@@ -253,7 +261,12 @@ class DemoPacs:
         if server is None:
             return
         for assoc in list(server.active_associations):
-            assoc.abort()
+            if assoc.dul.state_machine.current_state in ("Sta1", "Sta2"):
+                # a bare TCP connection (a reachability probe) has nothing to abort: an
+                # A-ABORT there is an invalid event that pynetdicom raises in its thread
+                assoc.kill()
+            else:
+                assoc.abort()
         # socketserver's own shutdown: pynetdicom's expects a server made by start_server.
         socketserver.BaseServer.shutdown(server)
         server.server_close()
@@ -286,6 +299,7 @@ class DemoPacs:
     def reindex(self) -> None:
         """Pick up files added or changed under ``data_dir`` since the start."""
         self.index = PacsIndex.load(self.data_dir)
+        self.worklist = DemoWorklist.load(self.data_dir)
 
     # -- the gate of Q/R requests (see _GatedAssociation) --------------------------------
     def admit(self, req: Any, context: PresentationContext, assoc: Any) -> int | None:
@@ -372,6 +386,10 @@ class DemoPacs:
                 for cx in assoc.acceptor.supported_contexts
                 if str(cx.abstract_syntax) not in GET_UIDS
             ]
+        if not b.offer_worklist or self.worklist is None:
+            assoc.acceptor.supported_contexts = [
+                cx for cx in assoc.acceptor.supported_contexts if str(cx.abstract_syntax) != MWL_UID
+            ]
 
     def _on_sop_extended(self, event: Any) -> dict[str, bytes]:
         """Relational queries (byte 1 of a C-FIND model's item) granted when ``relational``."""
@@ -410,6 +428,8 @@ class DemoPacs:
 
     def _on_find(self, event: Any) -> Iterator[tuple[int, Dataset | None]]:
         # A plain function (not a generator): an abort here is seen by pynetdicom at once.
+        if str(event.request.AffectedSOPClassUID) == MWL_UID:
+            return self._on_worklist_find(event)
         model = FIND_UIDS.get(str(event.request.AffectedSOPClassUID), "STUDY")
         try:
             ident, level = self._identifier(event, model)
@@ -428,6 +448,41 @@ class DemoPacs:
             for ds in self.index.responses(
                 reps, ident, level, minimal=minimal, retrieve_ae=self.ae_title
             ):
+                if event.is_cancelled:
+                    yield status.CANCEL, None
+                    return
+                yield status.PENDING_ANSWER, ds
+
+        return answers()
+
+    def _on_worklist_find(self, event: Any) -> Iterator[tuple[int, Dataset | None]]:
+        """C-FIND on the Modality Worklist (see :mod:`pyschedvisu.demo_pacs.worklist`)."""
+        b = self.behaviour
+        worklist = self.worklist
+        try:
+            ident: Dataset = event.identifier
+            if worklist is None:  # its context is not offered then: defensive
+                raise PacsOperationError("no worklist", status=status.UNABLE_TO_PROCESS)
+            at = b.worklist_now or dt.datetime.now()
+            found = worklist.answers(ident, at, forget_performed=b.forget_performed)
+            item = ident.ScheduledProcedureStepSequence[0]
+            key = "ScheduledProcedureStepStartDate"
+            asked = value_str(item[key]) if key in item else None
+        except PacsOperationError as exc:
+            self._record("find", "WORKLIST", event.assoc, exc.status)
+            return iter([(exc.status or status.UNABLE_TO_PROCESS, None)])
+        except Exception:  # any decoding problem is a bad identifier
+            self._record("find", "WORKLIST", event.assoc, status.UNABLE_TO_PROCESS)
+            return iter([(status.UNABLE_TO_PROCESS, None)])
+        fail = {d.strftime("%Y%m%d") for d in b.fail_dates}
+        pred = compile_query(asked, "DA")
+        if fail and (pred is None or any(pred(d) for d in fail)):
+            self._abort(event, "find", "WORKLIST")
+            return iter(())
+        self._record("find", "WORKLIST", event.assoc, None, matches=len(found))
+
+        def answers() -> Iterator[tuple[int, Dataset | None]]:
+            for ds in found:
                 if event.is_cancelled:
                     yield status.CANCEL, None
                     return

@@ -2,7 +2,8 @@
 
 The pipeline of a day, one module each::
 
-    clients.py       the PacsClient of a PACS (one per process), config mapped field by field
+    clients.py       the PacsClient of a PACS (one per process), config mapped field by field;
+                     the worklist's client (its own, from [worklist])
     capabilities.py  PacsRecord: the one record of what that PACS allows (probed, kept; learned)
     planner.py       DayPlanner: which C-FIND queries the day needs (day-wide or per study)
     headers.py       HeaderReader: the instance headers that time each series (C-FIND/GET/MOVE)
@@ -29,7 +30,14 @@ from pyschedvisu.retrieval.check import (
     find_sample,
     tcp_probe,
 )
-from pyschedvisu.retrieval.clients import close_clients, dimse_config, make_client, shared_client
+from pyschedvisu.retrieval.clients import (
+    close_clients,
+    dimse_config,
+    make_client,
+    shared_client,
+    worklist_client,
+    worklist_config,
+)
 from pyschedvisu.retrieval.day import (
     STORE_VERSION,
     DayResult,
@@ -60,4 +68,6 @@ __all__ = [
     "shared_client",
     "stored_summary",
     "tcp_probe",
+    "worklist_client",
+    "worklist_config",
 ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import atexit
 import logging
 import threading
+from dataclasses import replace
 
 from pyschedvisu.adapters.dimse import DimseClient, DimseConfig
 from pyschedvisu.config import PacsSettings, Settings
@@ -53,6 +54,31 @@ def _started(client: PacsClient, settings: Settings) -> PacsClient:
         client.resume_pace(pace)
         log.info("PACS %s: starting at the pace kept last time: %s", pacs_key(settings), pace)
     return client
+
+
+def worklist_config(settings: Settings) -> DimseConfig:
+    """The worklist client's connection settings: ``[worklist]`` host, port and AE titles,
+    timeouts, pacing and retries of ``[pacs]``; no C-MOVE (nothing is retrieved)."""
+    wl = settings.worklist
+    return replace(
+        dimse_config(settings.pacs),
+        host=wl.host,
+        port=wl.port,
+        called_ae=wl.called_ae,
+        calling_ae=wl.calling_ae,
+        move_ae="",
+        move_port=0,
+        section="worklist",
+    )
+
+
+def worklist_client(settings: Settings) -> PacsClient:
+    """A new client for the Modality Worklist of ``settings.worklist`` (the caller closes it).
+
+    A client of its own even when the worklist is the PACS: its snapshots run on their own
+    schedule, in their own process.
+    """
+    return DimseClient(worklist_config(settings))
 
 
 def make_client(settings: Settings) -> PacsClient:

@@ -49,7 +49,8 @@ log = logging.getLogger("pyschedvisu.retrieval")
 #: 2: StationName and DeviceSerialNumber kept per series (identical scanners, DOMAIN §7);
 #:    a study rejected by the institution rule names the institutions in its reason
 #: 3: series dated another day stored as excluded; implausible times failed with a reason.
-STORE_VERSION = 3
+#: 4: the study's AccessionNumber in every series row (planned against performed)
+STORE_VERSION = 4
 
 
 def retrieval_fingerprint(settings: Settings) -> str:
@@ -330,6 +331,13 @@ def _retrieve(
         )
     )
     patient_keys = {uid: pseudonymise(pid, key) for uid, pid in patient_ids.items()}
+    accessions: dict[str, str | None] = dict(
+        zip(
+            kept_st.get_column("study_uid").to_list(),
+            kept_st.get_column("accession_number").to_list(),
+            strict=True,
+        )
+    )
 
     # 2. series: day-wide where the PACS answers that (checked), else one query per study
     wanted = [
@@ -436,6 +444,7 @@ def _retrieve(
         [excl_st, excl_other, excl_se, excl_inst],
         max_series=dt.timedelta(minutes=r.max_series_minutes),
         study_limits=study_limits(settings),
+        accessions=accessions,
     )
     if frames.other_days:
         log.info(

@@ -8,6 +8,8 @@ Layout of ``out``::
     truth/excluded.parquet     EXCLUDED_SCHEMA: study- and series-level exclusions
     truth/kept_series.parquet  SERIES_SCHEMA with patient_id (raw) instead of patient_key
     truth/cases.parquet        where each special case is (date, study_uid, series_uid, case)
+    truth/book.parquet         appointments.BOOK_SCHEMA: the RIS's appointment book (the worklist)
+    truth/plan.parquet         planmatch.PLAN_MATCH_SCHEMA: planned against performed, as it must be
     truth/days/<YYYYMMDD>/     the same per day, plus day.json (written last = day complete)
     synth.json                 parameters and counts
 
@@ -25,7 +27,8 @@ import logging
 import os
 import shutil
 import sys
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass
 from multiprocessing import get_context
@@ -37,17 +40,19 @@ import polars as pl
 from pyschedvisu import reference as ref
 from pyschedvisu.config import Settings, display_machine, plain_machines
 from pyschedvisu.store import atomic_write_bytes, atomic_write_parquet
+from pyschedvisu.synth.appointments import BOOK_SCHEMA, day_book
 from pyschedvisu.synth.department import Department, relabel
 from pyschedvisu.synth.plan import DayPlan, plan_day
 from pyschedvisu.synth.truth import CASES_SCHEMA, KEPT_SERIES_SCHEMA, Rules, day_truth
 from pyschedvisu.synth.writer import write_day
 from pyschedvisu_core import schema
 from pyschedvisu_core.labels import minify_machine
+from pyschedvisu_core.planmatch import PLAN_MATCH_SCHEMA
 
 log = logging.getLogger("pyschedvisu.synth")
 
 #: Bump when the generated content changes for a given seed and day.
-VERSION = "3"
+VERSION = "4"
 
 TRUTH_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
     "studies": schema.TRUTH_STUDY_SCHEMA,
@@ -55,7 +60,11 @@ TRUTH_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
     "excluded": schema.EXCLUDED_SCHEMA,
     "kept_series": KEPT_SERIES_SCHEMA,
     "cases": CASES_SCHEMA,
+    "book": BOOK_SCHEMA,
+    "plan": PLAN_MATCH_SCHEMA,
 }
+#: The truth files of the appointment book, drawn after the day (same files without it).
+BOOK_KINDS = ("book", "plan")
 
 
 @dataclass(frozen=True)
@@ -184,6 +193,7 @@ def generate_day(out: Path, day: dt.date, seed: int, dept: Dept) -> dict[str, An
         shutil.rmtree(trash)
     tmp.rename(final)
     frames = day_truth(plan, dept.rules)
+    frames.update(day_book(plan, frames["studies"], dept.rules))
     for kind, frame in frames.items():
         atomic_write_parquet(_day_dir(out, day) / f"{kind}.parquet", frame)
     status = frames["series"]["status"]
@@ -207,6 +217,22 @@ def generate_day(out: Path, day: dt.date, seed: int, dept: Dept) -> dict[str, An
     return marker
 
 
+def ensure_book(out: Path, day: dt.date, seed: int, dept: Dept) -> bool:
+    """Draw the appointment book of a day generated before books existed; True if drawn.
+
+    The book depends only on the day's plan and truth, which are the same: the day's
+    files are not written again.
+    """
+    folder = _day_dir(out, day)
+    if all((folder / f"{kind}.parquet").exists() for kind in BOOK_KINDS):
+        return False
+    plan = plan_day(day, seed, dept.slots, dept.machine_keys)
+    studies = pl.read_parquet(folder / "studies.parquet")
+    for kind, frame in day_book(plan, studies, dept.rules).items():
+        atomic_write_parquet(folder / f"{kind}.parquet", frame)
+    return True
+
+
 def _can_spawn() -> bool:
     """Spawned workers re-import ``__main__``: impossible for ``python -`` or a REPL file."""
     main = getattr(sys.modules.get("__main__"), "__file__", None)
@@ -223,6 +249,8 @@ def combine_truth(out: Path) -> dict[str, int]:
     counts = {}
     for kind, target in TRUTH_SCHEMAS.items():
         paths = [d / f"{kind}.parquet" for d in days]
+        if kind in BOOK_KINDS:  # days generated before books, outside the range asked
+            paths = [p for p in paths if p.exists()]
         frame = pl.concat([pl.read_parquet(p) for p in paths]) if paths else schema.empty(target)
         atomic_write_parquet(out / "truth" / f"{kind}.parquet", frame.select(list(target)))
         counts[kind] = frame.height
@@ -239,6 +267,7 @@ def generate(
     force: bool = False,
     workers: int | None = None,
     department: Department | None = None,
+    on_day: Callable[[int, int], None] | None = None,
 ) -> SynthSummary:
     """Generate the department for the business days from ``start`` to ``end`` into ``out``.
 
@@ -247,6 +276,8 @@ def generate(
     Deterministic: the same seed, days and config give byte-identical files and truth.
     ``workers`` processes write days in parallel (default: one per CPU; 1 = in-process); a
     script calling this needs the usual ``if __name__ == "__main__":`` guard.
+    ``on_day(done, todo)`` is called once the days to write are known (``done=0``), then
+    after each day written, in this process.
     """
     import time
 
@@ -260,11 +291,23 @@ def generate(
     (out / "dicom").mkdir(parents=True, exist_ok=True)
     n_workers = min(workers or os.cpu_count() or 1, len(todo))
     jobs = [(out, d, seed, dept) for d in todo]
+    written = 0
+
+    def tick() -> None:
+        nonlocal written
+        written += 1
+        if on_day is not None:
+            on_day(written, len(todo))
+
+    if on_day is not None:
+        on_day(0, len(todo))
     if n_workers > 1 and _can_spawn():
         # spawn: forking a process that runs threads (polars, Prefect, pytest) may deadlock
         try:
             with ProcessPoolExecutor(n_workers, mp_context=get_context("spawn")) as pool:
-                list(pool.map(_run_day, jobs))
+                for future in as_completed([pool.submit(_run_day, job) for job in jobs]):
+                    future.result()
+                    tick()
         except BrokenProcessPool as exc:
             log.warning("worker processes failed (%s): generating in this process", exc)
             jobs = [j for j in jobs if not _complete(out, j[1], seed, fp)]
@@ -272,6 +315,10 @@ def generate(
             jobs = []
     for job in jobs:
         _run_day(job)
+        tick()
+    for d in days:
+        if d not in todo:
+            ensure_book(out, d, seed, dept)
     combine_truth(out)
     totals = {
         "studies": 0,
