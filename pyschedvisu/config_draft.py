@@ -23,7 +23,7 @@ from pyschedvisu.config import (
     _toml_value,
     default_toml,
 )
-from pyschedvisu_core.survey import Draft
+from pyschedvisu_core.surveydraft import Draft
 
 PREP_MINUTES = 10
 

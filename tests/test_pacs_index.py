@@ -10,8 +10,9 @@ import polars as pl
 import pydicom
 import pytest
 
-import pyschedvisu.demo_pacs.index as index_mod
-from pyschedvisu.demo_pacs.index import INDEX_FILE, PacsIndex
+import pyschedvisu.demo_pacs.indexing as indexing
+from pyschedvisu.demo_pacs.index import PacsIndex
+from pyschedvisu.demo_pacs.indexing import INDEX_FILE
 from tests.fixtures.pacs import TINY, query, uid, write_tiny
 
 
@@ -24,13 +25,13 @@ def tiny_copy(tmp_path: Path) -> Path:
 def reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Relative paths read from disk by the index (not served from its cache)."""
     seen: list[str] = []
-    real = index_mod._read_row
+    real = indexing._read_row
 
     def counting(path: Path, rel: str, size: int, mtime_ns: int) -> Any:
         seen.append(rel)
         return real(path, rel, size, mtime_ns)
 
-    monkeypatch.setattr(index_mod, "_read_row", counting)
+    monkeypatch.setattr(indexing, "_read_row", counting)
     return seen
 
 
@@ -160,7 +161,7 @@ def test_files_are_walked_in_os_walk_order_without_dot_names_or_symlinked_folder
             if full.exists():
                 st = full.stat()
                 expected.append((full.relative_to(root).as_posix(), st.st_size, st.st_mtime_ns))
-    assert index_mod._walk_files(root) == expected
+    assert indexing._walk_files(root) == expected
     assert ("1001/z-link.dcm", (root / "1001/st1/se2/i3.dcm").stat().st_size) in [
         (p, s) for p, s, _ in expected
     ]
@@ -170,8 +171,8 @@ def test_worker_processes_index_exactly_what_this_process_does(
     tiny_copy: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     serial = PacsIndex.load(tiny_copy, write_cache=False, workers=1).frame
-    monkeypatch.setattr(index_mod, "PARALLEL_MIN_FILES", 2)
-    monkeypatch.setattr(index_mod, "_CHUNK", 3)
+    monkeypatch.setattr(indexing, "PARALLEL_MIN_FILES", 2)
+    monkeypatch.setattr(indexing, "_CHUNK", 3)
     parallel = PacsIndex.load(tiny_copy, write_cache=False, workers=2).frame
     assert parallel.height == len(TINY)
     assert parallel.equals(serial)

@@ -11,7 +11,7 @@ import pytest
 
 from pyschedvisu.config import Settings, load_settings
 from pyschedvisu.config_draft import draft_toml
-from pyschedvisu_core import survey
+from pyschedvisu_core import survey, surveydraft
 from pyschedvisu_core.survey import SURVEY_SERIES_SCHEMA, SURVEY_STUDY_SCHEMA
 
 MON = dt.date(2024, 3, 4)
@@ -132,7 +132,7 @@ def test_excluded_values_never_a_patient_id() -> None:
 
 def test_draft_institutions_machines_identical_scanners_no_ct_and_left_out() -> None:
     studies, series = department()
-    d = survey.draft(studies, series)
+    d = surveydraft.draft(studies, series)
     assert d.accepted == ["kantonsspitalseeland", "ksseeland", "mixed"]  # not the 1-study one
     table = d.machines_table()
     assert table["Discovery MI"] == ["discoverymi"]
@@ -165,7 +165,7 @@ def test_draft_institutions_machines_identical_scanners_no_ct_and_left_out() -> 
 def test_the_draft_written_as_toml_validates_and_keeps_the_pacs_settings(tmp_path: Any) -> None:
     studies, series = department()
     settings = Settings(pacs={"host": "pacs.seeland.test", "port": 104, "called_ae": "SEEPACS"})
-    text = draft_toml(settings, survey.draft(studies, series), title="test")
+    text = draft_toml(settings, surveydraft.draft(studies, series), title="test")
     path = tmp_path / "draft.toml"
     path.write_text(text)
     loaded = load_settings(path)
@@ -181,7 +181,7 @@ def test_the_draft_written_as_toml_validates_and_keeps_the_pacs_settings(tmp_pat
 @pytest.mark.parametrize("share", [0.0, 1.0])
 def test_draft_of_nothing_or_of_foreign_images_only_still_validates(share: float, tmp_path: Any) -> None:  # fmt: skip
     studies, series = department()
-    d = survey.draft(studies, series, min_institution_share=share + 1e-9)
+    d = surveydraft.draft(studies, series, min_institution_share=share + 1e-9)
     path = tmp_path / "d.toml"
     path.write_text(draft_toml(Settings(), d, title="test"))
     load_settings(path)
@@ -198,7 +198,7 @@ def test_draft_counts_an_institution_spelt_two_ways_as_one_name() -> None:
         .otherwise(pl.col("institution"))
         .alias("institution")
     )
-    d = survey.draft(studies, spelt, min_institution_share=0.6)
+    d = surveydraft.draft(studies, spelt, min_institution_share=0.6)
     assert d.accepted == ["kantonsspitalseeland", "mixed"]
     shares = {raw: share for raw, _, _, share, _ in d.institutions}
     assert shares["Kantonsspital Séeland"] == shares[OURS] > 0.6

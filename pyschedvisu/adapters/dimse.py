@@ -17,7 +17,8 @@ composes, for one PACS:
 Headers only: C-STORE'd datasets (C-GET on the same association, C-MOVE to our own Storage
 SCP) are parsed in memory up to the pixel data and never written to disk. C-FIND answers come
 deflated (PS3.5 A.5) from a PACS that accepts it. The DICOM plumbing shared with the demo
-PACS is in :mod:`.dicomnet`.
+PACS is in :mod:`.dicomnet`; the C-GET / C-MOVE operations in :mod:`.retrieve`, the Modality
+Worklist C-FIND in :mod:`.worklist`, the probe in :mod:`.probe`.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ from pynetdicom.sop_class import (
     Verification,
 )
 
+from pyschedvisu.adapters import retrieve
 from pyschedvisu.adapters.dicomnet import (
     FIND_MODELS,
     STORAGE_CLASSES,
@@ -60,7 +62,7 @@ from pyschedvisu.adapters.dicomnet import (
 from pyschedvisu.adapters.pacing import Backoff, Breaker, Outcome, Pacer
 from pyschedvisu.adapters.pool import AssociationPool
 from pyschedvisu.adapters.probe import probe
-from pyschedvisu.adapters.receiving import Collector, Counting, Receiver
+from pyschedvisu.adapters.receiving import Counting, Receiver
 from pyschedvisu_core import queries
 from pyschedvisu_core import status as dimse_status
 from pyschedvisu_core.errors import (
@@ -491,84 +493,23 @@ class DimseClient:
         sop_instance_uids: Sequence[str] | None,
         method: Method,
     ) -> list[Dataset]:
-        """Headers of the listed instances (None = whole series) by C-GET or C-MOVE."""
-        if method == "c-get":
-            return self._retrieve("get", study_uid, series_uid, sop_instance_uids)
-        if method == "c-move":
-            self._ensure_scp()
-            return self._retrieve("move", study_uid, series_uid, sop_instance_uids)
-        raise ValueError(f"fetch_headers cannot use {method!r}")
+        """Headers of the listed instances (None = whole series) by C-GET or C-MOVE
+        (:func:`.retrieve.fetch_headers`)."""
+        return retrieve.fetch_headers(self, study_uid, series_uid, sop_instance_uids, method)
 
     def fetch_headers_many(
         self, wanted: Sequence[tuple[str, str, Sequence[str]]], method: Method
     ) -> dict[str, list[Dataset]]:
-        """Headers of listed instances of several series in one C-GET / C-MOVE.
-
-        ``wanted`` holds (study, series, SOP Instance UIDs). Relational-style (UID lists
-        above the IMAGE level): a strictly hierarchical PACS refuses it
-        (``PacsOperationError``). Returns what arrived, by series; the caller checks it.
-        """
-        kind = self._retrieve_kind(method)
-        ident = queries.retrieve_many_identifier(wanted)
-        cols = [Collector(series, set(sops)) for _, series, sops in wanted]
-        got = self._retrieve_into(kind, ident, cols, strict=False, what=f"{len(cols)} series")
-        return {c.series_uid: list(c.got.values()) for c in got if c.got}
+        """Headers of listed instances of several series in one C-GET / C-MOVE
+        (:func:`.retrieve.fetch_headers_many`)."""
+        return retrieve.fetch_headers_many(self, wanted, method)
 
     def fetch_whole_series(
         self, study_uid: str, series_uids: Sequence[str], method: Method
     ) -> dict[str, list[Dataset]]:
-        """Every instance of several series of one study in one C-GET / C-MOVE.
-
-        A SERIES-level retrieve with a UID list, which hierarchical PACS accept too
-        (PS3.4 C.4.2.2.1). Returns what arrived, by series; the caller checks the counts.
-        """
-        kind = self._retrieve_kind(method)
-        ident = queries.series_retrieve_identifier(study_uid, series_uids)
-        cols = [Collector(series, None) for series in dict.fromkeys(series_uids)]
-        what = f"{len(cols)} series of study {study_uid}"
-        got = self._retrieve_into(kind, ident, cols, strict=False, what=what)
-        return {c.series_uid: list(c.got.values()) for c in got if c.got}
-
-    def _retrieve_kind(self, method: Method) -> str:
-        """ "get" or "move" for ``method`` (our Storage SCP started for C-MOVE)."""
-        if method not in ("c-get", "c-move"):
-            raise ValueError(f"cannot retrieve files with {method!r}")
-        if method == "c-move":
-            self._ensure_scp()
-            return "move"
-        return "get"
-
-    def _retrieve(
-        self, kind: str, study_uid: str, series_uid: str, sop_uids: Sequence[str] | None
-    ) -> list[Dataset]:
-        ident = queries.retrieve_identifier(study_uid, series_uid, sop_uids)
-        col = Collector(series_uid, set(sop_uids) if sop_uids else None)
-        (done,) = self._retrieve_into(kind, ident, [col], strict=True, what=series_uid)
-        return list(done.got.values())
-
-    def _retrieve_into(
-        self, kind: str, ident: Dataset, template: list[Collector], *, strict: bool, what: str
-    ) -> list[Collector]:
-        name = f"C-{kind.upper()}"
-
-        c = self.config
-
-        def op(assoc: Association) -> list[Collector]:
-            with self._receiver.expecting(template) as cols:
-                return self._receiver.retrieve(
-                    assoc,
-                    kind,
-                    ident,
-                    cols,
-                    label=c.label,
-                    move_ae=c.move_ae or c.calling_ae,
-                    move_port=self.move_port_bound or c.move_port,
-                    wait_s=max(c.dimse_timeout_s, c.move_timeout_s),
-                    strict=strict,
-                    what=what,
-                )
-
-        return self._call(f"{name} {what}", op)
+        """Every instance of several series of one study in one C-GET / C-MOVE
+        (:func:`.retrieve.fetch_whole_series`)."""
+        return retrieve.fetch_whole_series(self, study_uid, series_uids, method)
 
     def _ensure_scp(self) -> None:
         """Start our Storage SCP for C-MOVE results, once per client."""

@@ -142,9 +142,9 @@ def write_draft(
     """Write the config draft to ``path`` and check it as ``config validate`` does."""
     from pyschedvisu.config import load_settings
     from pyschedvisu.config_draft import draft_toml
-    from pyschedvisu_core import survey
+    from pyschedvisu_core import surveydraft
 
-    draft = survey.draft(studies, series)
+    draft = surveydraft.draft(studies, series)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(draft_toml(settings, draft, title=title), encoding="utf-8")

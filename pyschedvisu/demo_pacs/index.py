@@ -1,16 +1,14 @@
 """In-memory index of the DICOM files of a data directory, and C-FIND over it.
 
-Every file under ``DIR/dicom/**`` is read once (header only) into a polars frame, one row
-per instance, cached in ``DIR/dicom/.index.v1.parquet``; on the next load only files whose
-size or mtime changed are read again. Queries filter that frame; attributes that are not
-indexed are read from the header of the matching instance (like Orthanc with
+:class:`PacsIndex` holds one row per instance, read from the files' headers by
+:mod:`pyschedvisu.demo_pacs.indexing` (cached on disk). Queries filter that frame; attributes
+that are not indexed are read from the header of the matching instance (like Orthanc with
 ``StorageAccessOnFind = Always``).
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable
@@ -20,65 +18,20 @@ from typing import Any
 
 import polars as pl
 import pydicom
-from pydicom import config
 from pydicom.datadict import dictionary_VR, tag_for_keyword
-from pydicom.dataelem import DataElement, RawDataElement
+from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
+from pyschedvisu.demo_pacs.indexing import KEYWORD_LEVEL, raw_element, read_index, value_str
 from pyschedvisu.demo_pacs.matching import compile_query, exact_values, is_universal
 from pyschedvisu_core import status
-from pyschedvisu_core.errors import PacsOperationError, StoreError
+from pyschedvisu_core.errors import PacsOperationError
 
 log = logging.getLogger(__name__)
 
-INDEX_FILE = ".index.v1.parquet"
-
 LEVELS = ("PATIENT", "STUDY", "SERIES", "IMAGE")
 _RANK = {lv: i for i, lv in enumerate(LEVELS)}
-
-#: Indexed attributes, by the level they belong to.
-LEVEL_KEYWORDS: dict[str, tuple[str, ...]] = {
-    "PATIENT": ("PatientID", "PatientName", "PatientBirthDate", "PatientSex"),
-    "STUDY": (
-        "StudyInstanceUID",
-        "StudyDate",
-        "StudyTime",
-        "AccessionNumber",
-        "StudyID",
-        "StudyDescription",
-        "ReferringPhysicianName",
-    ),
-    "SERIES": (
-        "SeriesInstanceUID",
-        "Modality",
-        "SeriesNumber",
-        "SeriesDate",
-        "SeriesTime",
-        "SeriesDescription",
-        "ProtocolName",
-        "InstitutionName",
-        "BodyPartExamined",
-        "Manufacturer",
-        "ManufacturerModelName",
-        "StationName",
-    ),
-    "IMAGE": (
-        "SOPInstanceUID",
-        "SOPClassUID",
-        "InstanceNumber",
-        "AcquisitionDate",
-        "AcquisitionTime",
-        "ContentDate",
-        "ContentTime",
-        "ImageType",
-        "NumberOfFrames",
-        "SpecificCharacterSet",
-    ),
-}
-KEYWORD_LEVEL = {kw: lv for lv, kws in LEVEL_KEYWORDS.items() for kw in kws}
-INDEXED = tuple(KEYWORD_LEVEL)
-FILE_COLUMNS = ("path", "size", "mtime_ns", "TransferSyntaxUID")
 
 #: Attributes computed from the hierarchy, and the lowest level they describe.
 COMPUTED_LEVEL = {
@@ -105,202 +58,6 @@ MINIMAL_IMAGE_KEYS = frozenset(
 )
 
 _SKIP_TAGS = {0x00080052, 0x00080005, 0x00080054}  # QR level, charset, RetrieveAETitle
-_TAG_KEYWORD: dict[int, str] = {int(tag_for_keyword(k) or 0): k for k in INDEXED}
-_SPECIFIC_TAGS: list[int] = list(_TAG_KEYWORD)
-
-
-_RAW_TEXT_VRS = {
-    "AE",
-    "AS",
-    "CS",
-    "DA",
-    "DS",
-    "DT",
-    "IS",
-    "LO",
-    "LT",
-    "PN",
-    "SH",
-    "ST",
-    "TM",
-    "UC",
-    "UI",
-    "UR",
-    "UT",
-}
-
-
-def raw_element(ds: Dataset, tag: int) -> DataElement | None:
-    """Element ``tag`` of ``ds`` with text values taken raw (no VR validation, so a garbled
-    TM/DA value neither warns nor raises: the server answers it as it is, like a real PACS)."""
-    try:
-        item = ds.get_item(tag)
-    except Exception:  # a broken element is as good as none
-        return None
-    if item is None:
-        return None
-    if isinstance(item, RawDataElement):
-        vr = item.VR or _dict_vr(tag)
-        if vr in _RAW_TEXT_VRS and isinstance(item.value, bytes):
-            text = _decode_raw(item.value).rstrip(" \x00")
-            try:
-                return DataElement(tag, vr, text or None, validation_mode=config.IGNORE)
-            except (ValueError, TypeError, OverflowError):  # IS/DS that no number parses
-                return DataElement(tag, vr, None)
-        try:
-            return ds[tag]
-        except Exception:
-            return None
-    return item
-
-
-def _dict_vr(tag: int) -> str:
-    try:
-        return str(dictionary_VR(tag))
-    except KeyError:
-        return "UN"
-
-
-def _decode_raw(value: bytes) -> str:
-    try:
-        return value.decode("utf-8")
-    except UnicodeDecodeError:
-        return value.decode("latin-1")
-
-
-def value_str(elem: DataElement | None) -> str | None:
-    """String form of an element value (multi-values joined by a backslash); None if empty."""
-    if elem is None or elem.VR == "SQ" or elem.value is None:
-        return None
-    v = elem.value
-    if isinstance(v, bytes | bytearray):
-        return None
-    if isinstance(v, list | tuple | pydicom.multival.MultiValue):
-        s = "\\".join(str(x) for x in v)
-    else:
-        s = str(v)
-    s = s.strip()
-    return s or None
-
-
-def _walk_files(root: Path) -> list[tuple[str, int, int]]:
-    """(path relative to ``root``, size, mtime_ns) of every file under ``root``.
-
-    The order of ``os.walk`` top-down with sorted names (a folder's files, then each sub-folder
-    in turn); names starting with a dot are left out, symlinked folders are not entered.
-    """
-    out: list[tuple[str, int, int]] = []
-    stack = [""]
-    while stack:
-        rel_dir = stack.pop()
-        try:
-            with os.scandir(root / rel_dir if rel_dir else root) as it:
-                entries = sorted(it, key=lambda e: e.name)
-        except OSError:
-            continue
-        subdirs = []
-        for entry in entries:
-            if entry.name.startswith("."):
-                continue
-            rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
-            try:
-                if entry.is_dir():
-                    if not entry.is_symlink():
-                        subdirs.append(rel)
-                    continue
-                st = entry.stat()
-            except OSError:
-                continue
-            out.append((rel, st.st_size, st.st_mtime_ns))
-        stack.extend(reversed(subdirs))
-    return out
-
-
-#: Files to read beyond which worker processes share the reading (each costs ~1 s to start).
-PARALLEL_MIN_FILES = 4000
-_CHUNK = 1000
-_PROGRESS_EVERY_S = 5.0
-
-
-def _can_spawn() -> bool:
-    """Spawned workers re-import ``__main__``: impossible for ``python -`` or a REPL file."""
-    import sys
-
-    main = getattr(sys.modules.get("__main__"), "__file__", None)
-    return main is None or Path(main).is_file()
-
-
-def _read_chunk(root: Path, items: list[tuple[str, int, int, int]]) -> list[dict[str, Any]]:
-    """Rows of the readable DICOM files of ``items`` (path, size, mtime_ns, order)."""
-    out = []
-    for rel, size, mtime_ns, order in items:
-        row = _read_row(root / rel, rel, size, mtime_ns)
-        if row is not None:
-            row["_order"] = order
-            out.append(row)
-    return out
-
-
-def _read_files(
-    root: Path, items: list[tuple[str, int, int, int]], workers: int | None
-) -> list[dict[str, Any]]:
-    """:func:`_read_chunk` over ``items``, in worker processes when there are many."""
-    import time
-
-    n_workers = min(workers or os.cpu_count() or 1, -(-len(items) // _CHUNK))
-    chunks = [items[i : i + _CHUNK] for i in range(0, len(items), _CHUNK)]
-    rows: list[dict[str, Any]] = []
-    done, last = 0, time.monotonic()
-
-    def tick(n: int) -> None:
-        nonlocal done, last
-        done += n
-        if done < len(items) and time.monotonic() - last >= _PROGRESS_EVERY_S:
-            last = time.monotonic()
-            log.info("indexing: %s/%s files read", f"{done:,}", f"{len(items):,}")
-
-    if len(items) >= PARALLEL_MIN_FILES and n_workers > 1 and _can_spawn():
-        from concurrent.futures import ProcessPoolExecutor, as_completed
-        from multiprocessing import get_context
-
-        # spawn: forking a process that runs threads (polars, pynetdicom) may deadlock
-        with ProcessPoolExecutor(n_workers, mp_context=get_context("spawn")) as pool:
-            futures = {pool.submit(_read_chunk, root, chunk): len(chunk) for chunk in chunks}
-            for future in as_completed(futures):
-                rows += future.result()
-                tick(futures[future])
-        return rows
-    for chunk in chunks:
-        rows += _read_chunk(root, chunk)
-        tick(len(chunk))
-    return rows
-
-
-def _read_row(path: Path, rel: str, size: int, mtime_ns: int) -> dict[str, Any] | None:
-    try:
-        ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=_SPECIFIC_TAGS)
-    except (InvalidDicomError, OSError, EOFError, ValueError) as exc:
-        log.debug("skipping %s: not readable DICOM (%s)", rel, exc)
-        return None
-    row: dict[str, Any] = dict.fromkeys(INDEXED)
-    # By tag, not keyword: keyword lookups dominate the indexing time otherwise.
-    for tag in _TAG_KEYWORD.keys() & set(ds.keys()):
-        row[_TAG_KEYWORD[tag]] = value_str(raw_element(ds, tag))
-    if not (row["SOPInstanceUID"] and row["StudyInstanceUID"] and row["SeriesInstanceUID"]):
-        log.warning("skipping %s: no SOP/Study/Series Instance UID", rel)
-        return None
-    meta = getattr(ds, "file_meta", None)
-    ts = meta.get("TransferSyntaxUID") if meta is not None else None
-    row.update(path=rel, size=size, mtime_ns=mtime_ns, TransferSyntaxUID=ts and str(ts))
-    return row
-
-
-def _schema() -> dict[str, pl.DataType]:
-    sch: dict[str, pl.DataType] = {kw: pl.String() for kw in INDEXED}
-    sch.update(
-        path=pl.String(), size=pl.Int64(), mtime_ns=pl.Int64(), TransferSyntaxUID=pl.String()
-    )
-    return sch
 
 
 def _sorted(frame: pl.DataFrame) -> pl.DataFrame:
@@ -350,59 +107,11 @@ class PacsIndex:
         """Index ``data_dir/dicom`` (or ``data_dir`` itself if it has no ``dicom`` folder).
 
         Reuses the on-disk cache for files whose size and mtime did not change. Beyond
-        :data:`PARALLEL_MIN_FILES` files to read, ``workers`` processes read them (default:
-        one per CPU; 1 = in this process). Logs what it does, every few seconds while reading.
+        :data:`.indexing.PARALLEL_MIN_FILES` files to read, ``workers`` processes read them
+        (default: one per CPU; 1 = in this process). Logs what it does, every few seconds
+        while reading (:func:`.indexing.read_index`).
         """
-        base = Path(data_dir)
-        root = base / "dicom" if (base / "dicom").is_dir() else base
-        if not root.is_dir():
-            raise StoreError(f"{root}: no such DICOM directory")
-        cache_path = root / INDEX_FILE
-        cached = pl.DataFrame(schema=_schema())
-        if cache_path.exists():
-            try:
-                old = pl.read_parquet(cache_path)
-                if set(old.columns) == set(_schema()):
-                    cached = old.select(list(_schema())).cast(_schema())  # type: ignore[arg-type]
-            except (OSError, pl.exceptions.PolarsError) as exc:
-                log.warning("%s: unreadable index cache, rebuilding (%s)", cache_path, exc)
-        files = _walk_files(root)
-        walked = pl.DataFrame(
-            {
-                "path": [f[0] for f in files],
-                "size": [f[1] for f in files],
-                "mtime_ns": [f[2] for f in files],
-                "_order": list(range(len(files))),
-            },
-            schema={"path": pl.String, "size": pl.Int64, "mtime_ns": pl.Int64, "_order": pl.Int64},
-        )
-        # a cached row stands for a file whose size and mtime are unchanged
-        reused = walked.join(cached, on=["path", "size", "mtime_ns"], how="inner")
-        todo = walked.join(reused.select("path"), on="path", how="anti").sort("_order")
-        if todo.height:
-            log.info(
-                "indexing %s DICOM file(s) under %s (%s from the cache)",
-                f"{todo.height:,}",
-                root,
-                f"{reused.height:,}",
-            )
-        new_rows = _read_files(root, list(todo.iter_rows()), workers)
-        new = pl.DataFrame(new_rows, schema={**_schema(), "_order": pl.Int64()})
-        frame = (
-            pl.concat([reused.select(new.columns), new])
-            .sort("_order")
-            .drop("_order")
-            .select(list(_schema()))
-        )
-        changed = todo.height > 0 or reused.height != cached.height or not cache_path.exists()
-        if write_cache and changed:
-            from pyschedvisu.store import atomic_write_parquet
-
-            try:
-                atomic_write_parquet(cache_path, frame)
-            except OSError as exc:
-                log.warning("%s: cannot write the index cache (%s)", cache_path, exc)
-        log.info("indexed %d instances under %s (%d files read)", frame.height, root, todo.height)
+        root, frame = read_index(data_dir, write_cache=write_cache, workers=workers)
         return cls(root, frame)
 
     def __len__(self) -> int:
@@ -676,10 +385,8 @@ def _post_ok(value: str | None, elem: DataElement) -> bool:
 
 __all__ = [
     "COMPUTED_LEVEL",
-    "INDEXED",
     "LEVELS",
     "MINIMAL_IMAGE_KEYS",
     "UNIQUE_KEY",
     "PacsIndex",
-    "value_str",
 ]

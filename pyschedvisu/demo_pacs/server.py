@@ -7,13 +7,13 @@ Modality Worklist (:mod:`pyschedvisu.demo_pacs.worklist`). :class:`Behaviour` sw
 DOMAIN.md §2.4 (C-GET refused, IMAGE level without timing tags, 0xC336 when pushed too hard)
 and inject faults; it is read at every association / operation, so it can change while the
 server runs. Every association is served in its own thread by pynetdicom: the counters and
-the throttle are protected by one lock.
+the throttle are protected by one lock. Its Q/R requests pass :meth:`DemoPacs.admit` first
+(:mod:`pyschedvisu.demo_pacs.associations`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import gc
 import logging
 import socketserver
 import threading
@@ -21,14 +21,13 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import Any, cast
+from typing import Any
 
 import polars as pl
 from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import AE, build_context, evt
-from pynetdicom.association import Association
-from pynetdicom.dimse_primitives import C_FIND, C_GET, C_MOVE
+from pynetdicom.dimse_primitives import C_FIND, C_GET
 from pynetdicom.dsutils import decode
 from pynetdicom.presentation import PresentationContext, StoragePresentationContexts
 from pynetdicom.sop_class import (
@@ -41,11 +40,12 @@ from pynetdicom.sop_class import (
     StudyRootQueryRetrieveInformationModelMove,
     Verification,
 )
-from pynetdicom.transport import RequestHandler, ThreadedAssociationServer
 
 from pyschedvisu.adapters.dicomnet import nodelay
+from pyschedvisu.demo_pacs.associations import AssociationServer, GatedHandler
 from pyschedvisu.demo_pacs.behaviour import Behaviour, OpRecord, PacsStats, Throttle
-from pyschedvisu.demo_pacs.index import UNIQUE_KEY, PacsIndex, value_str
+from pyschedvisu.demo_pacs.index import UNIQUE_KEY, PacsIndex
+from pyschedvisu.demo_pacs.indexing import value_str
 from pyschedvisu.demo_pacs.matching import compile_query, is_universal
 from pyschedvisu.demo_pacs.worklist import DemoWorklist
 from pyschedvisu_core import status
@@ -68,81 +68,6 @@ MOVE_UIDS = {
 }
 _UNCOMPRESSED = [str(ExplicitVRLittleEndian), str(ImplicitVRLittleEndian)]
 MWL_UID = str(ModalityWorklistInformationFind)
-
-
-class _GatedAssociation(Association):
-    """An association of the demo PACS: its Q/R requests pass the PACS's gate first.
-
-    The gate answers 0xC336 when the PACS is busy, and refuses a bad retrieve identifier,
-    before any work: pynetdicom has no public hook to fail a C-MOVE before it associates with
-    the destination. Only the demo PACS's own associations are of this class (see
-    :class:`_GatedHandler`): nothing changes for the rest of the process.
-    """
-
-    pacs: DemoPacs
-
-    def _serve_request(self, msg: Any, context_id: int) -> None:
-        if not isinstance(msg, C_FIND | C_GET | C_MOVE):
-            super()._serve_request(msg, context_id)
-            return
-        context = next((cx for cx in self.accepted_contexts if cx.context_id == context_id), None)
-        if context is None:  # pynetdicom answers an unknown context itself
-            super()._serve_request(msg, context_id)
-            return
-        refusal = self.pacs.admit(msg, context, self)
-        if refusal is not None:
-            self._refuse(msg, context_id, refusal)
-            return
-        try:
-            super()._serve_request(msg, context_id)
-        finally:
-            self.pacs.done()
-
-    def _refuse(self, req: Any, context_id: int, code: int) -> None:
-        """Send the final response with a failure ``code`` and no sub-operation."""
-        rsp: Any = type(req)()
-        rsp.MessageIDBeingRespondedTo = req.MessageID
-        rsp.AffectedSOPClassUID = req.AffectedSOPClassUID
-        rsp.Status = code
-        if not isinstance(req, C_FIND):
-            rsp.NumberOfCompletedSuboperations = 0
-            rsp.NumberOfWarningSuboperations = 0
-            rsp.NumberOfFailedSuboperations = 0
-        self.dimse.send_msg(rsp, context_id)
-
-
-class _GatedHandler(RequestHandler):
-    """Makes every association of one demo PACS server a :class:`_GatedAssociation`."""
-
-    server: _Server
-
-    def _create_association(self) -> Association:
-        assoc = super()._create_association()
-        assoc.__class__ = _GatedAssociation  # same object, with the gate in front of Q/R
-        cast(_GatedAssociation, assoc).pacs = self.server.pacs
-        return assoc
-
-
-class _Server(ThreadedAssociationServer):
-    """pynetdicom's server, without its full ``gc.collect()`` every 60 polling loops.
-
-    At our 50 ms poll that is a full collection every 3 s, holding the GIL for a long time
-    in a big process (the weekly flow runs the demo PACS in-process). Dead association
-    threads are still collected, once a minute and by the interpreter's own GC.
-    """
-
-    GC_INTERVAL_S = 60.0
-    #: the demo PACS whose gate this server's associations pass (set before serving)
-    pacs: DemoPacs
-
-    def service_actions(self) -> None:
-        now = time.monotonic()
-        last = getattr(self, "_last_gc", None)
-        if last is None:
-            self._last_gc = now
-        elif now - last >= self.GC_INTERVAL_S:
-            self._last_gc = now
-            gc.collect()
 
 
 def _level(ident: Dataset, model: str) -> str:
@@ -231,8 +156,8 @@ class DemoPacs:
             server = ae.make_server(
                 (self.host, self.port),
                 evt_handlers=handlers,
-                server_class=_Server,
-                request_handler=_GatedHandler,
+                server_class=AssociationServer,
+                request_handler=GatedHandler,
             )
         except OSError as exc:
             raise PacsError(f"demo PACS cannot listen on {self.host}:{self.port}: {exc}") from exc
@@ -301,7 +226,7 @@ class DemoPacs:
         self.index = PacsIndex.load(self.data_dir)
         self.worklist = DemoWorklist.load(self.data_dir)
 
-    # -- the gate of Q/R requests (see _GatedAssociation) --------------------------------
+    # -- the gate of Q/R requests (see associations.GatedAssociation) -------------------
     def admit(self, req: Any, context: PresentationContext, assoc: Any) -> int | None:
         """None when ``req`` may be served now (then :meth:`done` after it), else its status.
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import polars as pl
 from pydicom.dataset import Dataset
 
-from pyschedvisu.demo_pacs.index import value_str
+from pyschedvisu.demo_pacs.indexing import value_str
 from pyschedvisu.demo_pacs.matching import compile_query
 from pyschedvisu.synth.appointments import BOOK_SCHEMA, mwl_dataset, visible_at
 from pyschedvisu_core import status

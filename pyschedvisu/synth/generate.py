@@ -161,16 +161,19 @@ def truth_frames(
     settings: Settings,
     department: Department | None = None,
 ) -> dict[str, pl.DataFrame]:
-    """The truth of ``days`` told by ``settings`` (no file written; the plan is re-made).
+    """The truth of ``days`` told by ``settings`` (no file written; the plan is re-made),
+    without the appointment book.
 
     A day's files do not depend on the config, its truth does: e.g. the truth of another
     department under the config ``pyschedvisu discover`` drafted for it.
     """
     dept = Dept.from_settings(settings, department)
     per_day = [day_truth(day_plan(d, seed, dept), dept.rules) for d in days]
+    # the appointment book is the reference department's RIS: not told by another config
     return {
         kind: pl.concat([f[kind] for f in per_day]) if per_day else schema.empty(target)
         for kind, target in TRUTH_SCHEMAS.items()
+        if kind not in BOOK_KINDS
     }
 
 
