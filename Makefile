@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
-DEBS := chromium orthanc poppler-utils
+DEBS := chromium orthanc poppler-utils postgresql
 
 .PHONY: demo test test-fast install lint typecheck bench system-deps clean
 
@@ -40,7 +40,8 @@ $(DEV_STAMP): pyproject.toml
 	touch $(STAMP) $(DEV_STAMP)
 
 # Debian packages the product and its tests use: Chromium (kaleido renders with it),
-# Orthanc (a real PACS for the integration tests), poppler-utils (pdftoppm in tests).
+# Orthanc (a real PACS for the integration tests), poppler-utils (pdftoppm in tests),
+# PostgreSQL (the Prefect server's production database, started by the tests).
 system-deps:
 	@missing=""; for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \

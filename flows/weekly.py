@@ -53,10 +53,13 @@ def settings_for(config_path: str | None, periods: list[str] | None = None) -> S
 
 
 def resolve_end(end: dt.date | None, settings: Settings) -> dt.date:
-    """``end`` or the automatic end date for the run's *scheduled* time (late runs report the right week)."""
+    """``end`` or the automatic end date for the run's *scheduled* time (late runs report the
+    right week), in the department's time zone (``calendar.timezone``)."""
     if end is not None:
         return end
-    return report_end(_scheduled_time(), settings.calendar.report_cutoff_hour)
+    return report_end(
+        _scheduled_time(), settings.calendar.report_cutoff_hour, settings.calendar.timezone
+    )
 
 
 def needed_days(settings: Settings, end: dt.date) -> list[dt.date]:
@@ -82,7 +85,7 @@ def weekly_report(
 
     Args:
         end: Last day of the report (a Friday). Empty: the Friday of the week before the
-            run's scheduled time (Europe/Zurich), so a late or re-run reports the right week.
+            run's scheduled time (in calendar.timezone), so a late or re-run reports the right week.
         periods: Periods to include (e.g. hebdomadaire, mensuel, longueduree). Empty: the config's.
         send_email: Send the report by e-mail (if enabled in the config).
         config_path: TOML configuration file. Empty: $PYSCHEDVISU_CONFIG, else built-in defaults.
@@ -97,6 +100,7 @@ def weekly_report(
 def _weekly_report(settings: Settings, end: dt.date | None, send_email: bool) -> Any:
     """The body of :func:`weekly_report`, once its settings are loaded."""
     from tasks.extract import extract_studies, summarise_dropped
+    from tasks.network import publish_site_aggregates
     from tasks.notify import publish_artifacts, send_report
     from tasks.report import build_page, render_report, report_inputs
     from tasks.retrieve import retrieve_days
@@ -158,6 +162,8 @@ def _weekly_report(settings: Settings, end: dt.date | None, send_email: bool) ->
         publish_artifacts(
             settings, end, week_days, rows, missing, studies_path, report, dropped=dropped
         )
+        # the site's numbers for the network report (aggregates only: no patient key)
+        publish_site_aggregates(settings, studies_path, end, retrieved, windows, len(missing))
 
     delivery: dict[str, Any] = {"sent": False, "reason": "send_email is false"}
     if send_email:

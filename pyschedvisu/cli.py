@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 import signal
 import sys
 from pathlib import Path
@@ -34,6 +35,7 @@ COMMAND_MODULES = [
     "evaluate",
     "report",
     "run",
+    "deploy",
     "demo",
 ]
 
@@ -56,6 +58,14 @@ def _root(
             envvar="PYSCHEDVISU_CONFIG",
         ),
     ] = None,
+    site: Annotated[
+        str | None,
+        typer.Option(
+            "--site",
+            help="The site (department) of a config with [sites.<id>] tables; a one-department config is site 'default'.",
+            envvar="PYSCHEDVISU_SITE",
+        ),
+    ] = None,
     log_level: Annotated[
         str | None,
         typer.Option("--log-level", help="Override logging.level (DEBUG, INFO, WARNING, ERROR)."),
@@ -64,7 +74,26 @@ def _root(
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
     ] = False,
 ) -> None:
-    ctx.obj = {"config": config, "log_level": log_level}
+    ctx.obj = {"config": config, "log_level": log_level, "site": site}
+    if site is not None:
+        _choose_site(ctx, site)
+
+
+def _choose_site(ctx: typer.Context, site: str) -> None:
+    """Every settings load of the command (its flows run here included) is for ``site``:
+    ``PYSCHEDVISU_SITE`` holds it while the command runs, as it holds it on a worker."""
+    from pyschedvisu.config import SITE_ENV
+
+    previous = os.environ.get(SITE_ENV)
+    os.environ[SITE_ENV] = site
+
+    def restore() -> None:
+        if previous is None:
+            os.environ.pop(SITE_ENV, None)
+        else:
+            os.environ[SITE_ENV] = previous
+
+    ctx.call_on_close(restore)
 
 
 for _name in COMMAND_MODULES:

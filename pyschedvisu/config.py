@@ -36,6 +36,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from pyschedvisu import reference as ref
 from pyschedvisu_core.errors import ConfigError
 from pyschedvisu_core.labels import minify_machine
+from pyschedvisu_core.schema import DEFAULT_SITE
 
 ENV_PREFIX = "PYSCHEDVISU_"
 CONFIG_ENV = "PYSCHEDVISU_CONFIG"
@@ -52,7 +53,14 @@ NON_SETTING_ENV: dict[str, str] = {
     "PYSCHEDVISU_SMTP_PASSWORD": "the SMTP password, default name of email.password_env",
     "PYSCHEDVISU_HOME": "the checkout a Prefect worker runs the flows from, see prefect.yaml",
     "PYSCHEDVISU_TEST_ORTHANC": "the Orthanc binary of the integration tests",
+    "PYSCHEDVISU_SITE": "the site of a config with [sites.<id>] tables, like --site",
 }
+#: The site (department) chosen in a config with ``[sites.<id>]`` tables, like ``--site``.
+SITE_ENV = "PYSCHEDVISU_SITE"
+#: What a site id may be: it names a work pool (``pyschedvisu-<site>``) and artifact keys.
+SITE_ID = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?")
+#: Paths a site gets a folder of its own under (named after it), unless its table sets them.
+SITE_PATHS = ("data_dir", "output_dir", "log_dir")
 #: Settings whose value is the name of an environment variable (allowed whatever its name).
 ENV_NAME_SETTINGS = (("privacy", "key_env"), ("email", "username_env"), ("email", "password_env"))
 
@@ -277,6 +285,21 @@ class CalendarSettings(Section):
         le=23,
         description="Before this hour today is not complete: the automatic end date uses yesterday.",
     )
+    timezone: str = Field(
+        "Europe/Zurich",
+        description="Time zone of the department (IANA name): its deployments' schedules and the automatic end date of a scheduled run.",
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not a time zone (e.g. Europe/Zurich)") from None
+        return value
 
     @field_validator("extra_closed_days")
     @classmethod
@@ -618,6 +641,28 @@ class EmailSettings(Section):
         return value
 
 
+class NetworkSettings(Section):
+    """The network report: the sites ([sites.<id>]) compared, per machine type."""
+
+    title: str = Field("pySchedVisu", description="Title of the network report.")
+    output_dir: Path = Field(
+        Path("var/network"),
+        description="Network reports: <output_dir>/<YYYY>/pyschedvisu_network_<end>_<generated>.pdf/.html/.xlsx.",
+    )
+    work_pool: str = Field(
+        "pyschedvisu-network",
+        description="Work pool of the network-report deployment (a worker on any host that reaches the Prefect server: it needs no PACS).",
+    )
+    cron: str = Field(
+        "0 7 * * 6",
+        description="Schedule of the network report (cron, in calendar.timezone): after the sites' weekly runs (theirs: Saturday 01:00).",
+    )
+    machine_types: dict[str, str] = Field(
+        default_factory=dict,
+        description="Machine type of a display machine (e.g. {'PET GE' = 'PET/CT'}); a machine not listed gets its type from its studies' modalities (PET/CT, PET, SPECT/CT, NM).",
+    )
+
+
 class Settings(BaseSettings):
     """Every setting of pySchedVisu. See ``pyschedvisu config init`` for a commented file."""
 
@@ -651,6 +696,15 @@ class Settings(BaseSettings):
     )
     report: ReportSettings = Field(default_factory=ReportSettings)
     email: EmailSettings = Field(default_factory=EmailSettings)
+    network: NetworkSettings = Field(default_factory=NetworkSettings)
+    sites: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Several departments on one Prefect server: one table per site ([sites.<id>]; ids of lower-case letters, digits and dashes) holding any section of this file ([sites.<id>.pacs], [sites.<id>.retrieve], [sites.<id>.machines], [sites.<id>.descriptions], [sites.<id>.draw], [sites.<id>.paths], [sites.<id>.email], ...). A site shares every top-level value it does not set: a section merges key by key, a table of named entries ([machines], [descriptions], [draw.machine], ...) replaces the top level's; its data_dir, output_dir and log_dir default to a folder named after it under the top-level ones. Commands then need --site ID (or PYSCHEDVISU_SITE). Empty: one department, site 'default'.",
+    )
+    site: str = Field(
+        DEFAULT_SITE,
+        description="The site these settings are for (set by the loader from --site, never by the file).",
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -664,6 +718,17 @@ class Settings(BaseSettings):
         # Only the values given: load_settings() merges the file and the environment itself
         # (a table set by env replaces the file's; every problem named by its source).
         return (init_settings,)
+
+    @field_validator("sites")
+    @classmethod
+    def _site_ids(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        bad = [k for k in value if not SITE_ID.fullmatch(k)]
+        if bad:
+            raise ValueError(
+                f"site id(s) {', '.join(repr(b) for b in bad)}: use lower-case letters, digits "
+                "and dashes (they name work pools pyschedvisu-<site>), at most 40 characters"
+            )
+        return value
 
     @field_validator("descriptions")
     @classmethod
@@ -886,7 +951,12 @@ def _kind(annotation: Any) -> Literal["model", "dict", "list", "scalar"]:
 
 
 def _annotation_at(path: tuple[str, ...]) -> Any | None:
-    """Type of the setting at ``path`` (field names, table keys); None when there is none."""
+    """Type of the setting at ``path`` (field names, table keys); None when there is none.
+
+    ``sites.<id>.<rest>`` is the setting at ``<rest>`` (a site's table holds any section).
+    """
+    if len(path) > 2 and path[0] == "sites" and path[1] and path[2] not in ("sites", "site"):
+        return _annotation_at(path[2:])
     ann: Any = Settings
     for part in path:
         kind = _kind(ann)
@@ -1033,7 +1103,9 @@ def apply_overrides(data: dict[str, Any], overrides: list[EnvOverride]) -> dict[
                 if not last and not isinstance(node.get(key), dict):
                     node[key] = _default_value(info) if _kind(child) == "dict" else {}
             else:
-                key, child = _match_key(node, part), get_args(_unwrap(ann))[1]
+                args = get_args(_unwrap(ann))
+                # a site's table (sites.<id>) holds plain values: Any below it
+                key, child = _match_key(node, part), args[1] if len(args) == 2 else Any
                 if not last and not isinstance(node.get(key), dict):
                     node[key] = {}
             if last:
@@ -1102,12 +1174,25 @@ def _env_for(loc: tuple[str, ...], overrides: list[EnvOverride]) -> str | None:
     return None
 
 
-def load_config(path: str | Path | None = None, **values: Any) -> LoadedConfig:
+def load_config(
+    path: str | Path | None = None, site: str | None = None, **values: Any
+) -> LoadedConfig:
     """Settings from ``path`` (or ``$PYSCHEDVISU_CONFIG``) plus the environment, with sources.
 
-    Raises :class:`ConfigError` with one ``source: section.key: what is wrong`` line per
-    problem, the source being the file, or the environment variable that set the value.
+    ``site``: the site of a config with ``[sites.<id>]`` tables (default ``$PYSCHEDVISU_SITE``;
+    required there); a one-department config is site ``default``. Raises
+    :class:`ConfigError` with one ``source: section.key: what is wrong`` line per problem, the
+    source being the file, or the environment variable that set the value.
     """
+    chosen = site if site is not None else (os.environ.get(SITE_ENV) or None)
+    return _load(path, chosen, top=False, values=values)
+
+
+def _load(
+    path: str | Path | None, site: str | None, *, top: bool, values: Mapping[str, Any]
+) -> LoadedConfig:
+    """:func:`load_config` of ``site``, or of the top level alone when ``top`` (the shared
+    values of a config with sites: its network report)."""
     file = config_path(path)
     label = str(file) if file else DEFAULTS_LABEL
     problems: list[str] = []
@@ -1122,18 +1207,200 @@ def load_config(path: str | Path | None = None, **values: Any) -> LoadedConfig:
     data.update(values)
     scan = scan_environment()
     problems.extend(scan.problems)
-    merged = apply_overrides(data, scan.overrides)
+    # sites.<id>... variables change a site's table, the others the settings in effect
+    to_sites = [o for o in scan.overrides if o.path[0] == "sites"]
+    others = [o for o in scan.overrides if o.path[0] != "sites"]
+    data = apply_overrides(data, to_sites)
+    if unreadable:
+        names = _env_names_allowed(apply_overrides(data, others))
+        problems.extend(unknown_variable_problem(n) for n in scan.unknown if n.upper() not in names)
+        raise ConfigError(problems)  # nothing to validate: the file's line, the environment's
+    raw_sites = data.get("sites")
+    try:
+        data, chosen = select_site(data, None if top else site, label, top=top)
+    except ConfigError as err:
+        raise ConfigError([*problems, *err.problems]) from None
+    merged = apply_overrides(data, others)
     allowed = _env_names_allowed(merged)
     problems.extend(unknown_variable_problem(n) for n in scan.unknown if n.upper() not in allowed)
-    if unreadable:
-        raise ConfigError(problems)  # nothing to validate: the file's line, the environment's
+    attributed = list(others)
+    table = None
+    if chosen is not None and isinstance(raw_sites, dict):
+        table = (chosen, raw_sites[chosen])
+        attributed += [
+            EnvOverride(o.variable, o.path[2:], o.value)
+            for o in to_sites
+            if o.path[:2] == ("sites", chosen) and len(o.path) > 2
+        ]
     try:
         settings = Settings(**merged)
     except ValidationError as exc:
-        problems.extend(_validation_problems(exc, label, scan.overrides))
+        problems.extend(_validation_problems(exc, label, attributed, table))
     if problems:
         raise ConfigError(problems)
-    return LoadedConfig(settings, file, data, scan.overrides)
+    return LoadedConfig(settings, file, data, attributed)
+
+
+def site_ids(data: Mapping[str, Any]) -> list[str]:
+    """The site ids of a config's tables, in file order (``[default]`` without sites)."""
+    sites = data.get("sites")
+    return list(sites) if isinstance(sites, dict) and sites else [DEFAULT_SITE]
+
+
+def select_site(
+    data: dict[str, Any], site: str | None, label: str, *, top: bool = False
+) -> tuple[dict[str, Any], str | None]:
+    """(the tables in effect for ``site``, the site whose table was merged, if any).
+
+    A config without ``[sites.<id>]`` is site ``default`` alone; with them, ``site`` must name
+    one (``top``: the shared top level alone, for the network report). One line, exit 2
+    through :class:`ConfigError`, naming the known sites otherwise.
+    """
+    if "site" in data:
+        raise ConfigError(
+            [
+                f"{label}: site: not a key of the file: choose the site with --site ID (or "
+                f"{SITE_ENV}) among the [sites.<id>] tables"
+            ]
+        )
+    sites = data.get("sites")
+    if sites is None or sites == {}:
+        if site not in (None, DEFAULT_SITE):
+            raise ConfigError(
+                [
+                    f"site {site!r}: no such site in {label}; known sites: {DEFAULT_SITE} "
+                    "(the config has no [sites.<id>] table)"
+                ]
+            )
+        return {k: v for k, v in data.items() if k != "sites"}, None
+    if not isinstance(sites, dict) or not all(isinstance(v, dict) for v in sites.values()):
+        raise ConfigError(
+            [f"{label}: sites: one table per site is expected ([sites.<id>] with its sections)"]
+        )
+    bad = [k for k in sites if not SITE_ID.fullmatch(str(k))]
+    if bad:
+        raise ConfigError(
+            [
+                f"{label}: sites.{b}: not a site id: use lower-case letters, digits and dashes "
+                "(it names the work pool pyschedvisu-<site>), at most 40 characters"
+                for b in bad
+            ]
+        )
+    if top:
+        return {k: v for k, v in data.items() if k != "sites"}, None
+    if site is None:
+        raise ConfigError(
+            [
+                f"{label}: sites: the config holds {len(sites)} sites ({', '.join(sites)}): "
+                f"choose one with --site ID (or {SITE_ENV})"
+            ]
+        )
+    if site not in sites:
+        raise ConfigError(
+            [f"site {site!r}: no such site in {label}; known sites: {', '.join(sites)}"]
+        )
+    return site_data(data, site), site
+
+
+def site_data(data: Mapping[str, Any], site: str) -> dict[str, Any]:
+    """The tables of ``site``: the top level's, overridden by those of ``[sites.<site>]``.
+
+    A section (``[pacs]``, ``[retrieve]``, ``[draw]`` ...) merges key by key, whatever the
+    section (one added later included); a table of named entries (``[machines]``,
+    ``[descriptions]``, ``[draw.machine]``, ``[report.period_defs]`` ...) is replaced whole, so
+    a site lists exactly its own machines. ``paths.data_dir``, ``output_dir`` and ``log_dir``
+    the site does not set are ``<the top level's>/<site>``: two sites never share a store.
+    """
+    base = {k: v for k, v in data.items() if k != "sites"}
+    table = data["sites"][site]
+    merged = _merge_tables(base, table, Settings)
+    own = table.get("paths") if isinstance(table.get("paths"), dict) else {}
+    paths = dict(merged.get("paths") or {}) if isinstance(merged.get("paths"), dict) else {}
+    top = base.get("paths") if isinstance(base.get("paths"), dict) else {}
+    for key in SITE_PATHS:
+        if key not in own:
+            value = top.get(key, PathsSettings.model_fields[key].default)
+            paths[key] = str(Path(str(value)) / site)
+    merged["paths"] = paths
+    merged["site"] = site
+    return merged
+
+
+def _merge_tables(base: Mapping[str, Any], over: Mapping[str, Any], model: Any) -> dict[str, Any]:
+    """``base`` with ``over``'s values: sub-sections of ``model`` merge, anything else replaces."""
+    out = copy.deepcopy(dict(base))
+    fields = _unwrap(model).model_fields if _kind(model) == "model" else {}
+    for key, value in over.items():
+        info = fields.get(key)
+        child = info.annotation if info is not None else None
+        if (
+            child is not None
+            and _kind(child) == "model"
+            and isinstance(value, dict)
+            and isinstance(out.get(key), dict)
+        ):
+            out[key] = _merge_tables(out[key], value, child)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+@dataclass
+class Network:
+    """Every site of a config, and its top level alone (the network report's settings)."""
+
+    top: LoadedConfig
+    sites: dict[str, LoadedConfig]
+
+    @property
+    def has_sites(self) -> bool:
+        """True for a config with ``[sites.<id>]`` tables (else the one site ``default``)."""
+        return list(self.sites) != [DEFAULT_SITE] or self.top.settings.site != DEFAULT_SITE
+
+
+def load_network(path: str | Path | None = None) -> Network:
+    """Every site of the config at ``path`` (or ``$PYSCHEDVISU_CONFIG``), each with the
+    environment's values, and the top level alone.
+
+    Raises :class:`ConfigError` with every site's problems (each line once), and when two
+    sites would share a data dir.
+    """
+    problems: list[str] = []
+
+    def add(lines: list[str]) -> None:
+        problems.extend(line for line in lines if line not in problems)
+
+    top: LoadedConfig | None = None
+    try:
+        top = _load(path, None, top=True, values={})
+    except ConfigError as err:
+        add(err.problems)
+    file = config_path(path)
+    try:
+        ids = site_ids(read_config_file(file)) if file is not None else [DEFAULT_SITE]
+    except ConfigError as err:
+        add(err.problems)
+        raise ConfigError(problems) from None
+    sites: dict[str, LoadedConfig] = {}
+    for site in ids:
+        try:
+            sites[site] = _load(path, site, top=False, values={})
+        except ConfigError as err:
+            add(err.problems)
+    by_dir: dict[str, list[str]] = {}
+    for site, loaded in sites.items():
+        by_dir.setdefault(str(Path(loaded.settings.paths.data_dir).resolve()), []).append(site)
+    for folder, owners in by_dir.items():
+        if len(owners) > 1:
+            add(
+                [
+                    f"{top.label if top else DEFAULTS_LABEL}: sites.{owners[1]}.paths.data_dir: "
+                    f"{folder} is the data dir of {', '.join(owners)}: each site needs its own"
+                ]
+            )
+    if problems or top is None:
+        raise ConfigError(problems)
+    return Network(top, sites)
 
 
 #: Host names of this machine: a PACS there on the default port is the demo PACS.
@@ -1182,21 +1449,36 @@ def config_warnings(loaded: LoadedConfig) -> list[str]:
     return out
 
 
-def load_settings(path: str | Path | None = None, **values: Any) -> Settings:
-    """Settings from ``path`` (or ``$PYSCHEDVISU_CONFIG``) plus the environment.
+def load_settings(
+    path: str | Path | None = None, site: str | None = None, **values: Any
+) -> Settings:
+    """Settings from ``path`` (or ``$PYSCHEDVISU_CONFIG``) plus the environment, for ``site``
+    (default ``$PYSCHEDVISU_SITE``; see :func:`load_config`).
 
     Raises :class:`ConfigError` with one ``source: section.key: what is wrong`` line per problem.
     """
-    return load_config(path, **values).settings
+    return load_config(path, site, **values).settings
 
 
 def _validation_problems(
-    exc: ValidationError, label: str, overrides: list[EnvOverride]
+    exc: ValidationError,
+    label: str,
+    overrides: list[EnvOverride],
+    site_table: tuple[str, Mapping[str, Any]] | None = None,
 ) -> list[str]:
+    """One ``source: section.key: what`` line per error; a key a site's table set is named
+    ``sites.<id>.section.key`` (``site_table``: the chosen site and its table)."""
+
+    def where_of(loc: tuple[str, ...]) -> str:
+        text = ".".join(loc)
+        if site_table is not None and loc and _holds(site_table[1], loc):
+            return f"sites.{site_table[0]}.{text}"
+        return text
+
     problems = []
     for err in exc.errors():
         loc = _loc(tuple(err["loc"]))
-        where = ".".join(loc) or "(top level)"
+        where = where_of(loc) or "(top level)"
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown key: remove it or check its spelling (see `pyschedvisu config init`)"
@@ -1212,10 +1494,22 @@ def _validation_problems(
             for part in msg.split(" ;; "):
                 key = tuple(part.split(":", 1)[0].split("."))
                 source = _env_for(key, overrides) or _env_for(("machines",), overrides)
+                if site_table is not None and _holds(site_table[1], ("machines",)):
+                    part = f"sites.{site_table[0]}.{part}"
                 problems.append(f"{source or label}: {part}")
             continue
         problems.append(f"{_env_for(loc, overrides) or label}: {where}: {msg}")
     return problems
+
+
+def _holds(table: Mapping[str, Any], loc: tuple[str, ...]) -> bool:
+    """True when ``table`` (nested dicts) sets ``loc`` or a table above it."""
+    node: Any = table
+    for part in loc:
+        if not isinstance(node, Mapping) or part not in node:
+            return False
+        node = node[part]
+    return True
 
 
 # -- writing a commented default ----------------------------------------------------------
@@ -1257,6 +1551,8 @@ def _emit_model(model: BaseModel, header: str, lines: list[str]) -> None:
     scalar: list[str] = []
     nested: list[tuple[str, Any, str | None]] = []
     for name, field in type(model).model_fields.items():
+        if model is not None and isinstance(model, Settings) and name == "site":
+            continue  # chosen with --site, never a key of the file
         value = getattr(model, name)
         if isinstance(value, BaseModel) or (
             isinstance(value, dict)

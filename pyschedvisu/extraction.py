@@ -14,7 +14,8 @@ A different config fingerprint, a missing table or ``force`` recomputes every da
 run with nothing new writes nothing. Files: ``studies.parquet`` (``schema.STUDY_SCHEMA``,
 reportable machines only, see ``pyschedvisu_core.studies`` for the columns) and
 ``studies_mixed.parquet`` (the ``mixed cases`` studies, plus their ``models``, ``stations``,
-``serials``), both written atomically, then the state file. A lock file serialises concurrent runs on one data dir.
+``serials``), both written atomically with a last column ``site`` (the settings' site), then
+the state file. A lock file serialises concurrent runs on one data dir.
 
 Series are read through the store's yearly packs (see ``pyschedvisu.store``); the days that
 had to be read from their day files are packed meanwhile (a background thread, overlapping the
@@ -96,9 +97,11 @@ def core_arguments(settings: Settings) -> dict[str, Any]:
 
 
 def config_fingerprint(settings: Settings) -> str:
-    """Everything the study table depends on besides the series."""
+    """Everything the study table depends on besides the series (and its site, when it is not
+    the one-department ``default``: a store that becomes a site's is rewritten with its name)."""
     sections = ("extract", "takes", "machines", "descriptions", "draw")
-    return f"{settings.fingerprint(*sections)}-r{RULES_VERSION}"
+    site = "" if settings.site == schema.DEFAULT_SITE else f"-{settings.site}"
+    return f"{settings.fingerprint(*sections)}-r{RULES_VERSION}{site}"
 
 
 STAMP_KEYS = ("written_at", "fingerprint", "counts")
@@ -284,8 +287,9 @@ def extract(
         mixed_table = pl.concat(
             [f for f in (kept_mixed, mixed.select(list(MIXED_SCHEMA))) if f is not None]
         ).sort(order)
-        atomic_write_parquet(path, table)
-        atomic_write_parquet(mixed_path, mixed_table)
+        # on disk, every row says its site (readers that do not ask for it never see it)
+        atomic_write_parquet(path, schema.with_site(table, settings.site))
+        atomic_write_parquet(mixed_path, schema.with_site(mixed_table, settings.site))
         new_days = (
             {}
             if rebuild

@@ -360,31 +360,30 @@ def summary_periods(settings: Settings, end: dt.date) -> list[Period]:
     return periods
 
 
-def build_overview(
-    settings: Settings,
-    studies: pl.DataFrame | str | Path,
-    end: dt.date,
-    retrieved: Collection[dt.date] = (),
-    windows: dict[str, tuple[dt.date, dt.date]] | None = None,
-    plan: PlanData | str | Path | None = None,
-) -> Overview:
-    """The summary page (every machine x the report's week and each period, against the period
-    before) and the trends page (last 52 weeks against the 52 before), from the study table;
-    with a worklist, the planned / performed summary page too."""
-    lang = settings.report.language
-    if windows is None:
-        windows = service_windows(studies)
+def overview_start(settings: Settings, end: dt.date) -> dt.date:
+    """First day the summary and trends pages of a report ending on ``end`` read studies of."""
     periods = summary_periods(settings, end)
     first = min(p.start for p in periods)
-    trend_start = end - dt.timedelta(days=end.weekday(), weeks=2 * overview.TREND_WEEKS - 1)
-    earliest = min(first, trend_start) - dt.timedelta(days=370)  # the periods before
-    frame = (
-        load_studies(studies, start=earliest, end=end)
-        if isinstance(studies, str | Path)
-        else studies.filter(pl.col("date").is_between(earliest, end))
-    )
+    earliest = min(first, trend_period(end).start)
+    return earliest - dt.timedelta(days=370)  # the periods before
+
+
+def trend_period(end: dt.date) -> Period:
+    """The trends page's span: the 52 weeks up to ``end`` and the 52 before."""
+    start = end - dt.timedelta(days=end.weekday(), weeks=2 * overview.TREND_WEEKS - 1)
+    return Period("trends", "trends", start, end)
+
+
+def summary_items(
+    settings: Settings,
+    end: dt.date,
+    retrieved: Collection[dt.date],
+    windows: dict[str, tuple[dt.date, dt.date]],
+) -> list[overview.SummaryItem]:
+    """The summary page's rows: every machine x the report's week and each period, each
+    against the period before (``retrieved``, ``windows``: see :func:`build_page`)."""
     items: list[overview.SummaryItem] = []
-    for per in periods:
+    for per in summary_periods(settings, end):
         d = settings.report.period_defs.get(per.name)
         prev = (
             previous_bounds(per.start, per.end, weeks=d.weeks, anchor=d.anchor)
@@ -404,9 +403,18 @@ def build_overview(
                     settings, key, shifted, retrieved=retrieved, window=window, first_data=data
                 )
             items.append(overview.SummaryItem(per.name, spec, before))
-    table = overview.summary_table(frame, items)
-    trend = Period("trends", "trends", trend_start, end)
-    specs = [
+    return items
+
+
+def trend_specs(
+    settings: Settings,
+    end: dt.date,
+    retrieved: Collection[dt.date],
+    windows: dict[str, tuple[dt.date, dt.date]],
+) -> list[figures.PageSpec]:
+    """One page spec per machine (config order) over :func:`trend_period`: the trends page's."""
+    trend = trend_period(end)
+    return [
         page_spec(
             settings,
             key,
@@ -416,6 +424,31 @@ def build_overview(
         )
         for key in settings.display_machines()
     ]
+
+
+def build_overview(
+    settings: Settings,
+    studies: pl.DataFrame | str | Path,
+    end: dt.date,
+    retrieved: Collection[dt.date] = (),
+    windows: dict[str, tuple[dt.date, dt.date]] | None = None,
+    plan: PlanData | str | Path | None = None,
+) -> Overview:
+    """The summary page (every machine x the report's week and each period, against the period
+    before) and the trends page (last 52 weeks against the 52 before), from the study table;
+    with a worklist, the planned / performed summary page too."""
+    lang = settings.report.language
+    if windows is None:
+        windows = service_windows(studies)
+    earliest = overview_start(settings, end)
+    frame = (
+        load_studies(studies, start=earliest, end=end)
+        if isinstance(studies, str | Path)
+        else studies.filter(pl.col("date").is_between(earliest, end))
+    )
+    items = summary_items(settings, end, retrieved, windows)
+    table = overview.summary_table(frame, items)
+    specs = trend_specs(settings, end, retrieved, windows)
     # the report's week: which machines had studies overlapped by another patient's series
     monday = end - dt.timedelta(days=end.weekday())
     notes: list[str] = []

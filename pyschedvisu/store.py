@@ -326,10 +326,16 @@ class SeriesStore:
         excluded: pl.DataFrame,
         manifest: dict[str, Any],
     ) -> None:
-        """Store one complete day; the manifest goes last so readers never see half a day."""
+        """Store one complete day; the manifest goes last so readers never see half a day.
+
+        Every file carries the ``site`` column: ``manifest["site"]``, else the one-department
+        site (:data:`schema.DEFAULT_SITE`).
+        """
+        site = str(manifest.get("site") or schema.DEFAULT_SITE)
         self.path(day, "manifest").unlink(missing_ok=True)
         for kind, frame in (("series", series), ("failed", failed), ("excluded", excluded)):
-            atomic_write_parquet(self.path(day, kind), conform(frame, KINDS[kind]))
+            stored = schema.with_site(conform(frame, KINDS[kind]), site)
+            atomic_write_parquet(self.path(day, kind), stored)
         man = {
             "day": day.isoformat(),
             "written_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -340,26 +346,34 @@ class SeriesStore:
                 "excluded": excluded.height,
             },
             **manifest,
+            "site": site,
         }
         atomic_write_bytes(
             self.path(day, "manifest"),
             json.dumps(man, indent=2, sort_keys=True, default=str).encode(),
         )
 
-    def load(self, kind: str = "series", days: Iterable[dt.date] | None = None) -> pl.DataFrame:
+    def load(
+        self, kind: str = "series", days: Iterable[dt.date] | None = None, site: str | None = None
+    ) -> pl.DataFrame:
         """Concatenate ``kind`` frames of the stored ``days`` (all stored days when None).
 
-        Raises :class:`DayUnreadableError` naming the first day and file that cannot be read.
+        ``site``: also read the ``site`` column, files written before it existed belonging to
+        ``site`` (this store's). Raises :class:`DayUnreadableError` naming the first day and
+        file that cannot be read.
         """
+        target = KINDS[kind] if site is None else {**KINDS[kind], schema.SITE_COLUMN: pl.String()}
         wanted = (
             self.days() if days is None else [d for d in days if self.path(d, "manifest").exists()]
         )
         paths = [self.path(d, kind) for d in wanted]
         paths = [p for p in paths if p.exists()]
         if not paths:
-            return schema.empty(KINDS[kind])
+            return schema.empty(target)
         try:
-            return scan_stored(paths, KINDS[kind]).collect().pipe(conform, KINDS[kind])
+            # files of an older store version may lack newer columns: null there
+            frame = scan_stored(paths, target).collect().pipe(conform, target)
+            return frame if site is None else schema.site_of_rows(frame, site)
         except (OSError, pl.exceptions.PolarsError) as exc:
             raise self._unreadable(paths, kind, exc) from exc
 

@@ -22,7 +22,8 @@ boundary (``raise ... from exc``) so that callers only need this tree::
     │   └── DayUnreadableError      one stored day's file cannot be read (moved aside, fetched again)
     ├── ExtractionError             series could not be turned into studies
     ├── ReportError                 a page or the PDF / HTML could not be produced
-    └── DeliveryError               the e-mail could not be sent
+    ├── DeliveryError               the e-mail could not be sent
+    └── DeployError                 the deployments of the sites could not be written or applied
 """
 
 from __future__ import annotations
@@ -157,3 +158,7 @@ class ReportError(PySchedVisuError):
 
 class DeliveryError(PySchedVisuError):
     """The report could not be delivered by e-mail."""
+
+
+class DeployError(PySchedVisuError):
+    """The deployments could not be written or applied (one line: the reason)."""

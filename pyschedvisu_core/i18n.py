@@ -297,6 +297,40 @@ _TEXTS: dict[str, dict[str, str]] = {
     },
 }
 
+# The network report (several sites, issue 20).
+_TEXTS["fr"].update(
+    {
+        "machine_type": "Type",
+        "site": "Site",
+        "network_no_shows": "Absences",
+        "network_total": "Réseau",
+        "network_title": "Réseau",
+        "network_subtitle": "Les sites par type de machine — rapport au {end}",
+        "network_note": "Chaque site publie les chiffres de son propre rapport (aucun examen, aucune clé patient) ; Réseau = leur somme, Util. = somme des examens / somme des plages. La durée médiane reste par machine. Absences : selon le plan du RIS, là où il est connu.",
+        "network_trends_title": "Réseau – tendances",
+        "network_trends_subtitle": "Utilisation hebdomadaire par site et du réseau (trait épais), examens du réseau — au {end}",
+        "network_exams": "Examens du réseau par semaine",
+        "network_missing_sites": "Sites sans chiffres pour cette semaine (leur rapport hebdomadaire n'a pas abouti) : {sites}.",
+        "network_missing_days": "{site} : {n} jour(s) de la semaine n'ont pas pu être lus au PACS.",
+    }
+)
+_TEXTS["en"].update(
+    {
+        "machine_type": "Type",
+        "site": "Site",
+        "network_no_shows": "No-shows",
+        "network_total": "Network",
+        "network_title": "Network",
+        "network_subtitle": "The sites per machine type — report ending {end}",
+        "network_note": "Each site publishes the numbers of its own report (no study, no patient key); Network = their sum, Util. = summed studies / summed slots. The median duration stays per machine. No-shows: from the RIS plan, where it is known.",
+        "network_trends_title": "Network – trends",
+        "network_trends_subtitle": "Weekly utilisation per site and of the network (thick line), the network's studies — ending {end}",
+        "network_exams": "Network studies per week",
+        "network_missing_sites": "Sites without numbers for this week (their weekly report did not complete): {sites}.",
+        "network_missing_days": "{site}: {n} day(s) of the week could not be read from the PACS.",
+    }
+)
+
 _WEEKDAYS = {
     "fr": ["Lu", "Ma", "Me", "Je", "Ve", "Sa", "Di"],
     "en": ["Mo", "Tu", "We", "Th", "Fr", "Sa", "Su"],

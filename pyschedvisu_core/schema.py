@@ -10,6 +10,13 @@ import polars as pl
 
 DT = pl.Datetime("us")
 
+#: The column every stored table carries on disk (series store day files, study tables): the
+#: site (department) its rows belong to. Readers that do not ask for it never see it, and a
+#: table written before it existed reads as the reader's site (:func:`site_of_rows`).
+SITE_COLUMN = "site"
+#: The site of a one-department config (no ``[sites.<id>]`` tables).
+DEFAULT_SITE = "default"
+
 #: One row per kept acquisition series, as stored per day by retrieval.
 SERIES_SCHEMA: dict[str, pl.DataType] = {
     "date": pl.Date(),
@@ -118,6 +125,19 @@ TRUTH_UPTAKE_SCHEMA: dict[str, pl.DataType] = {
 def empty(schema: dict[str, pl.DataType]) -> pl.DataFrame:
     """An empty frame with ``schema``."""
     return pl.DataFrame(schema=schema)
+
+
+def with_site(frame: pl.DataFrame, site: str) -> pl.DataFrame:
+    """``frame`` as it is stored: its ``site`` column set to ``site`` (added last, or replaced)."""
+    return frame.with_columns(pl.lit(site, dtype=pl.String()).alias(SITE_COLUMN))
+
+
+def site_of_rows(frame: pl.DataFrame, site: str) -> pl.DataFrame:
+    """A stored table read back with its ``site`` column: rows written before the column
+    existed (missing or null) belong to ``site``, the store's own."""
+    if SITE_COLUMN not in frame.columns:
+        return with_site(frame, site)
+    return frame.with_columns(pl.col(SITE_COLUMN).cast(pl.String()).fill_null(site))
 
 
 #: Per-series truth of the synthetic department (``DIR/truth/series.parquet``).

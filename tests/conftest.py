@@ -12,8 +12,8 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 # Each plugin module is owned by the part it starts (synthetic department, demo PACS,
-# Orthanc, SMTP, Prefect server); only modules that exist are loaded.
-_PLUGINS = ["synth", "pacs", "orthanc", "smtp", "prefect_server"]
+# Orthanc, SMTP, PostgreSQL, Prefect server); only modules that exist are loaded.
+_PLUGINS = ["synth", "pacs", "orthanc", "smtp", "postgres", "prefect_server"]
 pytest_plugins = [
     f"tests.fixtures.{name}"
     for name in _PLUGINS

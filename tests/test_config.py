@@ -219,6 +219,7 @@ def test_pyschedvisu_variables_that_are_not_settings_are_allowed(
     for name in NON_SETTING_ENV:
         monkeypatch.setenv(name, "x")
     monkeypatch.delenv("PYSCHEDVISU_CONFIG")
+    monkeypatch.setenv("PYSCHEDVISU_SITE", "default")  # a site name is checked (test_sites.py)
     # a key variable named by the config is allowed too, whatever its name
     cfg = tmp_path / "c.toml"
     cfg.write_text('[privacy]\nkey_env = "PYSCHEDVISU_KEY_2026"\n')

@@ -87,8 +87,51 @@ def test_dockerfile_has_python_slim_chromium_and_the_package() -> None:
     assert re.search(r"apt-get install[^\n]*chromium", text)
     for folder in ("pyschedvisu", "pyschedvisu_core", "flows", "tasks"):
         assert f"COPY {folder} ./{folder}" in text
-    assert re.search(r"pip install \"?\.(\[dask\])?\"?", text)
+    assert re.search(r"pip install \.$", text, re.M)
     assert "BROWSER_PATH=/usr/bin/chromium" in text
     # Every file the image copies exists in the repository.
     for src in re.findall(r"^COPY (\S+)", text, re.M):
         assert (DOCKER.parent / src).exists(), src
+
+
+@pytest.fixture(scope="module")
+def sites_compose() -> dict[str, Any]:
+    data = yaml.safe_load((DOCKER / "compose.sites.yaml").read_text())
+    assert isinstance(data, dict)
+    return data
+
+
+def test_sites_compose_has_postgres_server_and_a_worker_per_site(
+    sites_compose: dict[str, Any],
+) -> None:
+    """compose.sites.yaml: PostgreSQL + server + `pyschedvisu deploy` + one worker per site
+    of sites.toml (on its pool, on its site's network next to its own PACS) + the network
+    report's worker; the published ports loopback only."""
+    from pyschedvisu import deploy
+    from pyschedvisu.config import load_network
+
+    services = sites_compose["services"]
+    url = services["prefect-server"]["environment"]["PREFECT_API_DATABASE_CONNECTION_URL"]
+    assert url.startswith("postgresql+asyncpg://") and "@postgres:5432/" in url
+    assert services["deploy"]["command"][:2] == ["pyschedvisu", "deploy"]
+    network = load_network(DOCKER / "sites.toml")
+    assert network.has_sites
+    document = deploy.site_deployments(network, deploy.read_template())
+    pools = set(deploy.pools_of(document))
+    served = {}
+    for name, service in services.items():
+        command = service.get("command") or []
+        if command[:3] == ["prefect", "worker", "start"]:
+            served[command[command.index("--pool") + 1]] = name
+            assert service["environment"]["PYSCHEDVISU_CONFIG"] == "/config/sites.toml"
+    assert set(served) == pools
+    for site, loaded in network.sites.items():
+        worker = services[served[deploy.site_pool(site)]]
+        assert "worker" in worker["networks"][site]["aliases"]
+        assert "core" in worker["networks"]
+        pacs = services[f"orthanc-{site}"]
+        assert pacs["networks"] == {site: {"aliases": [loaded.settings.pacs.host]}}
+        assert worker["environment"]["PYSCHEDVISU_PSEUDONYM_KEY"].startswith("${")
+    for name, service in services.items():
+        for mapping in service.get("ports", []):
+            assert str(mapping).startswith("127.0.0.1:"), name

@@ -26,6 +26,7 @@ from pyschedvisu.retrieval import forget_capabilities, make_client, retrieve_day
 from pyschedvisu.synth.appointments import worklist_at
 from pyschedvisu.worklist.matches import update_matches
 from pyschedvisu.worklist.snapshot import take_snapshot
+from pyschedvisu_core import schema
 from pyschedvisu_core.planmatch import PLAN_MATCH_SCHEMA
 from tests.conftest import free_port
 from tests.fixtures.orthanc import Orthanc, start_orthanc, write_worklist_files
@@ -71,7 +72,9 @@ def retrieve_and_extract(settings: Settings) -> None:
 
 def assert_matches_equal_the_truth(settings: Settings, synth: Path) -> pl.DataFrame:
     """``plan_matches.parquet`` of ``DAYS`` equals the truth, row for row (returns it)."""
-    got = pl.read_parquet(update_matches(settings).path).filter(pl.col("date").is_in(DAYS))
+    stored = pl.read_parquet(update_matches(settings).path).filter(pl.col("date").is_in(DAYS))
+    assert stored[schema.SITE_COLUMN].unique().to_list() == [schema.DEFAULT_SITE]
+    got = stored.drop(schema.SITE_COLUMN)
     truth = pl.read_parquet(synth / "truth" / "plan.parquet").filter(pl.col("date").is_in(DAYS))
     order = ["date", "status", "step_key", "study_key"]
     assert dict(got.schema) == PLAN_MATCH_SCHEMA

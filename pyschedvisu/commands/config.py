@@ -9,9 +9,18 @@ from typing import Annotated
 import typer
 
 from pyschedvisu.commands._common import fail_config, settings_from
-from pyschedvisu.config import CONFIG_ENV, config_warnings, default_toml, load_config
+from pyschedvisu.config import (
+    CONFIG_ENV,
+    SITE_ENV,
+    LoadedConfig,
+    config_warnings,
+    default_toml,
+    load_config,
+    load_network,
+)
 from pyschedvisu.privacy import key_problem
 from pyschedvisu_core.errors import ConfigError
+from pyschedvisu_core.schema import DEFAULT_SITE
 
 config_app = typer.Typer(help="Write, show and check the configuration file.", no_args_is_help=True)
 
@@ -36,8 +45,14 @@ def init(
 
 @config_app.command("show")
 def show(ctx: typer.Context) -> None:
-    """Print the effective configuration (file + environment overrides) as TOML."""
-    typer.echo(default_toml(settings_from(ctx, log_file=False)), nl=False)
+    """Print the effective configuration (file + environment overrides) as TOML.
+
+    With [sites.<id>] tables: the configuration of the site chosen with --site.
+    """
+    settings = settings_from(ctx, log_file=False)
+    if settings.site != DEFAULT_SITE:
+        typer.echo(f"# site {settings.site}: the top level merged with [sites.{settings.site}]")
+    typer.echo(default_toml(settings), nl=False)
 
 
 @config_app.command("validate")
@@ -53,10 +68,24 @@ def validate(
     the reference department's (a new department changes them).
     """
     target = path or (ctx.find_root().obj or {}).get("config")
+    site = os.environ.get(SITE_ENV) or None  # --site sets it for the command
     try:
-        loaded = load_config(target)
+        if site is None:
+            network = load_network(target)
+            if network.has_sites:
+                for loaded in network.sites.values():
+                    _checked(loaded, f"site {loaded.settings.site}: ")
+                return
+            loaded = network.sites[DEFAULT_SITE]
+        else:
+            loaded = load_config(target)
     except ConfigError as err:
         raise fail_config(err) from None
+    _checked(loaded, "")
+
+
+def _checked(loaded: LoadedConfig, prefix: str) -> None:
+    """Say what was checked (OK), or exit 2 on a weak key; warn about what is left to change."""
     privacy = loaded.settings.privacy
     key = os.environ.get(privacy.key_env, "")
     problem = key_problem(key) if key else None
@@ -68,13 +97,13 @@ def validate(
         str(loaded.file) if loaded.file else f"built-in defaults (no --config, {CONFIG_ENV} unset)"
     )
     env = ", ".join(o.variable for o in loaded.overrides)
-    typer.echo(f"{what}{' + environment ' + env if env else ''}: OK")
+    typer.echo(f"{prefix}{what}{' + environment ' + env if env else ''}: OK")
     for line in config_warnings(loaded):
-        typer.echo(f"warning: {line}", err=True)
+        typer.echo(f"warning: {prefix}{line}", err=True)
     if not (key or privacy.key_secret_block or privacy.allow_demo_key):
         typer.echo(
-            f"warning: {privacy.key_env} (environment): not set, and no privacy.key_secret_block:"
-            " retrieval will refuse to run without a pseudonymisation key",
+            f"warning: {prefix}{privacy.key_env} (environment): not set, and no "
+            "privacy.key_secret_block: retrieval will refuse to run without a pseudonymisation key",
             err=True,
         )
 

@@ -384,7 +384,7 @@ def snapshot_worklist(settings: Settings, start: dt.date, end: dt.date) -> None:
     from pyschedvisu.worklist.snapshot import take_snapshot
     from pyschedvisu.worklist.store import WorklistStore
 
-    store = WorklistStore(settings.paths.data_dir)
+    store = WorklistStore(settings.paths.data_dir, settings.site)
     days = settings.business_days(max(start, end - dt.timedelta(weeks=3)), end)[-WORKLIST_DAYS:]
     todo = [d for d in days if store.plan(d) is None]
     steps = 0

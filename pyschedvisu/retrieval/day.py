@@ -238,6 +238,7 @@ def retrieve_day(
         got.passes,
     )
     manifest = {
+        "site": settings.site,
         "fingerprint": fingerprint,
         "store_version": STORE_VERSION,
         "method": got.method,

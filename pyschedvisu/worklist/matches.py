@@ -54,7 +54,7 @@ def update_matches(settings: Settings) -> MatchResult:
     """Match every stored plan to the study table; write both files (see the module)."""
     t0 = time.perf_counter()
     data_dir = Path(settings.paths.data_dir)
-    plans = WorklistStore(data_dir).plans()
+    plans = WorklistStore(data_dir, settings.site).plans()
     studies_path = data_dir / STUDIES_FILE
     try:
         studies = (
@@ -72,8 +72,8 @@ def update_matches(settings: Settings) -> MatchResult:
         labels=labels_of(settings),
     )
     path, days_path = data_dir / MATCHES_FILE, data_dir / PLAN_DAYS_FILE
-    atomic_write_parquet(path, matches)
-    atomic_write_parquet(days_path, plans.coverage)
+    atomic_write_parquet(path, schema.with_site(matches, settings.site))
+    atomic_write_parquet(days_path, schema.with_site(plans.coverage, settings.site))
     counts = dict(matches.group_by("status").len().iter_rows())
     result = MatchResult(
         path,

@@ -143,7 +143,7 @@ def take_snapshot(
         "unusable": entries.unusable,
         "not_ours": entries.not_ours,
     }
-    plan = WorklistStore(settings.paths.data_dir).add_snapshot(
+    plan = WorklistStore(settings.paths.data_dir, settings.site).add_snapshot(
         day, snapshot_frame(entries.rows, taken_at), taken_at, [m.name for m in machines], counts
     )
     seconds = time.monotonic() - t0

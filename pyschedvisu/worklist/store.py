@@ -25,6 +25,7 @@ from typing import Any
 import polars as pl
 
 from pyschedvisu.store import atomic_write_parquet, file_lock
+from pyschedvisu_core import schema
 from pyschedvisu_core.errors import StoreError
 from pyschedvisu_core.planmatch import COVERAGE_SCHEMA
 from pyschedvisu_core.worklist import PLANNED_SCHEMA, SNAPSHOT_SCHEMA, fold_snapshots
@@ -69,8 +70,9 @@ def _meta(path: Path) -> dict[str, Any]:
 class WorklistStore:
     """Snapshots and plans under ``<data_dir>/worklist``."""
 
-    def __init__(self, data_dir: str | Path) -> None:
+    def __init__(self, data_dir: str | Path, site: str = schema.DEFAULT_SITE) -> None:
         self.root = Path(data_dir) / "worklist"
+        self.site = site  # the ``site`` column of every file written here
 
     # -- paths ---------------------------------------------------------------------------
     def day_dir(self, day: dt.date) -> Path:
@@ -101,7 +103,7 @@ class WorklistStore:
         with file_lock(self.day_dir(day) / ".lock"):
             atomic_write_parquet(
                 self.snapshot_path(day, taken_at),
-                rows.select(list(SNAPSHOT_SCHEMA)),
+                schema.with_site(rows.select(list(SNAPSHOT_SCHEMA)), self.site),
                 {META_KEY: json.dumps(meta)},
             )
             return self._fold(day)
@@ -124,7 +126,9 @@ class WorklistStore:
         machines = sorted({str(x) for m in metas for x in m.get("machines", [])})
         try:
             rows = (
-                pl.scan_parquet(files, schema=SNAPSHOT_SCHEMA, missing_columns="insert")
+                pl.scan_parquet(
+                    files, schema=SNAPSHOT_SCHEMA, missing_columns="insert", extra_columns="ignore"
+                )
                 .collect()
                 .select(list(SNAPSHOT_SCHEMA))
             )
@@ -139,7 +143,9 @@ class WorklistStore:
             "first": first.isoformat() if first else None,
             "last": last.isoformat() if last else None,
         }
-        atomic_write_parquet(self.planned_path(day), steps, {META_KEY: json.dumps(meta)})
+        atomic_write_parquet(
+            self.planned_path(day), schema.with_site(steps, self.site), {META_KEY: json.dumps(meta)}
+        )
         return DayPlan(day, steps, tuple(machines), len(files), first, last)
 
     # -- reading -------------------------------------------------------------------------
@@ -186,7 +192,9 @@ class WorklistStore:
             cover += [{"date": day, "machine": m} for m in _meta(path).get("machines", [])]
         try:
             steps = (
-                pl.scan_parquet(paths, schema=PLANNED_SCHEMA, missing_columns="insert")
+                pl.scan_parquet(
+                    paths, schema=PLANNED_SCHEMA, missing_columns="insert", extra_columns="ignore"
+                )
                 .collect()
                 .select(list(PLANNED_SCHEMA))
                 if paths
