@@ -28,7 +28,7 @@ import polars as pl
 from pyschedvisu import render
 from pyschedvisu.config import Settings
 from pyschedvisu.store import FILE_MODE, atomic_write_bytes
-from pyschedvisu_core import figures, i18n, overview, schema
+from pyschedvisu_core import figures, i18n, network_pages, overview, schema
 from pyschedvisu_core import network as core
 from pyschedvisu_core.errors import ReportError, StoreError
 
@@ -163,7 +163,7 @@ def output_paths(output_dir: Path, end: dt.date, generated_at: dt.datetime) -> t
 
 
 def _html_table(table: pl.DataFrame, lang: str) -> str:
-    header, printed = core.table_cells(table, lang)
+    header, printed = network_pages.table_cells(table, lang)
     keys = [
         None,
         None,
@@ -234,8 +234,8 @@ def render_network_report(
     table = core.network_table(rows, present)
     trend = core.network_trend(rows, present)
     title = settings.network.title
-    pages = core.period_pages(table, title=title, end=end, lang=lang, notes=notes)
-    pages += core.trends_pages(trend, title=title, end=end, lang=lang)
+    pages = network_pages.period_pages(table, title=title, end=end, lang=lang, notes=notes)
+    pages += network_pages.trends_pages(trend, title=title, end=end, lang=lang)
     when = generated_at or dt.datetime.now()
     pdf_path, html_path, xlsx_path = output_paths(settings.network.output_dir, end, when)
     generated = i18n.text("generated", lang, when=i18n.fmt_datetime(when))

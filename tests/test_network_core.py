@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pyschedvisu_core import network as net
+from pyschedvisu_core import network_pages as netpages
 from pyschedvisu_core import overview
 
 END = dt.date(2024, 3, 8)
@@ -261,8 +262,8 @@ def test_pages_are_plain_json_figures() -> None:
     rows = pl.concat([site_a(), site_b()])
     table = net.network_table(rows, ["a", "b"])
     trend = net.network_trend(rows, ["a", "b"])
-    pages = net.period_pages(table, title="Réseau test", end=END, lang="fr", notes=["note"])
-    pages += net.trends_pages(trend, title="Réseau test", end=END, lang="fr")
+    pages = netpages.period_pages(table, title="Réseau test", end=END, lang="fr", notes=["note"])
+    pages += netpages.trends_pages(trend, title="Réseau test", end=END, lang="fr")
     assert [p.period for p in pages] == ["hebdomadaire", None]
     for page in pages:
         json.dumps(page.figure, allow_nan=False)
@@ -271,9 +272,11 @@ def test_pages_are_plain_json_figures() -> None:
 
 
 def test_a_long_period_table_continues_on_the_next_page() -> None:
-    rows = [{"machine": f"M{j}", "exams": j, "slots": 10} for j in range(net.ROWS_PER_PAGE + 5)]
+    rows = [
+        {"machine": f"M{j}", "exams": j, "slots": 10} for j in range(netpages.ROWS_PER_PAGE + 5)
+    ]
     frame = net.site_aggregates("a", END, summary(rows), weekly([]), {})
-    pages = net.period_pages(net.network_table(frame, ["a"]), title="t", end=END)
+    pages = netpages.period_pages(net.network_table(frame, ["a"]), title="t", end=END)
     assert [(p.period, p.first) for p in pages] == [("hebdomadaire", True), ("hebdomadaire", False)]
     assert pages[0].title.endswith("(1/2)") and pages[1].title.endswith("(2/2)")
 

@@ -16,11 +16,11 @@ from pyschedvisu_core.errors import ExtractionError
 from pyschedvisu_core.studies import (
     MIXED,
     assign_machines,
-    assign_takes,
     build_studies,
     clean_series,
     split_mixed,
 )
+from pyschedvisu_core.takes import assign_takes
 
 D = dt.date(2024, 3, 4)
 MACHINES = {

@@ -6,6 +6,7 @@ The pipeline of a day, one module each::
                      the worklist's client (its own, from [worklist])
     capabilities.py  PacsRecord: the one record of what that PACS allows (probed, kept; learned)
     planner.py       DayPlanner: which C-FIND queries the day needs (day-wide or per study)
+    picks.py         DirectPicks, a base of DayPlanner: instance 1 and N asked by number
     headers.py       HeaderReader: the instance headers that time each series (C-FIND/GET/MOVE)
     institutions.py  InstitutionName from the files where the PACS index cannot be trusted
     day.py           retrieve_day: the above in order, frames assembled by the core, stored

@@ -15,7 +15,8 @@ from collections.abc import Iterable, Sequence
 from pydicom.dataset import Dataset
 
 from pyschedvisu.retrieval.jobs import Outcome, Pool, SeriesJob
-from pyschedvisu.retrieval.planner import UID_LIST_MAX, DayPlanner
+from pyschedvisu.retrieval.picks import UID_LIST_MAX
+from pyschedvisu.retrieval.planner import DayPlanner
 from pyschedvisu_core import queries as q
 from pyschedvisu_core import status
 from pyschedvisu_core.errors import PacsCircuitOpenError, PacsError, PacsOperationError

@@ -15,7 +15,7 @@ from pydicom.dataset import Dataset
 
 from pyschedvisu.retrieval.headers import HeaderReader, as_files, is_file
 from pyschedvisu.retrieval.jobs import Outcome, Pool, SeriesJob
-from pyschedvisu.retrieval.planner import UID_LIST_MAX
+from pyschedvisu.retrieval.picks import UID_LIST_MAX
 from pyschedvisu_core import queries as q
 from pyschedvisu_core.dicomvalues import text_value
 from pyschedvisu_core.errors import PacsCircuitOpenError, PacsError

@@ -24,7 +24,8 @@ from pyschedvisu.config import Settings
 from pyschedvisu.retrieval.capabilities import record_for
 from pyschedvisu.retrieval.headers import HeaderReader
 from pyschedvisu.retrieval.jobs import Pool, SeriesJob
-from pyschedvisu.retrieval.planner import UID_LIST_MAX, DayPlanner, fill_counts
+from pyschedvisu.retrieval.picks import UID_LIST_MAX
+from pyschedvisu.retrieval.planner import DayPlanner, fill_counts
 from pyschedvisu_core import queries as q
 from pyschedvisu_core.dayframes import series_frame
 from pyschedvisu_core.dicomvalues import text_value
