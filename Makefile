@@ -7,9 +7,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
-DEBS := chromium orthanc poppler-utils postgresql
+# the demo needs Chromium only; the tests also run Orthanc, pdftoppm and PostgreSQL
+DEMO_DEBS := chromium
+DEBS := $(DEMO_DEBS) orthanc poppler-utils postgresql
 
-.PHONY: demo test test-fast install lint typecheck bench system-deps clean
+.PHONY: demo test test-fast install lint typecheck bench system-deps demo-deps clean
 
 # One pip pass each: the product's packages for `make demo`, with the test and lint tools for
 # `make test`. pip is upgraded first (pip 23 as Debian 12's venv has it resolved these
@@ -42,8 +44,9 @@ $(DEV_STAMP): pyproject.toml
 # Debian packages the product and its tests use: Chromium (kaleido renders with it),
 # Orthanc (a real PACS for the integration tests), poppler-utils (pdftoppm in tests),
 # PostgreSQL (the Prefect server's production database, started by the tests).
-system-deps:
-	@missing=""; for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+system-deps demo-deps: PACKAGES = $(if $(filter demo-deps,$@),$(DEMO_DEBS),$(DEBS))
+system-deps demo-deps:
+	@missing=""; for p in $(PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
@@ -54,7 +57,7 @@ system-deps:
 install: $(DEV_STAMP) system-deps
 
 # WEEKS=4 for a quicker first look (default: 26 weeks of department).
-demo: $(STAMP) system-deps
+demo: $(STAMP) demo-deps
 	$(BIN)/pyschedvisu demo $(if $(WEEKS),--weeks $(WEEKS))
 
 test: $(DEV_STAMP) system-deps
