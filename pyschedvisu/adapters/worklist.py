@@ -13,11 +13,12 @@ identifier logging is off, see :mod:`pyschedvisu.adapters.dimse`).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from pydicom.dataset import Dataset
 from pynetdicom.association import Association
 from pynetdicom.sop_class import ModalityWorklistInformationFind
 
-from pyschedvisu.adapters.dimse import DimseClient
 from pyschedvisu_core import status as dimse_status
 from pyschedvisu_core.errors import (
     PacsError,
@@ -25,6 +26,9 @@ from pyschedvisu_core.errors import (
     PacsThrottledError,
     PacsTimeoutError,
 )
+
+if TYPE_CHECKING:  # the client calls this module: no import back at run time
+    from pyschedvisu.adapters.dimse import DimseClient
 
 #: The information model of the Modality Worklist (PS3.4 K.6.1).
 MODEL = ModalityWorklistInformationFind
