@@ -23,14 +23,14 @@ PIP := $(BIN)/python -m pip install --no-compile
 define pip_install
 	@echo "installing the Python packages of $(1) into $(VENV) (first run only, about a minute)"
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@$(BIN)/python -m pip install --quiet --upgrade pip
 	@if [ -t 1 ]; then \
-	  out=$$(mktemp); $(PIP) -e '$(1)' >"$$out" 2>&1 & pid=$$!; t0=$$SECONDS; \
+	  out=$$(mktemp); \
+	  ( $(BIN)/python -m pip install --quiet --upgrade pip && $(PIP) -e '$(1)' ) >"$$out" 2>&1 & pid=$$!; t0=$$SECONDS; \
 	  while kill -0 $$pid 2>/dev/null; do \
 	    printf '\r\033[K  pip, %3d s: %.90s' $$((SECONDS - t0)) "$$(tail -n 1 "$$out")"; sleep 0.5; \
 	  done; \
 	  wait $$pid; rc=$$?; printf '\r\033[K'; [ $$rc -eq 0 ] || cat "$$out"; rm -f "$$out"; exit $$rc; \
-	else $(PIP) --quiet -e '$(1)'; fi
+	else $(BIN)/python -m pip install --quiet --upgrade pip && $(PIP) --quiet -e '$(1)'; fi
 endef
 
 $(STAMP): pyproject.toml

@@ -719,3 +719,22 @@ def test_association_rejected_for_load_slows_the_client_down_and_is_asked_again(
         server.frozen.clear()
         c.close()
         server.stop()
+
+
+def test_an_answer_is_never_taken_by_the_reactor_while_a_request_waits(
+    client: DimseClient, instances: list[Dataset]
+) -> None:
+    """Regression: pynetdicom's reactor thread polls the DIMSE queue between requests and can
+    pass its pause handshake; a PACS answering within a millisecond then had its answer taken
+    by the reactor ("Received unexpected C-FIND service message") and the request waited for
+    the DIMSE timeout (15 s a time in the demo, 3 times in 20 days under load).
+
+    Checked on the mechanism: while an association is leased, the reactor's non-blocking read
+    finds nothing though a message is queued, and the request's blocking read gets it."""
+    assert len(_series_answers(client, instances)) == 2  # one association, now idle
+    with client._pool.lease() as assoc:
+        queued = (1, object())
+        assoc.dimse.msg_queue.put(queued)
+        assert assoc.dimse.get_msg(block=False) == (None, None)
+        assert assoc.dimse.get_msg(block=True) is queued
+    assert len(_series_answers(client, instances)) == 2  # the association still serves

@@ -103,6 +103,7 @@ class AssociationPool:
         self._count("associations")
         if assoc.is_established:
             nodelay(assoc)
+            self._guard_reactor(assoc)
             self._on_established(assoc)
             log.debug("association to %s established", self.label)
             return assoc
@@ -133,6 +134,28 @@ class AssociationPool:
             f"{self.label}: no association (connection refused, timed out or aborted): "
             "check host, port and firewall"
         )
+
+    def _guard_reactor(self, assoc: Association) -> None:
+        """Keep pynetdicom's reactor thread off the answers while the association is leased.
+
+        A request pauses the reactor (it polls the DIMSE queue, without blocking, to serve the
+        peer's requests) with a handshake that can be passed: the reactor may already be past
+        its pause when the request is sent, and a PACS that answers within a millisecond then
+        has its answer taken by the reactor ("Received unexpected C-FIND service message"),
+        dropped, and the request waits for the DIMSE timeout. Our requests read their answers
+        (and the C-STORE sub-operations of a C-GET) with blocking reads; the reactor's
+        non-blocking reads find nothing while the association is ours.
+        """
+        dimse = assoc.dimse
+        get_msg = dimse.get_msg
+        leased = self._leased
+
+        def guarded(block: bool = False) -> Any:
+            if not block and assoc in leased:
+                return None, None
+            return get_msg(block)
+
+        dimse.get_msg = guarded  # type: ignore[method-assign]
 
     @contextmanager
     def lease(self) -> Iterator[Association]:

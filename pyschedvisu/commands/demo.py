@@ -20,6 +20,7 @@ re-extracts (nothing new) and re-renders.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import gc
 import logging
@@ -321,10 +322,14 @@ def _run(
     from pyschedvisu.synth import generate
 
     bar: progress.DayProgress | None = None
+    # on a second run nothing is written, but every day's files are still checked (seconds)
+    checking = contextlib.ExitStack()
+    checking.enter_context(progress.status("checking the department's files…", line=False))
 
     def on_day(done: int, todo: int) -> None:
         nonlocal bar
         if bar is None and todo:
+            checking.close()
             bar = progress.DayProgress(todo, label="writing DICOM files", every=10)
             bar.__enter__()
         elif bar is not None:
@@ -333,6 +338,7 @@ def _run(
     try:
         summary = generate(root / "department", start, end, seed, on_day=on_day)
     finally:
+        checking.close()
         if bar is not None:
             bar.close()
     _say(
