@@ -91,8 +91,8 @@ calling_ae = "PYSCHEDVISU"
 move_port = 0          # any free port: the demo PACS answers C-GET, no C-MOVE destination to register
 retrieval = "auto"
 max_ops_per_s = 200.0  # our own local PACS: no need to pace like a hospital PACS (default 20)
-# It answers within milliseconds: an answer lost on our side (a pynetdicom race, see
-# docs/benchmarks.md) then costs 15 s and a retry, not the default 60 s network timeout.
+# It answers within milliseconds: a request that still gets no answer is given up after
+# 15 s and asked again, not after the default 60 s network timeout.
 dimse_timeout_s = 15.0
 network_timeout_s = 15.0
 
