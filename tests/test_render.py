@@ -469,16 +469,12 @@ def test_report_without_html_prints_the_notes_rendered_while_chromium_starts(
     s.report.html = False
     page = render.build_page(s, known_week("PET GE"), "petge", "hebdomadaire", END)
     result = render.render_report(s, [page], END, notes=["2 jours manquants: 19/11"])
-    # no study table: no summary; the PET page and its injection to scan page, which says
-    # why it has no numbers (the headers told no injection)
-    assert result["html"] is None and result["pages"] == 2
+    # no study table: no summary; the headers told no injection: no injection to scan page
+    assert result["html"] is None and result["pages"] == 1
     assert Path(result["xlsx"]).exists()
     assert not list(tmp_path.rglob("*.html"))
     text = PdfReader(result["pdf"]).pages[0].extract_text()
     assert "2 jours manquants: 19/11" in text and "PET GE" in text
-    uptake = PdfReader(result["pdf"]).pages[1].extract_text().replace("\n", " ")
-    assert "Aucun examen TEP avec heure d'injection" in uptake
-    assert "2 jours manquants: 19/11" in uptake
 
 
 @pytest.mark.integration

@@ -279,7 +279,16 @@ def build_page(
         numbers = figures.page_numbers(frame, spec, page_plan)
         payload = figure_json(figures.page_dict(frame, spec, numbers, page_plan))
         uptake, uptake_figure = None, None
-        if upt.is_pet(frame).any():  # a PET machine: its injection to scan page
+        pet = frame.filter(upt.is_pet(frame))
+        # a PET machine whose headers tell injections in this period: its injection to scan
+        # page (a PACS that keeps no Radiopharmaceutical Information Sequence would give
+        # one empty page per PET machine and period; the summary says "-" instead)
+        told = pet.select(
+            pl.any_horizontal(
+                pl.col(c).is_not_null() for c in ("injected_at", "activity_mbq", "tracer")
+            ).any()
+        ).item()
+        if told:
             uptake = upt.uptake_table(frame, spec.description_order, spec.uptake_windows)
             uptake_figure = figure_json(uptake_page.page_dict(frame, spec, uptake))
     except (ValueError, KeyError, pl.exceptions.PolarsError) as exc:
