@@ -17,17 +17,15 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
-from pyschedvisu import render
+from pyschedvisu import render, workbook
 from pyschedvisu.config import Settings
-from pyschedvisu.store import FILE_MODE, atomic_write_bytes
+from pyschedvisu.store import atomic_write_bytes
 from pyschedvisu_core import figures, i18n, network_pages, overview, schema
 from pyschedvisu_core import network as core
 from pyschedvisu_core.errors import ReportError, StoreError
@@ -188,28 +186,7 @@ def _html_table(table: pl.DataFrame, lang: str) -> str:
 
 def write_workbook(path: Path, sheets: Mapping[str, pl.DataFrame]) -> None:
     """The network workbook (one filterable table a sheet), written atomically."""
-    import xlsxwriter
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        wb = xlsxwriter.Workbook(tmp, {"strings_to_numbers": False, "strings_to_urls": False})
-        for name, frame in sheets.items():
-            frame.write_excel(
-                wb,
-                name,
-                table_style="Table Style Light 9",
-                float_precision=1,
-                freeze_panes=(1, 0),
-                column_widths=16,
-            )
-        wb.close()
-        os.chmod(tmp, FILE_MODE)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    workbook.write_tables(path, list(sheets.items()))
 
 
 def render_network_report(

@@ -244,6 +244,20 @@ def write_workbook(
     """Write the sheets (``studies``, ``counts``, ``durations``, ``summary``, ``uptake`` when
     given, then the ``extra`` ones in order) to ``path`` atomically (temp file in its folder,
     then rename)."""
+    sheets = [("counts", counts), ("durations", durations), ("summary", summary)]
+    sheets += [("uptake", uptake)] if uptake is not None else []
+    sheets += list((extra or {}).items())
+    write_tables(path, sheets, studies=studies.select(STUDY_COLUMNS))
+
+
+def write_tables(
+    path: Path,
+    sheets: Sequence[tuple[str, pl.DataFrame]],
+    *,
+    studies: pl.DataFrame | None = None,
+) -> None:
+    """Write ``studies`` (when given, first, column by column) then one filterable table a
+    sheet to ``path`` atomically (temp file in its folder, then rename)."""
     import xlsxwriter
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -251,10 +265,8 @@ def write_workbook(
     os.close(fd)
     try:
         wb = xlsxwriter.Workbook(tmp, {"strings_to_numbers": False, "strings_to_urls": False})
-        _write_studies(wb, studies.select(STUDY_COLUMNS))
-        sheets = [("counts", counts), ("durations", durations), ("summary", summary)]
-        sheets += [("uptake", uptake)] if uptake is not None else []
-        sheets += list((extra or {}).items())
+        if studies is not None:
+            _write_studies(wb, studies)
         for name, frame in sheets:
             frame.write_excel(
                 wb,
