@@ -114,18 +114,26 @@ def main() -> int:
     per_page = []
     retrieved = settings.business_days(dt.date(settings.report.year_start - 2, 1, 1), end)
     windows = render.service_windows(path)
-    for machine in settings.display_machines():
-        for period in settings.report.periods:
-            ts = time.perf_counter()
-            pages.append(
-                render.build_page(settings, path, machine, period, end, retrieved, windows)
-            )
-            per_page.append((f"{machine}/{period}", time.perf_counter() - ts))
-    t_build = time.perf_counter() - t1
-    t2 = time.perf_counter()
-    result = render.render_report(
-        settings, pages, end, studies=path, retrieved=retrieved, windows=windows
-    )
+    # as `pyschedvisu report` does: the workbook's study sheet is written while pages build
+    with render.WorkbookJob(settings, path, end) as workbook:
+        for machine in settings.display_machines():
+            for period in settings.report.periods:
+                ts = time.perf_counter()
+                pages.append(
+                    render.build_page(settings, path, machine, period, end, retrieved, windows)
+                )
+                per_page.append((f"{machine}/{period}", time.perf_counter() - ts))
+        t_build = time.perf_counter() - t1
+        t2 = time.perf_counter()
+        result = render.render_report(
+            settings,
+            pages,
+            end,
+            studies=path,
+            retrieved=retrieved,
+            windows=windows,
+            workbook=workbook,
+        )
     t_render = time.perf_counter() - t2
     cpu_s = cpu.stop() - cpu0
     total = t_build + t_render

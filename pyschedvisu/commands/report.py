@@ -76,20 +76,29 @@ def report(
         # the periods before (summary) and two years of weeks (trends) reach further back
         retrieved = render.final_days(settings.paths.data_dir, dt.date(first.year - 2, 1, 1), day)
         windows = render.service_windows(path)
-        plan = None
-        if settings.worklist.enabled:  # planned against performed, matched again first
-            from pyschedvisu.worklist.matches import update_matches
+        # the workbook's study sheet is written by a process of its own while the pages build
+        with render.WorkbookJob(settings, path, day) as workbook:
+            plan = None
+            if settings.worklist.enabled:  # planned against performed, matched again first
+                from pyschedvisu.worklist.matches import update_matches
 
-            update_matches(settings)
-            plan = render.load_plan(settings)
-        pages = [
-            render.build_page(settings, path, machine, period, day, retrieved, windows, plan)
-            for machine in settings.display_machines()
-            for period in settings.report.periods
-        ]
-        result = render.render_report(
-            settings, pages, day, studies=path, retrieved=retrieved, windows=windows, plan=plan
-        )
+                update_matches(settings)
+                plan = render.load_plan(settings)
+            pages = [
+                render.build_page(settings, path, machine, period, day, retrieved, windows, plan)
+                for machine in settings.display_machines()
+                for period in settings.report.periods
+            ]
+            result = render.render_report(
+                settings,
+                pages,
+                day,
+                studies=path,
+                retrieved=retrieved,
+                windows=windows,
+                plan=plan,
+                workbook=workbook,
+            )
     except PySchedVisuError as exc:
         typer.echo(f"report failed: {exc}", err=True)
         raise typer.Exit(code=1) from None

@@ -52,13 +52,12 @@ from pyschedvisu.render.pdf import (
     render_pdf_pages,
 )
 from pyschedvisu.render.report import (
-    finish_workbook,
+    WorkbookJob,
     identical_pages,
     output_paths,
     plan_sheets,
     render_report,
     skipped_pages,
-    start_workbook,
     workbook_sheets,
 )
 from pyschedvisu.render.summary import (
@@ -79,13 +78,13 @@ __all__ = [
     "Overview",
     "Page",
     "PlanData",
+    "WorkbookJob",
     "build_html",
     "build_overview",
     "build_page",
     "chromium_path",
     "figure_json",
     "final_days",
-    "finish_workbook",
     "html_table",
     "identical_pages",
     "load_plan",
@@ -104,7 +103,6 @@ __all__ = [
     "service_window",
     "service_windows",
     "skipped_pages",
-    "start_workbook",
     "summary_items",
     "summary_periods",
     "summary_table_html",

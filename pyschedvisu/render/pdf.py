@@ -70,14 +70,47 @@ def _kaleido_class() -> Any:
     """
     import kaleido
 
-    if not hasattr(kaleido.Kaleido, "_return_kaleido_tab"):
+    if not all(
+        hasattr(kaleido.Kaleido, name) for name in ("_return_kaleido_tab", "_get_kaleido_tab")
+    ):
         return kaleido.Kaleido
 
     class _ReusingKaleido(kaleido.Kaleido):  # type: ignore[misc]
+        async def _get_kaleido_tab(self) -> Any:
+            tab = await super()._get_kaleido_tab()
+            checked: set[str] = self.__dict__.setdefault("_scopes_checked", set())
+            if tab.tab.target_id not in checked:
+                await _ensure_scopes(tab)
+                checked.add(tab.tab.target_id)
+            return tab
+
         async def _return_kaleido_tab(self, tab: Any) -> None:
             await self.tabs_ready.put(tab)
 
     return _ReusingKaleido
+
+
+async def _ensure_scopes(tab: Any, attempts: int = 3) -> None:
+    """Reload ``tab`` until its page's script context holds kaleido's renderer.
+
+    Kaleido sends Runtime.enable after Page.navigate and keeps the first context Chromium
+    reports: now and then that is the blank page's, not the one that loads kaleido's script,
+    and every figure of the tab fails with "kaleido_scopes is not defined" (about one run in
+    three with a single tab). Kaleido's own reload after each figure would mend the tab from
+    its second figure on; we do not reload (see :func:`_kaleido_class`), so we check once.
+    """
+    for _ in range(attempts):
+        reply = await tab.tab.send_command(
+            "Runtime.callFunctionOn",
+            params={
+                "functionDeclaration": "function(){return typeof kaleido_scopes === 'object';}",
+                "executionContextId": tab._current_js_id,
+                "returnByValue": True,
+            },
+        )
+        if (reply or {}).get("result", {}).get("result", {}).get("value") is True:
+            return
+        await tab.reload()  # Runtime is enabled now: the next context created is the page's
 
 
 async def _render_all(

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
+import os
 import subprocess
 import sys
 import tempfile
@@ -129,62 +131,136 @@ def workbook_sheets(pages: Sequence[Page], summary: pl.DataFrame | None) -> dict
     }
 
 
-def start_workbook(
-    scratch: Path,
-    out: Path,
-    studies: pl.DataFrame | str | Path | None,
-    machines: Sequence[str],
-    first: dt.date,
-    end: dt.date,
-    sheets: dict[str, pl.DataFrame],
-    extra: dict[str, pl.DataFrame] | None = None,
-) -> subprocess.Popen[bytes]:
-    """Start ``python -m pyschedvisu.workbook`` writing the report's workbook to ``out``.
+class WorkbookJob:
+    """The report's workbook, written by ``python -m pyschedvisu.workbook`` in a process of
+    its own.
 
-    The small sheets (and the study table when given as a frame) go through Parquet files
-    in ``scratch``, which must outlive the process. ``extra``: sheets after the others
-    (the planned / performed ones).
+    Ten years of studies are seconds of xlsxwriter's pure Python, which a thread would hold
+    the GIL for while the pages are built and Chromium is driven. The ``studies`` sheet needs
+    only the study table, so the process starts on it at once (before the pages exist, when
+    the caller starts the job early); :meth:`finish` then hands it the page sheets and the
+    workbook's name, and waits. Use as a context manager: leaving it unfinished abandons the
+    workbook (nothing is left in the output folder).
     """
-    spec: dict[str, Any] = {
-        "out": str(out),
-        "studies": None,
-        "machines": list(machines),
-        "first": first.isoformat(),
-        "end": end.isoformat(),
-    }
-    if isinstance(studies, str | Path):
-        spec["studies"] = str(studies)
-    elif studies is not None:
-        spec["studies"] = str(scratch / "studies.parquet")
-        studies.write_parquet(spec["studies"])
-    for name, frame in sheets.items():
-        spec[name] = str(scratch / f"{name}.parquet")
-        frame.write_parquet(spec[name])
-    if extra:
-        spec["extra"] = {}
-        for name, frame in extra.items():
-            spec["extra"][name] = str(scratch / f"extra-{name}.parquet")
-            frame.write_parquet(spec["extra"][name])
-    spec_path = scratch / "workbook.json"
-    spec_path.write_text(json.dumps(spec), encoding="utf-8")
-    return subprocess.Popen(
-        [sys.executable, "-m", "pyschedvisu.workbook", str(spec_path)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
 
+    def __init__(
+        self,
+        settings: Settings,
+        studies: pl.DataFrame | str | Path | None,
+        end: dt.date,
+    ) -> None:
+        self.end = end
+        self.folder = output_paths(settings.paths.output_dir, end, dt.datetime.now())[0].parent
+        self._scratch = tempfile.TemporaryDirectory(prefix="pyschedvisu-workbook-")
+        scratch = Path(self._scratch.name)
+        first = min(p.start for p in report_periods(settings, end))
+        spec: dict[str, Any] = {
+            "folder": str(self.folder),
+            "studies": None,
+            "machines": [settings.machine_names()[k] for k in settings.display_machines()],
+            "first": first.isoformat(),
+            "end": end.isoformat(),
+        }
+        if isinstance(studies, str | Path):
+            spec["studies"] = str(studies)
+        elif studies is not None:
+            spec["studies"] = str(scratch / "studies.parquet")
+            studies.write_parquet(spec["studies"])
+        spec_path = scratch / "workbook.json"
+        spec_path.write_text(json.dumps(spec), encoding="utf-8")
+        self._process: subprocess.Popen[bytes] | None = subprocess.Popen(
+            [sys.executable, "-m", "pyschedvisu.workbook", str(spec_path)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        # it fills the cores the page building and Chromium leave idle, never slows them
+        # (not on every system: only slower there)
+        with contextlib.suppress(AttributeError, OSError):
+            os.setpriority(os.PRIO_PROCESS, self._process.pid, 10)
 
-def finish_workbook(process: subprocess.Popen[bytes], timeout: float = 600) -> None:
-    """Wait for the workbook process; its error (last lines) as an OSError."""
-    try:
-        _, err = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.communicate()
-        raise OSError(f"the workbook took more than {timeout:.0f} s") from None
-    if process.returncode != 0:
-        tail = " | ".join(err.decode("utf-8", "replace").strip().splitlines()[-3:])
-        raise OSError(f"the workbook could not be written: {tail}")
+    def hand_over(
+        self,
+        out: Path,
+        sheets: dict[str, pl.DataFrame],
+        extra: dict[str, pl.DataFrame] | None = None,
+    ) -> None:
+        """Give the process ``sheets`` then ``extra`` (the planned / performed ones), to
+        write after ``studies``, and the workbook's path ``out`` (in :attr:`folder`); it
+        goes on alone (:meth:`wait` for it)."""
+        process = self._process
+        if process is None or process.stdin is None:
+            raise OSError("the workbook was already handed its sheets, or abandoned")
+        scratch = Path(self._scratch.name)
+        rest: dict[str, Any] = {"out": str(out)}
+        for name, frame in sheets.items():
+            rest[name] = str(scratch / f"{name}.parquet")
+            frame.write_parquet(rest[name])
+        if extra:
+            rest["extra"] = {}
+            for name, frame in extra.items():
+                rest["extra"][name] = str(scratch / f"extra-{name}.parquet")
+                frame.write_parquet(rest["extra"][name])
+        try:
+            process.stdin.write((json.dumps(rest) + "\n").encode())
+            process.stdin.close()
+        except BrokenPipeError:  # it has stopped already: wait() says why
+            pass
+        process.stdin = None  # communicate() would flush it
+
+    def wait(self, timeout: float = 600) -> None:
+        """Wait for the workbook handed its sheets; its error (last lines) as an OSError."""
+        process, self._process = self._process, None
+        if process is None:
+            raise OSError("the workbook was already finished or abandoned")
+        try:
+            _, err = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()
+            raise OSError(f"the workbook took more than {timeout:.0f} s") from None
+        finally:
+            self._scratch.cleanup()
+        if process.returncode != 0:
+            tail = " | ".join(err.decode("utf-8", "replace").strip().splitlines()[-3:])
+            raise OSError(f"the workbook could not be written: {tail}")
+
+    def finish(
+        self,
+        out: Path,
+        sheets: dict[str, pl.DataFrame],
+        extra: dict[str, pl.DataFrame] | None = None,
+        timeout: float = 600,
+    ) -> None:
+        """:meth:`hand_over` then :meth:`wait`."""
+        self.hand_over(out, sheets, extra)
+        self.wait(timeout)
+
+    def abandon(self) -> None:
+        """Stop the process without writing the workbook (a no-op once finished)."""
+        process, self._process = self._process, None
+        if process is not None:
+            if process.stdin is not None:
+                try:  # an empty line: it abandons the workbook and cleans up
+                    process.stdin.write(b"\n")
+                    process.stdin.close()
+                except BrokenPipeError:
+                    pass
+                process.stdin = None
+            else:  # it was handed its sheets and the report failed meanwhile
+                process.terminate()  # it removes its temporary file on SIGTERM
+            try:
+                process.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.communicate()
+        self._scratch.cleanup()
+
+    def __enter__(self) -> WorkbookJob:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.abandon()
 
 
 def render_report(
@@ -200,6 +276,7 @@ def render_report(
     generated_at: dt.datetime | None = None,
     tabs: int = KALEIDO_TABS,
     plan: PlanData | str | Path | None = None,
+    workbook: WorkbookJob | None = None,
 ) -> dict[str, Any]:
     """Render the summary, the trends and ``pages`` into the PDF, HTML and Excel report.
 
@@ -209,8 +286,42 @@ def render_report(
     the summary and trends pages (unless ``overview_pages`` is given) and the workbook's
     ``studies`` sheet come from it; without it the report has neither. ``plan``: planned
     against performed (:func:`load_plan`; with a worklist configured): its summary page after
-    the summary, its sheets in the workbook.
+    the summary, its sheets in the workbook. ``workbook``: the workbook started earlier on
+    ``studies`` (:class:`WorkbookJob`, same ``end``); by default it starts here.
     """
+    if workbook is not None and workbook.end != end:
+        raise ValueError(f"the workbook was started for {workbook.end}, not {end}")
+    with workbook or WorkbookJob(settings, studies, end) as job:
+        return _render_report(
+            settings,
+            pages,
+            end,
+            notes,
+            studies,
+            overview_pages,
+            retrieved,
+            windows,
+            generated_at,
+            tabs,
+            plan,
+            job,
+        )
+
+
+def _render_report(
+    settings: Settings,
+    pages: Sequence[Page | None],
+    end: dt.date,
+    notes: Sequence[str] | None,
+    studies: pl.DataFrame | str | Path | None,
+    overview_pages: Overview | None,
+    retrieved: Collection[dt.date],
+    windows: dict[str, tuple[dt.date, dt.date]] | None,
+    generated_at: dt.datetime | None,
+    tabs: int,
+    plan: PlanData | str | Path | None,
+    workbook: WorkbookJob,
+) -> dict[str, Any]:
 
     lang = settings.report.language
     real = _ordered(settings, [p for p in pages if p is not None])
@@ -252,9 +363,6 @@ def render_report(
             front_below.insert(1, plan_html)
     stamped: list[dict[str, Any]] = []
 
-    # The workbook is written by a process of its own from the start: ten years of studies
-    # are seconds of xlsxwriter's pure Python, which a thread would hold the GIL for while
-    # this process drives Chromium and builds the HTML.
     sheets = workbook_sheets(real, overview_pages.summary if overview_pages else None)
     first = min(p.start for p in report_periods(settings, end))
     names = [settings.machine_names()[k] for k in settings.display_machines()]
@@ -266,91 +374,91 @@ def render_report(
         first,
         end,
     )
-    with tempfile.TemporaryDirectory(prefix="pyschedvisu-workbook-") as scratch:
-        workbook = start_workbook(
-            Path(scratch), xlsx_path, studies, names, first, end, sheets, extra
-        )
+    try:
+        workbook.hand_over(xlsx_path, sheets, extra)
+    except (OSError, pl.exceptions.PolarsError) as exc:
+        raise ReportError(f"cannot write the workbook {xlsx_path}: {exc}") from exc
 
-        def prepare() -> list[dict[str, Any]]:
-            extra = [*(overview_pages.overlap_notes if overview_pages else ()), *references]
-            for k, fig in enumerate(front_figs):
+    def prepare() -> list[dict[str, Any]]:
+        extra = [*(overview_pages.overlap_notes if overview_pages else ()), *references]
+        for k, fig in enumerate(front_figs):
+            stamped.append(
+                figures.stamp(
+                    fig,
+                    generated=generated,
+                    footer=footer,
+                    extra_notes=[*(notes or ()), *(extra if k == 0 else ())],
+                )
+            )
+        for p in shown:
+            for figure in (p.figure, p.uptake_figure):
+                if figure is None:
+                    continue
                 stamped.append(
                     figures.stamp(
-                        fig,
+                        json.loads(figure),
                         generated=generated,
                         footer=footer,
-                        extra_notes=[*(notes or ()), *(extra if k == 0 else ())],
+                        extra_notes=list(notes or ()),
                     )
                 )
-            for p in shown:
-                for figure in (p.figure, p.uptake_figure):
-                    if figure is None:
-                        continue
-                    stamped.append(
-                        figures.stamp(
-                            json.loads(figure),
-                            generated=generated,
-                            footer=footer,
-                            extra_notes=list(notes or ()),
-                        )
-                    )
-            return [figures.printable(f) for f in stamped]
+        return [figures.printable(f) for f in stamped]
 
-        def html_doc() -> str | None:
-            if not settings.report.html:
-                return None
-            k = len(front_figs)
-            front = list(zip(front_titles, stamped[:k], front_below, strict=True))
-            page_figs: list[dict[str, Any]] = []
-            uptake_figs: list[dict[str, Any] | None] = []
-            rest = iter(stamped[k:])
-            for p in shown:  # each page's figure, then its uptake page's when it has one
-                page_figs.append(next(rest))
-                uptake_figs.append(next(rest) if p.uptake_figure else None)
-            return build_html(
-                shown,
-                page_figs,
-                title=title,
-                subtitle=generated,
-                lang=lang,
-                front=front,
-                aliases=aliases,
-                workbook=xlsx_path.name,
-                uptake_figs=uptake_figs,
-            )
-
-        machines = list(dict.fromkeys(p.machine for p in shown))
-        periods = list(dict.fromkeys(p.period_label for p in shown))
-        count = len(front_figs) + len(shown) + sum(1 for p in shown if p.uptake_figure)
-        log.info(
-            "rendering %d pages (%d skipped, %d identical) with kaleido",
-            count,
-            len(skipped),
-            len(aliases),
-        )
-        page_pdfs, doc = _render(prepare, count, tabs, PAGE_TIMEOUT_S, html_doc)
-        pdf = merge_pdf(
-            page_pdfs,
+    def html_doc() -> str | None:
+        if not settings.report.html:
+            return None
+        k = len(front_figs)
+        front = list(zip(front_titles, stamped[:k], front_below, strict=True))
+        page_figs: list[dict[str, Any]] = []
+        uptake_figs: list[dict[str, Any] | None] = []
+        rest = iter(stamped[k:])
+        for p in shown:  # each page's figure, then its uptake page's when it has one
+            page_figs.append(next(rest))
+            uptake_figs.append(next(rest) if p.uptake_figure else None)
+        return build_html(
             shown,
+            page_figs,
             title=title,
-            subject=i18n.text("report", lang, period=", ".join(periods)).capitalize()
-            + f" {i18n.text('from_to', lang, start=i18n.fmt_date(min(p.start for p in shown)), end=i18n.fmt_date(end))}",
-            keywords=", ".join(["pySchedVisu", *machines, *periods]),
-            front=front_titles,
+            subtitle=generated,
+            lang=lang,
+            front=front,
             aliases=aliases,
-            uptake_title=i18n.text("uptake_bookmark", lang),
+            workbook=xlsx_path.name,
+            uptake_figs=uptake_figs,
         )
-        try:
-            atomic_write_bytes(pdf_path, pdf)
-            html_out = None
-            if doc is not None:
-                atomic_write_bytes(html_path, doc.encode("utf-8"))
-                html_out = str(html_path)
-            finish_workbook(workbook)
-        except (OSError, pl.exceptions.PolarsError) as exc:
-            raise ReportError(
-                f"cannot write the report under {settings.paths.output_dir}: {exc}"
-            ) from exc
+
+    machines = list(dict.fromkeys(p.machine for p in shown))
+    periods = list(dict.fromkeys(p.period_label for p in shown))
+    count = len(front_figs) + len(shown) + sum(1 for p in shown if p.uptake_figure)
+    log.info(
+        "rendering %d pages (%d skipped, %d identical) with kaleido",
+        count,
+        len(skipped),
+        len(aliases),
+    )
+    page_pdfs, doc = _render(prepare, count, tabs, PAGE_TIMEOUT_S, html_doc)
+    pdf = merge_pdf(
+        page_pdfs,
+        shown,
+        title=title,
+        subject=i18n.text("report", lang, period=", ".join(periods)).capitalize()
+        + f" {i18n.text('from_to', lang, start=i18n.fmt_date(min(p.start for p in shown)), end=i18n.fmt_date(end))}",
+        keywords=", ".join(["pySchedVisu", *machines, *periods]),
+        front=front_titles,
+        aliases=aliases,
+        uptake_title=i18n.text("uptake_bookmark", lang),
+    )
+    try:
+        atomic_write_bytes(pdf_path, pdf)
+        html_out = None
+        if doc is not None:
+            atomic_write_bytes(html_path, doc.encode("utf-8"))
+            html_out = str(html_path)
+        workbook.wait()
+    except (OSError, pl.exceptions.PolarsError) as exc:
+        raise ReportError(
+            f"cannot write the report under {settings.paths.output_dir}: {exc}"
+        ) from exc
     log.info("report written: %s (%d bytes) and %s", pdf_path, len(pdf), xlsx_path.name)
     return {
         "pdf": str(pdf_path),
