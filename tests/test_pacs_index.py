@@ -25,13 +25,13 @@ def tiny_copy(tmp_path: Path) -> Path:
 def reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Relative paths read from disk by the index (not served from its cache)."""
     seen: list[str] = []
-    real = indexing._read_row
+    real = indexing.read_row
 
     def counting(path: Path, rel: str, size: int, mtime_ns: int) -> Any:
         seen.append(rel)
         return real(path, rel, size, mtime_ns)
 
-    monkeypatch.setattr(indexing, "_read_row", counting)
+    monkeypatch.setattr(indexing, "read_row", counting)
     return seen
 
 

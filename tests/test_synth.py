@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 
 from pyschedvisu.cli import app
 from pyschedvisu.config import Settings
+from pyschedvisu.demo_pacs.indexing import INDEX_FILE
 from pyschedvisu.synth import catalog, generate, plan
 from pyschedvisu.synth.generate import Dept
 from pyschedvisu.synth.plan import plan_day
@@ -37,10 +38,12 @@ CASES = list(plan.CASES)
 
 
 def tree_digest(root: Path) -> dict[str, str]:
+    """Digest of every file under ``root`` but the demo PACS's index cache (it holds the
+    files' mtimes)."""
     return {
         str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted(root.rglob("*"))
-        if p.is_file()
+        if p.is_file() and p.name != INDEX_FILE
     }
 
 

@@ -108,16 +108,29 @@ def raw_element(ds: Dataset, tag: int) -> DataElement | None:
     if isinstance(item, RawDataElement):
         vr = item.VR or _dict_vr(tag)
         if vr in _RAW_TEXT_VRS and isinstance(item.value, bytes):
-            text = _decode_raw(item.value).rstrip(" \x00")
-            try:
-                return DataElement(tag, vr, text or None, validation_mode=config.IGNORE)
-            except (ValueError, TypeError, OverflowError):  # IS/DS that no number parses
-                return DataElement(tag, vr, None)
+            return _text_element(tag, vr, item.value)
         try:
             return ds[tag]
         except Exception:
             return None
     return item
+
+
+def _text_element(tag: int, vr: str, raw: bytes) -> DataElement:
+    text = _decode_raw(raw).rstrip(" \x00")
+    try:
+        return DataElement(tag, vr, text or None, validation_mode=config.IGNORE)
+    except (ValueError, TypeError, OverflowError):  # IS/DS that no number parses
+        return DataElement(tag, vr, None)
+
+
+def encoded_value(keyword: str, raw: bytes | None) -> str | None:
+    """The index's value of ``keyword`` (a text VR) for the bytes a file holds (None: absent):
+    what reading the file gives, without reading it."""
+    if raw is None:
+        return None
+    tag = int(tag_for_keyword(keyword) or 0)
+    return value_str(_text_element(tag, _dict_vr(tag), raw))
 
 
 def _dict_vr(tag: int) -> str:
@@ -200,7 +213,7 @@ def _read_chunk(root: Path, items: list[tuple[str, int, int, int]]) -> list[dict
     """Rows of the readable DICOM files of ``items`` (path, size, mtime_ns, order)."""
     out = []
     for rel, size, mtime_ns, order in items:
-        row = _read_row(root / rel, rel, size, mtime_ns)
+        row = read_row(root / rel, rel, size, mtime_ns)
         if row is not None:
             row["_order"] = order
             out.append(row)
@@ -242,7 +255,9 @@ def _read_files(
     return rows
 
 
-def _read_row(path: Path, rel: str, size: int, mtime_ns: int) -> dict[str, Any] | None:
+def read_row(path: Path, rel: str, size: int, mtime_ns: int) -> dict[str, Any] | None:
+    """The index row of the file ``path`` (``rel``: its path under the indexed folder), or
+    None when it is not DICOM with its three UIDs."""
     try:
         ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=_SPECIFIC_TAGS)
     except (InvalidDicomError, OSError, EOFError, ValueError) as exc:
@@ -267,6 +282,32 @@ def _schema() -> dict[str, pl.DataType]:
         path=pl.String(), size=pl.Int64(), mtime_ns=pl.Int64(), TransferSyntaxUID=pl.String()
     )
     return sch
+
+
+def add_to_index(root: Path, rows: list[dict[str, Any]], replaced: list[str]) -> None:
+    """Put ``rows`` (as :func:`read_row` gives) in the index cache of the folder ``root``, in
+    place of the cached rows under the folders ``replaced`` (relative to ``root``).
+
+    How a writer of files under ``root`` (the synthetic department) hands them to the demo
+    PACS as it writes them, as a PACS indexes what it is sent: the next load reads none of
+    them again, unless its size or mtime changed.
+    """
+    cache_path = root / INDEX_FILE
+    frames = [pl.DataFrame(rows, schema=_schema())]
+    if cache_path.exists():
+        try:
+            old = pl.read_parquet(cache_path)
+        except (OSError, pl.exceptions.PolarsError):
+            old = None  # rebuilt by the next load
+        if old is not None and set(old.columns) == set(_schema()):
+            prefixes = [f"{r.rstrip('/')}/" for r in replaced]
+            keep = ~pl.any_horizontal(
+                [pl.col("path").str.starts_with(p) for p in prefixes] or [pl.lit(False)]
+            )
+            frames.insert(0, old.select(list(_schema())).cast(_schema()).filter(keep))  # type: ignore[arg-type]
+    from pyschedvisu.store import atomic_write_parquet
+
+    atomic_write_parquet(cache_path, pl.concat(frames))
 
 
 def read_index(
@@ -333,7 +374,10 @@ __all__ = [
     "KEYWORD_LEVEL",
     "LEVEL_KEYWORDS",
     "PARALLEL_MIN_FILES",
+    "add_to_index",
+    "encoded_value",
     "raw_element",
     "read_index",
+    "read_row",
     "value_str",
 ]

@@ -181,8 +181,11 @@ def truth_frames(
     }
 
 
-def generate_day(out: Path, day: dt.date, seed: int, dept: Dept) -> dict[str, Any]:
-    """Plan, write and record one day; returns its marker (with counts)."""
+def generate_day(
+    out: Path, day: dt.date, seed: int, dept: Dept, index: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """Plan, write and record one day; returns its marker (with counts). ``index``: gets the
+    demo PACS's index row of every file written (see ``writer.write_day``)."""
     name = day.strftime("%Y%m%d")
     (_day_dir(out, day) / "day.json").unlink(missing_ok=True)
     plan = day_plan(day, seed, dept)
@@ -192,7 +195,7 @@ def generate_day(out: Path, day: dt.date, seed: int, dept: Dept) -> dict[str, An
     tmp = dicom / f".tmp-{name}-{os.getpid()}"
     tmp.mkdir(parents=True)
     # the day appears under its name in one rename: a reader never sees half a day
-    instances = write_day(plan, tmp)
+    instances = write_day(plan, tmp, index, rel_root=name)
     final = dicom / name
     if final.exists():
         trash = dicom / f".old-{name}-{os.getpid()}"
@@ -246,8 +249,12 @@ def _can_spawn() -> bool:
     return main is None or Path(main).is_file()
 
 
-def _run_day(args: tuple[Path, dt.date, int, Dept]) -> dict[str, Any]:
-    return generate_day(*args)
+def _run_day(
+    args: tuple[Path, dt.date, int, Dept, bool],
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    out, day, seed, dept, indexed = args
+    rows: list[dict[str, Any]] = []
+    return generate_day(out, day, seed, dept, rows if indexed else None), rows
 
 
 def combine_truth(out: Path) -> dict[str, int]:
@@ -275,6 +282,7 @@ def generate(
     workers: int | None = None,
     department: Department | None = None,
     on_day: Callable[[int, int], None] | None = None,
+    index: bool = True,
 ) -> SynthSummary:
     """Generate the department for the business days from ``start`` to ``end`` into ``out``.
 
@@ -284,7 +292,10 @@ def generate(
     ``workers`` processes write days in parallel (default: one per CPU; 1 = in-process); a
     script calling this needs the usual ``if __name__ == "__main__":`` guard.
     ``on_day(done, todo)`` is called once the days to write are known (``done=0``), then
-    after each day written, in this process.
+    after each day written, in this process. ``index``: hand the files written to the demo
+    PACS's index cache as they are written (``out/dicom/.index.v1.parquet``, see
+    :func:`pyschedvisu.demo_pacs.indexing.add_to_index`), so that serving them reads none
+    (a cache: it holds the files' mtimes, so it is the one file that is not byte-identical).
     """
     import time
 
@@ -297,8 +308,9 @@ def generate(
     todo = [d for d in days if force or not _complete(out, d, seed, fp)]
     (out / "dicom").mkdir(parents=True, exist_ok=True)
     n_workers = min(workers or os.cpu_count() or 1, len(todo))
-    jobs = [(out, d, seed, dept) for d in todo]
+    jobs = [(out, d, seed, dept, index) for d in todo]
     written = 0
+    rows: list[dict[str, Any]] = []
 
     def tick() -> None:
         nonlocal written
@@ -313,7 +325,7 @@ def generate(
         try:
             with ProcessPoolExecutor(n_workers, mp_context=get_context("spawn")) as pool:
                 for future in as_completed([pool.submit(_run_day, job) for job in jobs]):
-                    future.result()
+                    rows += future.result()[1]
                     tick()
         except BrokenProcessPool as exc:
             log.warning("worker processes failed (%s): generating in this process", exc)
@@ -321,8 +333,12 @@ def generate(
         else:
             jobs = []
     for job in jobs:
-        _run_day(job)
+        rows += _run_day(job)[1]
         tick()
+    if index and todo:
+        from pyschedvisu.demo_pacs.indexing import add_to_index
+
+        add_to_index(out / "dicom", rows, [d.strftime("%Y%m%d") for d in todo])
     for d in days:
         if d not in todo:
             ensure_book(out, d, seed, dept)

@@ -143,8 +143,19 @@ def _acq_time(s: Series, i: int, t: dt.datetime) -> str | None:
     return tm(t, s.tm_style, exact=i in (0, s.n_instances - 1))
 
 
-def write_day(plan: DayPlan, root: Path) -> int:
-    """Write every instance of ``plan`` under ``root``; returns the number of files."""
+#: The per-instance attributes the demo PACS indexes (the others of ``DYNAMIC`` it does not).
+_INDEXED_DYNAMIC = ("SOPInstanceUID", "AcquisitionTime", "ContentTime", "InstanceNumber")
+
+
+def write_day(
+    plan: DayPlan, root: Path, index: list[dict[str, Any]] | None = None, rel_root: str = ""
+) -> int:
+    """Write every instance of ``plan`` under ``root``; returns the number of files.
+
+    ``index``: gets the demo PACS's index row of every file (path ``rel_root/...``), as
+    reading the file would give it (``demo_pacs.indexing.read_row``): the series' first file
+    is read back, the others differ from it only by their per-instance attributes.
+    """
     count = 0
     for study in plan.studies:
         for s in study.series:
@@ -152,6 +163,7 @@ def write_day(plan: DayPlan, root: Path) -> int:
             folder.mkdir(parents=True)
             template = SeriesTemplate(_static(study, s, plan.seed), s.sop_class)
             content = tm(s.content_time or s.times[0], "frac" if s.tm_style == "frac" else "full")
+            written: list[tuple[str, dict[str, Any]]] = []
             for i, t in enumerate(s.times):
                 values: dict[str, Any] = {
                     "SOPInstanceUID": uid(plan.seed, s.uid, i),
@@ -168,5 +180,38 @@ def write_day(plan: DayPlan, root: Path) -> int:
                     if s.modality == "PT":
                         values["ImageIndex"] = i + 1
                 (folder / f"{i + 1}.dcm").write_bytes(template.instance(values))
+                written.append((f"{i + 1}.dcm", values))
                 count += 1
+            if index is not None:
+                rel = "/".join(p for p in (rel_root, study.uid, s.uid) if p)
+                index += _series_rows(folder, rel, written)
     return count
+
+
+def _series_rows(
+    folder: Path, rel: str, written: list[tuple[str, dict[str, Any]]]
+) -> list[dict[str, Any]]:
+    from pyschedvisu.demo_pacs.indexing import encoded_value, read_row
+
+    def stat(name: str) -> tuple[Path, str, int, int]:
+        path = folder / name
+        st = path.stat()
+        return path, f"{rel}/{name}", st.st_size, st.st_mtime_ns
+
+    base = read_row(*stat(written[0][0]))
+    rows = []
+    for name, values in written:
+        path, rel_path, size, mtime_ns = stat(name)
+        if base is None:  # not readable as written: as the PACS would find it, file by file
+            row = read_row(path, rel_path, size, mtime_ns)
+            if row is not None:
+                rows.append(row)
+            continue
+        row = dict(base, path=rel_path, size=size, mtime_ns=mtime_ns)
+        for keyword in _INDEXED_DYNAMIC:
+            value = values.get(keyword)
+            row[keyword] = (
+                None if value is None else encoded_value(keyword, str(value).encode("latin-1"))
+            )
+        rows.append(row)
+    return rows
