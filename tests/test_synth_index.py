@@ -87,3 +87,15 @@ def test_a_department_generated_without_the_index_is_read_by_the_pacs(
     assert not (out / "dicom" / indexing.INDEX_FILE).exists()
     _, frame = indexing.read_index(out)
     assert len(reads) == frame.height > 100
+
+
+def test_the_index_records_the_sequences_a_file_holds() -> None:
+    """Regression: a generator consumed by the first keyword left every later one out (PET
+    instances were indexed without their Radiopharmaceutical Information Sequence)."""
+    assert (
+        indexing.sequences_value(
+            iter(["RadiopharmaceuticalInformationSequence", "PhaseInformationSequence", "Other"])
+        )
+        == "PhaseInformationSequence\\RadiopharmaceuticalInformationSequence"
+    )
+    assert indexing.sequences_value(iter([])) is None

@@ -23,7 +23,13 @@ from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
-from pyschedvisu.demo_pacs.indexing import KEYWORD_LEVEL, raw_element, read_index, value_str
+from pyschedvisu.demo_pacs.indexing import (
+    KEYWORD_LEVEL,
+    SEQUENCES,
+    raw_element,
+    read_index,
+    value_str,
+)
 from pyschedvisu.demo_pacs.matching import compile_query, exact_values, is_universal
 from pyschedvisu_core import status
 from pyschedvisu_core.errors import PacsOperationError
@@ -95,6 +101,8 @@ class PacsIndex:
         self._study_modalities = self.frame.select("StudyInstanceUID", "Modality").unique()
         #: per column, its distinct stored values holding several values (``a\\b``)
         self._multi: dict[str, list[str]] = {}
+        #: per column, the row positions of each value (see :meth:`_narrowed`)
+        self._rows_of: dict[str, dict[str, list[int]]] = {}
         self._headers: OrderedDict[str, Dataset] = OrderedDict()
         self._headers_max = header_cache
         self._lock = threading.Lock()
@@ -202,7 +210,7 @@ class PacsIndex:
         entity's first instance (indexed value, else its header).
         """
         level = _check_level(level)
-        rows = self.frame
+        rows = self._narrowed(identifier, level)
         post: list[tuple[str, DataElement]] = []
         for elem in identifier:
             if _skipped(elem) or elem.VR == "SQ":
@@ -242,7 +250,8 @@ class PacsIndex:
         level = _check_level(level)
         reps = self.match(identifier, level)
         key = UNIQUE_KEY[level]
-        return self.frame.filter(pl.col(key).is_in(reps[key].to_list()))
+        positions = self._positions(key)
+        return self.frame[sorted(i for v in reps[key].to_list() for i in positions.get(v, []))]
 
     def responses(
         self,
@@ -274,6 +283,40 @@ class PacsIndex:
             yield ds
 
     # -- internals ----------------------------------------------------------------------
+    #: Keys a query often names by one exact value, most selective first.
+    _NARROWING = ("SOPInstanceUID", "SeriesInstanceUID", "StudyInstanceUID", "StudyDate")
+
+    def _narrowed(self, identifier: Dataset, level: str) -> pl.DataFrame:
+        """The rows a query can match at all: those of the one series, study or day it names
+        by an exact value, else every row (the filters that follow give the same answer
+        either way; this only spares them the whole index)."""
+        for kw in self._NARROWING:
+            if kw not in identifier or _RANK[KEYWORD_LEVEL[kw]] > _RANK[level]:
+                continue
+            elem = identifier[kw]
+            exact = exact_values(value_str(elem), _vr_of(kw, str(elem.VR)))
+            if exact is None or len(exact) != 1 or self._multi_values(kw):
+                continue
+            (value,) = exact
+            return self.frame[self._positions(kw).get(value, [])]
+        return self.frame
+
+    def _positions(self, kw: str) -> dict[str, list[int]]:
+        """Row positions of each value of column ``kw`` (computed once)."""
+        with self._lock:
+            found = self._rows_of.get(kw)
+        if found is None:
+            groups = (
+                self.frame.select(pl.col(kw), pl.int_range(pl.len()).alias("_row"))
+                .filter(pl.col(kw).is_not_null())
+                .group_by(kw, maintain_order=True)
+                .agg(pl.col("_row"))
+            )
+            found = dict(zip(groups[kw].to_list(), groups["_row"].to_list(), strict=True))
+            with self._lock:
+                self._rows_of[kw] = found
+        return found
+
     def _computed(self, row: dict[str, Any], kw: str, level: str) -> str | None:
         lvl = COMPUTED_LEVEL[kw]
         if lvl == "STUDY":
@@ -309,6 +352,8 @@ class PacsIndex:
             value = self._value(row, kw, level)
             vr = _vr(elem)
             return DataElement(elem.tag, vr, value if value is not None else None)
+        if kw in SEQUENCES and kw not in (row.get("Sequences") or "").split("\\"):
+            return None  # the index knows the file has not got it: no need to read it
         found = self._header_elem(row, kw if kw else int(elem.tag))
         if found is not None:
             return DataElement(elem.tag, found.VR, _copy_value(found))

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterable
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +28,7 @@ from pyschedvisu_core.errors import StoreError
 
 log = logging.getLogger("pyschedvisu.demo_pacs.index")  # the index's own log, as before
 
-INDEX_FILE = ".index.v1.parquet"
+INDEX_FILE = ".index.v2.parquet"
 
 #: Indexed attributes, by the level they belong to.
 LEVEL_KEYWORDS: dict[str, tuple[str, ...]] = {
@@ -53,6 +55,7 @@ LEVEL_KEYWORDS: dict[str, tuple[str, ...]] = {
         "Manufacturer",
         "ManufacturerModelName",
         "StationName",
+        "DeviceSerialNumber",
     ),
     "IMAGE": (
         "SOPInstanceUID",
@@ -64,15 +67,31 @@ LEVEL_KEYWORDS: dict[str, tuple[str, ...]] = {
         "ContentTime",
         "ImageType",
         "NumberOfFrames",
+        "ActualFrameDuration",
         "SpecificCharacterSet",
     ),
 }
+#: Sequences whose presence the index records (column ``Sequences``: the keywords present,
+#: joined by a backslash): an instance without them is answered without reading its file.
+SEQUENCES: tuple[str, ...] = (
+    "PhaseInformationSequence",
+    "RotationInformationSequence",
+    "RadiopharmaceuticalInformationSequence",
+)
 KEYWORD_LEVEL = {kw: lv for lv, kws in LEVEL_KEYWORDS.items() for kw in kws}
 INDEXED = tuple(KEYWORD_LEVEL)
-FILE_COLUMNS = ("path", "size", "mtime_ns", "TransferSyntaxUID")
+FILE_COLUMNS = ("path", "size", "mtime_ns", "TransferSyntaxUID", "Sequences")
 
 _TAG_KEYWORD: dict[int, str] = {int(tag_for_keyword(k) or 0): k for k in INDEXED}
-_SPECIFIC_TAGS: list[int] = list(_TAG_KEYWORD)
+_SEQUENCE_TAGS: dict[int, str] = {int(tag_for_keyword(k) or 0): k for k in SEQUENCES}
+_SPECIFIC_TAGS: list[int] = [*_TAG_KEYWORD, *_SEQUENCE_TAGS]
+
+
+def sequences_value(present: Iterable[str]) -> str | None:
+    """The ``Sequences`` column of a file holding the top-level sequences ``present``."""
+    have = set(present)
+    found = [k for k in SEQUENCES if k in have]
+    return "\\".join(found) or None
 
 
 _RAW_TEXT_VRS = {
@@ -124,13 +143,26 @@ def _text_element(tag: int, vr: str, raw: bytes) -> DataElement:
         return DataElement(tag, vr, None)
 
 
+#: Text VRs whose pydicom value is the text itself (no number, no name parsing).
+_PLAIN_VRS = frozenset(_RAW_TEXT_VRS - {"DS", "IS", "PN"})
+
+
+@lru_cache(maxsize=64)
+def _keyword_tag_vr(keyword: str) -> tuple[int, str]:
+    tag = int(tag_for_keyword(keyword) or 0)
+    return tag, _dict_vr(tag)
+
+
 def encoded_value(keyword: str, raw: bytes | None) -> str | None:
     """The index's value of ``keyword`` (a text VR) for the bytes a file holds (None: absent):
-    what reading the file gives, without reading it."""
+    what reading the file gives (:func:`read_row`), without reading it."""
     if raw is None:
         return None
-    tag = int(tag_for_keyword(keyword) or 0)
-    return value_str(_text_element(tag, _dict_vr(tag), raw))
+    tag, vr = _keyword_tag_vr(keyword)
+    # Plain ASCII with one value is its own text: no pydicom element (10 us each) needed.
+    if raw.isascii() and b"\\" not in raw and (vr in _PLAIN_VRS or (vr == "IS" and raw.isdigit())):
+        return raw.decode("ascii").rstrip(" \x00").strip() or None
+    return value_str(_text_element(tag, vr, raw))
 
 
 def _dict_vr(tag: int) -> str:
@@ -272,14 +304,25 @@ def read_row(path: Path, rel: str, size: int, mtime_ns: int) -> dict[str, Any] |
         return None
     meta = getattr(ds, "file_meta", None)
     ts = meta.get("TransferSyntaxUID") if meta is not None else None
-    row.update(path=rel, size=size, mtime_ns=mtime_ns, TransferSyntaxUID=ts and str(ts))
+    sequences = sequences_value(_SEQUENCE_TAGS[t] for t in _SEQUENCE_TAGS.keys() & set(ds.keys()))
+    row.update(
+        path=rel,
+        size=size,
+        mtime_ns=mtime_ns,
+        TransferSyntaxUID=ts and str(ts),
+        Sequences=sequences,
+    )
     return row
 
 
 def _schema() -> dict[str, pl.DataType]:
     sch: dict[str, pl.DataType] = {kw: pl.String() for kw in INDEXED}
     sch.update(
-        path=pl.String(), size=pl.Int64(), mtime_ns=pl.Int64(), TransferSyntaxUID=pl.String()
+        path=pl.String(),
+        size=pl.Int64(),
+        mtime_ns=pl.Int64(),
+        TransferSyntaxUID=pl.String(),
+        Sequences=pl.String(),
     )
     return sch
 
@@ -374,10 +417,12 @@ __all__ = [
     "KEYWORD_LEVEL",
     "LEVEL_KEYWORDS",
     "PARALLEL_MIN_FILES",
+    "SEQUENCES",
     "add_to_index",
     "encoded_value",
     "raw_element",
     "read_index",
     "read_row",
+    "sequences_value",
     "value_str",
 ]

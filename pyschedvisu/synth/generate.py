@@ -293,7 +293,7 @@ def generate(
     script calling this needs the usual ``if __name__ == "__main__":`` guard.
     ``on_day(done, todo)`` is called once the days to write are known (``done=0``), then
     after each day written, in this process. ``index``: hand the files written to the demo
-    PACS's index cache as they are written (``out/dicom/.index.v1.parquet``, see
+    PACS's index cache as they are written (``out/dicom/.index.v2.parquet``, see
     :func:`pyschedvisu.demo_pacs.indexing.add_to_index`), so that serving them reads none
     (a cache: it holds the files' mtimes, so it is the one file that is not byte-identical).
     """

@@ -6,7 +6,7 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
-from pyschedvisu.synth.dicomfile import SeriesTemplate
+from pyschedvisu.synth.dicomfile import EXPLICIT_LE, SeriesTemplate, _value_bytes, tag_vr
 from pyschedvisu.synth.plan import DayPlan, Series, Study, uid
 
 _PIXELS = bytes(range(32))  # one 4x4 uint16 frame
@@ -153,15 +153,16 @@ def write_day(
     """Write every instance of ``plan`` under ``root``; returns the number of files.
 
     ``index``: gets the demo PACS's index row of every file (path ``rel_root/...``), as
-    reading the file would give it (``demo_pacs.indexing.read_row``): the series' first file
-    is read back, the others differ from it only by their per-instance attributes.
+    reading the file would give it (``demo_pacs.indexing.read_row``), from the very values
+    encoded (``demo_pacs.indexing.encoded_value``).
     """
     count = 0
     for study in plan.studies:
         for s in study.series:
             folder = root / study.uid / s.uid
             folder.mkdir(parents=True)
-            template = SeriesTemplate(_static(study, s, plan.seed), s.sop_class)
+            static = _static(study, s, plan.seed)
+            template = SeriesTemplate(static, s.sop_class)
             content = tm(s.content_time or s.times[0], "frac" if s.tm_style == "frac" else "full")
             written: list[tuple[str, dict[str, Any]]] = []
             for i, t in enumerate(s.times):
@@ -184,34 +185,31 @@ def write_day(
                 count += 1
             if index is not None:
                 rel = "/".join(p for p in (rel_root, study.uid, s.uid) if p)
-                index += _series_rows(folder, rel, written)
+                index += _series_rows(static, folder, rel, written)
     return count
 
 
 def _series_rows(
-    folder: Path, rel: str, written: list[tuple[str, dict[str, Any]]]
+    static: dict[str, Any], folder: Path, rel: str, written: list[tuple[str, dict[str, Any]]]
 ) -> list[dict[str, Any]]:
-    from pyschedvisu.demo_pacs.indexing import encoded_value, read_row
+    from pyschedvisu.demo_pacs.indexing import INDEXED, encoded_value, sequences_value
 
-    def stat(name: str) -> tuple[Path, str, int, int]:
-        path = folder / name
-        st = path.stat()
-        return path, f"{rel}/{name}", st.st_size, st.st_mtime_ns
-
-    base = read_row(*stat(written[0][0]))
+    base: dict[str, Any] = dict.fromkeys(INDEXED)
+    for keyword in INDEXED:
+        value = static.get(keyword)
+        if value is not None:
+            base[keyword] = encoded_value(keyword, _value_bytes(tag_vr(keyword)[1], value))
+    base["TransferSyntaxUID"] = EXPLICIT_LE
+    base["Sequences"] = sequences_value(k for k, v in static.items() if v is not None)
     rows = []
     for name, values in written:
-        path, rel_path, size, mtime_ns = stat(name)
-        if base is None:  # not readable as written: as the PACS would find it, file by file
-            row = read_row(path, rel_path, size, mtime_ns)
-            if row is not None:
-                rows.append(row)
-            continue
-        row = dict(base, path=rel_path, size=size, mtime_ns=mtime_ns)
+        st = (folder / name).stat()
+        row = dict(base, path=f"{rel}/{name}", size=st.st_size, mtime_ns=st.st_mtime_ns)
         for keyword in _INDEXED_DYNAMIC:
             value = values.get(keyword)
             row[keyword] = (
                 None if value is None else encoded_value(keyword, str(value).encode("latin-1"))
             )
-        rows.append(row)
+        if row["SOPInstanceUID"] and row["StudyInstanceUID"] and row["SeriesInstanceUID"]:
+            rows.append(row)  # the demo PACS leaves a file without them out, as here
     return rows
