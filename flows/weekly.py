@@ -63,10 +63,14 @@ def resolve_end(end: dt.date | None, settings: Settings) -> dt.date:
 
 
 def needed_days(settings: Settings, end: dt.date) -> list[dt.date]:
-    """Business days from Jan 1 of the first year the periods reach back to, up to ``end``."""
+    """Business days from Jan 1 of the first year the periods reach back to (not before
+    ``retrieve.first_day``), up to ``end``."""
     defs = settings.report.period_defs
     pairs = [(defs[p].weeks, defs[p].anchor) for p in settings.report.periods]
-    return settings.business_days(first_needed_day(end, pairs, settings.report.year_start), end)
+    first = first_needed_day(end, pairs, settings.report.year_start)
+    if settings.retrieve.first_day is not None:
+        first = max(first, settings.retrieve.first_day)
+    return settings.business_days(first, end)
 
 
 @flow(

@@ -101,6 +101,7 @@ def test_demo_second_run_reuses_everything(tmp_path: Path, monkeypatch: pytest.M
     assert first["end"] == "2026-06-26"
     settings = load_settings(root / "pyschedvisu.toml")
     assert first["fetched"] == first["days"] == len(needed_days(settings, dt.date(2026, 6, 26)))
+    assert first["days"] == 5  # the department's week: its PACS is not asked about January
     assert Path(first["pdf"]).is_file() and Path(first["html"]).is_file()
     assert first["pages"] >= 5  # every machine has studies that week
     assert first["email"]["dry_run"] and not first["email"]["sent"]

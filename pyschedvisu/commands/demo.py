@@ -78,8 +78,17 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def demo_toml(root: Path, port: int, year_start: int) -> str:
-    """The demo configuration: only what differs from the reference defaults."""
+def demo_toml(root: Path, port: int, year_start: int, first_day: dt.date | None = None) -> str:
+    """The demo configuration: only what differs from the reference defaults (``first_day``:
+    the department's first day, before which its PACS holds nothing)."""
+    opened = (
+        ""
+        if first_day is None
+        else f"""# the department opened that day: the report does not ask its PACS for the days before
+# (from January on for the yearly page), which would all come back empty
+first_day = "{first_day.isoformat()}"
+"""
+    )
     return f"""# pySchedVisu demo configuration, written by `pyschedvisu demo` (edit freely; delete to reset).
 # Everything else is the reference department (`pyschedvisu config init` shows every key).
 
@@ -100,7 +109,7 @@ network_timeout_s = 15.0
 # the demo PACS answers each series' own InstitutionName; keep the default "instances" for a
 # PACS that answers the study's name for every series (Orthanc)
 institution_from = "series"
-
+{opened}
 [paths]
 data_dir = "{(root / "data").as_posix()}"
 output_dir = "{(root / "reports").as_posix()}"
@@ -125,12 +134,15 @@ recipients = ["demo@localhost"]
 """
 
 
-def write_config(root: Path, year_start: int, port: int | None = None) -> Path:
+def write_config(
+    root: Path, year_start: int, port: int | None = None, first_day: dt.date | None = None
+) -> Path:
     """Write ``<root>/pyschedvisu.toml`` atomically (a free PACS port unless given)."""
     from pyschedvisu.store import atomic_write_bytes
 
     path = root / "pyschedvisu.toml"
-    atomic_write_bytes(path, demo_toml(root, port or _free_port(), year_start).encode())
+    text = demo_toml(root, port or _free_port(), year_start, first_day)
+    atomic_write_bytes(path, text.encode())
     return path
 
 
@@ -349,12 +361,12 @@ def _run(
 
     config = root / "pyschedvisu.toml"
     if not config.exists():
-        write_config(root, start.year)
+        write_config(root, start.year, first_day=start)
         _say(console, f"wrote {config}")
     settings: Settings = load_settings(config)
     if not _port_free(settings.pacs.port):
         # The port is part of the retrieval fingerprint: change it only when it is taken.
-        write_config(root, settings.report.year_start)
+        write_config(root, settings.report.year_start, first_day=settings.retrieve.first_day)
         settings = load_settings(config)
         _say(
             console,

@@ -3,6 +3,7 @@ the PACS, the worklist, paths, logging, privacy, the calendar, retrieval and ext
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -279,6 +280,10 @@ class RetrieveSettings(Section):
     )
     series_protocol_exclude: list[str] = Field(
         list(ref.SERIES_PROTOCOL_EXCLUDE), description="ProtocolNames dropped (exact)."
+    )
+    first_day: dt.date | None = Field(
+        None,
+        description="First day the PACS holds studies of these machines (a new department's opening, a PACS migration; YYYY-MM-DD). The weekly report does not ask the PACS for earlier days, nor says they came back empty; their pages show them as before the machines' service (DOMAIN §4). Empty: every day the report's periods reach back to is asked.",
     )
     accepted_institutions: list[str] = Field(
         list(ref.ACCEPTED_INSTITUTIONS),

@@ -60,7 +60,8 @@ def retrieval_fingerprint(settings: Settings) -> str:
     data = {
         "version": STORE_VERSION,
         "retrieve": settings.retrieve.model_dump(
-            mode="json", exclude={"retries_per_day", "final_after_hours", "day_deadline_s"}
+            mode="json",
+            exclude={"retries_per_day", "final_after_hours", "day_deadline_s", "first_day"},
         ),
         "pacs": {k: getattr(settings.pacs, k) for k in ("host", "port", "called_ae")},
     }
