@@ -104,6 +104,7 @@ max_ops_per_s = 200.0  # our own local PACS: no need to pace like a hospital PAC
 # 15 s and asked again, not after the default 60 s network timeout.
 dimse_timeout_s = 15.0
 network_timeout_s = 15.0
+deflate_answers = false  # on loopback, compressing the answers only costs both sides CPU
 
 [retrieve]
 # the demo PACS answers each series' own InstitutionName; keep the default "instances" for a
@@ -158,9 +159,10 @@ def demo_pacs_process(
     """``pyschedvisu pacs serve`` on the department, in a process of its own, while the block runs.
 
     In this process it would share one core (the GIL) with the flow's retrieval threads, which
-    wait on its answers: its own process answers on the other core (the first run of the
-    26-week demo is mostly retrieval). Until it listens, ``console`` shows what it is doing
-    (indexing the department's files, the first time).
+    wait on its answers: its own processes (two: the client opens two associations) answer
+    on the other core and beside the client (the first run of the 26-week demo is mostly
+    retrieval). Until it listens, ``console`` shows what it is doing (indexing the
+    department's files, the first time).
     """
     cmd = [
         sys.executable,
@@ -178,6 +180,9 @@ def demo_pacs_process(
         str(settings.pacs.port),
         "--ae",
         settings.pacs.called_ae,
+        # two processes: the client's two associations answered at once, one core each
+        "--processes",
+        "2",
     ]
     proc = subprocess.Popen(
         cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace"

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import signal
+import socket
+import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Annotated, Any
@@ -99,11 +103,34 @@ def serve(
             help="The Modality Worklist drops a step once it is performed, as most RIS do.",
         ),
     ] = False,
+    processes: Annotated[
+        int,
+        typer.Option(
+            "--processes",
+            min=1,
+            max=16,
+            help="Processes serving the port, each with its own copy of the index: a new association goes to one serving none (one Python process answers one request at a time).",
+        ),
+    ] = 1,
+    listen_fd: Annotated[
+        int | None, typer.Option("--listen-fd", hidden=True, help="A listening socket (internal).")
+    ] = None,
 ) -> None:
     """Serve DIR/dicom/** over DICOM (C-ECHO, C-FIND, C-GET, C-MOVE) until Ctrl-C."""
     from pyschedvisu.demo_pacs import Behaviour, DemoPacs
 
     settings = settings_from(ctx)
+    shared: socket.socket | None = None
+    if listen_fd is not None:  # one of the processes of `--processes`
+        shared = socket.socket(fileno=listen_fd)
+    elif processes > 1:
+        try:
+            shared = socket.create_server(
+                (host, settings.pacs.port if port is None else port), backlog=64
+            )
+        except OSError as exc:
+            typer.echo(f"pacs serve: cannot listen on {host}:{port}: {exc}", err=True)
+            raise typer.Exit(code=1) from None
     dests: dict[str, tuple[str, int]] = {}
     if move_dest:
         dests = dict(parse_move_dest(v) for v in move_dest)
@@ -129,6 +156,27 @@ def serve(
     if allow_ae:
         behaviour.allowed_calling_aes = {a.strip() for a in allow_ae}
     behaviour.forget_performed = forget_performed
+    others: list[subprocess.Popen[bytes]] = []
+    if shared is not None and listen_fd is None:
+        fd = shared.fileno()
+        # the same options, the socket instead of the port; their output goes with ours
+        argv = [sys.executable, "-m", "pyschedvisu.cli"]
+        config = (ctx.find_root().obj or {}).get("config")
+        argv += ["--config", str(config)] if config else []
+        argv += ["pacs", "serve", "--data", str(data), "--host", host, "--listen-fd", str(fd)]
+        argv += ["--ae", ae or settings.pacs.called_ae]
+        argv += ["--hospital"] if hospital else []
+        argv += ["--refuse-get"] if refuse_get else []
+        argv += ["--minimal-image-level"] if minimal_image_level else []
+        argv += ["--forget-performed"] if forget_performed else []
+        argv += ["--max-in-flight", str(max_in_flight)] if max_in_flight else []
+        argv += ["--max-ops-per-s", str(max_ops_per_s)] if max_ops_per_s else []
+        for value in move_dest or []:
+            argv += ["--move-dest", value]
+        for value in allow_ae or []:
+            argv += ["--allow-ae", value]
+        others = [subprocess.Popen(argv, pass_fds=(fd,)) for _ in range(processes - 1)]
+    parent = os.getppid()
     try:
         pacs = DemoPacs(
             data,
@@ -137,9 +185,11 @@ def serve(
             port=settings.pacs.port if port is None else port,
             behaviour=behaviour,
             move_destinations=dests,
+            listen_socket=shared,
         )
         bound = pacs.start()
     except (PacsError, StoreError) as exc:
+        _stop_all(others)
         typer.echo(f"pacs serve: {exc}", err=True)
         raise typer.Exit(code=1) from None
     stop = threading.Event()
@@ -158,17 +208,31 @@ def serve(
     )
     try:
         while not stop.wait(0.5):
-            pass
+            if listen_fd is not None and os.getppid() != parent:
+                break  # the process that started us is gone
     except KeyboardInterrupt:
         pass
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        _stop_all(others)
         pacs.stop()
         s = pacs.stats
         typer.echo(
             f"stopped: {s.associations} associations, {s.find} C-FIND, {s.get} C-GET, {s.move} C-MOVE, {s.throttled} throttled"
         )
+
+
+def _stop_all(processes: list[subprocess.Popen[bytes]]) -> None:
+    """Stop the other processes of ``--processes`` (they print their own counts)."""
+    for proc in processes:
+        proc.terminate()
+    for proc in processes:
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
 
 
 def _worklist_line(worklist: Any, forget_performed: bool) -> str:

@@ -84,6 +84,25 @@ class AssociationServer(ThreadedAssociationServer):
     GC_INTERVAL_S = 60.0
     #: the demo PACS whose gate this server's associations pass (set before serving)
     pacs: DemoPacs
+    #: the listening socket is shared with other processes serving the same files
+    #: (``pacs serve --processes``): a busy one leaves a new association to an idle one
+    shared = False
+    #: how long a busy process leaves a waiting association to the others (s)
+    SHARED_WAIT_S = 0.05
+    _waiting_since: float | None = None
+
+    def _handle_request_noblock(self) -> None:
+        if self.shared and self.active_associations:
+            now = time.monotonic()
+            if self._waiting_since is None:
+                self._waiting_since = now
+            if now - self._waiting_since < self.SHARED_WAIT_S:
+                time.sleep(0.005)  # the connection waits in the backlog for an idle process
+                return
+        self._waiting_since = None
+        # non-blocking socket: when another process took the connection, accept() fails
+        # and socketserver returns to its loop
+        super()._handle_request_noblock()  # type: ignore[misc]
 
     def service_actions(self) -> None:
         now = time.monotonic()

@@ -212,6 +212,9 @@ class PacsIndex:
         level = _check_level(level)
         rows = self._narrowed(identifier, level)
         post: list[tuple[str, DataElement]] = []
+        # one query for every condition: polars' fixed cost per call outweighs the filtering
+        # of the few rows a series or a study has
+        conditions: list[pl.Expr] = []
         for elem in identifier:
             if _skipped(elem) or elem.VR == "SQ":
                 continue
@@ -226,16 +229,21 @@ class PacsIndex:
                 mods = self._study_modalities
                 ok_mods = {m for m in mods["Modality"].unique().to_list() if pred and pred(m)}
                 studies = mods.filter(pl.col("Modality").is_in(list(ok_mods)))["StudyInstanceUID"]
-                rows = rows.filter(pl.col("StudyInstanceUID").is_in(studies.unique().to_list()))
+                conditions.append(pl.col("StudyInstanceUID").is_in(studies.unique().to_list()))
             elif kw in COMPUTED_LEVEL:
                 post.append((kw, elem))
             elif kw in KEYWORD_LEVEL and _RANK[KEYWORD_LEVEL[kw]] <= _RANK[level]:
-                rows = _filter_column(rows, kw, query, elem.VR, self._multi_values(kw))
+                condition = _column_condition(rows, kw, query, elem.VR, self._multi_values(kw))
+                if condition is not None:
+                    conditions.append(condition)
             else:
                 post.append((kw, elem))
         key = UNIQUE_KEY[level]
-        reps = rows.filter(pl.col(key).is_not_null()).unique(
-            subset=[key], keep="first", maintain_order=True
+        reps = (
+            rows.lazy()
+            .filter(*conditions, pl.col(key).is_not_null())
+            .unique(subset=[key], keep="first", maintain_order=True)
+            .collect()
         )
         if post and reps.height:
             keep = [
@@ -392,27 +400,25 @@ def _check_level(level: str) -> str:
     return lv
 
 
-def _filter_column(
+def _column_condition(
     rows: pl.DataFrame, kw: str, query: str | None, vr: str, multi: list[str]
-) -> pl.DataFrame:
-    """Keep rows whose ``kw`` matches ``query``.
+) -> pl.Expr | None:
+    """The condition keeping the rows whose ``kw`` matches ``query`` (None: every row).
 
     An exact query (one value or a list, no wildcard, no range, not a person name) is one
     vectorised look-up; the predicate then only runs on the stored values that hold several
     values (``multi``: a component may match). Anything else runs the predicate on the
-    distinct values. Both give the rows :func:`compile_query` accepts.
+    distinct values of ``rows``. Both keep the rows :func:`compile_query` accepts.
     """
     vr = _vr_of(kw, vr)
     pred = compile_query(query, vr)
     if pred is None:
-        return rows
+        return None
     exact = exact_values(query, vr)
     if exact is not None:
-        ok = [*exact, *(v for v in multi if pred(v))]
-        return rows.filter(pl.col(kw).is_in(ok))
+        return pl.col(kw).is_in([*exact, *(v for v in multi if pred(v))])
     values = rows[kw].unique().to_list()
-    ok = [v for v in values if v is not None and pred(v)]
-    return rows.filter(pl.col(kw).is_in(ok))
+    return pl.col(kw).is_in([v for v in values if v is not None and pred(v)])
 
 
 def _vr_of(kw: str, fallback: str) -> str:

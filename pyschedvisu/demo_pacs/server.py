@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import socket
 import socketserver
 import threading
 import time
@@ -104,6 +105,7 @@ class DemoPacs:
         behaviour: Behaviour | None = None,
         move_destinations: dict[str, tuple[str, int]] | None = None,
         index: PacsIndex | None = None,
+        listen_socket: socket.socket | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.ae_title = ae_title
@@ -112,6 +114,9 @@ class DemoPacs:
         self.behaviour = behaviour if behaviour is not None else Behaviour()
         self.move_destinations: dict[str, tuple[str, int]] = dict(move_destinations or {})
         self.index = index if index is not None else PacsIndex.load(self.data_dir)
+        #: a listening socket shared with other processes serving the same files (one GIL
+        #: each): this one takes a new association at once only when it serves none
+        self.listen_socket = listen_socket
         #: the department's RIS (its appointment book), None when it has none
         self.worklist = DemoWorklist.load(self.data_dir)
         self.stats = PacsStats()
@@ -154,7 +159,7 @@ class DemoPacs:
             # AE.start_server(block=False) equivalent, but polling every 50 ms instead of
             # 500 ms, so that stop() returns at once (tests start and stop many servers).
             server = ae.make_server(
-                (self.host, self.port),
+                (self.host, self.port if self.listen_socket is None else 0),
                 evt_handlers=handlers,
                 server_class=AssociationServer,
                 request_handler=GatedHandler,
@@ -162,6 +167,12 @@ class DemoPacs:
         except OSError as exc:
             raise PacsError(f"demo PACS cannot listen on {self.host}:{self.port}: {exc}") from exc
         server.pacs = self
+        if self.listen_socket is not None:
+            server.socket.close()  # the ephemeral one it was made with
+            self.listen_socket.setblocking(False)
+            server.socket = self.listen_socket
+            server.server_address = self.listen_socket.getsockname()
+            server.shared = True
         thread = threading.Thread(
             target=server.serve_forever,
             kwargs={"poll_interval": 0.05},
