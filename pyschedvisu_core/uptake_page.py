@@ -42,6 +42,20 @@ from pyschedvisu_core.periods import week_header
 UPTAKE_Y = (0.60, 0.885)
 ACTIVITY_Y = (0.345, 0.54)
 UPTAKE_TABLE_Y = (0.115, 0.29)
+#: The i18n keys of the injection → scan table's columns, in order (the page and the HTML).
+TABLE_KEYS: tuple[str, ...] = (
+    "description",
+    "n",
+    "uptake_median",
+    "uptake_spread",
+    "window",
+    "in_window",
+    "activity_median",
+    "activity_p90",
+    "activity_ref",
+    "flagged",
+    "no_injection",
+)
 #: Above this many studies of one description its points are left out (the box stays).
 UPTAKE_POINTS_MAX = 300
 _WINDOW_FILL = "#d8eed4"
@@ -213,21 +227,8 @@ def table_draw(table: pl.DataFrame, spec: PageSpec) -> TableDraw:
         )
         base = _SUM_FILL if total else _ROW_FILLS[i % 2]
         fills.append((swatch, *([base] * 11)))
-    keys = (
-        "description",
-        "n",
-        "uptake_median",
-        "uptake_spread",
-        "window",
-        "in_window",
-        "activity_median",
-        "activity_p90",
-        "activity_ref",
-        "flagged",
-        "no_injection",
-    )
     return TableDraw(
-        header=("", *(i18n.text(k, lang) for k in keys)),
+        header=("", *(i18n.text(k, lang) for k in TABLE_KEYS)),
         rows=tuple(rows),
         widths=(0.3, 2.0, 0.8, 1.15, 1.0, 1.2, 1.05, 1.05, 1.0, 0.8, 1.05, 1.05),
         fills=tuple(fills),

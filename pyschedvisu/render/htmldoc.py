@@ -156,20 +156,7 @@ def page_tables_html(page: Page, lang: str) -> str:
 
 def uptake_table_html(table: pl.DataFrame, lang: str) -> str:
     """The numbers of an "Injection → scan" page as a real HTML table (minutes, MBq)."""
-    keys = (
-        "description",
-        "n",
-        "uptake_median",
-        "uptake_spread",
-        "window",
-        "in_window",
-        "activity_median",
-        "activity_p90",
-        "activity_ref",
-        "flagged",
-        "no_injection",
-    )
-    header = [i18n.text(k, lang) for k in keys]
+    header = [i18n.text(k, lang) for k in uptake_page.TABLE_KEYS]
 
     def minutes(v: Any) -> Cell:
         return ("-" if v is None else f"{v / 60:.0f}", _num(v / 60) if v is not None else None)
