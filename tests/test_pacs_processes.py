@@ -82,3 +82,22 @@ def test_the_other_processes_stop_with_the_first(tiny_pacs_dir: Path) -> None:
         assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text()
     ae = scu_ae()
     assert not ae.associate("127.0.0.1", port, ae_title="DEMOPACS").is_established
+
+
+def test_a_taken_port_is_one_line_naming_it(tiny_pacs_dir: Path) -> None:
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [
+                *(sys.executable, "-m", "pyschedvisu.cli", "pacs", "serve"),
+                *("--data", str(tiny_pacs_dir), "--port", str(port), "--processes", "2"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 1
+    assert f"pacs serve: cannot listen on 127.0.0.1:{port}: " in done.stderr
+    assert "Traceback" not in done.stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any, overload
@@ -16,6 +17,19 @@ from pyschedvisu_core.errors import ConfigError
 
 EXIT_CONFIG = 2
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def stop_processes(processes: list[subprocess.Popen[Any]]) -> None:
+    """SIGTERM ``processes`` (our own servers stop cleanly on it), then kill what is still
+    running after 20 s."""
+    for proc in processes:
+        proc.terminate()
+    for proc in processes:
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
 
 
 def fail_config(err: ConfigError) -> typer.Exit:

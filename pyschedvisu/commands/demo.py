@@ -40,6 +40,7 @@ import typer
 from rich.console import Console
 
 from pyschedvisu import progress
+from pyschedvisu.commands._common import stop_processes
 from pyschedvisu.config import Settings, load_settings
 from pyschedvisu_core.calendar import auto_report_end
 from pyschedvisu_core.errors import ConfigError, PySchedVisuError
@@ -223,12 +224,7 @@ def demo_pacs_process(
                         console.print("      " + doing[-1], highlight=False, markup=False)
         yield
     finally:
-        proc.terminate()  # `pacs serve` stops cleanly on SIGTERM
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        stop_processes([proc])  # `pacs serve` stops cleanly on SIGTERM
         reader.join(timeout=5)
 
 

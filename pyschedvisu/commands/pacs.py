@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from pyschedvisu.commands import pacs_check
-from pyschedvisu.commands._common import settings_from
+from pyschedvisu.commands._common import settings_from, stop_processes
 from pyschedvisu_core.errors import PacsError, StoreError
 
 pacs_app = typer.Typer(
@@ -124,12 +124,11 @@ def serve(
     if listen_fd is not None:  # one of the processes of `--processes`
         shared = socket.socket(fileno=listen_fd)
     elif processes > 1:
+        wanted = settings.pacs.port if port is None else port
         try:
-            shared = socket.create_server(
-                (host, settings.pacs.port if port is None else port), backlog=64
-            )
+            shared = socket.create_server((host, wanted), backlog=64)
         except OSError as exc:
-            typer.echo(f"pacs serve: cannot listen on {host}:{port}: {exc}", err=True)
+            typer.echo(f"pacs serve: cannot listen on {host}:{wanted}: {exc}", err=True)
             raise typer.Exit(code=1) from None
     dests: dict[str, tuple[str, int]] = {}
     if move_dest:
@@ -189,7 +188,7 @@ def serve(
         )
         bound = pacs.start()
     except (PacsError, StoreError) as exc:
-        _stop_all(others)
+        stop_processes(others)
         typer.echo(f"pacs serve: {exc}", err=True)
         raise typer.Exit(code=1) from None
     stop = threading.Event()
@@ -215,24 +214,12 @@ def serve(
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        _stop_all(others)
+        stop_processes(others)
         pacs.stop()
         s = pacs.stats
         typer.echo(
             f"stopped: {s.associations} associations, {s.find} C-FIND, {s.get} C-GET, {s.move} C-MOVE, {s.throttled} throttled"
         )
-
-
-def _stop_all(processes: list[subprocess.Popen[bytes]]) -> None:
-    """Stop the other processes of ``--processes`` (they print their own counts)."""
-    for proc in processes:
-        proc.terminate()
-    for proc in processes:
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
 
 
 def _worklist_line(worklist: Any, forget_performed: bool) -> str:
