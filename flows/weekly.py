@@ -62,15 +62,28 @@ def resolve_end(end: dt.date | None, settings: Settings) -> dt.date:
     )
 
 
+def _periods_start(settings: Settings, end: dt.date) -> dt.date:
+    defs = settings.report.period_defs
+    pairs = [(defs[p].weeks, defs[p].anchor) for p in settings.report.periods]
+    return first_needed_day(end, pairs, settings.report.year_start)
+
+
 def needed_days(settings: Settings, end: dt.date) -> list[dt.date]:
     """Business days from Jan 1 of the first year the periods reach back to (not before
     ``retrieve.first_day``), up to ``end``."""
-    defs = settings.report.period_defs
-    pairs = [(defs[p].weeks, defs[p].anchor) for p in settings.report.periods]
-    first = first_needed_day(end, pairs, settings.report.year_start)
+    first = _periods_start(settings, end)
     if settings.retrieve.first_day is not None:
         first = max(first, settings.retrieve.first_day)
     return settings.business_days(first, end)
+
+
+def days_before_first_day(settings: Settings, end: dt.date) -> list[dt.date]:
+    """Business days the periods reach back to that ``retrieve.first_day`` leaves unasked."""
+    first_day = settings.retrieve.first_day
+    if first_day is None:
+        return []
+    start = _periods_start(settings, end)
+    return settings.business_days(start, min(end, first_day - dt.timedelta(days=1)))
 
 
 @flow(
@@ -120,6 +133,15 @@ def _weekly_report(settings: Settings, end: dt.date | None, send_email: bool) ->
         len(days),
         days[0] if days else "-",
     )
+    unasked = days_before_first_day(settings, end)
+    if unasked:
+        logger.info(
+            "%d business day(s) from %s are before retrieve.first_day (%s): not asked of the "
+            "PACS; empty retrieve.first_day to ask them",
+            len(unasked),
+            unasked[0],
+            settings.retrieve.first_day,
+        )
 
     with clock("retrieval"):
         outcomes = retrieve_days(settings, days)

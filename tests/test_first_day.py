@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.weekly import needed_days
+from flows.weekly import days_before_first_day, needed_days
 from pyschedvisu.commands.demo import demo_toml
 from pyschedvisu.config import Settings, load_settings
 from pyschedvisu.retrieval import retrieval_fingerprint
@@ -21,11 +21,17 @@ def test_the_report_asks_from_january_unless_the_pacs_starts_later() -> None:
     s.report.periods = ["hebdomadaire", "annuel"]
     january = s.business_days(dt.date(2026, 1, 1), END)[0]  # Jan 1 and 2 are holidays
     assert needed_days(s, END)[0] == january
+    assert days_before_first_day(s, END) == []
     s.retrieve.first_day = dt.date(2026, 6, 8)
     days = needed_days(s, END)
     assert days[0] == dt.date(2026, 6, 8) and days[-1] == END
+    # what is left unasked, which the weekly flow says: exactly the days before it
+    unasked = days_before_first_day(s, END)
+    assert unasked == s.business_days(january, dt.date(2026, 6, 5))
+    assert unasked + days == s.business_days(january, END)  # nothing lost between them
     s.retrieve.first_day = dt.date(2020, 1, 1)  # before what the periods reach: no change
     assert needed_days(s, END)[0] == january
+    assert days_before_first_day(s, END) == []
 
 
 def test_first_day_does_not_change_the_days_already_stored() -> None:
