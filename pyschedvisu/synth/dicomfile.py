@@ -55,7 +55,8 @@ def tag_vr(keyword: str) -> tuple[int, str]:
     return tag, vr
 
 
-def _value_bytes(vr: str, value: Any) -> bytes:
+def value_bytes(vr: str, value: Any) -> bytes:
+    """The bytes a value is encoded as, before its padding (what a reader strips)."""
     if vr == "SQ":
         return b"".join(_item(item) for item in value)
     if vr in ("OB", "OW", "UN"):
@@ -76,7 +77,7 @@ def _value_bytes(vr: str, value: Any) -> bytes:
 
 def encode_element(tag: int, vr: str, value: Any) -> bytes:
     """One Explicit VR Little Endian element with a defined length (padded to even)."""
-    data = _value_bytes(vr, value)
+    data = value_bytes(vr, value)
     if len(data) % 2:
         data += b"\x00" if vr in ("UI", "OB", "UN") else b" "
     group, elem = tag >> 16, tag & 0xFFFF

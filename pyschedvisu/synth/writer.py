@@ -6,7 +6,7 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
-from pyschedvisu.synth.dicomfile import EXPLICIT_LE, SeriesTemplate, _value_bytes, tag_vr
+from pyschedvisu.synth.dicomfile import EXPLICIT_LE, SeriesTemplate, tag_vr, value_bytes
 from pyschedvisu.synth.plan import DayPlan, Series, Study, uid
 
 _PIXELS = bytes(range(32))  # one 4x4 uint16 frame
@@ -198,7 +198,7 @@ def _series_rows(
     for keyword in INDEXED:
         value = static.get(keyword)
         if value is not None:
-            base[keyword] = encoded_value(keyword, _value_bytes(tag_vr(keyword)[1], value))
+            base[keyword] = encoded_value(keyword, value_bytes(tag_vr(keyword)[1], value))
     base["TransferSyntaxUID"] = EXPLICIT_LE
     base["Sequences"] = sequences_value(k for k, v in static.items() if v is not None)
     rows = []
